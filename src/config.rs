@@ -1,0 +1,274 @@
+//! Session configuration: credentials, base URL, default account, limits and write safety,
+//! from the environment, a profile file (`~/.config/cfql/config.toml`) or code.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::error::{Error, Result};
+
+/// The official API base URL.
+pub const DEFAULT_BASE_URL: &str = "https://api.cloudflare.com/client/v4";
+
+/// A Cloudflare credential. `Debug` never shows the secret parts.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Credentials {
+    /// `Authorization: Bearer <token>`.
+    ApiToken(String),
+    /// `X-Auth-Email` + `X-Auth-Key` (the global API key).
+    GlobalKey {
+        /// Account email.
+        email: String,
+        /// Global API key.
+        key: String,
+    },
+}
+
+impl fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Credentials::ApiToken(_) => f.write_str("ApiToken(<redacted>)"),
+            Credentials::GlobalKey { .. } => f.write_str("GlobalKey { email: <redacted>, key: <redacted> }"),
+        }
+    }
+}
+
+/// What a fan-out over accounts does when some accounts fail.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum FanoutErrors {
+    /// The query fails and names the failed accounts (default).
+    #[default]
+    Fail,
+    /// The failed accounts are reported as warnings on stderr; the others' rows are returned.
+    Warn,
+}
+
+/// Everything a [`crate::Session`] needs. Build it with [`Config::from_env`],
+/// [`Config::load`] (profile file plus environment) or [`Config::new`] and the `with_*` setters.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Credential sent on every call.
+    pub credentials: Option<Credentials>,
+    /// API base URL (`CLOUDFLARE_BASE_URL`).
+    pub base_url: String,
+    /// Default account for account-scoped tables (`CLOUDFLARE_ACCOUNT_ID`).
+    pub account_id: Option<String>,
+    /// HTTP calls in flight at once (default 16).
+    pub concurrency: usize,
+    /// Client-side rate limit: requests per window (default 1,200 per 300 s, Cloudflare's limit).
+    pub rate_limit: u32,
+    /// Window of the rate limit.
+    pub rate_window: Duration,
+    /// Retries of a failed idempotent call (default 4).
+    pub max_retries: u32,
+    /// Longest total time spent waiting between retries of one call (default 30 s).
+    pub retry_budget: Duration,
+    /// First backoff delay (doubles each retry, with jitter).
+    pub retry_base_delay: Duration,
+    /// TCP connect timeout.
+    pub connect_timeout: Duration,
+    /// Whole-request timeout.
+    pub request_timeout: Duration,
+    /// Fan-out failure policy.
+    pub fanout_errors: FanoutErrors,
+    /// Writes list their HTTP calls instead of making them.
+    pub dry_run: bool,
+    /// UPDATE/REPLACE/DELETE without WHERE are allowed.
+    pub allow_unfiltered_writes: bool,
+    /// Values of `{{ name }}` template variables.
+    pub vars: HashMap<String, String>,
+    /// Secrets returned by create/roll/rotate are also appended here (JSON lines, mode 0600).
+    pub secrets_file: Option<PathBuf>,
+    /// Every mutating call is recorded here (JSON lines, no secrets).
+    pub audit_log: Option<PathBuf>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            credentials: None,
+            base_url: DEFAULT_BASE_URL.into(),
+            account_id: None,
+            concurrency: 16,
+            rate_limit: 1200,
+            rate_window: Duration::from_secs(300),
+            max_retries: 4,
+            retry_budget: Duration::from_secs(30),
+            retry_base_delay: Duration::from_millis(200),
+            connect_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(60),
+            fanout_errors: FanoutErrors::Fail,
+            dry_run: false,
+            allow_unfiltered_writes: false,
+            vars: HashMap::new(),
+            secrets_file: None,
+            audit_log: None,
+        }
+    }
+}
+
+/// One profile of `~/.config/cfql/config.toml`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Profile {
+    api_token: Option<String>,
+    email: Option<String>,
+    api_key: Option<String>,
+    base_url: Option<String>,
+    account_id: Option<String>,
+    concurrency: Option<usize>,
+    rate_limit: Option<u32>,
+    rate_window_secs: Option<u64>,
+    max_retries: Option<u32>,
+    retry_budget_secs: Option<u64>,
+    request_timeout_secs: Option<u64>,
+    fanout_errors: Option<String>,
+}
+
+impl Config {
+    /// Defaults pointed at `base_url`, with no credential.
+    pub fn new(base_url: impl Into<String>) -> Self {
+        Self { base_url: base_url.into(), ..Self::default() }
+    }
+
+    /// Uses an API token.
+    pub fn with_api_token(mut self, token: impl Into<String>) -> Self {
+        self.credentials = Some(Credentials::ApiToken(token.into()));
+        self
+    }
+
+    /// Uses the global key.
+    pub fn with_global_key(mut self, email: impl Into<String>, key: impl Into<String>) -> Self {
+        self.credentials = Some(Credentials::GlobalKey { email: email.into(), key: key.into() });
+        self
+    }
+
+    /// Sets the default account.
+    pub fn with_account_id(mut self, id: impl Into<String>) -> Self {
+        self.account_id = Some(id.into());
+        self
+    }
+
+    /// Sets the number of HTTP calls in flight at once.
+    pub fn with_concurrency(mut self, n: usize) -> Self {
+        self.concurrency = n.max(1);
+        self
+    }
+
+    /// Sets a template variable.
+    pub fn with_var(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.vars.insert(name.into(), value.into());
+        self
+    }
+
+    /// Writes list their calls instead of making them.
+    pub fn with_dry_run(mut self, on: bool) -> Self {
+        self.dry_run = on;
+        self
+    }
+
+    /// Configuration from the environment only: `CLOUDFLARE_API_TOKEN`, or
+    /// `CLOUDFLARE_EMAIL` + `CLOUDFLARE_API_KEY`; `CLOUDFLARE_BASE_URL`; `CLOUDFLARE_ACCOUNT_ID`.
+    pub fn from_env() -> Result<Self> {
+        let mut c = Self::default();
+        c.apply_env(|k| std::env::var(k).ok());
+        Ok(c)
+    }
+
+    /// Configuration from a profile of the config file (default `~/.config/cfql/config.toml`,
+    /// profile `default` when it exists), with the environment overriding it.
+    pub fn load(profile: Option<&str>, file: Option<&Path>) -> Result<Self> {
+        let path = file.map(Path::to_path_buf).or_else(default_config_path);
+        let mut c = Self::default();
+        if let Some(path) = path.filter(|p| p.exists() || file.is_some()) {
+            let text = std::fs::read_to_string(&path).map_err(|source| Error::Io { path: path.clone(), source })?;
+            let mut profiles: HashMap<String, Profile> = toml::from_str(&text)
+                .map_err(|e| Error::Config(format!("{}: {}", path.display(), e.message())))?;
+            let name = profile.unwrap_or("default");
+            match profiles.remove(name) {
+                Some(p) => c.apply_profile(p, &path)?,
+                None if profile.is_some() => {
+                    let mut known: Vec<_> = profiles.keys().cloned().collect();
+                    known.sort();
+                    return Err(Error::Config(format!(
+                        "profile '{name}' is not in {} (profiles there: {})",
+                        path.display(),
+                        if known.is_empty() { "none".into() } else { known.join(", ") }
+                    )));
+                }
+                None => {}
+            }
+        } else if let Some(p) = profile {
+            return Err(Error::Config(format!(
+                "profile '{p}' was asked for but there is no config file (expected {})",
+                default_config_path().map(|p| p.display().to_string()).unwrap_or_else(|| "~/.config/cfql/config.toml".into())
+            )));
+        }
+        c.apply_env(|k| std::env::var(k).ok());
+        Ok(c)
+    }
+
+    fn apply_profile(&mut self, p: Profile, path: &Path) -> Result<()> {
+        if let Some(t) = p.api_token {
+            self.credentials = Some(Credentials::ApiToken(t));
+        } else if let (Some(email), Some(key)) = (p.email, p.api_key) {
+            self.credentials = Some(Credentials::GlobalKey { email, key });
+        }
+        if let Some(v) = p.base_url {
+            self.base_url = v;
+        }
+        self.account_id = p.account_id.or(self.account_id.take());
+        if let Some(v) = p.concurrency {
+            self.concurrency = v.max(1);
+        }
+        if let Some(v) = p.rate_limit {
+            self.rate_limit = v.max(1);
+        }
+        if let Some(v) = p.rate_window_secs {
+            self.rate_window = Duration::from_secs(v.max(1));
+        }
+        if let Some(v) = p.max_retries {
+            self.max_retries = v;
+        }
+        if let Some(v) = p.retry_budget_secs {
+            self.retry_budget = Duration::from_secs(v);
+        }
+        if let Some(v) = p.request_timeout_secs {
+            self.request_timeout = Duration::from_secs(v.max(1));
+        }
+        match p.fanout_errors.as_deref() {
+            None | Some("fail") => {}
+            Some("warn") => self.fanout_errors = FanoutErrors::Warn,
+            Some(o) => {
+                return Err(Error::Config(format!("{}: fanout_errors must be 'fail' or 'warn', got '{o}'", path.display())));
+            }
+        }
+        Ok(())
+    }
+
+    fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) {
+        let get = |k: &str| get(k).filter(|v| !v.is_empty());
+        if let Some(t) = get("CLOUDFLARE_API_TOKEN") {
+            self.credentials = Some(Credentials::ApiToken(t));
+        } else if let (Some(email), Some(key)) = (get("CLOUDFLARE_EMAIL"), get("CLOUDFLARE_API_KEY")) {
+            self.credentials = Some(Credentials::GlobalKey { email, key });
+        }
+        if let Some(u) = get("CLOUDFLARE_BASE_URL") {
+            self.base_url = u;
+        }
+        if let Some(a) = get("CLOUDFLARE_ACCOUNT_ID") {
+            self.account_id = Some(a);
+        }
+    }
+}
+
+/// `$XDG_CONFIG_HOME/cfql/config.toml`, else `~/.config/cfql/config.toml`.
+pub fn default_config_path() -> Option<PathBuf> {
+    if let Some(x) = std::env::var_os("XDG_CONFIG_HOME").filter(|v| !v.is_empty()) {
+        return Some(PathBuf::from(x).join("cfql/config.toml"));
+    }
+    std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config/cfql/config.toml"))
+}

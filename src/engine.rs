@@ -1,0 +1,365 @@
+//! The engine shared by a session's tables and statements: the HTTP client, the
+//! manifests, and the fetch primitives (scope resolution, fan-out, paging, GET by id).
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use futures::stream::{self, BoxStream, StreamExt};
+use reqwest::Method;
+use serde_json::Value;
+
+use crate::config::{Config, FanoutErrors};
+use crate::error::{Error, Result};
+use crate::http::{ApiRequest, Client, path_segment};
+use crate::provider::{MethodSpec, Registry, Resource, ResponseShape, Verb};
+
+/// Called after each page a scan receives: (table, pages so far, rows so far).
+pub type ProgressFn = dyn Fn(&str, u64, u64) + Send + Sync;
+
+/// One scope a call runs in: the scope columns' values and the path prefix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScopeBinding {
+    /// Every scope column of the resource with its value here (`None` when another scope is used).
+    pub values: Vec<(String, Option<String>)>,
+    /// Path prefix substituted for `{scope}`.
+    pub prefix: String,
+}
+
+impl ScopeBinding {
+    /// The unscoped binding.
+    pub fn none() -> Self {
+        Self { values: Vec::new(), prefix: String::new() }
+    }
+
+    /// `account_id=...` for messages.
+    pub fn label(&self) -> String {
+        self.values
+            .iter()
+            .filter_map(|(c, v)| v.as_ref().map(|v| format!("{c} {v}")))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+/// How a scan will find its scopes (shown in EXPLAIN).
+#[derive(Debug)]
+pub enum ScopeSource {
+    /// The resource has no scope.
+    Unscoped,
+    /// Values pinned in the WHERE clause.
+    Pinned,
+    /// The configured default account.
+    DefaultAccount,
+    /// Every account the credential can list.
+    FanOut,
+    /// None given and none can be found: the scan fails with this message.
+    Missing(Error),
+}
+
+/// The engine of one session.
+pub struct Engine {
+    /// HTTP client.
+    pub client: Arc<Client>,
+    /// Manifests.
+    pub registry: Arc<Registry>,
+    /// Configuration.
+    pub config: Config,
+    warnings: Mutex<Vec<String>>,
+    progress: Mutex<Option<Arc<ProgressFn>>>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine").field("client", &self.client).finish_non_exhaustive()
+    }
+}
+
+impl Engine {
+    /// An engine for `config`.
+    pub fn new(config: Config) -> Result<Arc<Self>> {
+        let registry = Arc::new(Registry::embedded()?);
+        let client = Client::new(&config)?;
+        Ok(Arc::new(Self { client, registry, config, warnings: Mutex::new(Vec::new()), progress: Mutex::new(None) }))
+    }
+
+    /// Records a warning for the caller to show (fan-out failures under `warn`).
+    pub fn warn(&self, w: String) {
+        tracing::warn!("{w}");
+        self.warnings.lock().unwrap_or_else(|p| p.into_inner()).push(w);
+    }
+
+    /// Takes the warnings recorded so far.
+    pub fn take_warnings(&self) -> Vec<String> {
+        std::mem::take(&mut *self.warnings.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// Sets the progress callback.
+    pub fn set_progress(&self, f: Option<Arc<ProgressFn>>) {
+        *self.progress.lock().unwrap_or_else(|p| p.into_inner()) = f;
+    }
+
+    /// Reports progress, if anyone listens.
+    pub fn report_progress(&self, table: &str, pages: u64, rows: u64) {
+        let f = self.progress.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        if let Some(f) = f {
+            f(table, pages, rows);
+        }
+    }
+
+    /// How the scopes of a statement on `resource` will be found.
+    pub fn scope_source(&self, resource: &Resource, method: &MethodSpec, pinned: &BTreeMap<String, Vec<String>>) -> ScopeSource {
+        let spec = &resource.spec;
+        let allowed: Vec<_> =
+            spec.scopes.iter().filter(|s| method.scopes.is_empty() || method.scopes.contains(&s.column)).collect();
+        if spec.scopes.is_empty() {
+            return ScopeSource::Unscoped;
+        }
+        if allowed.iter().any(|s| pinned.contains_key(&s.column)) {
+            return ScopeSource::Pinned;
+        }
+        if self.config.account_id.is_some() && allowed.iter().any(|s| s.column == "account_id") {
+            return ScopeSource::DefaultAccount;
+        }
+        if allowed.iter().any(|s| s.fanout) {
+            return ScopeSource::FanOut;
+        }
+        let names: Vec<_> = allowed.iter().map(|s| s.column.as_str()).collect();
+        let param = names.join(" or ");
+        let example = names.first().copied().unwrap_or("account_id");
+        ScopeSource::Missing(Error::MissingParam {
+            table: resource.qualified_name(),
+            param: param.clone(),
+            hint: format!(
+                "add WHERE {example} = '<id>' (or @{example}='<id>' in EXEC){}",
+                if names.contains(&"account_id") { ", or set CLOUDFLARE_ACCOUNT_ID / account_id in the profile" } else { "" }
+            ),
+        })
+    }
+
+    /// The scopes a statement runs in, listing accounts for a fan-out.
+    pub async fn resolve_scopes(
+        &self,
+        resource: &Resource,
+        method: &MethodSpec,
+        pinned: &BTreeMap<String, Vec<String>>,
+    ) -> Result<Vec<ScopeBinding>> {
+        let spec = &resource.spec;
+        let binding = |col: &str, val: &str| scope_binding(resource, col, val);
+        match self.scope_source(resource, method, pinned) {
+            ScopeSource::Unscoped => Ok(vec![ScopeBinding::none()]),
+            ScopeSource::Pinned => {
+                let mut out = Vec::new();
+                for s in &spec.scopes {
+                    if !method.scopes.is_empty() && !method.scopes.contains(&s.column) {
+                        continue;
+                    }
+                    for v in pinned.get(&s.column).into_iter().flatten() {
+                        out.push(binding(&s.column, v)?);
+                    }
+                }
+                Ok(out)
+            }
+            ScopeSource::DefaultAccount => {
+                let a = self.config.account_id.clone().unwrap_or_default();
+                Ok(vec![binding("account_id", &a)?])
+            }
+            ScopeSource::FanOut => {
+                let col = spec.scopes.iter().find(|s| s.fanout).map(|s| s.column.clone()).unwrap_or_default();
+                let accounts = self.list_account_ids().await?;
+                accounts.iter().map(|a| binding(&col, a)).collect()
+            }
+            ScopeSource::Missing(e) => Err(e),
+        }
+    }
+
+    /// Ids of every account the credential can list (`cloudflare.accounts.accounts`).
+    pub async fn list_account_ids(&self) -> Result<Vec<String>> {
+        let accounts = self
+            .registry
+            .resource("accounts", "accounts")
+            .ok_or_else(|| Error::Config("the accounts.accounts resource is missing from the manifests".into()))?;
+        let method = accounts.spec.method(Verb::Select, false).cloned().expect("accounts has a list method");
+        let mut pages = self.list_pages(&method, &ScopeBinding::none(), Vec::new(), None);
+        let mut ids = Vec::new();
+        while let Some(page) = pages.next().await {
+            for row in page?.1 {
+                if let Some(id) = row.get("id").and_then(Value::as_str) {
+                    ids.push(id.to_string());
+                }
+            }
+        }
+        Ok(ids)
+    }
+
+    /// Fills a method's path with the scope prefix and the id.
+    pub fn fill_path(resource: &Resource, method: &MethodSpec, scope: &ScopeBinding, id: Option<&str>) -> Result<String> {
+        let mut path = method.path.replace("{scope}", &scope.prefix);
+        if let Some(idspec) = &resource.spec.id {
+            let ph = format!("{{{}}}", idspec.param);
+            if path.contains(&ph) {
+                let id = id.ok_or_else(|| Error::MissingParam {
+                    table: resource.qualified_name(),
+                    param: idspec.param.clone(),
+                    hint: format!("add WHERE {} = '<id>' or @{}='<id>'", idspec.column, idspec.param),
+                })?;
+                path = path.replace(&ph, &path_segment(&idspec.param, id)?);
+            }
+        }
+        Ok(path)
+    }
+
+    /// Pages of a list method as (endpoint, rows), fetched at the method's page size:
+    /// the first page alone, then the rest concurrently once the total is known (or one
+    /// by one until a short page when the API gives no total). `max_rows` stops early.
+    pub fn list_pages(
+        &self,
+        method: &MethodSpec,
+        scope: &ScopeBinding,
+        filters: Vec<(String, String)>,
+        max_rows: Option<usize>,
+    ) -> BoxStream<'static, Result<(String, Vec<Value>)>> {
+        let client = self.client.clone();
+        let concurrency = self.config.concurrency.max(1);
+        let path = method.path.replace("{scope}", &scope.prefix);
+        let per_page = method.per_page;
+        let shape = method.response;
+        let mut base_query: Vec<(String, String)> = method.query.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        base_query.extend(filters);
+        let max_pages = match (max_rows, per_page) {
+            (Some(n), Some(p)) => Some((n as u64).div_ceil(p as u64).max(1)),
+            _ => None,
+        };
+        let fetch = move |page: u64| {
+            let client = client.clone();
+            let mut req = ApiRequest::get(path.clone());
+            req.query = base_query.clone();
+            if let Some(p) = per_page {
+                req.query.push(("page".into(), page.to_string()));
+                req.query.push(("per_page".into(), p.to_string()));
+            }
+            async move {
+                let resp = client.call(&req).await?;
+                let endpoint = req.display_path();
+                let rows = rows_of(&resp.result, shape, &req.method, &endpoint)?;
+                Ok::<_, Error>((endpoint, rows, resp.result_info))
+            }
+        };
+        let first = fetch(1);
+        stream::once(first)
+            .flat_map(move |res| -> BoxStream<'static, Result<(String, Vec<Value>)>> {
+                match res {
+                    Err(e) => stream::iter([Err(e)]).boxed(),
+                    Ok((endpoint, rows, info)) => {
+                        let fetch = fetch.clone();
+                        let Some(per) = per_page.map(u64::from) else {
+                            return stream::iter([Ok((endpoint, rows))]).boxed();
+                        };
+                        let short = (rows.len() as u64) < per;
+                        let head = stream::iter([Ok((endpoint, rows))]);
+                        let cap = max_pages.unwrap_or(u64::MAX);
+                        if short || cap <= 1 {
+                            return head.boxed();
+                        }
+                        if let Some(total) = info.and_then(|i| i.pages(per)) {
+                            let last = total.min(cap);
+                            let rest = stream::iter(2..=last)
+                                .map(fetch.clone())
+                                .buffered(concurrency)
+                                .map(|r| r.map(|(e, rows, _)| (e, rows)));
+                            head.chain(rest).boxed()
+                        } else {
+                            // No totals: one page at a time until a short or empty page.
+                            let rest = stream::unfold(Some(2u64), move |next| {
+                                let fetch = fetch.clone();
+                                async move {
+                                    let page = next?;
+                                    if page > cap {
+                                        return None;
+                                    }
+                                    match fetch(page).await {
+                                        Err(e) => Some((Err(e), None)),
+                                        Ok((endpoint, rows, _)) => {
+                                            let more = rows.len() as u64 >= per && !rows.is_empty();
+                                            Some((Ok((endpoint, rows)), more.then_some(page + 1)))
+                                        }
+                                    }
+                                }
+                            });
+                            head.chain(rest).boxed()
+                        }
+                    }
+                }
+            })
+            .boxed()
+    }
+
+    /// GET of one object by id; `Ok(None)` when the API says 404.
+    pub async fn get_one(&self, resource: &Resource, method: &MethodSpec, scope: &ScopeBinding, id: &str) -> Result<Option<Value>> {
+        let path = Self::fill_path(resource, method, scope, Some(id))?;
+        match self.client.call(&ApiRequest::get(path)).await {
+            Ok(resp) => Ok(Some(resp.result)),
+            Err(Error::Api { status: 404, .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Applies the fan-out failure policy to per-scope failures.
+    pub fn fanout_outcome(&self, table: &str, failures: Vec<(String, Error)>, total: usize) -> Result<()> {
+        if failures.is_empty() {
+            return Ok(());
+        }
+        let list: Vec<String> = failures.iter().map(|(s, e)| format!("{s}: {e}")).collect();
+        match self.config.fanout_errors {
+            FanoutErrors::Warn => {
+                for l in list {
+                    self.warn(format!("warning: {table}: skipped {l}"));
+                }
+                Ok(())
+            }
+            FanoutErrors::Fail if failures.len() == 1 && total == 1 => Err(failures.into_iter().next().expect("one").1),
+            FanoutErrors::Fail => Err(Error::InvalidInput(format!(
+                "{table}: {} of {total} scopes failed: {}; the query was stopped rather than return partial rows (set fanout_errors = \"warn\" in the profile to get the others' rows with warnings)",
+                list.len(),
+                list.join("; ")
+            ))),
+        }
+    }
+}
+
+/// The binding of scope column `col` = `val` (the value is percent-encoded into the prefix).
+pub fn scope_binding(resource: &Resource, col: &str, val: &str) -> Result<ScopeBinding> {
+    let spec = &resource.spec;
+    let scope = spec
+        .scope(col)
+        .ok_or_else(|| Error::InvalidInput(format!("{} has no scope column {col}", resource.qualified_name())))?;
+    let prefix = scope.prefix.replace(&format!("{{{col}}}"), &path_segment(col, val)?);
+    let values = spec.scopes.iter().map(|s| (s.column.clone(), (s.column == col).then(|| val.to_string()))).collect();
+    Ok(ScopeBinding { values, prefix })
+}
+
+/// The rows of a response, by the method's response shape.
+pub fn rows_of(result: &Value, shape: ResponseShape, method: &Method, endpoint: &str) -> Result<Vec<Value>> {
+    match (shape, result) {
+        (ResponseShape::List, Value::Array(a)) => Ok(a.clone()),
+        (ResponseShape::List, Value::Null) => Ok(Vec::new()),
+        (ResponseShape::Object | ResponseShape::Id, Value::Object(_)) => Ok(vec![result.clone()]),
+        (ResponseShape::Value, v) => Ok(vec![v.clone()]),
+        (_, other) => Err(Error::Decode {
+            method: method.as_str().into(),
+            path: endpoint.into(),
+            status: 200,
+            detail: format!(
+                "expected {} in 'result', got {}",
+                if shape == ResponseShape::List { "an array" } else { "an object" },
+                match other {
+                    Value::Null => "null",
+                    Value::Bool(_) => "a boolean",
+                    Value::Number(_) => "a number",
+                    Value::String(_) => "a string",
+                    Value::Array(_) => "an array",
+                    Value::Object(_) => "an object",
+                }
+            ),
+        }),
+    }
+}

@@ -1,0 +1,33 @@
+//! cfql: SQL over Cloudflare API tokens and Access service tokens, on Apache DataFusion.
+//!
+//! ```no_run
+//! # async fn demo() -> cfql::Result<()> {
+//! let session = cfql::Session::new(cfql::Config::from_env()?).await?;
+//! let batches = session
+//!     .sql("SELECT name, expires_on FROM cloudflare.user.tokens WHERE expires_on < now() + INTERVAL '30 days'")
+//!     .await?;
+//! # Ok(()) }
+//! ```
+//!
+//! Data flows one way: SQL -> [`sql::parse`] -> DataFusion plan -> [`table`] provider ->
+//! [`http`] client -> Arrow batches -> the caller (or the CLI's printer).
+
+pub mod catalog;
+pub mod config;
+pub mod engine;
+pub mod error;
+pub mod http;
+pub mod provider;
+mod session;
+#[cfg(feature = "sim")]
+pub mod sim;
+pub mod sql;
+pub mod table;
+
+pub use config::{Config, Credentials, FanoutErrors};
+pub use error::{Error, Result, RowOutcome};
+pub use session::{Output, Session, register};
+
+/// Re-exports of DataFusion and Arrow, so embedders link the same versions.
+pub use datafusion;
+pub use datafusion::arrow;

@@ -1,0 +1,264 @@
+//! Provider manifests: the files of `providers/cloudflare/`, embedded at build time,
+//! loaded and validated into a [`Registry`] of services, resources and views.
+
+pub mod model;
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+pub use model::*;
+
+use crate::error::{Error, Result};
+
+/// The manifests shipped with cfql: (file name, text).
+pub const EMBEDDED: &[(&str, &str)] = &[
+    ("providers/cloudflare/user.toml", include_str!("../../providers/cloudflare/user.toml")),
+    ("providers/cloudflare/accounts.toml", include_str!("../../providers/cloudflare/accounts.toml")),
+    ("providers/cloudflare/access.toml", include_str!("../../providers/cloudflare/access.toml")),
+    ("providers/cloudflare/audit.toml", include_str!("../../providers/cloudflare/audit.toml")),
+];
+
+/// Name of the catalog every service lives in.
+pub const CATALOG: &str = "cloudflare";
+
+/// A resource with the service it belongs to.
+#[derive(Debug, Clone)]
+pub struct Resource {
+    /// Service (schema) name.
+    pub service: String,
+    /// The resource's spec.
+    pub spec: Arc<ResourceSpec>,
+}
+
+impl Resource {
+    /// `cloudflare.<service>.<resource>`.
+    pub fn qualified_name(&self) -> String {
+        format!("{CATALOG}.{}.{}", self.service, self.spec.name)
+    }
+}
+
+/// All services, resources and views, validated.
+#[derive(Debug, Clone)]
+pub struct Registry {
+    services: Vec<Arc<ServiceSpec>>,
+}
+
+impl Registry {
+    /// Loads the embedded manifests.
+    pub fn embedded() -> Result<Self> {
+        Self::from_sources(EMBEDDED.iter().map(|(f, t)| (f.to_string(), t.to_string())))
+    }
+
+    /// Loads manifests from (file name, text) pairs, validating each.
+    pub fn from_sources(sources: impl IntoIterator<Item = (String, String)>) -> Result<Self> {
+        let mut services: Vec<Arc<ServiceSpec>> = Vec::new();
+        let mut names = HashSet::new();
+        for (file, text) in sources {
+            let spec: ServiceSpec = toml::from_str(&text).map_err(|e| {
+                let field = e.span().map(|s| format!("at byte {}", s.start)).unwrap_or_else(|| "(document)".into());
+                Error::Manifest { file: file.clone(), field, message: e.message().to_string() }
+            })?;
+            validate(&file, &spec)?;
+            for n in std::iter::once(&spec.service).chain(&spec.aliases) {
+                if !names.insert(n.clone()) {
+                    return Err(manifest_err(&file, "service", format!("service name '{n}' is declared twice")));
+                }
+            }
+            services.push(Arc::new(spec));
+        }
+        Ok(Self { services })
+    }
+
+    /// Services in manifest order.
+    pub fn services(&self) -> &[Arc<ServiceSpec>] {
+        &self.services
+    }
+
+    /// The service with this name or alias.
+    pub fn service(&self, name: &str) -> Option<&Arc<ServiceSpec>> {
+        let name = name.to_ascii_lowercase();
+        self.services.iter().find(|s| s.service == name || s.aliases.contains(&name))
+    }
+
+    /// The resource `service.table` (names or aliases).
+    pub fn resource(&self, service: &str, table: &str) -> Option<Resource> {
+        let svc = self.service(service)?;
+        let table = table.to_ascii_lowercase();
+        svc.resources
+            .iter()
+            .find(|r| r.name == table || r.aliases.contains(&table))
+            .map(|r| Resource { service: svc.service.clone(), spec: Arc::new(r.clone()) })
+    }
+
+    /// Every resource.
+    pub fn resources(&self) -> impl Iterator<Item = Resource> + '_ {
+        self.services.iter().flat_map(|s| {
+            s.resources.iter().map(|r| Resource { service: s.service.clone(), spec: Arc::new(r.clone()) })
+        })
+    }
+
+    /// Every `cloudflare.service.table` name, aliases included (for suggestions and completion).
+    pub fn all_table_names(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for s in &self.services {
+            for svc in std::iter::once(&s.service).chain(&s.aliases) {
+                for r in &s.resources {
+                    for t in std::iter::once(&r.name).chain(&r.aliases) {
+                        out.push(format!("{CATALOG}.{svc}.{t}"));
+                    }
+                }
+                for v in &s.views {
+                    out.push(format!("{CATALOG}.{svc}.{}", v.name));
+                }
+            }
+        }
+        out
+    }
+
+    /// Resolves a possibly partial table name (`tokens`, `user.tokens`, `cloudflare.user.tokens`).
+    pub fn resolve(&self, parts: &[String]) -> Option<Resource> {
+        match parts {
+            [c, s, t] if c.eq_ignore_ascii_case(CATALOG) => self.resource(s, t),
+            [s, t] => self.resource(s, t),
+            _ => None,
+        }
+    }
+}
+
+fn manifest_err(file: &str, field: &str, message: impl Into<String>) -> Error {
+    Error::Manifest { file: file.into(), field: field.into(), message: message.into() }
+}
+
+fn placeholders(path: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut rest = path;
+    while let Some(start) = rest.find('{') {
+        let Some(end) = rest[start..].find('}') else { break };
+        out.push(rest[start + 1..start + end].to_string());
+        rest = &rest[start + end + 1..];
+    }
+    out
+}
+
+fn validate(file: &str, spec: &ServiceSpec) -> Result<()> {
+    let mut seen = HashSet::new();
+    for (ri, r) in spec.resources.iter().enumerate() {
+        let at = |f: &str| format!("resources[{ri}] ({}).{f}", r.name);
+        for n in std::iter::once(&r.name).chain(&r.aliases) {
+            if !seen.insert(n.clone()) {
+                return Err(manifest_err(file, &at("name"), format!("table name '{n}' is declared twice")));
+            }
+        }
+        let mut cols = HashSet::new();
+        for c in &r.columns {
+            if !cols.insert(c.name.as_str()) {
+                return Err(manifest_err(file, &at("columns"), format!("column '{}' is declared twice", c.name)));
+            }
+        }
+        if let Some(id) = &r.id
+            && r.column(&id.column).is_none()
+        {
+            return Err(manifest_err(file, &at("id.column"), format!("no column named '{}'", id.column)));
+        }
+        for s in &r.scopes {
+            match r.column(&s.column) {
+                Some(c) if c.scope => {}
+                _ => {
+                    return Err(manifest_err(
+                        file,
+                        &at("scopes"),
+                        format!("scope '{}' needs a column of that name with scope = true", s.column),
+                    ));
+                }
+            }
+            if !placeholders(&s.prefix).iter().all(|p| p == &s.column) {
+                return Err(manifest_err(file, &at("scopes.prefix"), format!("prefix '{}' may only use {{{}}}", s.prefix, s.column)));
+            }
+        }
+        if r.methods.is_empty() {
+            return Err(manifest_err(file, &at("methods"), "a resource needs at least one method"));
+        }
+        for (mi, m) in r.methods.iter().enumerate() {
+            let mat = |f: &str| format!("resources[{ri}] ({}).methods[{mi}] ({}).{f}", r.name, m.name);
+            if !["GET", "POST", "PUT", "PATCH", "DELETE"].contains(&m.http.as_str()) {
+                return Err(manifest_err(file, &mat("http"), format!("unknown HTTP method '{}'", m.http)));
+            }
+            if !m.path.starts_with('/') && !m.path.starts_with("{scope}") {
+                return Err(manifest_err(file, &mat("path"), "a path starts with '/' or '{scope}'"));
+            }
+            for p in placeholders(&m.path) {
+                let known = (p == "scope" && !r.scopes.is_empty()) || r.id.as_ref().is_some_and(|i| i.param == p);
+                if !known {
+                    return Err(manifest_err(file, &mat("path"), format!("placeholder {{{p}}} is neither {{scope}} nor the id param")));
+                }
+            }
+            for s in &m.scopes {
+                if r.scope(s).is_none() {
+                    return Err(manifest_err(file, &mat("scopes"), format!("'{s}' is not a scope of the resource")));
+                }
+            }
+            for f in &m.filters {
+                if r.column(&f.column).is_none() {
+                    return Err(manifest_err(file, &mat("filters"), format!("no column named '{}'", f.column)));
+                }
+            }
+            for b in &m.body {
+                if r.column(b).is_none() && !m.optional.contains(b) && !m.required.contains(b) {
+                    return Err(manifest_err(file, &mat("body"), format!("'{b}' is neither a column nor a param")));
+                }
+            }
+            if m.response == ResponseShape::Value && m.result_column.as_deref().and_then(|c| r.column(c)).is_none() {
+                return Err(manifest_err(file, &mat("result_column"), "a value response needs result_column naming a column"));
+            }
+            if m.verb == Verb::Select && m.http != "GET" {
+                return Err(manifest_err(file, &mat("verb"), "select methods must be GET"));
+            }
+        }
+    }
+    for (vi, v) in spec.views.iter().enumerate() {
+        if !seen.insert(v.name.clone()) {
+            return Err(manifest_err(file, &format!("views[{vi}].name"), format!("table name '{}' is declared twice", v.name)));
+        }
+        if v.sql.trim().is_empty() {
+            return Err(manifest_err(file, &format!("views[{vi}].sql"), "empty view"));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_manifests_load() {
+        let r = Registry::embedded().expect("embedded manifests are valid");
+        assert!(r.resource("user", "tokens").is_some());
+        assert!(r.resource("zero_trust", "service_tokens").is_some());
+        assert!(r.resource("accounts", "account_tokens").is_some());
+    }
+
+    #[test]
+    fn invalid_manifest_names_file_and_field() {
+        let text = r#"
+service = "x"
+[[resources]]
+name = "t"
+columns = [{ name = "id", type = "utf8" }]
+[[resources.methods]]
+name = "get"
+verb = "select"
+http = "GET"
+path = "/x/{nope}"
+"#;
+        let e = Registry::from_sources([("providers/cloudflare/x.toml".to_string(), text.to_string())]).unwrap_err();
+        let msg = e.to_string();
+        assert!(msg.contains("providers/cloudflare/x.toml"), "{msg}");
+        assert!(msg.contains("methods[0] (get).path"), "{msg}");
+        assert!(msg.contains("{nope}"), "{msg}");
+        let bad_type = "service = \"y\"\n[[resources]]\nname = \"t\"\ncolumns = [{ name = \"id\", type = \"uuid\" }]\nmethods = []\n";
+        let e = Registry::from_sources([("y.toml".to_string(), bad_type.to_string())]).unwrap_err();
+        assert!(e.to_string().contains("y.toml"), "{e}");
+        assert!(e.to_string().contains("uuid"), "{e}");
+    }
+}

@@ -1,0 +1,315 @@
+//! The manifest model: services, resources, columns, methods and views as declared in `providers/`.
+
+use std::collections::BTreeMap;
+
+use datafusion::arrow::datatypes::{DataType, TimeUnit};
+use serde::Deserialize;
+
+/// One manifest file: a service and its resources.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceSpec {
+    /// Schema name under the `cloudflare` catalog (`user`, `accounts`, `access`).
+    pub service: String,
+    /// Other schema names that resolve to this service (StackQL names).
+    #[serde(default)]
+    pub aliases: Vec<String>,
+    /// One line for `SHOW SERVICES`.
+    #[serde(default)]
+    pub description: String,
+    /// Tables backed by the API.
+    #[serde(default)]
+    pub resources: Vec<ResourceSpec>,
+    /// Views defined in SQL over other tables.
+    #[serde(default)]
+    pub views: Vec<ViewSpec>,
+}
+
+/// A view: a named SQL query over the catalog.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ViewSpec {
+    /// Table name.
+    pub name: String,
+    /// One line for `SHOW RESOURCES`.
+    #[serde(default)]
+    pub description: String,
+    /// The query.
+    pub sql: String,
+}
+
+/// A table backed by API methods.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResourceSpec {
+    /// Table name.
+    pub name: String,
+    /// Other table names that resolve here (StackQL names such as `user_tokens`).
+    #[serde(default)]
+    pub aliases: Vec<String>,
+    /// One line for `SHOW RESOURCES`.
+    #[serde(default)]
+    pub description: String,
+    /// The key column and the API's name for it.
+    #[serde(default)]
+    pub id: Option<IdSpec>,
+    /// Path prefixes that scope the resource (account, zone).
+    #[serde(default)]
+    pub scopes: Vec<ScopeSpec>,
+    /// Columns, in table order.
+    pub columns: Vec<ColumnSpec>,
+    /// API methods.
+    pub methods: Vec<MethodSpec>,
+}
+
+/// The key column.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IdSpec {
+    /// Column holding the id.
+    pub column: String,
+    /// Path parameter name (`token_id`), also accepted in SQL as an alias of the column.
+    pub param: String,
+}
+
+/// A path prefix that scopes a resource, filled from a column.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScopeSpec {
+    /// Column (and path parameter) holding the scope id.
+    pub column: String,
+    /// Prefix substituted for `{scope}` in method paths, such as `/accounts/{account_id}`.
+    pub prefix: String,
+    /// When no value is given (and no default account), list every account and query each.
+    #[serde(default)]
+    pub fanout: bool,
+}
+
+/// Arrow type of a column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ColumnType {
+    /// Text.
+    Utf8,
+    /// 64-bit integer.
+    Int64,
+    /// 64-bit float.
+    Float64,
+    /// Boolean.
+    Boolean,
+    /// RFC 3339 date-time, as `Timestamp(µs, UTC)`.
+    Timestamp,
+    /// Nested JSON, as JSON text.
+    Json,
+}
+
+impl ColumnType {
+    /// The Arrow type.
+    pub fn arrow(self) -> DataType {
+        match self {
+            ColumnType::Utf8 | ColumnType::Json => DataType::Utf8,
+            ColumnType::Int64 => DataType::Int64,
+            ColumnType::Float64 => DataType::Float64,
+            ColumnType::Boolean => DataType::Boolean,
+            ColumnType::Timestamp => DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+        }
+    }
+
+    /// The name shown by `DESCRIBE`.
+    pub fn name(self) -> &'static str {
+        match self {
+            ColumnType::Utf8 => "text",
+            ColumnType::Int64 => "bigint",
+            ColumnType::Float64 => "double",
+            ColumnType::Boolean => "boolean",
+            ColumnType::Timestamp => "timestamp(UTC)",
+            ColumnType::Json => "json (text)",
+        }
+    }
+}
+
+/// A column.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ColumnSpec {
+    /// Column name, also the JSON key it is read from.
+    pub name: String,
+    /// Arrow type.
+    #[serde(rename = "type")]
+    pub ty: ColumnType,
+    /// What it holds.
+    #[serde(default)]
+    pub description: String,
+    /// Only returned by writes (create, roll, rotate); never readable by SELECT.
+    #[serde(default)]
+    pub secret: bool,
+    /// Filled from the request's scope, not from the JSON.
+    #[serde(default)]
+    pub scope: bool,
+    /// JSON object keys renamed on read (old spellings to current ones).
+    #[serde(default)]
+    pub rename_keys: BTreeMap<String, String>,
+    /// Allowed values, checked before a write.
+    #[serde(default, rename = "enum")]
+    pub enum_values: Vec<String>,
+    /// Longest allowed text, checked before a write.
+    #[serde(default)]
+    pub max_length: Option<usize>,
+    /// Values the API reports but does not accept back (`expired`): left out when
+    /// an UPDATE writes the current value back.
+    #[serde(default)]
+    pub read_only_values: Vec<String>,
+}
+
+/// Which SQL statement a method serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verb {
+    /// SELECT (list or get).
+    Select,
+    /// INSERT.
+    Insert,
+    /// UPDATE / REPLACE.
+    Update,
+    /// DELETE.
+    Delete,
+    /// EXEC (lifecycle methods).
+    Exec,
+}
+
+impl Verb {
+    /// Upper-case SQL name.
+    pub fn sql(self) -> &'static str {
+        match self {
+            Verb::Select => "SELECT",
+            Verb::Insert => "INSERT",
+            Verb::Update => "UPDATE / REPLACE",
+            Verb::Delete => "DELETE",
+            Verb::Exec => "EXEC",
+        }
+    }
+}
+
+/// Where a method's data sits in the envelope's `result`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ResponseShape {
+    /// An array of objects (one row each).
+    #[default]
+    List,
+    /// One object (one row).
+    Object,
+    /// A bare JSON value, placed in `result_column`.
+    Value,
+    /// `{"id": ...}`.
+    Id,
+}
+
+/// An API-side filter the list method accepts.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FilterSpec {
+    /// Column the SQL predicate is on.
+    pub column: String,
+    /// `eq` for `col = 'v'`, `like` for `col LIKE '%v%'`.
+    pub op: FilterOp,
+    /// Query parameter sent.
+    pub param: String,
+}
+
+/// Predicate kind of a [`FilterSpec`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FilterOp {
+    /// Equality.
+    Eq,
+    /// `LIKE '%text%'`, sent as a substring search.
+    Like,
+}
+
+/// An API method.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MethodSpec {
+    /// Method name (`list`, `get`, `create`, `update_value`...).
+    pub name: String,
+    /// Other names accepted by EXEC (`roll`).
+    #[serde(default)]
+    pub aliases: Vec<String>,
+    /// SQL verb served.
+    pub verb: Verb,
+    /// HTTP method.
+    pub http: String,
+    /// Path template below the base URL.
+    pub path: String,
+    /// One line for `SHOW METHODS`.
+    #[serde(default)]
+    pub description: String,
+    /// Required params; `a|b` means one of them.
+    #[serde(default)]
+    pub required: Vec<String>,
+    /// Optional params.
+    #[serde(default)]
+    pub optional: Vec<String>,
+    /// Fields sent in the JSON body.
+    #[serde(default)]
+    pub body: Vec<String>,
+    /// Where the data sits in the response.
+    #[serde(default)]
+    pub response: ResponseShape,
+    /// Column receiving a bare-value result.
+    #[serde(default)]
+    pub result_column: Option<String>,
+    /// Page-number paging with this page size (the API's maximum).
+    #[serde(default)]
+    pub per_page: Option<u32>,
+    /// Fixed query parameters.
+    #[serde(default)]
+    pub query: BTreeMap<String, String>,
+    /// API-side filters.
+    #[serde(default)]
+    pub filters: Vec<FilterSpec>,
+    /// Scope columns this method supports (default: all of the resource's).
+    #[serde(default)]
+    pub scopes: Vec<String>,
+}
+
+impl MethodSpec {
+    /// Whether `name` names this method.
+    pub fn answers_to(&self, name: &str) -> bool {
+        self.name.eq_ignore_ascii_case(name) || self.aliases.iter().any(|a| a.eq_ignore_ascii_case(name))
+    }
+
+    /// Whether the method is idempotent and so safe to retry on any failure.
+    pub fn idempotent(&self) -> bool {
+        self.http.eq_ignore_ascii_case("GET")
+    }
+}
+
+impl ResourceSpec {
+    /// The column with this name.
+    pub fn column(&self, name: &str) -> Option<&ColumnSpec> {
+        self.columns.iter().find(|c| c.name == name)
+    }
+
+    /// The first method serving `verb`, preferring one with (or without) an id in its path.
+    pub fn method(&self, verb: Verb, by_id: bool) -> Option<&MethodSpec> {
+        let has_id = |m: &&MethodSpec| self.id.as_ref().is_some_and(|id| m.path.contains(&format!("{{{}}}", id.param)));
+        self.methods.iter().filter(|m| m.verb == verb).find(|m| has_id(m) == by_id)
+    }
+
+    /// The method with this name or alias.
+    pub fn method_named(&self, name: &str) -> Option<&MethodSpec> {
+        self.methods.iter().find(|m| m.answers_to(name))
+    }
+
+    /// The scope spec of a column.
+    pub fn scope(&self, column: &str) -> Option<&ScopeSpec> {
+        self.scopes.iter().find(|s| s.column == column)
+    }
+
+    /// Columns visible to SELECT (secrets excluded).
+    pub fn readable_columns(&self) -> impl Iterator<Item = &ColumnSpec> {
+        self.columns.iter().filter(|c| !c.secret)
+    }
+}

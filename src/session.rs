@@ -1,0 +1,230 @@
+//! `Session`: a DataFusion `SessionContext` with the `cloudflare` catalog, JSON functions
+//! and cfql's statements. The CLI and embedding programs both go through it.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::error::DataFusionError;
+use datafusion::execution::SessionStateBuilder;
+use datafusion::prelude::{SessionConfig, SessionContext};
+use datafusion::sql::parser::Statement as DfStatement;
+use datafusion::sql::sqlparser::ast::Statement;
+
+use crate::catalog::register_catalog;
+use crate::config::Config;
+use crate::engine::{Engine, ProgressFn};
+use crate::error::{Error, Result};
+use crate::provider::Registry;
+use crate::sql::parse::{self, CfqlStatement, closest, unknown_table};
+use crate::sql::write::{self, WriteOptions};
+use crate::sql::{info, rewrite, template};
+
+/// The result of one statement.
+#[derive(Debug, Clone)]
+pub struct Output {
+    /// Schema of the rows (also for zero rows).
+    pub schema: SchemaRef,
+    /// The rows.
+    pub batches: Vec<RecordBatch>,
+    /// Notes for the user (dry-run summary, fan-out warnings), meant for stderr.
+    pub warnings: Vec<String>,
+}
+
+impl Output {
+    /// An output of these batches.
+    pub fn from_batches(schema: SchemaRef, batches: Vec<RecordBatch>) -> Self {
+        Self { schema, batches, warnings: Vec::new() }
+    }
+
+    /// Total rows.
+    pub fn num_rows(&self) -> usize {
+        self.batches.iter().map(RecordBatch::num_rows).sum()
+    }
+}
+
+#[derive(Debug, Default)]
+struct Flags {
+    dry_run: bool,
+    allow_unfiltered: bool,
+}
+
+/// A cfql session: run SQL over the Cloudflare API.
+///
+/// ```no_run
+/// # async fn demo() -> cfql::Result<()> {
+/// let session = cfql::Session::new(cfql::Config::from_env()?).await?;
+/// let batches = session.sql("SELECT name, expires_on FROM cloudflare.user.tokens").await?;
+/// # Ok(()) }
+/// ```
+pub struct Session {
+    ctx: SessionContext,
+    engine: Arc<Engine>,
+    flags: Mutex<Flags>,
+    vars: Mutex<HashMap<String, String>>,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session").field("engine", &self.engine).finish_non_exhaustive()
+    }
+}
+
+/// Registers the `cloudflare` catalog and the JSON functions into an existing
+/// `SessionContext` (for BI tools and host programs that own their context).
+/// Reads work through `ctx.sql`; writes and EXEC need a [`Session`].
+pub fn register(ctx: &SessionContext, config: Config) -> Result<()> {
+    let engine = Engine::new(config)?;
+    {
+        let state = ctx.state_ref();
+        let mut state = state.write();
+        datafusion_functions_json::register_all(&mut *state)?;
+    }
+    register_catalog(ctx, &engine)
+}
+
+impl Session {
+    /// A session for `config`. Nothing is called until a statement runs.
+    pub async fn new(config: Config) -> Result<Self> {
+        let engine = Engine::new(config)?;
+        let cfg = SessionConfig::new().with_information_schema(true).with_default_catalog_and_schema("cloudflare", "user");
+        let mut state = SessionStateBuilder::new().with_config(cfg).with_default_features().build();
+        datafusion_functions_json::register_all(&mut state)?;
+        let ctx = SessionContext::new_with_state(state);
+        register_catalog(&ctx, &engine)?;
+        let flags = Flags { dry_run: engine.config.dry_run, allow_unfiltered: engine.config.allow_unfiltered_writes };
+        let vars = engine.config.vars.clone();
+        Ok(Self { ctx, engine, flags: Mutex::new(flags), vars: Mutex::new(vars) })
+    }
+
+    /// The DataFusion context (register more tables, run DataFusion APIs).
+    pub fn context(&self) -> &SessionContext {
+        &self.ctx
+    }
+
+    /// The engine (client, manifests, configuration).
+    pub fn engine(&self) -> &Arc<Engine> {
+        &self.engine
+    }
+
+    /// The manifests.
+    pub fn registry(&self) -> &Registry {
+        &self.engine.registry
+    }
+
+    /// Sets a `{{ name }}` template variable.
+    pub fn set_var(&self, name: impl Into<String>, value: impl Into<String>) {
+        self.vars.lock().unwrap_or_else(|p| p.into_inner()).insert(name.into(), value.into());
+    }
+
+    /// Sets the progress callback (table, pages, rows) called as scans receive pages.
+    pub fn set_progress(&self, f: Option<Arc<ProgressFn>>) {
+        self.engine.set_progress(f);
+    }
+
+    /// Runs one statement and returns its rows.
+    pub async fn sql(&self, sql: &str) -> Result<Vec<RecordBatch>> {
+        Ok(self.execute(sql).await?.batches)
+    }
+
+    /// Runs one statement and returns its rows, schema and warnings.
+    pub async fn execute(&self, sql: &str) -> Result<Output> {
+        let vars = self.vars.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let text = template::render(sql, &vars)?;
+        let stmt = parse::parse(&text, &self.engine.registry)?;
+        let mut out = self.run(stmt, &text, false).await?;
+        out.warnings.extend(self.engine.take_warnings());
+        Ok(out)
+    }
+
+    fn write_options<'a>(&self, text: &'a str, force_dry: bool) -> WriteOptions<'a> {
+        let f = self.flags.lock().unwrap_or_else(|p| p.into_inner());
+        WriteOptions { dry_run: f.dry_run || force_dry, allow_unfiltered: f.allow_unfiltered, statement: text }
+    }
+
+    async fn run(&self, stmt: CfqlStatement, text: &str, force_dry: bool) -> Result<Output> {
+        let reg = &self.engine.registry;
+        let batch_out = |b: RecordBatch| Output::from_batches(b.schema(), vec![b]);
+        match stmt {
+            CfqlStatement::Query(s) => {
+                let (schema, batches) = self.query_statement(*s).await?;
+                Ok(Output::from_batches(schema, batches))
+            }
+            CfqlStatement::Insert(i) => write::insert(self, &i, &self.write_options(text, force_dry)).await,
+            CfqlStatement::Update(u) => write::update(self, &u, &self.write_options(text, force_dry)).await,
+            CfqlStatement::Delete(d) => write::delete(self, &d, &self.write_options(text, force_dry)).await,
+            CfqlStatement::Exec(e) => write::exec(self, &e, &self.write_options(text, force_dry)).await,
+            CfqlStatement::ExplainWrite(inner) => Box::pin(self.run(*inner, text, true)).await,
+            CfqlStatement::ShowServices => Ok(batch_out(info::show_services(reg)?)),
+            CfqlStatement::ShowResources(s) => Ok(batch_out(info::show_resources(reg, s.as_deref())?)),
+            CfqlStatement::ShowMethods(t) => Ok(batch_out(info::show_methods(reg, &t)?)),
+            CfqlStatement::Describe { table, extended } => Ok(batch_out(info::describe(reg, &table, extended)?)),
+            CfqlStatement::SetOption { name, value } => {
+                let on = match value.as_str() {
+                    "true" | "on" | "1" => true,
+                    "false" | "off" | "0" => false,
+                    v => return Err(Error::InvalidInput(format!("SET cfql.{name}: expected true or false, got '{v}'"))),
+                };
+                let mut f = self.flags.lock().unwrap_or_else(|p| p.into_inner());
+                match name.as_str() {
+                    "allow_unfiltered_writes" => f.allow_unfiltered = on,
+                    "dry_run" => f.dry_run = on,
+                    other => {
+                        return Err(Error::InvalidInput(format!(
+                            "unknown option cfql.{other} (options: cfql.allow_unfiltered_writes, cfql.dry_run)"
+                        )));
+                    }
+                }
+                let b = info::text_batch(&["option", "value"], vec![vec![format!("cfql.{name}"), on.to_string()]])?;
+                Ok(batch_out(b))
+            }
+        }
+    }
+
+    /// Runs a query (SQL text) through DataFusion, with id-param rewriting.
+    pub(crate) async fn query(&self, sql: &str) -> Result<Vec<RecordBatch>> {
+        match parse::parse(sql, &self.engine.registry)? {
+            CfqlStatement::Query(s) => Ok(self.query_statement(*s).await?.1),
+            _ => Err(Error::Sql(format!("expected a query, got: {sql}"))),
+        }
+    }
+
+    async fn query_statement(&self, mut stmt: Statement) -> Result<(SchemaRef, Vec<RecordBatch>)> {
+        rewrite::rename_id_params(&mut stmt, &self.engine.registry);
+        let state = self.ctx.state();
+        let plan = state.statement_to_plan(DfStatement::Statement(Box::new(stmt))).await.map_err(|e| self.friendly(e))?;
+        let df = self.ctx.execute_logical_plan(plan).await.map_err(|e| self.friendly(e))?;
+        let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
+        let batches = df.collect().await.map_err(|e| self.friendly(e))?;
+        Ok((schema, batches))
+    }
+
+    /// Adds suggestions to unknown-table and unknown-column errors.
+    fn friendly(&self, e: DataFusionError) -> Error {
+        let text = e.to_string();
+        if let Some(rest) = text.split("table '").nth(1)
+            && let Some(name) = rest.split('\'').next()
+            && text.contains("not found")
+        {
+            let parts: Vec<String> = name.split('.').map(str::to_string).collect();
+            return unknown_table(&self.engine.registry, &parts);
+        }
+        if let DataFusionError::SchemaError(se, _) = &e
+            && let datafusion::common::SchemaError::FieldNotFound { field, valid_fields } = se.as_ref()
+        {
+            let names: Vec<String> = valid_fields.iter().map(|c| c.name.clone()).collect();
+            let hint = closest(&field.name, names.iter().map(String::as_str));
+            let mut uniq = names.clone();
+            uniq.sort();
+            uniq.dedup();
+            return Error::InvalidInput(format!(
+                "unknown column '{}'{} (columns: {})",
+                field.name,
+                hint.map(|h| format!("; did you mean {h}?")).unwrap_or_default(),
+                uniq.join(", ")
+            ));
+        }
+        Error::from(e)
+    }
+}

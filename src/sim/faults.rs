@@ -1,0 +1,238 @@
+//! Fault injection: the `--faults` grammar, and the seeded decision made for each request.
+//!
+//! A spec is a comma-separated list of rules and settings:
+//!
+//! ```text
+//! latency=50            add 50 ms to every request
+//! 429=0.1               answer 10% of requests with 429 (Retry-After: retry-after)
+//! 500#3                 answer the 3rd request with 500
+//! 503@GET:/user/tokens#2   the 2nd GET /user/tokens (route template) gets 503
+//! malformed=0.05        corrupt 5% of response bodies (after the request was processed)
+//! drop-before#1         close the connection before processing the 1st request
+//! drop-after@PUT:/user/tokens/{token_id}/value#1   process the 1st roll, then drop the connection
+//! seed=7                seed of the probability draws (default 0)
+//! retry-after=1         seconds in the Retry-After header of injected 429s (default 1)
+//! ```
+//!
+//! Kinds: `latency`, `429`, `500`, `502`, `503`, `malformed`, `drop-before`, `drop-after`.
+//! `@ROUTE` is `METHOD:TEMPLATE` or just `TEMPLATE` (any method); `#N` counts requests of
+//! that route (or of all requests when no route is given), starting at 1.
+
+use std::fmt;
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+/// What an injected fault does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FaultKind {
+    /// Extra latency, in milliseconds.
+    Latency(u64),
+    /// An error status with a Cloudflare envelope (429, 500, 502, 503).
+    Status(u16),
+    /// A body that is not JSON, sent after the request was processed.
+    Malformed,
+    /// Close the connection before the request is processed.
+    DropBefore,
+    /// Process the request, then close the connection without answering.
+    DropAfter,
+}
+
+/// When a fault fires.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Trigger {
+    /// With this probability on each matching request.
+    Probability(f64),
+    /// On the Nth matching request (1-based).
+    Nth(u64),
+    /// On every matching request.
+    Always,
+}
+
+/// One fault rule.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Fault {
+    /// What happens.
+    pub kind: FaultKind,
+    /// Only requests with this method (`None`: any).
+    pub method: Option<String>,
+    /// Only requests of this route template, such as `/user/tokens/{token_id}` (`None`: any).
+    pub route: Option<String>,
+    /// When it fires.
+    pub trigger: Trigger,
+}
+
+/// A set of fault rules plus their settings.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FaultSpec {
+    /// The rules, checked in order.
+    pub faults: Vec<Fault>,
+    /// Seed of the probability draws.
+    pub seed: u64,
+    /// Seconds sent in `Retry-After` with injected 429s.
+    pub retry_after: u64,
+}
+
+impl Default for FaultSpec {
+    fn default() -> Self {
+        Self { faults: Vec::new(), seed: 0, retry_after: 1 }
+    }
+}
+
+/// A `--faults` spec that could not be read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FaultSpecError(pub String);
+
+impl fmt::Display for FaultSpecError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "invalid --faults spec: {}", self.0)
+    }
+}
+
+impl std::error::Error for FaultSpecError {}
+
+impl FaultSpec {
+    /// Parses a spec such as `latency=50,500#3,429@GET:/user/tokens=0.2,seed=7`.
+    pub fn parse(spec: &str) -> Result<Self, FaultSpecError> {
+        let mut out = FaultSpec::default();
+        for raw in spec.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            let err = |why: &str| {
+                FaultSpecError(format!(
+                    "rule '{raw}': {why} (expected KIND[@[METHOD:]ROUTE](=P|#N), e.g. 500#3 or 429=0.1 or latency=50)"
+                ))
+            };
+            if let Some(v) = raw.strip_prefix("seed=") {
+                out.seed = v.parse().map_err(|_| err("seed must be a whole number"))?;
+                continue;
+            }
+            if let Some(v) = raw.strip_prefix("retry-after=") {
+                out.retry_after = v.parse().map_err(|_| err("retry-after must be whole seconds"))?;
+                continue;
+            }
+            let (head, trigger_part) = match raw.find(['=', '#']) {
+                Some(i) => (&raw[..i], Some(&raw[i..])),
+                None => (raw, None),
+            };
+            let (kind_s, route_s) = match head.split_once('@') {
+                Some((k, r)) => (k, Some(r)),
+                None => (head, None),
+            };
+            let (method, route) = match route_s {
+                None => (None, None),
+                Some(r) => match r.split_once(':') {
+                    Some((m, t)) => (Some(m.to_ascii_uppercase()), Some(t.to_string())),
+                    None => (None, Some(r.to_string())),
+                },
+            };
+            if let Some(r) = &route
+                && !r.starts_with('/')
+            {
+                return Err(err("a route is a path template starting with '/'"));
+            }
+            let (kind, trigger) = if kind_s == "latency" {
+                let ms = trigger_part
+                    .and_then(|t| t.strip_prefix('='))
+                    .ok_or_else(|| err("latency needs =MILLISECONDS"))?
+                    .parse::<u64>()
+                    .map_err(|_| err("latency must be whole milliseconds"))?;
+                (FaultKind::Latency(ms), Trigger::Always)
+            } else {
+                let kind = match kind_s {
+                    "429" => FaultKind::Status(429),
+                    "500" => FaultKind::Status(500),
+                    "502" => FaultKind::Status(502),
+                    "503" => FaultKind::Status(503),
+                    "malformed" => FaultKind::Malformed,
+                    "drop-before" => FaultKind::DropBefore,
+                    "drop-after" => FaultKind::DropAfter,
+                    other => {
+                        return Err(err(&format!(
+                            "unknown kind '{other}' (kinds: latency, 429, 500, 502, 503, malformed, drop-before, drop-after)"
+                        )));
+                    }
+                };
+                let trigger = match trigger_part {
+                    None => Trigger::Always,
+                    Some(t) if t.starts_with('=') => {
+                        let p: f64 = t[1..].parse().map_err(|_| err("probability must be a number"))?;
+                        if !(0.0..=1.0).contains(&p) {
+                            return Err(err("probability must be between 0 and 1"));
+                        }
+                        Trigger::Probability(p)
+                    }
+                    Some(t) => {
+                        let n: u64 = t[1..].parse().map_err(|_| err("#N must be a whole number"))?;
+                        if n == 0 {
+                            return Err(err("#N counts from 1"));
+                        }
+                        Trigger::Nth(n)
+                    }
+                };
+                (kind, trigger)
+            };
+            out.faults.push(Fault { kind, method, route, trigger });
+        }
+        Ok(out)
+    }
+}
+
+/// Faults in force plus the seeded RNG that draws the probabilities.
+pub struct FaultState {
+    spec: FaultSpec,
+    rng: ChaCha8Rng,
+}
+
+/// The faults chosen for one request.
+#[derive(Default, Debug, Clone, PartialEq)]
+pub struct Decision {
+    /// Extra milliseconds before answering.
+    pub latency_ms: u64,
+    /// Answer with this status instead of processing.
+    pub status: Option<u16>,
+    /// Corrupt the body after processing.
+    pub malformed: bool,
+    /// Drop before processing.
+    pub drop_before: bool,
+    /// Drop after processing.
+    pub drop_after: bool,
+}
+
+impl FaultState {
+    /// Faults from a spec.
+    pub fn new(spec: FaultSpec) -> Self {
+        let rng = ChaCha8Rng::seed_from_u64(spec.seed);
+        Self { spec, rng }
+    }
+
+    /// Seconds for injected `Retry-After`.
+    pub fn retry_after(&self) -> u64 {
+        self.spec.retry_after
+    }
+
+    /// Decides the faults of a request; `route_count` and `total_count` are its
+    /// 1-based numbers among requests of its route and among all requests.
+    pub fn decide(&mut self, method: &str, route: &str, route_count: u64, total_count: u64) -> Decision {
+        let mut d = Decision::default();
+        for f in &self.spec.faults {
+            if f.method.as_deref().is_some_and(|m| m != method) || f.route.as_deref().is_some_and(|r| r != route) {
+                continue;
+            }
+            let fires = match f.trigger {
+                Trigger::Always => true,
+                Trigger::Nth(n) => n == if f.route.is_some() { route_count } else { total_count },
+                Trigger::Probability(p) => self.rng.random_bool(p),
+            };
+            if !fires {
+                continue;
+            }
+            match f.kind {
+                FaultKind::Latency(ms) => d.latency_ms += ms,
+                FaultKind::Status(s) => d.status = d.status.or(Some(s)),
+                FaultKind::Malformed => d.malformed = true,
+                FaultKind::DropBefore => d.drop_before = true,
+                FaultKind::DropAfter => d.drop_after = true,
+            }
+        }
+        d
+    }
+}

@@ -1,0 +1,685 @@
+//! Route handlers: the Cloudflare endpoints of API-NOTES.md, answering with the official shapes.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use axum::Extension;
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::HeaderMap;
+use axum::response::Response;
+use chrono::{DateTime, Duration, Utc};
+use serde_json::{Map, Value, json};
+
+use super::envelope::{codes, error, ok, ok_list, ok_status};
+use super::model::{Owner, PERMISSION_GROUPS, ServiceToken, StoredStatus, Token};
+use super::state::{Caller, SimState};
+use super::store::{OrderedStore, PageRequest};
+
+/// The simulator state shared by all handlers.
+pub type Shared = Arc<Mutex<SimState>>;
+type Params = Path<HashMap<String, String>>;
+
+fn lock(s: &Shared) -> std::sync::MutexGuard<'_, SimState> {
+    s.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn query_map(q: &Option<String>) -> HashMap<String, String> {
+    q.as_deref()
+        .map(|q| url::form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+        .unwrap_or_default()
+}
+
+fn invalid(msg: impl Into<String>) -> Response {
+    error(400, codes::INVALID, msg)
+}
+
+/// Reads `page`, `per_page` and `direction`, enforcing the documented bounds.
+fn paging(q: &HashMap<String, String>, default: usize, min: usize, max: usize) -> Result<PageRequest, Response> {
+    let page = match q.get("page") {
+        None => 1,
+        Some(p) => match p.parse::<usize>() {
+            Ok(n) if n >= 1 => n,
+            _ => return Err(invalid(format!("page must be a whole number of at least 1, got '{p}'"))),
+        },
+    };
+    let per_page = match q.get("per_page") {
+        None => default,
+        Some(p) => match p.parse::<usize>() {
+            Ok(n) if (min..=max).contains(&n) => n,
+            _ => return Err(invalid(format!("per_page must be a whole number from {min} to {max}, got '{p}'"))),
+        },
+    };
+    let descending = match q.get("direction").map(String::as_str) {
+        None | Some("asc") => false,
+        Some("desc") => true,
+        Some(d) => return Err(invalid(format!("direction must be 'asc' or 'desc', got '{d}'"))),
+    };
+    Ok(PageRequest { page, per_page, descending })
+}
+
+fn parse_body(body: &Bytes, allow_empty: bool) -> Result<Map<String, Value>, Response> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return if allow_empty { Ok(Map::new()) } else { Err(error(400, codes::MALFORMED_JSON, "Malformed JSON in request body")) };
+    }
+    match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Object(m)) => Ok(m),
+        Ok(_) => Err(invalid("request body must be a JSON object")),
+        Err(_) => Err(error(400, codes::MALFORMED_JSON, "Malformed JSON in request body")),
+    }
+}
+
+fn parse_time(body: &Map<String, Value>, field: &str) -> Result<Option<DateTime<Utc>>, Response> {
+    match body.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => DateTime::parse_from_rfc3339(s)
+            .map(|t| Some(t.with_timezone(&Utc)))
+            .map_err(|_| invalid(format!("{field}: '{s}' is not an RFC 3339 date-time"))),
+        Some(v) => Err(invalid(format!("{field}: expected an RFC 3339 date-time string, got {v}"))),
+    }
+}
+
+/// Checks that `caller` may act on tokens of `owner`.
+fn authorize(st: &SimState, caller: &Caller, owner: &Owner) -> Result<(), Response> {
+    let denied = || error(403, codes::UNAUTHORIZED_SCOPE, "Unauthorized to access requested resource");
+    match (owner, caller) {
+        (Owner::User, Caller::AccountToken(..)) => Err(denied()),
+        (Owner::User, _) => Ok(()),
+        (Owner::Account(a), _) if st.accounts.get(a).is_none() => Err(denied()),
+        (Owner::Account(a), Caller::AccountToken(own, _)) if own != a => Err(denied()),
+        (Owner::Account(_), _) => Ok(()),
+    }
+}
+
+fn owner_of(p: &HashMap<String, String>) -> Owner {
+    match p.get("account_id") {
+        Some(a) => Owner::Account(a.clone()),
+        None => Owner::User,
+    }
+}
+
+fn token_not_found() -> Response {
+    error(404, codes::NOT_FOUND, "Token not found")
+}
+
+// ---------- API tokens (user and account) ----------
+
+/// GET /user/tokens and /accounts/{account_id}/tokens.
+pub async fn list_tokens(State(s): State<Shared>, Extension(c): Extension<Caller>, Path(p): Params, RawQuery(q): RawQuery) -> Response {
+    let q = query_map(&q);
+    let page = match paging(&q, 20, 5, 50) {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let include_expired = match q.get("include_expired").map(String::as_str) {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(v) => return invalid(format!("include_expired must be true or false, got '{v}'")),
+    };
+    let mut st = lock(&s);
+    let owner = owner_of(&p);
+    if let Err(r) = authorize(&st, &c, &owner) {
+        return r;
+    }
+    let now = st.now();
+    let Some(store) = st.tokens_of(&owner) else { return token_not_found() };
+    let (total, ids): (usize, Vec<String>) = if include_expired {
+        let all = store.tokens.ids();
+        (all.len(), page.slice(all).into_iter().cloned().collect())
+    } else {
+        let live = store.live_ids(now);
+        (live.len(), page.slice(live).into_iter().cloned().collect())
+    };
+    let rows = ids.iter().filter_map(|id| store.tokens.get(id)).map(|t| t.to_json(now)).collect();
+    ok_list(rows, page.page, page.per_page, total)
+}
+
+/// GET /user/tokens/{token_id} and the account equivalent.
+pub async fn get_token(State(s): State<Shared>, Extension(c): Extension<Caller>, Path(p): Params) -> Response {
+    let mut st = lock(&s);
+    let owner = owner_of(&p);
+    if let Err(r) = authorize(&st, &c, &owner) {
+        return r;
+    }
+    let now = st.now();
+    let id = p.get("token_id").cloned().unwrap_or_default();
+    match st.tokens_of(&owner).and_then(|s| s.tokens.get(&id)) {
+        Some(t) => ok(t.to_json(now)),
+        None => token_not_found(),
+    }
+}
+
+/// Validated token fields of a create or update body.
+struct TokenFields {
+    name: String,
+    policies: Value,
+    condition: Option<Value>,
+    expires_on: Option<DateTime<Utc>>,
+    not_before: Option<DateTime<Utc>>,
+    status: Option<StoredStatus>,
+}
+
+fn validate_token_body(body: &Map<String, Value>, ids: &mut super::seed::IdGen, allow_status: bool) -> Result<TokenFields, Response> {
+    let name = match body.get("name") {
+        Some(Value::String(n)) if !n.trim().is_empty() && n.chars().count() <= 120 => n.clone(),
+        Some(Value::String(_)) => return Err(invalid("name: must be 1 to 120 characters")),
+        Some(_) => return Err(invalid("name: must be a string")),
+        None => return Err(invalid("name: required")),
+    };
+    let mut policies = match body.get("policies") {
+        Some(Value::Array(p)) => p.clone(),
+        Some(_) => return Err(invalid("policies: must be an array of policies")),
+        None => return Err(invalid("policies: required")),
+    };
+    for (i, pol) in policies.iter_mut().enumerate() {
+        let Value::Object(pm) = pol else { return Err(invalid(format!("policies[{i}]: must be an object"))) };
+        match pm.get("effect").and_then(Value::as_str) {
+            Some("allow" | "deny") => {}
+            _ => return Err(invalid(format!("policies[{i}].effect: must be 'allow' or 'deny'"))),
+        }
+        match pm.get("resources") {
+            Some(Value::Object(r)) if r.values().all(|v| v.is_string() || v.is_object()) => {}
+            _ => return Err(invalid(format!("policies[{i}].resources: must be an object of resource names"))),
+        }
+        match pm.get("permission_groups") {
+            Some(Value::Array(g)) if g.iter().all(|g| g.get("id").is_some_and(Value::is_string)) => {}
+            _ => return Err(invalid(format!("policies[{i}].permission_groups: must be an array of {{\"id\": ...}}"))),
+        }
+        if !pm.get("id").is_some_and(Value::is_string) {
+            pm.insert("id".into(), json!(ids.id32()));
+        }
+    }
+    let condition = match body.get("condition") {
+        None | Some(Value::Null) => None,
+        Some(Value::Object(c)) => {
+            for (k, v) in c {
+                if k != "request_ip" && k != "request.ip" {
+                    return Err(invalid(format!("condition: unknown key '{k}' (expected request_ip)")));
+                }
+                let ok = v.as_object().is_some_and(|m| {
+                    m.iter().all(|(k, l)| {
+                        (k == "in" || k == "not_in") && l.as_array().is_some_and(|a| a.iter().all(Value::is_string))
+                    })
+                });
+                if !ok {
+                    return Err(invalid("condition.request_ip: expected {\"in\": [CIDR...], \"not_in\": [CIDR...]}"));
+                }
+            }
+            Some(Value::Object(c.clone()))
+        }
+        Some(_) => return Err(invalid("condition: must be an object")),
+    };
+    let expires_on = parse_time(body, "expires_on")?;
+    let not_before = parse_time(body, "not_before")?;
+    let status = match body.get("status") {
+        None | Some(Value::Null) => None,
+        Some(v) if !allow_status => return Err(invalid(format!("status: not accepted on create, got {v}"))),
+        Some(Value::String(s)) if s == "active" => Some(StoredStatus::Active),
+        Some(Value::String(s)) if s == "disabled" => Some(StoredStatus::Disabled),
+        Some(v) => return Err(invalid(format!("status: must be 'active' or 'disabled', got {v}"))),
+    };
+    Ok(TokenFields { name, policies: Value::Array(policies), condition, expires_on, not_before, status })
+}
+
+/// POST /user/tokens and the account equivalent: the result carries `value`.
+pub async fn create_token(State(s): State<Shared>, Extension(c): Extension<Caller>, Path(p): Params, body: Bytes) -> Response {
+    let body = match parse_body(&body, false) {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let mut st = lock(&s);
+    let owner = owner_of(&p);
+    if let Err(r) = authorize(&st, &c, &owner) {
+        return r;
+    }
+    let f = match validate_token_body(&body, &mut st.ids, false) {
+        Ok(f) => f,
+        Err(r) => return r,
+    };
+    let now = st.now();
+    let id = st.ids.id32();
+    let secret = st.ids.token_secret();
+    let email = st.email.clone();
+    let tok = Token {
+        id: id.clone(),
+        name: f.name,
+        status: StoredStatus::Active,
+        issued_on: now,
+        modified_on: now,
+        last_used_on: None,
+        not_before: f.not_before,
+        expires_on: f.expires_on,
+        policies: f.policies,
+        condition: f.condition,
+        secret: secret.clone(),
+        creator_email: Some(email),
+    };
+    let mut out = tok.to_json(now);
+    out["value"] = json!(secret);
+    st.secrets.insert(secret, (owner.clone(), id.clone()));
+    match st.tokens_of(&owner) {
+        Some(store) => store.tokens.insert(id, tok),
+        None => return token_not_found(),
+    }
+    ok(out)
+}
+
+/// PUT /user/tokens/{token_id}: full replacement of the token's fields.
+pub async fn update_token(State(s): State<Shared>, Extension(c): Extension<Caller>, Path(p): Params, body: Bytes) -> Response {
+    let body = match parse_body(&body, false) {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let mut st = lock(&s);
+    let owner = owner_of(&p);
+    if let Err(r) = authorize(&st, &c, &owner) {
+        return r;
+    }
+    let f = match validate_token_body(&body, &mut st.ids, true) {
+        Ok(f) => f,
+        Err(r) => return r,
+    };
+    let now = st.now();
+    let id = p.get("token_id").cloned().unwrap_or_default();
+    let Some(tok) = st.tokens_of(&owner).and_then(|s| s.tokens.get_mut(&id)) else { return token_not_found() };
+    tok.name = f.name;
+    tok.policies = f.policies;
+    tok.condition = f.condition;
+    tok.expires_on = f.expires_on;
+    tok.not_before = f.not_before;
+    if let Some(status) = f.status {
+        tok.status = status;
+    }
+    tok.modified_on = now;
+    ok(tok.to_json(now))
+}
+
+/// DELETE /user/tokens/{token_id}: result `{"id": ...}`.
+pub async fn delete_token(State(s): State<Shared>, Extension(c): Extension<Caller>, Path(p): Params) -> Response {
+    let mut st = lock(&s);
+    let owner = owner_of(&p);
+    if let Err(r) = authorize(&st, &c, &owner) {
+        return r;
+    }
+    let id = p.get("token_id").cloned().unwrap_or_default();
+    let Some(tok) = st.tokens_of(&owner).and_then(|s| s.tokens.remove(&id)) else { return token_not_found() };
+    st.secrets.remove(&tok.secret);
+    ok(json!({"id": id}))
+}
+
+/// PUT /user/tokens/{token_id}/value: a new secret; the result is a bare JSON string.
+/// A missing body counts as `{}` (the official SDKs send none).
+pub async fn roll_token(State(s): State<Shared>, Extension(c): Extension<Caller>, Path(p): Params, body: Bytes) -> Response {
+    if let Err(r) = parse_body(&body, true) {
+        return r;
+    }
+    let mut st = lock(&s);
+    let owner = owner_of(&p);
+    if let Err(r) = authorize(&st, &c, &owner) {
+        return r;
+    }
+    let now = st.now();
+    let id = p.get("token_id").cloned().unwrap_or_default();
+    let secret = st.ids.token_secret();
+    let Some(tok) = st.tokens_of(&owner).and_then(|s| s.tokens.get_mut(&id)) else { return token_not_found() };
+    let old = std::mem::replace(&mut tok.secret, secret.clone());
+    tok.modified_on = now;
+    st.secrets.remove(&old);
+    st.secrets.insert(secret.clone(), (owner, id));
+    ok(json!(secret))
+}
+
+/// GET /user/tokens/verify (and the account equivalent): the calling token.
+pub async fn verify_token(State(s): State<Shared>, Extension(c): Extension<Caller>, Path(p): Params) -> Response {
+    let st = lock(&s);
+    let owner = owner_of(&p);
+    let (tok_owner, id) = match &c {
+        Caller::UserToken(id) => (Owner::User, id.clone()),
+        Caller::AccountToken(a, id) => (Owner::Account(a.clone()), id.clone()),
+        Caller::GlobalKey => return error(400, 1000, "Invalid API Token: verify needs an API token (Authorization: Bearer)"),
+    };
+    if tok_owner != owner {
+        return error(403, codes::UNAUTHORIZED_SCOPE, "Unauthorized to access requested resource");
+    }
+    let now = st.now();
+    let tok = match &owner {
+        Owner::User => st.user.tokens.get(&id),
+        Owner::Account(a) => st.account_tokens.get(a).and_then(|s| s.tokens.get(&id)),
+    };
+    let Some(tok) = tok else { return error(401, 1000, "Invalid API Token") };
+    let mut r = json!({"id": tok.id, "status": tok.status_at(now)});
+    if let Some(e) = &tok.expires_on {
+        r["expires_on"] = json!(super::model::ts(e));
+    }
+    if let Some(n) = &tok.not_before {
+        r["not_before"] = json!(super::model::ts(n));
+    }
+    ok(r)
+}
+
+/// GET /user/tokens/permission_groups and /accounts/{account_id}/tokens/permission_groups.
+pub async fn permission_groups(State(s): State<Shared>, Extension(c): Extension<Caller>, Path(p): Params, RawQuery(q): RawQuery) -> Response {
+    let q = query_map(&q);
+    let st = lock(&s);
+    if let Err(r) = authorize(&st, &c, &owner_of(&p)) {
+        return r;
+    }
+    let rows: Vec<Value> = PERMISSION_GROUPS
+        .iter()
+        .filter(|g| q.get("name").is_none_or(|n| g.name == n))
+        .filter(|g| q.get("scope").is_none_or(|sc| g.scopes.contains(&sc.as_str())))
+        .map(|g| g.to_json())
+        .collect();
+    let n = rows.len();
+    ok_list(rows, 1, n.max(1), n)
+}
+
+/// GET /accounts.
+pub async fn list_accounts(State(s): State<Shared>, Extension(c): Extension<Caller>, RawQuery(q): RawQuery) -> Response {
+    let q = query_map(&q);
+    let page = match paging(&q, 20, 5, 50) {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    if matches!(c, Caller::AccountToken(..)) {
+        return error(403, codes::ACCOUNT_OWNED_TOKEN, "List accounts endpoint does not support account owned tokens");
+    }
+    let st = lock(&s);
+    let ids: Vec<String> = match q.get("name") {
+        Some(n) => st.accounts.values().filter(|a| a.name.to_lowercase().contains(&n.to_lowercase())).map(|a| a.id.clone()).collect(),
+        None => st.accounts.ids().to_vec(),
+    };
+    let rows = page.slice(&ids).into_iter().filter_map(|id| st.accounts.get(id)).map(|a| a.to_json()).collect();
+    ok_list(rows, page.page, page.per_page, ids.len())
+}
+
+// ---------- Access service tokens ----------
+
+/// Which collection of service tokens a path addresses.
+enum SvcScope {
+    Account(String),
+    Zone(String),
+}
+
+fn svc_scope(st: &SimState, c: &Caller, p: &HashMap<String, String>) -> Result<SvcScope, Response> {
+    let denied = || error(403, codes::UNAUTHORIZED_SCOPE, "Unauthorized to access requested resource");
+    let (scope, account) = if let Some(a) = p.get("account_id") {
+        (SvcScope::Account(a.clone()), Some(a.clone()))
+    } else if let Some(z) = p.get("zone_id") {
+        (SvcScope::Zone(z.clone()), st.zone_account.get(z).cloned())
+    } else {
+        return Err(denied());
+    };
+    let Some(account) = account else { return Err(denied()) };
+    authorize(st, c, &Owner::Account(account))?;
+    Ok(scope)
+}
+
+fn svc_store<'a>(st: &'a mut SimState, scope: &SvcScope) -> &'a mut OrderedStore<ServiceToken> {
+    match scope {
+        SvcScope::Account(a) => st.account_services.entry(a.clone()).or_default(),
+        SvcScope::Zone(z) => st.zone_services.entry(z.clone()).or_default(),
+    }
+}
+
+fn svc_not_found() -> Response {
+    error(404, codes::NOT_FOUND, "Service token not found")
+}
+
+/// Parses a Go-style duration (`8760h`, `2h45m`, `300ms`); `Ok(None)` for `forever`.
+pub fn parse_go_duration(s: &str) -> Result<Option<Duration>, String> {
+    if s == "forever" {
+        return Ok(None);
+    }
+    let bad = || format!("duration: '{s}' is not a duration like 8760h, 2h45m or 300ms");
+    if s.is_empty() {
+        return Err(bad());
+    }
+    let mut total_ns: f64 = 0.0;
+    let mut rest = s;
+    while !rest.is_empty() {
+        let num_end = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).ok_or_else(bad)?;
+        if num_end == 0 {
+            return Err(bad());
+        }
+        let n: f64 = rest[..num_end].parse().map_err(|_| bad())?;
+        rest = &rest[num_end..];
+        let unit_end = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
+        let mult = match &rest[..unit_end] {
+            "ns" => 1.0,
+            "us" | "µs" => 1e3,
+            "ms" => 1e6,
+            "s" => 1e9,
+            "m" => 60e9,
+            "h" => 3600e9,
+            _ => return Err(bad()),
+        };
+        total_ns += n * mult;
+        rest = &rest[unit_end..];
+    }
+    Ok(Some(Duration::nanoseconds(total_ns as i64)))
+}
+
+/// GET .../access/service_tokens with `name`, `search`, `page`, `per_page`.
+pub async fn list_service_tokens(State(s): State<Shared>, Extension(c): Extension<Caller>, Path(p): Params, RawQuery(q): RawQuery) -> Response {
+    let q = query_map(&q);
+    let page = match paging(&q, 20, 1, 1000) {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let mut st = lock(&s);
+    let scope = match svc_scope(&st, &c, &p) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let store = svc_store(&mut st, &scope);
+    let name = q.get("name");
+    let search = q.get("search").map(|s| s.to_lowercase());
+    let rows: Vec<Value>;
+    let total;
+    if name.is_none() && search.is_none() {
+        total = store.len();
+        rows = page.slice(store.ids()).into_iter().filter_map(|id| store.get(id)).map(ServiceToken::to_json).collect();
+    } else {
+        let ids: Vec<String> = store
+            .values()
+            .filter(|t| name.is_none_or(|n| &t.name == n))
+            .filter(|t| search.as_ref().is_none_or(|q| t.name.to_lowercase().contains(q) || t.client_id.contains(q)))
+            .map(|t| t.id.clone())
+            .collect();
+        total = ids.len();
+        rows = page.slice(&ids).into_iter().filter_map(|id| store.get(id)).map(ServiceToken::to_json).collect();
+    }
+    ok_list(rows, page.page, page.per_page, total)
+}
+
+/// GET .../access/service_tokens/{service_token_id}.
+pub async fn get_service_token(State(s): State<Shared>, Extension(c): Extension<Caller>, Path(p): Params) -> Response {
+    let mut st = lock(&s);
+    let scope = match svc_scope(&st, &c, &p) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let id = p.get("service_token_id").cloned().unwrap_or_default();
+    match svc_store(&mut st, &scope).get(&id) {
+        Some(t) => ok(t.to_json()),
+        None => svc_not_found(),
+    }
+}
+
+/// POST .../access/service_tokens: 201, with `client_secret`.
+pub async fn create_service_token(State(s): State<Shared>, Extension(c): Extension<Caller>, Path(p): Params, body: Bytes) -> Response {
+    let body = match parse_body(&body, false) {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let name = match body.get("name") {
+        Some(Value::String(n)) if !n.trim().is_empty() => n.clone(),
+        Some(_) => return invalid("name: must be a non-empty string"),
+        None => return invalid("name: required"),
+    };
+    let duration = match body.get("duration") {
+        None | Some(Value::Null) => "8760h".to_string(),
+        Some(Value::String(d)) => d.clone(),
+        Some(v) => return invalid(format!("duration: must be a string, got {v}")),
+    };
+    let dur = match parse_go_duration(&duration) {
+        Ok(d) => d,
+        Err(e) => return invalid(e),
+    };
+    let enabled = match body.get("enabled") {
+        None | Some(Value::Null) => true,
+        Some(Value::Bool(b)) => *b,
+        Some(v) => return invalid(format!("enabled: must be true or false, got {v}")),
+    };
+    let mut st = lock(&s);
+    let scope = match svc_scope(&st, &c, &p) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let now = st.now();
+    let tok = ServiceToken {
+        id: st.ids.uuid(),
+        name,
+        client_id: format!("{}.access", st.ids.id32()),
+        client_secret: st.ids.hex(64),
+        previous_secret: None,
+        duration,
+        created_at: now,
+        updated_at: now,
+        expires_at: dur.map(|d| now + d),
+        last_seen_at: None,
+        enabled,
+    };
+    let out = tok.to_json_with_secret();
+    svc_store(&mut st, &scope).insert(tok.id.clone(), tok);
+    ok_status(201, out)
+}
+
+/// PUT .../access/service_tokens/{id}: `name`, `duration`, `enabled`, `previous_client_secret_expires_at`.
+pub async fn update_service_token(State(s): State<Shared>, Extension(c): Extension<Caller>, Path(p): Params, body: Bytes) -> Response {
+    let body = match parse_body(&body, false) {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let prev_exp = match parse_time(&body, "previous_client_secret_expires_at") {
+        Ok(t) => t,
+        Err(r) => return r,
+    };
+    if let Some(d) = body.get("duration") {
+        match d.as_str().map(parse_go_duration) {
+            Some(Ok(_)) => {}
+            Some(Err(e)) => return invalid(e),
+            None => return invalid("duration: must be a string"),
+        }
+    }
+    let mut st = lock(&s);
+    let scope = match svc_scope(&st, &c, &p) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let now = st.now();
+    let id = p.get("service_token_id").cloned().unwrap_or_default();
+    let Some(tok) = svc_store(&mut st, &scope).get_mut(&id) else { return svc_not_found() };
+    match body.get("name") {
+        None => {}
+        Some(Value::String(n)) if !n.trim().is_empty() => tok.name = n.clone(),
+        Some(_) => return invalid("name: must be a non-empty string"),
+    }
+    if let Some(Value::String(d)) = body.get("duration") {
+        tok.duration = d.clone();
+    }
+    match body.get("enabled") {
+        None | Some(Value::Null) => {}
+        Some(Value::Bool(b)) => tok.enabled = *b,
+        Some(v) => return invalid(format!("enabled: must be true or false, got {v}")),
+    }
+    if let (Some(t), Some(prev)) = (prev_exp, tok.previous_secret.as_mut()) {
+        prev.1 = t;
+    }
+    tok.updated_at = now;
+    ok(tok.to_json())
+}
+
+/// DELETE .../access/service_tokens/{id}: the deleted token.
+pub async fn delete_service_token(State(s): State<Shared>, Extension(c): Extension<Caller>, Path(p): Params) -> Response {
+    let mut st = lock(&s);
+    let scope = match svc_scope(&st, &c, &p) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let id = p.get("service_token_id").cloned().unwrap_or_default();
+    match svc_store(&mut st, &scope).remove(&id) {
+        Some(t) => ok(t.to_json()),
+        None => svc_not_found(),
+    }
+}
+
+/// POST /accounts/{account_id}/access/service_tokens/{id}/refresh: expiry moves to now + duration.
+pub async fn refresh_service_token(State(s): State<Shared>, Extension(c): Extension<Caller>, Path(p): Params) -> Response {
+    let mut st = lock(&s);
+    let scope = match svc_scope(&st, &c, &p) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let now = st.now();
+    let id = p.get("service_token_id").cloned().unwrap_or_default();
+    let Some(tok) = svc_store(&mut st, &scope).get_mut(&id) else { return svc_not_found() };
+    let dur = parse_go_duration(&tok.duration).unwrap_or(Some(Duration::hours(8760)));
+    tok.expires_at = dur.map(|d| now + d);
+    tok.updated_at = now;
+    ok(tok.to_json())
+}
+
+/// POST /accounts/{account_id}/access/service_tokens/{id}/rotate: a new `client_secret`;
+/// the previous one keeps working until `previous_client_secret_expires_at` (default: now).
+pub async fn rotate_service_token(State(s): State<Shared>, Extension(c): Extension<Caller>, Path(p): Params, body: Bytes) -> Response {
+    let body = match parse_body(&body, true) {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let prev_exp = match parse_time(&body, "previous_client_secret_expires_at") {
+        Ok(t) => t,
+        Err(r) => return r,
+    };
+    let mut st = lock(&s);
+    let scope = match svc_scope(&st, &c, &p) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let now = st.now();
+    let secret = st.ids.hex(64);
+    let id = p.get("service_token_id").cloned().unwrap_or_default();
+    let Some(tok) = svc_store(&mut st, &scope).get_mut(&id) else { return svc_not_found() };
+    let old = std::mem::replace(&mut tok.client_secret, secret);
+    tok.previous_secret = Some((old, prev_exp.unwrap_or(now)));
+    tok.updated_at = now;
+    ok(tok.to_json_with_secret())
+}
+
+/// `GET /__sim/access/check`: an Access-protected application. Answers 200 when
+/// `CF-Access-Client-Id` + `CF-Access-Client-Secret` name an enabled, unexpired
+/// service token (current secret, or the previous one within its grace window).
+pub async fn access_check(State(s): State<Shared>, headers: HeaderMap) -> Response {
+    let id = headers.get("cf-access-client-id").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
+    let secret = headers.get("cf-access-client-secret").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
+    let mut st = lock(&s);
+    let now = st.now();
+    let st = &mut *st;
+    let stores = st.account_services.values_mut().chain(st.zone_services.values_mut());
+    for store in stores {
+        let found = store.values().find(|t| t.client_id == id).map(|t| t.id.clone());
+        if let Some(tid) = found {
+            let tok = store.get_mut_untracked(&tid).expect("found above");
+            let secret_ok = tok.client_secret == secret
+                || tok.previous_secret.as_ref().is_some_and(|(p, until)| p == &secret && now < *until);
+            let live = tok.enabled && tok.expires_at.is_none_or(|e| now < e);
+            if secret_ok && live {
+                tok.last_seen_at = Some(now);
+                return ok(json!({"id": tok.id}));
+            }
+            break;
+        }
+    }
+    error(403, 10000, "Forbidden: invalid service token credentials")
+}

@@ -1,0 +1,242 @@
+//! The HTTP side of the simulator: routes, the gate every request passes (log, faults,
+//! auth, rate limit) and the connection loop that can drop connections on purpose.
+
+use std::time::Duration as StdDuration;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{HeaderValue, Method};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::{get, post, put};
+use hyper_util::rt::TokioIo;
+use serde_json::json;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tower::ServiceExt;
+
+use super::envelope::{codes, error, json_response};
+use super::handlers::{self as h, Shared};
+use super::state::{AuthKind, RecordedRequest, fingerprint};
+
+/// Marks a response whose connection must be closed without sending it.
+#[derive(Clone, Copy)]
+struct DropConnection;
+
+/// The error hyper sees when a connection is dropped on purpose.
+#[derive(Debug)]
+struct Dropped;
+
+impl std::fmt::Display for Dropped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("connection dropped by fault injection")
+    }
+}
+impl std::error::Error for Dropped {}
+
+/// Path prefix of the Cloudflare API.
+pub const API_PREFIX: &str = "/client/v4";
+
+fn api_routes() -> Router<Shared> {
+    let tokens = |r: Router<Shared>, base: &str| {
+        r.route(&format!("{base}/tokens"), get(h::list_tokens).post(h::create_token))
+            .route(&format!("{base}/tokens/verify"), get(h::verify_token))
+            .route(&format!("{base}/tokens/permission_groups"), get(h::permission_groups))
+            .route(&format!("{base}/tokens/{{token_id}}"), get(h::get_token).put(h::update_token).delete(h::delete_token))
+            .route(&format!("{base}/tokens/{{token_id}}/value"), put(h::roll_token))
+    };
+    let services = |r: Router<Shared>, base: &str| {
+        r.route(&format!("{base}/access/service_tokens"), get(h::list_service_tokens).post(h::create_service_token))
+            .route(
+                &format!("{base}/access/service_tokens/{{service_token_id}}"),
+                get(h::get_service_token).put(h::update_service_token).delete(h::delete_service_token),
+            )
+    };
+    let mut r = Router::new().route("/accounts", get(h::list_accounts));
+    r = tokens(r, "/user");
+    r = tokens(r, "/accounts/{account_id}");
+    r = services(r, "/accounts/{account_id}");
+    r = services(r, "/zones/{zone_id}");
+    r.route("/accounts/{account_id}/access/service_tokens/{service_token_id}/refresh", post(h::refresh_service_token))
+        .route("/accounts/{account_id}/access/service_tokens/{service_token_id}/rotate", post(h::rotate_service_token))
+}
+
+/// The whole router: the API under `/client/v4` behind the gate, plus `/__sim/*`.
+pub fn router(state: Shared) -> Router {
+    let api = api_routes().route_layer(middleware::from_fn_with_state(state.clone(), gate));
+    Router::new()
+        .nest(API_PREFIX, api)
+        .route("/__sim/requests", get(requests_report))
+        .route("/__sim/access/check", get(h::access_check))
+        .fallback(unmatched)
+        .with_state(state)
+}
+
+fn record(state: &Shared, method: &str, path: &str, route: &str, query: &str, body: &Bytes, auth: AuthKind) -> (u64, u64) {
+    let mut st = state.lock().unwrap_or_else(|p| p.into_inner());
+    let key = (method.to_string(), route.to_string());
+    let n = {
+        let c = st.log.counts.entry(key).or_insert(0);
+        *c += 1;
+        *c
+    };
+    st.log.requests.push(RecordedRequest {
+        method: method.into(),
+        path: path.into(),
+        route: route.into(),
+        query: query.into(),
+        body: String::from_utf8_lossy(body).into_owned(),
+        auth,
+    });
+    (n, st.log.requests.len() as u64)
+}
+
+fn auth_kind(req: &Request) -> AuthKind {
+    let h = req.headers();
+    if h.contains_key("authorization") {
+        AuthKind::Bearer
+    } else if h.contains_key("x-auth-key") || h.contains_key("x-auth-email") {
+        AuthKind::EmailKey
+    } else {
+        AuthKind::None
+    }
+}
+
+/// Runs before every API handler: records the request, applies faults,
+/// authenticates, enforces the rate limit, then calls the handler.
+async fn gate(State(state): State<Shared>, matched: MatchedPath, req: Request, next: Next) -> Response {
+    let method = req.method().to_string();
+    let route = matched.as_str().strip_prefix(API_PREFIX).unwrap_or(matched.as_str()).to_string();
+    let path = req.uri().path().strip_prefix(API_PREFIX).unwrap_or(req.uri().path()).to_string();
+    let query = req.uri().query().unwrap_or_default().to_string();
+    let auth = auth_kind(&req);
+    let (parts, body) = req.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, 4 << 20).await else {
+        return error(413, codes::INVALID, "request body too large");
+    };
+    let (route_n, total_n) = record(&state, &method, &path, &route, &query, &bytes, auth);
+    let (decision, base_latency, retry_after) = {
+        let mut st = state.lock().unwrap_or_else(|p| p.into_inner());
+        let d = st.faults.decide(&method, &route, route_n, total_n);
+        (d, st.latency_ms, st.faults.retry_after())
+    };
+    let latency = base_latency + decision.latency_ms;
+    if latency > 0 {
+        tokio::time::sleep(StdDuration::from_millis(latency)).await;
+    }
+    if decision.drop_before {
+        let mut r = Response::new(Body::empty());
+        r.extensions_mut().insert(DropConnection);
+        return r;
+    }
+    if let Some(status) = decision.status {
+        let mut r = match status {
+            429 => error(429, codes::RATE_LIMITED, "Please wait and consider throttling your request speed"),
+            s => error(s, codes::INTERNAL, "Internal server error (injected)"),
+        };
+        if status == 429 {
+            r.headers_mut().insert("retry-after", HeaderValue::from(retry_after));
+        }
+        return r;
+    }
+    // Authentication and the emulated rate limit.
+    let caller = {
+        let h = &parts.headers;
+        let text = |n: &str| h.get(n).and_then(|v| v.to_str().ok()).map(str::to_string);
+        let mut st = state.lock().unwrap_or_else(|p| p.into_inner());
+        let (result, fp) = if let Some(a) = text("authorization") {
+            match a.strip_prefix("Bearer ") {
+                Some(tok) => (st.authenticate_bearer(tok.trim()), fingerprint(&["bearer", tok.trim()])),
+                None => (Err((400, 6111, "Invalid format for Authorization header")), 0),
+            }
+        } else if let (Some(e), Some(k)) = (text("x-auth-email"), text("x-auth-key")) {
+            (st.authenticate_key(&e, &k), fingerprint(&["key", &e, &k]))
+        } else {
+            (Err((401, codes::MISSING_AUTH, "Missing X-Auth-Key, X-Auth-Email or Authorization headers")), 0)
+        };
+        let caller = match result {
+            Ok(c) => c,
+            Err((s, c, m)) => return error(s, c, m),
+        };
+        if let Err(wait) = st.rate.check(fp) {
+            let mut r = error(429, codes::RATE_LIMITED, "Rate limited: more than the allowed requests per window");
+            r.headers_mut().insert("retry-after", HeaderValue::from(wait));
+            return r;
+        }
+        caller
+    };
+    let mut req = Request::from_parts(parts, Body::from(bytes));
+    req.extensions_mut().insert(caller);
+    let mut resp = next.run(req).await;
+    if decision.malformed {
+        resp = Response::new(Body::from("{\"success\": true, \"result\": [{\"id\": \"trunc"));
+        resp.headers_mut().insert("content-type", HeaderValue::from_static("application/json"));
+    }
+    if decision.drop_after {
+        resp.extensions_mut().insert(DropConnection);
+    }
+    resp
+}
+
+async fn unmatched(State(state): State<Shared>, req: Request) -> Response {
+    let method = req.method().to_string();
+    let path = req.uri().path().to_string();
+    if let Some(api_path) = path.strip_prefix(API_PREFIX) {
+        let query = req.uri().query().unwrap_or_default().to_string();
+        let auth = auth_kind(&req);
+        record(&state, &method, api_path, "unmatched", &query, &Bytes::new(), auth);
+    }
+    if req.method() == Method::GET || req.method() == Method::POST || req.method() == Method::PUT || req.method() == Method::DELETE {
+        error(404, codes::NO_ROUTE, "No route for the URI")
+    } else {
+        error(405, codes::NO_ROUTE, "Method not allowed")
+    }
+}
+
+async fn requests_report(State(state): State<Shared>) -> Response {
+    let st = state.lock().unwrap_or_else(|p| p.into_inner());
+    let mut counts: Vec<_> = st
+        .log
+        .counts
+        .iter()
+        .map(|((m, r), n)| json!({"method": m, "route": r, "count": n}))
+        .collect();
+    counts.sort_by_key(|v| v.to_string());
+    json_response(200, &json!({"total": st.log.requests.len(), "counts": counts, "requests": st.log.requests}))
+}
+
+/// Serves `router` on `listener` until `stop` turns true. Connections whose
+/// response carries [`DropConnection`] are closed without an answer.
+pub async fn serve(listener: TcpListener, router: Router, mut stop: watch::Receiver<bool>) {
+    loop {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = stop.changed() => return,
+        };
+        let Ok((stream, _)) = accepted else { continue };
+        let _ = stream.set_nodelay(true);
+        let router = router.clone();
+        let mut stop = stop.clone();
+        tokio::spawn(async move {
+            let svc = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                let router = router.clone();
+                async move {
+                    let resp = match router.oneshot(req.map(Body::new)).await {
+                        Ok(r) => r,
+                        Err(e) => match e {},
+                    };
+                    if resp.extensions().get::<DropConnection>().is_some() {
+                        return Err(Dropped);
+                    }
+                    Ok::<_, Dropped>(resp)
+                }
+            });
+            let conn = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), svc);
+            tokio::select! {
+                _ = conn => {}
+                _ = stop.changed() => {}
+            }
+        });
+    }
+}

@@ -1,0 +1,237 @@
+//! The simulator's mutable world: stores, credentials, rate limits, faults and the request log.
+
+use std::collections::{HashMap, VecDeque};
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::time::{Duration as StdDuration, Instant};
+
+use chrono::{DateTime, Duration, Utc};
+use serde::Serialize;
+
+use super::faults::{FaultSpec, FaultState};
+use super::model::{Account, Owner, ServiceToken};
+use super::seed::{IdGen, SeedData};
+use super::store::{OrderedStore, TokenStore};
+
+/// Who made a request, once authenticated.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Caller {
+    /// The user's global key (`X-Auth-Email` + `X-Auth-Key`).
+    GlobalKey,
+    /// A user-owned API token.
+    UserToken(String),
+    /// An account-owned API token: (account id, token id).
+    AccountToken(String, String),
+}
+
+/// How a request authenticated (never the credential itself).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthKind {
+    /// `Authorization: Bearer ...`.
+    Bearer,
+    /// `X-Auth-Email` + `X-Auth-Key`.
+    EmailKey,
+    /// No credential headers.
+    None,
+}
+
+/// One request as the simulator received it.
+#[derive(Clone, Debug, Serialize)]
+pub struct RecordedRequest {
+    /// HTTP method.
+    pub method: String,
+    /// Path below `/client/v4`.
+    pub path: String,
+    /// Route template, such as `/user/tokens/{token_id}` (`unmatched` when none).
+    pub route: String,
+    /// Raw query string.
+    pub query: String,
+    /// Request body as text (empty when none).
+    pub body: String,
+    /// Which credential scheme was used.
+    pub auth: AuthKind,
+}
+
+/// Requests received, counted per method and route.
+#[derive(Default)]
+pub struct RequestLog {
+    /// Count per (method, route template).
+    pub counts: HashMap<(String, String), u64>,
+    /// All requests, in order.
+    pub requests: Vec<RecordedRequest>,
+}
+
+/// The emulated per-credential rate limit (sliding window).
+pub struct RateLimit {
+    /// Requests allowed per window.
+    pub limit: usize,
+    /// Window length.
+    pub window: StdDuration,
+    hits: HashMap<u64, VecDeque<Instant>>,
+}
+
+impl RateLimit {
+    /// A limit of `limit` requests per `window`.
+    pub fn new(limit: usize, window: StdDuration) -> Self {
+        Self { limit, window, hits: HashMap::new() }
+    }
+
+    /// Records a request of this credential; `Err(seconds to wait)` when over the limit.
+    pub fn check(&mut self, credential: u64) -> Result<(), u64> {
+        let now = Instant::now();
+        let q = self.hits.entry(credential).or_default();
+        while q.front().is_some_and(|t| now.duration_since(*t) >= self.window) {
+            q.pop_front();
+        }
+        if q.len() >= self.limit {
+            let wait = q.front().map(|t| self.window.saturating_sub(now.duration_since(*t))).unwrap_or_default();
+            return Err(wait.as_secs().max(1));
+        }
+        q.push_back(now);
+        Ok(())
+    }
+}
+
+/// Everything the simulator knows.
+pub struct SimState {
+    /// User-owned tokens.
+    pub user: TokenStore,
+    /// Accounts.
+    pub accounts: OrderedStore<Account>,
+    /// Account-owned tokens per account id.
+    pub account_tokens: HashMap<String, TokenStore>,
+    /// Account-level service tokens per account id.
+    pub account_services: HashMap<String, OrderedStore<ServiceToken>>,
+    /// Zone-level service tokens per zone id.
+    pub zone_services: HashMap<String, OrderedStore<ServiceToken>>,
+    /// Zone id to owning account id.
+    pub zone_account: HashMap<String, String>,
+    /// API token secret to (owner, token id).
+    pub secrets: HashMap<String, (Owner, String)>,
+    /// Global-key email.
+    pub email: String,
+    /// Global key.
+    pub api_key: String,
+    /// The admin token's secret, printed at start.
+    pub admin_secret: String,
+    /// Id and secret generator.
+    pub ids: IdGen,
+    /// Faults in force.
+    pub faults: FaultState,
+    /// Emulated rate limit.
+    pub rate: RateLimit,
+    /// Requests received.
+    pub log: RequestLog,
+    /// Base latency added to every request, in ms.
+    pub latency_ms: u64,
+    /// Shift of the simulator's clock (tests move time forward).
+    pub clock_offset: Duration,
+}
+
+impl SimState {
+    /// A world holding the seed data.
+    pub fn new(seed: SeedData, faults: FaultSpec, rate: RateLimit, latency_ms: u64) -> Self {
+        let SeedData { user_tokens, accounts, zone_service_tokens, email, api_key, ids } = seed;
+        let mut secrets = HashMap::new();
+        let mut user = TokenStore::default();
+        let admin_secret = user_tokens.first().map(|t| t.secret.clone()).unwrap_or_default();
+        for t in user_tokens {
+            secrets.insert(t.secret.clone(), (Owner::User, t.id.clone()));
+            user.tokens.insert(t.id.clone(), t);
+        }
+        let mut acc_store = OrderedStore::default();
+        let mut account_tokens = HashMap::new();
+        let mut account_services = HashMap::new();
+        let mut zone_account = HashMap::new();
+        for (a, toks, svcs) in accounts {
+            let mut ts = TokenStore::default();
+            for t in toks {
+                secrets.insert(t.secret.clone(), (Owner::Account(a.id.clone()), t.id.clone()));
+                ts.tokens.insert(t.id.clone(), t);
+            }
+            let mut ss = OrderedStore::default();
+            for s in svcs {
+                ss.insert(s.id.clone(), s);
+            }
+            for z in &a.zones {
+                zone_account.insert(z.clone(), a.id.clone());
+            }
+            account_tokens.insert(a.id.clone(), ts);
+            account_services.insert(a.id.clone(), ss);
+            acc_store.insert(a.id.clone(), a);
+        }
+        let mut zone_services = HashMap::new();
+        for (z, svcs) in zone_service_tokens {
+            let mut ss = OrderedStore::default();
+            for s in svcs {
+                ss.insert(s.id.clone(), s);
+            }
+            zone_services.insert(z, ss);
+        }
+        Self {
+            user,
+            accounts: acc_store,
+            account_tokens,
+            account_services,
+            zone_services,
+            zone_account,
+            secrets,
+            email,
+            api_key,
+            admin_secret,
+            ids,
+            faults: FaultState::new(faults),
+            rate,
+            log: RequestLog::default(),
+            latency_ms,
+            clock_offset: Duration::zero(),
+        }
+    }
+
+    /// The simulator's current time.
+    pub fn now(&self) -> DateTime<Utc> {
+        Utc::now() + self.clock_offset
+    }
+
+    /// The token store of an owner, if the owner exists.
+    pub fn tokens_of(&mut self, owner: &Owner) -> Option<&mut TokenStore> {
+        match owner {
+            Owner::User => Some(&mut self.user),
+            Owner::Account(a) => self.account_tokens.get_mut(a),
+        }
+    }
+
+    /// Authenticates a bearer token, touching its `last_used_on`.
+    /// `Err((status, code, message))` when it does not authenticate.
+    pub fn authenticate_bearer(&mut self, secret: &str) -> Result<Caller, (u16, u32, &'static str)> {
+        let now = self.now();
+        let invalid = (401, 1000, "Invalid API Token");
+        let (owner, id) = self.secrets.get(secret).cloned().ok_or(invalid)?;
+        let store = self.tokens_of(&owner).ok_or(invalid)?;
+        let tok = store.tokens.get_mut_untracked(&id).ok_or(invalid)?;
+        if !tok.usable_at(now) {
+            return Err(invalid);
+        }
+        tok.last_used_on = Some(now);
+        Ok(match owner {
+            Owner::User => Caller::UserToken(id),
+            Owner::Account(a) => Caller::AccountToken(a, id),
+        })
+    }
+
+    /// Authenticates the global key.
+    pub fn authenticate_key(&self, email: &str, key: &str) -> Result<Caller, (u16, u32, &'static str)> {
+        if email.eq_ignore_ascii_case(&self.email) && key == self.api_key {
+            Ok(Caller::GlobalKey)
+        } else {
+            Err((403, 9103, "Unknown X-Auth-Key or X-Auth-Email"))
+        }
+    }
+}
+
+/// A stable fingerprint of a credential, so the rate limiter never stores the credential.
+pub fn fingerprint(parts: &[&str]) -> u64 {
+    let mut h = DefaultHasher::new();
+    parts.hash(&mut h);
+    h.finish()
+}

@@ -1,0 +1,10 @@
+//! Statement handling: templates, script splitting, the sqlparser extension, id-param
+//! rewriting, catalog statements and writes.
+
+pub mod info;
+pub mod parse;
+pub mod rewrite;
+pub mod split;
+pub mod template;
+pub mod values;
+pub mod write;

@@ -1,0 +1,302 @@
+//! The sqlparser extension: recognises cfql's own statements (EXEC, REPLACE, SHOW
+//! SERVICES/RESOURCES/METHODS, DESCRIBE, SET cfql.*) and writes to `cloudflare` tables;
+//! everything else goes to DataFusion unchanged.
+
+use datafusion::sql::sqlparser::ast::{self, Expr, ObjectName, Statement, TableFactor, TableObject};
+use datafusion::sql::sqlparser::dialect::GenericDialect;
+use datafusion::sql::sqlparser::keywords::Keyword;
+use datafusion::sql::sqlparser::parser::Parser;
+use datafusion::sql::sqlparser::tokenizer::Token;
+
+use crate::error::{Error, Result};
+use crate::provider::{CATALOG, Registry};
+
+/// A parsed `EXEC service.resource.method @p = v, ... [@@json = '{...}']`.
+#[derive(Debug, Clone)]
+pub struct ExecStatement {
+    /// Name parts, such as `["cloudflare", "user", "tokens", "update_value"]`.
+    pub name: Vec<String>,
+    /// `@name = expr` params in order (name without `@`).
+    pub params: Vec<(String, Expr)>,
+    /// The raw body given with `@@json`.
+    pub json: Option<Expr>,
+}
+
+/// A statement as cfql routes it.
+#[derive(Debug, Clone)]
+pub enum CfqlStatement {
+    /// Anything DataFusion runs itself (queries, DDL, EXPLAIN of a query...).
+    Query(Box<Statement>),
+    /// INSERT into a `cloudflare` table.
+    Insert(Box<ast::Insert>),
+    /// UPDATE (or StackQL REPLACE) of a `cloudflare` table.
+    Update(Box<ast::Update>),
+    /// DELETE from a `cloudflare` table.
+    Delete(Box<ast::Delete>),
+    /// A lifecycle method.
+    Exec(ExecStatement),
+    /// `SHOW SERVICES`.
+    ShowServices,
+    /// `SHOW RESOURCES [IN cloudflare.<service>]`.
+    ShowResources(Option<String>),
+    /// `SHOW METHODS IN <table>`.
+    ShowMethods(Vec<String>),
+    /// `DESCRIBE [EXTENDED] <table>` of a `cloudflare` table.
+    Describe {
+        /// Table name parts.
+        table: Vec<String>,
+        /// Include descriptions and methods.
+        extended: bool,
+    },
+    /// `SET cfql.<name> = <value>`.
+    SetOption {
+        /// Option name, after `cfql.`.
+        name: String,
+        /// Its value.
+        value: String,
+    },
+    /// `EXPLAIN` of a write: a dry run.
+    ExplainWrite(Box<CfqlStatement>),
+}
+
+impl CfqlStatement {
+    /// Whether this statement changes anything through the API.
+    pub fn is_write(&self) -> bool {
+        matches!(self, Self::Insert(_) | Self::Update(_) | Self::Delete(_) | Self::Exec(_))
+    }
+}
+
+fn sql_err(e: impl std::fmt::Display) -> Error {
+    Error::Sql(e.to_string())
+}
+
+/// The name parts of an object name.
+pub fn name_parts(name: &ObjectName) -> Vec<String> {
+    name.0
+        .iter()
+        .map(|p| match p.as_ident() {
+            Some(i) => i.value.clone(),
+            None => p.to_string(),
+        })
+        .collect()
+}
+
+/// The first word of `sql` outside comments: (byte start, byte end, word).
+fn first_word(sql: &str) -> Option<(usize, usize, String)> {
+    let b = sql.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i].is_ascii_whitespace() {
+            i += 1;
+        } else if sql[i..].starts_with("--") {
+            i += sql[i..].find('\n').map(|n| n + 1).unwrap_or(b.len() - i);
+        } else if sql[i..].starts_with("/*") {
+            i += sql[i..].find("*/").map(|n| n + 2).unwrap_or(b.len() - i);
+        } else {
+            let end = sql[i..].find(|c: char| !(c.is_alphanumeric() || c == '_')).map(|n| i + n).unwrap_or(b.len());
+            return Some((i, end, sql[i..end].to_ascii_uppercase()));
+        }
+    }
+    None
+}
+
+fn is_cloudflare(registry: &Registry, parts: &[String]) -> Result<bool> {
+    if registry.resolve(parts).is_some() {
+        return Ok(true);
+    }
+    if parts.len() == 3 && parts[0].eq_ignore_ascii_case(CATALOG) {
+        return Err(unknown_table(registry, parts));
+    }
+    Ok(false)
+}
+
+/// "table 'x' not found; did you mean 'y'?" with the closest known name.
+pub fn unknown_table(registry: &Registry, parts: &[String]) -> Error {
+    let name = parts.join(".");
+    let hint = closest(&name.to_ascii_lowercase(), registry.all_table_names().iter().map(String::as_str))
+        .map(|s| format!("; did you mean {s}?"))
+        .unwrap_or_default();
+    Error::InvalidInput(format!("table '{name}' not found{hint} (SHOW RESOURCES lists the tables)"))
+}
+
+/// The candidate closest to `name` by edit distance, if reasonably close.
+pub fn closest<'a>(name: &str, candidates: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+    candidates
+        .map(|c| (datafusion::common::utils::datafusion_strsim::levenshtein(name, c), c))
+        .filter(|(d, c)| *d <= (c.len() / 3).max(2))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c)
+}
+
+/// Parses one statement.
+pub fn parse(sql: &str, registry: &Registry) -> Result<CfqlStatement> {
+    let Some((start, end, word)) = first_word(sql) else {
+        return Err(Error::Sql("empty statement".into()));
+    };
+    match word.as_str() {
+        "EXEC" | "EXECUTE" => parse_exec(&sql[end..]).map(CfqlStatement::Exec),
+        "REPLACE" => {
+            let rewritten = format!("{}UPDATE{}", &sql[..start], &sql[end..]);
+            match parse_standard(&rewritten, registry)? {
+                s @ CfqlStatement::Update(_) => Ok(s),
+                _ => Err(Error::Sql("REPLACE works on cloudflare tables: REPLACE cloudflare.<service>.<table> SET ... WHERE ...".into())),
+            }
+        }
+        "SHOW" => parse_show(&sql[end..]).map_or_else(|| parse_standard(sql, registry), Ok),
+        "DESCRIBE" | "DESC" => {
+            let rest = sql[end..].trim().trim_end_matches(';').trim();
+            let (extended, name) = match first_word(rest) {
+                Some((_, e, w)) if w == "EXTENDED" => (true, rest[e..].trim()),
+                _ => (false, rest),
+            };
+            let parts: Vec<String> = name.split('.').map(|p| p.trim().trim_matches('"').to_string()).collect();
+            if is_cloudflare(registry, &parts)? {
+                Ok(CfqlStatement::Describe { table: parts, extended })
+            } else {
+                parse_standard(sql, registry)
+            }
+        }
+        "SET" => {
+            let rest = sql[end..].trim().trim_end_matches(';').trim();
+            if rest.len() > 5 && rest[..5].eq_ignore_ascii_case("cfql.") {
+                let (name, value) = rest[5..]
+                    .split_once(['=', ' '])
+                    .map(|(n, v)| (n.trim(), v.trim().trim_start_matches('=').trim()))
+                    .ok_or_else(|| Error::Sql("expected SET cfql.<option> = <value>".into()))?;
+                Ok(CfqlStatement::SetOption {
+                    name: name.to_ascii_lowercase(),
+                    value: value.trim_matches('\'').to_ascii_lowercase(),
+                })
+            } else {
+                parse_standard(sql, registry)
+            }
+        }
+        "EXPLAIN" => {
+            let rest = &sql[end..];
+            match first_word(rest) {
+                Some((_, _, w)) if matches!(w.as_str(), "INSERT" | "UPDATE" | "DELETE" | "REPLACE" | "EXEC" | "EXECUTE") => {
+                    let inner = parse(rest, registry)?;
+                    if inner.is_write() { Ok(CfqlStatement::ExplainWrite(Box::new(inner))) } else { parse_standard(sql, registry) }
+                }
+                _ => parse_standard(sql, registry),
+            }
+        }
+        _ => parse_standard(sql, registry),
+    }
+}
+
+fn parse_standard(sql: &str, registry: &Registry) -> Result<CfqlStatement> {
+    let mut stmts = Parser::parse_sql(&GenericDialect {}, sql).map_err(sql_err)?;
+    if stmts.len() != 1 {
+        return Err(Error::Sql(format!("expected one statement, found {}", stmts.len())));
+    }
+    let stmt = stmts.remove(0);
+    Ok(match stmt {
+        Statement::Insert(ins) => {
+            let TableObject::TableName(name) = &ins.table else {
+                return Ok(CfqlStatement::Query(Box::new(Statement::Insert(ins))));
+            };
+            if is_cloudflare(registry, &name_parts(name))? {
+                CfqlStatement::Insert(Box::new(ins))
+            } else {
+                CfqlStatement::Query(Box::new(Statement::Insert(ins)))
+            }
+        }
+        Statement::Update(up) => {
+            let target = match &up.table.relation {
+                TableFactor::Table { name, .. } => Some(name_parts(name)),
+                _ => None,
+            };
+            match target {
+                Some(parts) if is_cloudflare(registry, &parts)? => CfqlStatement::Update(Box::new(up)),
+                _ => CfqlStatement::Query(Box::new(Statement::Update(up))),
+            }
+        }
+        Statement::Delete(del) => {
+            let tables = match &del.from {
+                ast::FromTable::WithFromKeyword(t) | ast::FromTable::WithoutKeyword(t) => t,
+            };
+            let target = match tables.first().map(|t| &t.relation) {
+                Some(TableFactor::Table { name, .. }) => Some(name_parts(name)),
+                _ => None,
+            };
+            match target {
+                Some(parts) if is_cloudflare(registry, &parts)? => CfqlStatement::Delete(Box::new(del)),
+                _ => CfqlStatement::Query(Box::new(Statement::Delete(del))),
+            }
+        }
+        other => CfqlStatement::Query(Box::new(other)),
+    })
+}
+
+fn parse_show(rest: &str) -> Option<CfqlStatement> {
+    let rest = rest.trim().trim_end_matches(';').trim();
+    let (_, end, word) = first_word(rest)?;
+    let after = rest[end..].trim();
+    let target = |s: &str| -> Option<String> {
+        let (_, e, w) = first_word(s)?;
+        (w == "IN" || w == "FROM").then(|| s[e..].trim().to_string())
+    };
+    match word.as_str() {
+        "SERVICES" if after.is_empty() => Some(CfqlStatement::ShowServices),
+        "RESOURCES" => {
+            let svc = target(after).map(|t| {
+                let t = t.trim_matches('"');
+                match t.split_once('.') {
+                    Some((c, s)) if c.eq_ignore_ascii_case(CATALOG) => s.to_string(),
+                    _ => t.to_string(),
+                }
+            });
+            Some(CfqlStatement::ShowResources(svc.filter(|s| !s.is_empty() && !s.eq_ignore_ascii_case(CATALOG))))
+        }
+        "METHODS" => {
+            let t = target(after).unwrap_or_else(|| after.to_string());
+            Some(CfqlStatement::ShowMethods(t.split('.').map(|p| p.trim().trim_matches('"').to_string()).collect()))
+        }
+        _ => None,
+    }
+}
+
+fn parse_exec(rest: &str) -> Result<ExecStatement> {
+    let dialect = GenericDialect {};
+    let mut p = Parser::new(&dialect).try_with_sql(rest).map_err(sql_err)?;
+    let name = p.parse_object_name(false).map_err(sql_err)?;
+    let mut params = Vec::new();
+    let mut json = None;
+    loop {
+        let tok = p.next_token();
+        let pname = match &tok.token {
+            Token::EOF | Token::SemiColon => break,
+            Token::Comma => continue,
+            Token::Word(w) if w.value.starts_with('@') => w.value.clone(),
+            Token::AtSign => match p.next_token().token {
+                Token::Word(w) => format!("@{}", w.value),
+                Token::AtSign => match p.next_token().token {
+                    Token::Word(w) => format!("@@{}", w.value),
+                    other => return Err(Error::Sql(format!("expected a parameter name after '@@', found {other} at {}", tok.span.start))),
+                },
+                other => return Err(Error::Sql(format!("expected a parameter name after '@', found {other} at {}", tok.span.start))),
+            },
+            other => {
+                return Err(Error::Sql(format!(
+                    "EXEC parameters look like @name='value' (separated by commas or spaces), found {other} at {}",
+                    tok.span.start
+                )));
+            }
+        };
+        if !p.consume_token(&Token::Eq) {
+            return Err(Error::Sql(format!("expected '=' after {pname} at {}", p.peek_token().span.start)));
+        }
+        let value = p.parse_expr().map_err(sql_err)?;
+        if let Some(n) = pname.strip_prefix("@@") {
+            if !n.eq_ignore_ascii_case("json") {
+                return Err(Error::Sql(format!("unknown option @@{n}: the only @@ option is @@json")));
+            }
+            json = Some(value);
+        } else {
+            params.push((pname.trim_start_matches('@').to_ascii_lowercase(), value));
+        }
+        let _ = p.parse_keyword(Keyword::NoKeyword);
+    }
+    Ok(ExecStatement { name: name_parts(&name), params, json })
+}

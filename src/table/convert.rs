@@ -1,0 +1,140 @@
+//! JSON objects from the API to Arrow record batches, column by column as the manifest types them.
+
+use std::sync::Arc;
+
+use chrono::DateTime;
+use datafusion::arrow::array::{ArrayRef, BooleanBuilder, Float64Builder, Int64Builder, StringBuilder, TimestampMicrosecondBuilder};
+use datafusion::arrow::datatypes::{Field, Schema, SchemaRef};
+use datafusion::arrow::record_batch::{RecordBatch, RecordBatchOptions};
+use serde_json::Value;
+
+use crate::error::{Error, Result};
+use crate::provider::{ColumnSpec, ColumnType};
+
+/// The Arrow schema of these columns (all nullable).
+pub fn schema_of<'a>(cols: impl IntoIterator<Item = &'a ColumnSpec>) -> SchemaRef {
+    Arc::new(Schema::new(cols.into_iter().map(|c| Field::new(&c.name, c.ty.arrow(), true)).collect::<Vec<_>>()))
+}
+
+/// Parses an RFC 3339 date-time (with or without fractional seconds) to µs since the epoch.
+pub fn parse_timestamp(s: &str) -> Option<i64> {
+    DateTime::parse_from_rfc3339(s).ok().map(|t| t.timestamp_micros())
+}
+
+/// Renames object keys (old spellings to current ones), at the top level of `v`.
+fn normalise(v: &Value, col: &ColumnSpec) -> Value {
+    match v {
+        Value::Object(m) if !col.rename_keys.is_empty() => {
+            let mut out = serde_json::Map::new();
+            for (k, val) in m {
+                let key = col.rename_keys.get(k).cloned().unwrap_or_else(|| k.clone());
+                out.insert(key, val.clone());
+            }
+            Value::Object(out)
+        }
+        other => other.clone(),
+    }
+}
+
+/// Text of a value for a text column: strings as they are, anything else as JSON.
+pub fn value_text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// A value for one cell: scope columns come from `scope`, the rest from the object.
+fn cell<'a>(obj: &'a Value, col: &ColumnSpec, scope: &'a [(String, Option<String>)]) -> Option<std::borrow::Cow<'a, Value>> {
+    if col.scope
+        && let Some((_, v)) = scope.iter().find(|(c, _)| c == &col.name)
+    {
+        return v.as_ref().map(|s| std::borrow::Cow::Owned(Value::String(s.clone())));
+    }
+    match obj.get(&col.name) {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(std::borrow::Cow::Borrowed(v)),
+    }
+}
+
+/// Builds a batch of `rows` for `cols` (which match `schema` in order). `endpoint`
+/// names the call the rows came from, for errors.
+pub fn rows_to_batch(
+    schema: &SchemaRef,
+    cols: &[ColumnSpec],
+    rows: &[Value],
+    scope: &[(String, Option<String>)],
+    endpoint: &str,
+) -> Result<RecordBatch> {
+    let mut arrays: Vec<ArrayRef> = Vec::with_capacity(cols.len());
+    for col in cols {
+        let bad = |v: &Value, what: &str| Error::Decode {
+            method: "GET".into(),
+            path: endpoint.into(),
+            status: 200,
+            detail: format!("column {}: expected {what}, got {v}", col.name),
+        };
+        let array: ArrayRef = match col.ty {
+            ColumnType::Utf8 => {
+                let mut b = StringBuilder::with_capacity(rows.len(), rows.len() * 16);
+                for r in rows {
+                    b.append_option(cell(r, col, scope).map(|v| value_text(&v)));
+                }
+                Arc::new(b.finish())
+            }
+            ColumnType::Json => {
+                let mut b = StringBuilder::with_capacity(rows.len(), rows.len() * 64);
+                for r in rows {
+                    b.append_option(cell(r, col, scope).map(|v| normalise(&v, col).to_string()));
+                }
+                Arc::new(b.finish())
+            }
+            ColumnType::Timestamp => {
+                let mut b = TimestampMicrosecondBuilder::with_capacity(rows.len()).with_timezone("UTC");
+                for r in rows {
+                    match cell(r, col, scope) {
+                        None => b.append_null(),
+                        Some(v) => match v.as_str().and_then(parse_timestamp) {
+                            Some(t) => b.append_value(t),
+                            None => return Err(bad(&v, "an RFC 3339 date-time")),
+                        },
+                    }
+                }
+                Arc::new(b.finish())
+            }
+            ColumnType::Int64 => {
+                let mut b = Int64Builder::with_capacity(rows.len());
+                for r in rows {
+                    match cell(r, col, scope) {
+                        None => b.append_null(),
+                        Some(v) => b.append_value(v.as_i64().ok_or_else(|| bad(&v, "an integer"))?),
+                    }
+                }
+                Arc::new(b.finish())
+            }
+            ColumnType::Float64 => {
+                let mut b = Float64Builder::with_capacity(rows.len());
+                for r in rows {
+                    match cell(r, col, scope) {
+                        None => b.append_null(),
+                        Some(v) => b.append_value(v.as_f64().ok_or_else(|| bad(&v, "a number"))?),
+                    }
+                }
+                Arc::new(b.finish())
+            }
+            ColumnType::Boolean => {
+                let mut b = BooleanBuilder::with_capacity(rows.len());
+                for r in rows {
+                    match cell(r, col, scope) {
+                        None => b.append_null(),
+                        Some(v) => b.append_value(v.as_bool().ok_or_else(|| bad(&v, "true or false"))?),
+                    }
+                }
+                Arc::new(b.finish())
+            }
+        };
+        arrays.push(array);
+    }
+    let opts = RecordBatchOptions::new().with_row_count(Some(rows.len()));
+    RecordBatch::try_new_with_options(schema.clone(), arrays, &opts).map_err(|e| Error::DataFusion(Box::new(e.into())))
+}

@@ -1,0 +1,142 @@
+//! Which WHERE predicates the API can answer: ids (GET per id), scopes (path prefix)
+//! and API-side filters (query string). Everything is pushed as Inexact, so DataFusion
+//! still applies the predicate to what comes back.
+
+use std::collections::BTreeMap;
+
+use datafusion::common::ScalarValue;
+use datafusion::logical_expr::{BinaryExpr, Expr, Operator, TableProviderFilterPushDown, expr::InList, expr::Like};
+
+use crate::provider::{FilterOp, ResourceSpec, Verb};
+
+/// What the API will be asked, derived from the WHERE clause.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ScanPlan {
+    /// Ids pinned by `id = x` / `id IN (...)`: one GET each, no list.
+    pub ids: Option<Vec<String>>,
+    /// Scope values pinned per scope column.
+    pub scopes: BTreeMap<String, Vec<String>>,
+    /// Query parameters for API-side filters.
+    pub api_filters: Vec<(String, String)>,
+}
+
+fn literal_text(e: &Expr) -> Option<String> {
+    match e {
+        Expr::Literal(ScalarValue::Utf8(Some(s)) | ScalarValue::LargeUtf8(Some(s)) | ScalarValue::Utf8View(Some(s)), _) => {
+            Some(s.clone())
+        }
+        _ => None,
+    }
+}
+
+fn column_name(e: &Expr) -> Option<&str> {
+    match e {
+        Expr::Column(c) => Some(c.name.as_str()),
+        Expr::Cast(c) => column_name(&c.expr),
+        _ => None,
+    }
+}
+
+/// `col = 'v'` or `col IN ('a', 'b')`: the column and its values.
+fn equality(e: &Expr) -> Option<(&str, Vec<String>)> {
+    match e {
+        Expr::BinaryExpr(BinaryExpr { left, op: Operator::Eq, right }) => {
+            if let (Some(c), Some(v)) = (column_name(left), literal_text(right)) {
+                Some((c, vec![v]))
+            } else if let (Some(c), Some(v)) = (column_name(right), literal_text(left)) {
+                Some((c, vec![v]))
+            } else {
+                None
+            }
+        }
+        Expr::InList(InList { expr, list, negated: false }) => {
+            let c = column_name(expr)?;
+            let vals: Option<Vec<String>> = list.iter().map(literal_text).collect();
+            Some((c, vals?))
+        }
+        _ => None,
+    }
+}
+
+/// `col LIKE '%text%'` with no other wildcard: the column and the text.
+fn contains(e: &Expr) -> Option<(&str, String)> {
+    match e {
+        Expr::Like(Like { negated: false, expr, pattern, escape_char: None, .. }) => {
+            let c = column_name(expr)?;
+            let p = literal_text(pattern)?;
+            let inner = p.strip_prefix('%')?.strip_suffix('%')?;
+            if inner.is_empty() || inner.contains(['%', '_', '\\']) {
+                return None;
+            }
+            Some((c, inner.to_string()))
+        }
+        _ => None,
+    }
+}
+
+fn id_column(r: &ResourceSpec) -> Option<&str> {
+    let id = r.id.as_ref()?;
+    r.method(Verb::Select, true).map(|_| id.column.as_str())
+}
+
+/// Whether the API can use this predicate.
+pub fn classify(r: &ResourceSpec, e: &Expr) -> TableProviderFilterPushDown {
+    if let Some((col, _)) = equality(e) {
+        if Some(col) == id_column(r) || r.scope(col).is_some() {
+            return TableProviderFilterPushDown::Inexact;
+        }
+        let list = r.method(Verb::Select, false);
+        if list.is_some_and(|m| m.filters.iter().any(|f| f.column == col && f.op == FilterOp::Eq)) && matches!(e, Expr::BinaryExpr(_)) {
+            return TableProviderFilterPushDown::Inexact;
+        }
+    }
+    if let Some((col, _)) = contains(e) {
+        let list = r.method(Verb::Select, false);
+        if list.is_some_and(|m| m.filters.iter().any(|f| f.column == col && f.op == FilterOp::Like)) {
+            return TableProviderFilterPushDown::Inexact;
+        }
+    }
+    TableProviderFilterPushDown::Unsupported
+}
+
+fn intersect(existing: Option<Vec<String>>, new: Vec<String>) -> Vec<String> {
+    match existing {
+        None => new,
+        Some(old) => old.into_iter().filter(|v| new.contains(v)).collect(),
+    }
+}
+
+/// Builds the scan plan from the pushed predicates (a conjunction).
+pub fn analyze(r: &ResourceSpec, filters: &[Expr]) -> ScanPlan {
+    let mut plan = ScanPlan::default();
+    let list = r.method(Verb::Select, false);
+    for f in filters {
+        if let Some((col, vals)) = equality(f) {
+            if Some(col) == id_column(r) {
+                let mut v = intersect(plan.ids.take(), vals);
+                v.dedup();
+                plan.ids = Some(v);
+                continue;
+            }
+            if r.scope(col).is_some() {
+                let v = intersect(plan.scopes.remove(col), vals);
+                plan.scopes.insert(col.to_string(), v);
+                continue;
+            }
+            if let (Some(m), [v]) = (list, vals.as_slice())
+                && let Some(fs) = m.filters.iter().find(|fs| fs.column == col && fs.op == FilterOp::Eq)
+                && !plan.api_filters.iter().any(|(p, _)| p == &fs.param)
+            {
+                plan.api_filters.push((fs.param.clone(), v.clone()));
+                continue;
+            }
+        }
+        if let (Some((col, text)), Some(m)) = (contains(f), list)
+            && let Some(fs) = m.filters.iter().find(|fs| fs.column == col && fs.op == FilterOp::Like)
+            && !plan.api_filters.iter().any(|(p, _)| p == &fs.param)
+        {
+            plan.api_filters.push((fs.param.clone(), text));
+        }
+    }
+    plan
+}

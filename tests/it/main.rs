@@ -1,0 +1,4 @@
+//! Integration tests: everything runs against the simulator over real HTTP on loopback.
+
+mod common;
+mod read;
