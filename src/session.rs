@@ -73,13 +73,15 @@ impl std::fmt::Debug for Session {
 
 /// Registers the `cloudflare` catalog and the JSON functions into an existing
 /// `SessionContext` (for BI tools and host programs that own their context).
-/// Reads work through `ctx.sql`; writes and EXEC need a [`Session`].
+/// Reads work through `ctx.sql`; writes and EXEC need a [`Session`]. The context's SQL
+/// dialect is set to PostgreSQL so that `->` / `->>` bind tighter than `=`.
 pub fn register(ctx: &SessionContext, config: Config) -> Result<()> {
     let engine = Engine::new(config)?;
     {
         let state = ctx.state_ref();
         let mut state = state.write();
         datafusion_functions_json::register_all(&mut *state)?;
+        state.config_mut().options_mut().sql_parser.dialect = datafusion::config::Dialect::PostgreSQL;
     }
     register_catalog(ctx, &engine)
 }
@@ -88,7 +90,9 @@ impl Session {
     /// A session for `config`. Nothing is called until a statement runs.
     pub async fn new(config: Config) -> Result<Self> {
         let engine = Engine::new(config)?;
-        let cfg = SessionConfig::new().with_information_schema(true).with_default_catalog_and_schema("cloudflare", "user");
+        let mut cfg = SessionConfig::new().with_information_schema(true).with_default_catalog_and_schema("cloudflare", "user");
+        // PostgreSQL precedence for `->` / `->>` (tighter than `=` and IS NULL).
+        cfg.options_mut().sql_parser.dialect = datafusion::config::Dialect::PostgreSQL;
         let mut state = SessionStateBuilder::new().with_config(cfg).with_default_features().build();
         datafusion_functions_json::register_all(&mut state)?;
         let ctx = SessionContext::new_with_state(state);
@@ -210,7 +214,7 @@ impl Session {
             let parts: Vec<String> = name.split('.').map(str::to_string).collect();
             return unknown_table(&self.engine.registry, &parts);
         }
-        if let DataFusionError::SchemaError(se, _) = &e
+        if let DataFusionError::SchemaError(se, _) = e.find_root()
             && let datafusion::common::SchemaError::FieldNotFound { field, valid_fields } = se.as_ref()
         {
             let names: Vec<String> = valid_fields.iter().map(|c| c.name.clone()).collect();

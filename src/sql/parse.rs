@@ -3,7 +3,7 @@
 //! everything else goes to DataFusion unchanged.
 
 use datafusion::sql::sqlparser::ast::{self, Expr, ObjectName, Statement, TableFactor, TableObject};
-use datafusion::sql::sqlparser::dialect::GenericDialect;
+use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::keywords::Keyword;
 use datafusion::sql::sqlparser::parser::Parser;
 use datafusion::sql::sqlparser::tokenizer::Token;
@@ -186,7 +186,7 @@ pub fn parse(sql: &str, registry: &Registry) -> Result<CfqlStatement> {
 }
 
 fn parse_standard(sql: &str, registry: &Registry) -> Result<CfqlStatement> {
-    let mut stmts = Parser::parse_sql(&GenericDialect {}, sql).map_err(sql_err)?;
+    let mut stmts = Parser::parse_sql(&PostgreSqlDialect {}, sql).map_err(sql_err)?;
     if stmts.len() != 1 {
         return Err(Error::Sql(format!("expected one statement, found {}", stmts.len())));
     }
@@ -258,7 +258,7 @@ fn parse_show(rest: &str) -> Option<CfqlStatement> {
 }
 
 fn parse_exec(rest: &str) -> Result<ExecStatement> {
-    let dialect = GenericDialect {};
+    let dialect = PostgreSqlDialect {};
     let mut p = Parser::new(&dialect).try_with_sql(rest).map_err(sql_err)?;
     let name = p.parse_object_name(false).map_err(sql_err)?;
     let mut params = Vec::new();

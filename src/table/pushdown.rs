@@ -49,6 +49,15 @@ fn equality(e: &Expr) -> Option<(&str, Vec<String>)> {
                 None
             }
         }
+        Expr::BinaryExpr(BinaryExpr { left, op: Operator::Or, right }) => {
+            let (lc, mut lv) = equality(left)?;
+            let (rc, rv) = equality(right)?;
+            if lc != rc {
+                return None;
+            }
+            lv.extend(rv);
+            Some((lc, lv))
+        }
         Expr::InList(InList { expr, list, negated: false }) => {
             let c = column_name(expr)?;
             let vals: Option<Vec<String>> = list.iter().map(literal_text).collect();
