@@ -4,7 +4,6 @@
 
 use datafusion::sql::sqlparser::ast::{self, Expr, ObjectName, Statement, TableFactor, TableObject};
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
-use datafusion::sql::sqlparser::keywords::Keyword;
 use datafusion::sql::sqlparser::parser::Parser;
 use datafusion::sql::sqlparser::tokenizer::Token;
 
@@ -257,26 +256,55 @@ fn parse_show(rest: &str) -> Option<CfqlStatement> {
     }
 }
 
+/// EXEC params are read with the generic dialect, where `@name` is one word. Each
+/// value runs until the next `@name` or comma outside parentheses, so params may be
+/// separated by commas or by spaces alone (`@a='x' @b='y'`).
 fn parse_exec(rest: &str) -> Result<ExecStatement> {
-    let dialect = PostgreSqlDialect {};
-    let mut p = Parser::new(&dialect).try_with_sql(rest).map_err(sql_err)?;
-    let name = p.parse_object_name(false).map_err(sql_err)?;
+    use datafusion::sql::sqlparser::tokenizer::{TokenWithSpan, Tokenizer};
+    let dialect = datafusion::sql::sqlparser::dialect::GenericDialect {};
+    let tokens: Vec<TokenWithSpan> = Tokenizer::new(&dialect, rest)
+        .tokenize_with_location()
+        .map_err(sql_err)?
+        .into_iter()
+        .filter(|t| !matches!(t.token, Token::Whitespace(_)))
+        .collect();
+    let mut i = 0;
+    // The method name: words joined by dots.
+    let mut name = Vec::new();
+    while let Some(TokenWithSpan { token: Token::Word(w), .. }) = tokens.get(i) {
+        if w.value.starts_with('@') {
+            break;
+        }
+        name.push(w.value.clone());
+        i += 1;
+        if matches!(tokens.get(i).map(|t| &t.token), Some(Token::Period)) {
+            i += 1;
+        } else {
+            break;
+        }
+    }
+    if name.is_empty() {
+        return Err(Error::Sql("EXEC needs a method name: EXEC cloudflare.<service>.<resource>.<method> @param='value'".into()));
+    }
     let mut params = Vec::new();
     let mut json = None;
-    loop {
-        let tok = p.next_token();
+    while i < tokens.len() {
+        let tok = &tokens[i];
+        i += 1;
         let pname = match &tok.token {
             Token::EOF | Token::SemiColon => break,
             Token::Comma => continue,
             Token::Word(w) if w.value.starts_with('@') => w.value.clone(),
-            Token::AtSign => match p.next_token().token {
-                Token::Word(w) => format!("@{}", w.value),
-                Token::AtSign => match p.next_token().token {
-                    Token::Word(w) => format!("@@{}", w.value),
-                    other => return Err(Error::Sql(format!("expected a parameter name after '@@', found {other} at {}", tok.span.start))),
-                },
-                other => return Err(Error::Sql(format!("expected a parameter name after '@', found {other} at {}", tok.span.start))),
-            },
+            Token::AtSign | Token::AtAt => {
+                let prefix = if tok.token == Token::AtAt { "@@" } else { "@" };
+                match tokens.get(i).map(|t| &t.token) {
+                    Some(Token::Word(w)) => {
+                        i += 1;
+                        format!("{prefix}{}", w.value)
+                    }
+                    _ => return Err(Error::Sql(format!("expected a parameter name after '{prefix}' at {}", tok.span.start))),
+                }
+            }
             other => {
                 return Err(Error::Sql(format!(
                     "EXEC parameters look like @name='value' (separated by commas or spaces), found {other} at {}",
@@ -284,9 +312,30 @@ fn parse_exec(rest: &str) -> Result<ExecStatement> {
                 )));
             }
         };
-        if !p.consume_token(&Token::Eq) {
-            return Err(Error::Sql(format!("expected '=' after {pname} at {}", p.peek_token().span.start)));
+        if !matches!(tokens.get(i).map(|t| &t.token), Some(Token::Eq)) {
+            let at = tokens.get(i).map(|t| t.span.start.to_string()).unwrap_or_else(|| "the end".into());
+            return Err(Error::Sql(format!("expected '=' after {pname} at {at}")));
         }
+        i += 1;
+        let start = i;
+        let mut depth = 0i32;
+        while let Some(t) = tokens.get(i) {
+            match &t.token {
+                Token::LParen => depth += 1,
+                Token::RParen => depth -= 1,
+                Token::Comma | Token::SemiColon | Token::EOF if depth == 0 => break,
+                Token::Word(w) if depth == 0 && w.value.starts_with('@') => break,
+                Token::AtSign | Token::AtAt if depth == 0 => break,
+                _ => {}
+            }
+            i += 1;
+        }
+        if start == i {
+            return Err(Error::Sql(format!("{pname} has no value")));
+        }
+        let mut expr_tokens = tokens[start..i].to_vec();
+        expr_tokens.push(TokenWithSpan::wrap(Token::EOF));
+        let mut p = Parser::new(&dialect).with_tokens_with_locations(expr_tokens);
         let value = p.parse_expr().map_err(sql_err)?;
         if let Some(n) = pname.strip_prefix("@@") {
             if !n.eq_ignore_ascii_case("json") {
@@ -296,7 +345,6 @@ fn parse_exec(rest: &str) -> Result<ExecStatement> {
         } else {
             params.push((pname.trim_start_matches('@').to_ascii_lowercase(), value));
         }
-        let _ = p.parse_keyword(Keyword::NoKeyword);
     }
-    Ok(ExecStatement { name: name_parts(&name), params, json })
+    Ok(ExecStatement { name, params, json })
 }

@@ -818,7 +818,8 @@ pub async fn exec(session: &Session, ex: &ExecStatement, opts: &WriteOptions<'_>
     let spec = &resource.spec;
     let method = spec.methods.iter().find(|m| m.verb == Verb::Exec && m.answers_to(&parts[2])).cloned().ok_or_else(|| {
         let names: Vec<_> = spec.methods.iter().filter(|m| m.verb == Verb::Exec).map(|m| m.name.clone()).collect();
-        let hint = closest(&parts[2].to_ascii_lowercase(), names.iter().map(String::as_str)).map(|s| format!("did you mean {s}? ")).unwrap_or_default();
+        let all: Vec<_> = spec.methods.iter().filter(|m| m.verb == Verb::Exec).flat_map(|m| std::iter::once(&m.name).chain(&m.aliases)).collect();
+        let hint = closest(&parts[2].to_ascii_lowercase(), all.iter().map(|s| s.as_str())).map(|s| format!("did you mean {s}? ")).unwrap_or_default();
         Error::InvalidInput(format!(
             "{} has no method '{}'; {hint}(EXEC methods: {}; SHOW METHODS IN {} lists all)",
             resource.qualified_name(),
