@@ -12,6 +12,8 @@
 //! Data flows one way: SQL -> [`sql::parse`] -> DataFusion plan -> [`table`] provider ->
 //! [`http`] client -> Arrow batches -> the caller (or the CLI's printer).
 
+#[cfg(feature = "cli")]
+pub mod cli;
 pub mod catalog;
 pub mod config;
 pub mod engine;

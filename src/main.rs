@@ -1,1 +1,5 @@
-fn main(){}
+//! The `cfql` binary: see `cfql --help`.
+
+fn main() -> std::process::ExitCode {
+    cfql::cli::main()
+}

@@ -11,9 +11,23 @@ use serde_json::Value;
 use crate::error::{Error, Result};
 use crate::provider::{ColumnSpec, ColumnType};
 
-/// The Arrow schema of these columns (all nullable).
+/// Field metadata key marking a text column that holds JSON (printers nest it in JSON output).
+pub const JSON_METADATA: &str = "cfql.json";
+
+/// The Arrow schema of these columns (all nullable; JSON columns marked with [`JSON_METADATA`]).
 pub fn schema_of<'a>(cols: impl IntoIterator<Item = &'a ColumnSpec>) -> SchemaRef {
-    Arc::new(Schema::new(cols.into_iter().map(|c| Field::new(&c.name, c.ty.arrow(), true)).collect::<Vec<_>>()))
+    Arc::new(Schema::new(
+        cols.into_iter()
+            .map(|c| {
+                let f = Field::new(&c.name, c.ty.arrow(), true);
+                if c.ty == ColumnType::Json {
+                    f.with_metadata([(JSON_METADATA.to_string(), "true".to_string())].into())
+                } else {
+                    f
+                }
+            })
+            .collect::<Vec<_>>(),
+    ))
 }
 
 /// Parses an RFC 3339 date-time (with or without fractional seconds) to µs since the epoch.

@@ -1,0 +1,149 @@
+//! Command-line arguments (clap).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use super::format::Format;
+use crate::sim::FaultSpec;
+
+/// SQL over Cloudflare API tokens and Access service tokens.
+#[derive(Debug, Parser)]
+#[command(
+    name = "cfql",
+    version,
+    about = "SQL over Cloudflare API tokens and Access service tokens",
+    after_help = "Examples:
+  cfql --demo -c \"SELECT name, expires_on FROM cloudflare.user.tokens WHERE expires_on < now() + INTERVAL '30 days'\"
+  cfql -f examples/expiring_credentials.sql --format csv
+  cfql --var token_id=0123abcd... -c \"EXEC cloudflare.user.tokens.update_value @token_id='{{ token_id }}'\" --secrets-file new.jsonl
+  echo 'SHOW SERVICES;' | cfql --demo
+  cfql sim --listen 127.0.0.1:8787 --tokens 1000
+
+Credentials: CLOUDFLARE_API_TOKEN, or CLOUDFLARE_EMAIL + CLOUDFLARE_API_KEY; CLOUDFLARE_ACCOUNT_ID
+sets the default account; CLOUDFLARE_BASE_URL the API. A profile of ~/.config/cfql/config.toml
+(--profile) supplies the same; the environment wins over the file.
+Exit codes: 0 success, 1 a statement failed, 2 usage or configuration error."
+)]
+pub struct Cli {
+    /// Run this SQL (repeatable; runs in order with --file).
+    /// Example: -c "SELECT count(*) FROM cloudflare.user.tokens"
+    #[arg(short = 'c', long = "command", value_name = "SQL")]
+    pub commands: Vec<String>,
+
+    /// Run the statements of this file (repeatable).
+    /// Example: -f examples/unused_tokens.sql
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+
+    /// Output format: table, csv, tsv, json, ndjson, markdown (default: table on a terminal, csv otherwise).
+    /// Example: --format json
+    #[arg(long, value_name = "FORMAT")]
+    pub format: Option<Format>,
+
+    /// Template variable for {{ name }} (repeatable).
+    /// Example: --var days=7
+    #[arg(long = "var", value_name = "NAME=VALUE", value_parser = parse_var)]
+    pub vars: Vec<(String, String)>,
+
+    /// List the HTTP calls writes would make; send no mutating call.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Also append secrets returned by create, roll and rotate to FILE (JSON lines, mode 0600).
+    /// Example: --secrets-file rotated.jsonl
+    #[arg(long, value_name = "FILE")]
+    pub secrets_file: Option<PathBuf>,
+
+    /// Record every mutating call in FILE (JSON lines, no secrets).
+    /// Example: --audit-log audit.jsonl
+    #[arg(long, value_name = "FILE")]
+    pub audit_log: Option<PathBuf>,
+
+    /// Profile of ~/.config/cfql/config.toml (credentials, base URL, account, limits).
+    /// Example: --profile prod
+    #[arg(long, value_name = "NAME")]
+    pub profile: Option<String>,
+
+    /// Config file instead of ~/.config/cfql/config.toml.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// API base URL (overrides CLOUDFLARE_BASE_URL and the profile).
+    /// Example: --base-url http://127.0.0.1:8787/client/v4
+    #[arg(long, value_name = "URL")]
+    pub base_url: Option<String>,
+
+    /// Default account for account-scoped tables (overrides CLOUDFLARE_ACCOUNT_ID).
+    #[arg(long, value_name = "ID")]
+    pub account_id: Option<String>,
+
+    /// HTTP calls in flight at once (default 16).
+    /// Example: --concurrency 4
+    #[arg(long, value_name = "N")]
+    pub concurrency: Option<usize>,
+
+    /// Allow UPDATE/DELETE without WHERE for this run.
+    #[arg(long)]
+    pub allow_unfiltered_writes: bool,
+
+    /// Start the embedded simulator with sample data and run against it.
+    /// Example: cfql --demo -c "SELECT * FROM cloudflare.audit.credentials"
+    #[arg(long)]
+    pub demo: bool,
+
+    /// Subcommand.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the Cloudflare API simulator standalone (prints its base URL and credentials).
+    Sim(SimArgs),
+}
+
+/// `cfql sim` options.
+#[derive(Debug, Args)]
+pub struct SimArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8787", value_name = "ADDR")]
+    pub listen: SocketAddr,
+    /// User-owned API tokens.
+    #[arg(long, default_value_t = 50, value_name = "N")]
+    pub tokens: usize,
+    /// Accounts.
+    #[arg(long, default_value_t = 3, value_name = "N")]
+    pub accounts: usize,
+    /// Account-owned API tokens per account.
+    #[arg(long, default_value_t = 10, value_name = "N")]
+    pub account_tokens: usize,
+    /// Access service tokens per account.
+    #[arg(long, default_value_t = 8, value_name = "N")]
+    pub service_tokens: usize,
+    /// Latency added to every request, in milliseconds.
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub latency_ms: u64,
+    /// Seed of the sample data.
+    #[arg(long, default_value_t = 42, value_name = "N")]
+    pub seed: u64,
+    /// Faults, e.g. "latency=20,429=0.05,500#3,drop-after@PUT:/user/tokens/{token_id}/value#1,seed=7".
+    #[arg(long, value_name = "SPEC", value_parser = parse_faults)]
+    pub faults: Option<FaultSpec>,
+    /// Emulated rate limit per credential per 300 s.
+    #[arg(long, default_value_t = 1200, value_name = "N")]
+    pub rate_limit: usize,
+}
+
+fn parse_var(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.to_string())),
+        _ => Err(format!("expected NAME=VALUE, got '{s}'")),
+    }
+}
+
+fn parse_faults(s: &str) -> Result<FaultSpec, String> {
+    FaultSpec::parse(s).map_err(|e| e.to_string())
+}

@@ -1,0 +1,198 @@
+//! Output formats: table, csv, tsv, json, ndjson, markdown. Timestamps print as RFC 3339
+//! UTC; JSON columns stay nested JSON in json/ndjson; tables truncate long cells only
+//! on terminals.
+
+use std::io::Write;
+use std::str::FromStr;
+use std::sync::Arc;
+
+use crate::arrow::array::{Array, ArrayRef, AsArray, RecordBatch, StringArray};
+use crate::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use crate::arrow::util::display::{ArrayFormatter, FormatOptions};
+use crate::arrow::util::pretty::pretty_format_batches;
+use crate::sql::values::cell_json;
+use crate::table::convert::JSON_METADATA;
+use serde_json::{Map, Value};
+
+/// An output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// Aligned table with borders.
+    Table,
+    /// Comma-separated values with a header.
+    Csv,
+    /// Tab-separated values with a header.
+    Tsv,
+    /// One JSON array of objects.
+    Json,
+    /// One JSON object per line.
+    Ndjson,
+    /// A Markdown table.
+    Markdown,
+}
+
+impl FromStr for Format {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Ok(match s.to_ascii_lowercase().as_str() {
+            "table" => Format::Table,
+            "csv" => Format::Csv,
+            "tsv" => Format::Tsv,
+            "json" => Format::Json,
+            "ndjson" | "jsonl" => Format::Ndjson,
+            "markdown" | "md" => Format::Markdown,
+            other => return Err(format!("unknown format '{other}' (formats: table, csv, tsv, json, ndjson, markdown)")),
+        })
+    }
+}
+
+impl Format {
+    /// The format's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Table => "table",
+            Format::Csv => "csv",
+            Format::Tsv => "tsv",
+            Format::Json => "json",
+            Format::Ndjson => "ndjson",
+            Format::Markdown => "markdown",
+        }
+    }
+}
+
+/// Longest cell in a terminal table before it is cut with an ellipsis.
+const TERMINAL_CELL: usize = 60;
+
+fn text_cells(array: &ArrayRef) -> Vec<Option<String>> {
+    let opts = FormatOptions::default().with_null("");
+    let fmt = ArrayFormatter::try_new(array.as_ref(), &opts).ok();
+    (0..array.len())
+        .map(|i| {
+            if array.is_null(i) {
+                None
+            } else if let Some(s) = array.as_string_opt::<i32>() {
+                Some(s.value(i).to_string())
+            } else {
+                fmt.as_ref().map(|f| f.value(i).to_string())
+            }
+        })
+        .collect()
+}
+
+fn is_json_field(f: &Field) -> bool {
+    f.metadata().get(JSON_METADATA).is_some_and(|v| v == "true")
+}
+
+/// The JSON value of a cell for json/ndjson output (JSON columns nested).
+fn json_cell(field: &Field, array: &ArrayRef, i: usize) -> Value {
+    let v = cell_json(array, i);
+    if is_json_field(field)
+        && let Value::String(s) = &v
+        && let Ok(parsed) = serde_json::from_str::<Value>(s)
+    {
+        return parsed;
+    }
+    v
+}
+
+fn truncate(batches: &[RecordBatch]) -> Vec<RecordBatch> {
+    batches
+        .iter()
+        .map(|b| {
+            let schema = b.schema();
+            let cols: Vec<ArrayRef> = b
+                .columns()
+                .iter()
+                .map(|a| {
+                    if !matches!(a.data_type(), DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View) {
+                        return a.clone();
+                    }
+                    let cut: StringArray = text_cells(a)
+                        .into_iter()
+                        .map(|c| {
+                            c.map(|s| {
+                                if s.chars().count() > TERMINAL_CELL {
+                                    format!("{}…", s.chars().take(TERMINAL_CELL - 1).collect::<String>())
+                                } else {
+                                    s
+                                }
+                            })
+                        })
+                        .collect();
+                    Arc::new(cut) as ArrayRef
+                })
+                .collect();
+            let fields: Vec<Field> = schema.fields().iter().map(|f| Field::new(f.name(), if matches!(f.data_type(), DataType::LargeUtf8 | DataType::Utf8View) { DataType::Utf8 } else { f.data_type().clone() }, true)).collect();
+            RecordBatch::try_new(Arc::new(Schema::new(fields)), cols).unwrap_or_else(|_| b.clone())
+        })
+        .collect()
+}
+
+/// Writes `batches` (with `schema`, for headers of empty results) in `format`.
+/// `terminal`: the output is a terminal (long cells are cut in tables).
+pub fn write(out: &mut dyn Write, format: Format, schema: &SchemaRef, batches: &[RecordBatch], terminal: bool) -> std::io::Result<()> {
+    let batches: Vec<RecordBatch> = batches.iter().filter(|b| b.num_rows() > 0).cloned().collect();
+    match format {
+        Format::Table => {
+            if batches.is_empty() {
+                let header: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+                if !header.is_empty() {
+                    writeln!(out, "{}", header.join(" | "))?;
+                }
+                return writeln!(out, "(0 rows)");
+            }
+            let shown = if terminal { truncate(&batches) } else { batches.clone() };
+            let text = pretty_format_batches(&shown).map_err(std::io::Error::other)?;
+            writeln!(out, "{text}")?;
+            let n: usize = batches.iter().map(|b| b.num_rows()).sum();
+            writeln!(out, "({n} row{})", if n == 1 { "" } else { "s" })
+        }
+        Format::Csv | Format::Tsv => {
+            let mut w = csv::WriterBuilder::new().delimiter(if format == Format::Csv { b',' } else { b'\t' }).from_writer(out);
+            w.write_record(schema.fields().iter().map(|f| f.name().as_str())).map_err(std::io::Error::other)?;
+            for b in &batches {
+                let cols: Vec<Vec<Option<String>>> = b.columns().iter().map(text_cells).collect();
+                for i in 0..b.num_rows() {
+                    w.write_record(cols.iter().map(|c| c[i].clone().unwrap_or_default())).map_err(std::io::Error::other)?;
+                }
+            }
+            w.flush()
+        }
+        Format::Json | Format::Ndjson => {
+            let mut objs = Vec::new();
+            for b in &batches {
+                let s = b.schema();
+                for i in 0..b.num_rows() {
+                    let mut m = Map::new();
+                    for (f, a) in s.fields().iter().zip(b.columns()) {
+                        m.insert(f.name().clone(), json_cell(f, a, i));
+                    }
+                    objs.push(Value::Object(m));
+                }
+            }
+            if format == Format::Json {
+                serde_json::to_writer_pretty(&mut *out, &objs).map_err(std::io::Error::other)?;
+                writeln!(out)
+            } else {
+                for o in objs {
+                    writeln!(out, "{o}")?;
+                }
+                Ok(())
+            }
+        }
+        Format::Markdown => {
+            let esc = |s: &str| s.replace('|', "\\|").replace('\n', " ");
+            let names: Vec<String> = schema.fields().iter().map(|f| esc(f.name())).collect();
+            writeln!(out, "| {} |", names.join(" | "))?;
+            writeln!(out, "|{}|", names.iter().map(|_| "---").collect::<Vec<_>>().join("|"))?;
+            for b in &batches {
+                let cols: Vec<Vec<Option<String>>> = b.columns().iter().map(text_cells).collect();
+                for i in 0..b.num_rows() {
+                    let cells: Vec<String> = cols.iter().map(|c| esc(c[i].as_deref().unwrap_or(""))).collect();
+                    writeln!(out, "| {} |", cells.join(" | "))?;
+                }
+            }
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,290 @@
+//! The `cfql` command: a thin client of [`crate::Session`] — batch runner, REPL, demo
+//! mode and the standalone simulator.
+
+pub mod args;
+pub mod format;
+mod repl;
+
+use std::io::{IsTerminal, Read, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{CommandFactory, FromArgMatches};
+
+use self::args::{Cli, Command, SimArgs};
+use self::format::Format;
+use crate::error::Error;
+use crate::sim::{SeedOptions, SimOptions, Simulator};
+use crate::sql::split::split;
+use crate::{Config, Output, Session};
+
+/// Exit code of a failed statement.
+pub const EXIT_FAILED: u8 = 1;
+/// Exit code of a usage or configuration error.
+pub const EXIT_USAGE: u8 = 2;
+
+/// Where statements come from.
+#[derive(Debug, Clone)]
+enum Source {
+    Command(usize, String),
+    File(PathBuf),
+}
+
+/// Runs the command line; returns the process exit code.
+pub fn main() -> ExitCode {
+    let matches = match Cli::command().try_get_matches() {
+        Ok(m) => m,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { EXIT_USAGE } else { 0 });
+        }
+    };
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    // -c and -f run in the order given.
+    let mut ordered: Vec<(usize, Source)> = Vec::new();
+    if let Some(idx) = matches.indices_of("commands") {
+        for (n, (i, c)) in idx.zip(cli.commands.iter()).enumerate() {
+            ordered.push((i, Source::Command(n + 1, c.clone())));
+        }
+    }
+    if let Some(idx) = matches.indices_of("files") {
+        for (i, f) in idx.zip(cli.files.iter()) {
+            ordered.push((i, Source::File(f.clone())));
+        }
+    }
+    ordered.sort_by_key(|(i, _)| *i);
+    let sources: Vec<Source> = ordered.into_iter().map(|(_, s)| s).collect();
+
+    let filter = tracing_subscriber::EnvFilter::try_from_env("CFQL_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).try_init();
+
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(EXIT_FAILED);
+        }
+    };
+    match cli.command {
+        Some(Command::Sim(ref a)) => rt.block_on(run_sim(a)),
+        None => run_client(&rt, cli, sources),
+    }
+}
+
+async fn run_sim(a: &SimArgs) -> ExitCode {
+    let opts = SimOptions {
+        listen: a.listen,
+        seed: SeedOptions { seed: a.seed, tokens: a.tokens.max(1), accounts: a.accounts, account_tokens: a.account_tokens, service_tokens: a.service_tokens },
+        latency_ms: a.latency_ms,
+        faults: a.faults.clone().unwrap_or_default(),
+        rate_limit: a.rate_limit.max(1),
+        rate_window: Duration::from_secs(300),
+    };
+    let sim = match Simulator::start(opts).await {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: cannot listen on {}: {e}", a.listen);
+            return ExitCode::from(EXIT_FAILED);
+        }
+    };
+    println!("cfql simulator listening on {}", sim.base_url());
+    println!("  export CLOUDFLARE_BASE_URL={}", sim.base_url());
+    println!("  export CLOUDFLARE_API_TOKEN={}", sim.admin_token());
+    println!("  or: export CLOUDFLARE_EMAIL={} CLOUDFLARE_API_KEY={}", sim.email(), sim.api_key());
+    println!("  accounts: {}", sim.account_ids().join(", "));
+    println!("  request log: http://{}/__sim/requests", sim.addr());
+    println!("(these are the simulator's own sample credentials; Ctrl-C stops it)");
+    let _ = std::io::stdout().flush();
+    let _ = tokio::signal::ctrl_c().await;
+    sim.shutdown();
+    ExitCode::SUCCESS
+}
+
+fn build_config(cli: &Cli) -> Result<Config, Error> {
+    let mut c = Config::load(cli.profile.as_deref(), cli.config.as_deref())?;
+    if let Some(u) = &cli.base_url {
+        c.base_url = u.clone();
+    }
+    if let Some(a) = &cli.account_id {
+        c.account_id = Some(a.clone());
+    }
+    if let Some(n) = cli.concurrency {
+        if n == 0 {
+            return Err(Error::Config("--concurrency must be at least 1".into()));
+        }
+        c.concurrency = n;
+    }
+    c.dry_run |= cli.dry_run;
+    c.allow_unfiltered_writes |= cli.allow_unfiltered_writes;
+    c.secrets_file = cli.secrets_file.clone().or(c.secrets_file);
+    c.audit_log = cli.audit_log.clone().or(c.audit_log);
+    for (k, v) in &cli.vars {
+        c.vars.insert(k.clone(), v.clone());
+    }
+    Ok(c)
+}
+
+fn run_client(rt: &tokio::runtime::Runtime, cli: Cli, sources: Vec<Source>) -> ExitCode {
+    let mut config = match build_config(&cli) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    // Files are read before anything runs, so a typo in a path runs nothing.
+    let mut scripts: Vec<(String, String)> = Vec::new();
+    for s in &sources {
+        match s {
+            Source::Command(n, sql) => scripts.push((format!("-c #{n}"), sql.clone())),
+            Source::File(p) => match std::fs::read_to_string(p) {
+                Ok(t) => scripts.push((p.display().to_string(), t)),
+                Err(e) => {
+                    eprintln!("error: cannot read {}: {e}", p.display());
+                    return ExitCode::from(EXIT_USAGE);
+                }
+            },
+        }
+    }
+    let interactive = sources.is_empty() && std::io::stdin().is_terminal();
+    let _sim = if cli.demo {
+        let opts = SimOptions {
+            seed: SeedOptions { seed: 42, tokens: 60, accounts: 3, account_tokens: 8, service_tokens: 6 },
+            ..SimOptions::default()
+        };
+        match rt.block_on(Simulator::start(opts)) {
+            Ok(sim) => {
+                config.base_url = sim.base_url();
+                config.credentials = Some(crate::Credentials::ApiToken(sim.admin_token()));
+                if interactive {
+                    eprintln!("demo: the embedded simulator with sample data at {}", sim.base_url());
+                }
+                Some(sim)
+            }
+            Err(e) => {
+                eprintln!("error: cannot start the demo simulator: {e}");
+                return ExitCode::from(EXIT_FAILED);
+            }
+        }
+    } else {
+        None
+    };
+    let session = match rt.block_on(Session::new(config)) {
+        Ok(s) => Arc::new(s),
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    let stdout_tty = std::io::stdout().is_terminal();
+    let format = cli.format.unwrap_or(if stdout_tty { Format::Table } else { Format::Csv });
+    let mut printer = Printer { format, terminal: stdout_tty, progress: None };
+    if std::io::stderr().is_terminal() {
+        printer.install_progress(&session);
+    }
+    if interactive {
+        return repl::run(rt, session, format, printer);
+    }
+    if scripts.is_empty() {
+        let mut text = String::new();
+        if let Err(e) = std::io::stdin().read_to_string(&mut text) {
+            eprintln!("error: cannot read standard input: {e}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+        scripts.push(("<stdin>".into(), text));
+    }
+    let mut out = std::io::stdout().lock();
+    for (name, text) in scripts {
+        let (stmts, _) = split(&text);
+        for st in stmts {
+            let result = rt.block_on(session.execute(&st.text));
+            if !printer.print(&mut out, result, &format!("{name}:{}", st.line)) {
+                return ExitCode::from(EXIT_FAILED);
+            }
+        }
+    }
+    ExitCode::SUCCESS
+}
+
+/// Prints statement results in one format, clearing the progress line first.
+#[derive(Clone)]
+pub struct Printer {
+    /// Output format.
+    pub format: Format,
+    /// Stdout is a terminal (long table cells are cut).
+    pub terminal: bool,
+    /// The progress spinner on stderr, when stderr is a terminal.
+    pub progress: Option<Arc<indicatif::ProgressBar>>,
+}
+
+impl Printer {
+    /// Shows "table: N pages, M rows" on stderr while a scan pages.
+    fn install_progress(&mut self, session: &Session) {
+        let bar = Arc::new(indicatif::ProgressBar::new_spinner().with_finish(indicatif::ProgressFinish::AndClear));
+        bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+        let b = bar.clone();
+        session.set_progress(Some(Arc::new(move |table: &str, pages: u64, rows: u64| {
+            if pages >= 2 {
+                b.set_message(format!("{table}: {pages} pages, {rows} rows"));
+                b.tick();
+            }
+        })));
+        self.progress = Some(bar);
+    }
+
+    /// Clears the progress line.
+    pub fn clear_progress(&self) {
+        if let Some(b) = &self.progress {
+            b.set_message("");
+            b.finish_and_clear();
+            b.reset();
+        }
+    }
+
+    /// Prints a statement's result (stdout) or error (stderr, prefixed with `where_`).
+    /// Returns false when the statement failed.
+    pub fn print(&self, out: &mut dyn Write, result: crate::Result<Output>, where_: &str) -> bool {
+        self.clear_progress();
+        let (format, terminal) = (self.format, self.terminal);
+        match result {
+            Ok(o) => {
+                if let Err(e) = format::write(out, format, &o.schema, &o.batches, terminal) {
+                    eprintln!("error: cannot write the output: {e}");
+                    return false;
+                }
+                let _ = out.flush();
+                for w in &o.warnings {
+                    eprintln!("{w}");
+                }
+                true
+            }
+            Err(Error::PartialFailure { verb, failed, total, outcomes, succeeded }) => {
+                // The rows that succeeded (and their secrets) are printed first, so none is lost.
+                if let Some(schema) = succeeded.first().map(|b| b.schema()) {
+                    let _ = format::write(out, format, &schema, &succeeded, terminal);
+                    let _ = out.flush();
+                }
+                for o in &outcomes {
+                    match &o.error {
+                        None => eprintln!("  row {} ({}): ok", o.row, o.id.as_deref().unwrap_or("-")),
+                        Some(e) => eprintln!("  row {} ({}): error: {e}", o.row, o.id.as_deref().unwrap_or("-")),
+                    }
+                }
+                eprintln!("error: {where_}: {verb} failed for {failed} of {total} rows (the other rows took effect)");
+                false
+            }
+            Err(e) => {
+                eprintln!("error: {where_}: {e}");
+                false
+            }
+        }
+    }
+}

@@ -1,0 +1,233 @@
+//! The REPL: rustyline with multi-line statements (until `;`), completion of keywords,
+//! tables and columns, history (mode 0600), backslash commands, and Ctrl-C that cancels
+//! the running statement but keeps the session.
+
+use std::borrow::Cow;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Instant;
+
+use rustyline::completion::{Completer, Pair};
+use rustyline::error::ReadlineError;
+use rustyline::highlight::Highlighter;
+use rustyline::hint::Hinter;
+use rustyline::history::{DefaultHistory, History};
+use rustyline::validate::{ValidationContext, ValidationResult, Validator};
+use rustyline::{Context, Editor, Helper};
+
+use super::Printer;
+use super::format::Format;
+use crate::Session;
+use crate::sql::split::split;
+
+const KEYWORDS: &[&str] = &[
+    "SELECT", "FROM", "WHERE", "AND", "OR", "NOT", "IN", "IS", "NULL", "LIKE", "ORDER", "BY", "GROUP", "HAVING", "LIMIT",
+    "DISTINCT", "COUNT", "AS", "ON", "JOIN", "LEFT", "UNION", "ALL", "INSERT", "INTO", "VALUES", "UPDATE", "SET", "DELETE",
+    "REPLACE", "RETURNING", "EXEC", "SHOW", "SERVICES", "RESOURCES", "METHODS", "DESCRIBE", "EXTENDED", "EXPLAIN",
+    "INTERVAL", "now()", "CASE", "WHEN", "THEN", "ELSE", "END", "ASC", "DESC", "TRUE", "FALSE",
+];
+
+/// Completion and multi-line validation for the REPL.
+pub struct CfqlHelper {
+    words: Vec<String>,
+}
+
+impl CfqlHelper {
+    fn new(session: &Session) -> Self {
+        let reg = session.registry();
+        let mut words: Vec<String> = KEYWORDS.iter().map(|s| s.to_string()).collect();
+        words.extend(reg.all_table_names());
+        for s in reg.services() {
+            words.push(format!("cloudflare.{}", s.service));
+        }
+        for r in reg.resources() {
+            words.extend(r.spec.columns.iter().filter(|c| !c.secret).map(|c| c.name.clone()));
+            for m in r.spec.methods.iter().filter(|m| m.verb == crate::provider::Verb::Exec) {
+                words.push(format!("{}.{}", r.qualified_name(), m.name));
+            }
+        }
+        words.sort();
+        words.dedup();
+        Self { words }
+    }
+}
+
+impl Completer for CfqlHelper {
+    type Candidate = Pair;
+    fn complete(&self, line: &str, pos: usize, _ctx: &Context<'_>) -> rustyline::Result<(usize, Vec<Pair>)> {
+        let start = line[..pos].rfind(|c: char| !(c.is_alphanumeric() || c == '_' || c == '.')).map(|i| i + 1).unwrap_or(0);
+        let word = &line[start..pos];
+        if word.is_empty() {
+            return Ok((pos, Vec::new()));
+        }
+        let lower = word.to_ascii_lowercase();
+        let upper_case = word.chars().all(|c| !c.is_alphabetic() || c.is_uppercase());
+        let pairs = self
+            .words
+            .iter()
+            .filter(|w| w.to_ascii_lowercase().starts_with(&lower))
+            .map(|w| {
+                let is_kw = KEYWORDS.contains(&w.as_str());
+                let rep = if is_kw && !upper_case { w.to_ascii_lowercase() } else { w.clone() };
+                Pair { display: w.clone(), replacement: rep }
+            })
+            .collect();
+        Ok((start, pairs))
+    }
+}
+
+impl Hinter for CfqlHelper {
+    type Hint = String;
+}
+
+impl Highlighter for CfqlHelper {
+    fn highlight_prompt<'b, 's: 'b, 'p: 'b>(&'s self, prompt: &'p str, _default: bool) -> Cow<'b, str> {
+        Cow::Borrowed(prompt)
+    }
+}
+
+impl Validator for CfqlHelper {
+    fn validate(&self, ctx: &mut ValidationContext) -> rustyline::Result<ValidationResult> {
+        let input = ctx.input().trim();
+        if input.is_empty() || input.starts_with('\\') || split(input).1 {
+            Ok(ValidationResult::Valid(None))
+        } else {
+            Ok(ValidationResult::Incomplete)
+        }
+    }
+}
+
+impl Helper for CfqlHelper {}
+
+/// `$XDG_DATA_HOME/cfql/history`, else `~/.local/share/cfql/history`.
+pub fn history_path() -> Option<PathBuf> {
+    if let Some(x) = std::env::var_os("XDG_DATA_HOME").filter(|v| !v.is_empty()) {
+        return Some(PathBuf::from(x).join("cfql/history"));
+    }
+    std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share/cfql/history"))
+}
+
+/// Creates the history file with mode 0600 (or tightens an existing one).
+fn prepare_history(path: &PathBuf) -> std::io::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let mut opts = std::fs::OpenOptions::new();
+    opts.create(true).append(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        opts.mode(0o600);
+        opts.open(path)?;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    }
+    #[cfg(not(unix))]
+    opts.open(path)?;
+    Ok(())
+}
+
+const HELP: &str = "Statements end with ';' and may span lines. Backslash commands:
+  \\?              this help
+  \\q              quit (or Ctrl-D)
+  \\d              list tables
+  \\d TABLE        columns of TABLE, with types and key params
+  \\format NAME    output format: table, csv, tsv, json, ndjson, markdown
+  \\timing         show how long each statement takes
+Ctrl-C cancels the running statement (its HTTP calls stop) and keeps the session.
+Try: SHOW SERVICES;  SELECT name, expires_on FROM cloudflare.user.tokens LIMIT 5;";
+
+/// Runs the REPL until `\q` or Ctrl-D.
+pub fn run(rt: &tokio::runtime::Runtime, session: Arc<Session>, format: Format, printer: Printer) -> ExitCode {
+    let mut rl: Editor<CfqlHelper, DefaultHistory> = match Editor::new() {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("error: cannot start the line editor: {e}");
+            return ExitCode::from(super::EXIT_FAILED);
+        }
+    };
+    rl.set_helper(Some(CfqlHelper::new(&session)));
+    let history = history_path();
+    if let Some(h) = &history {
+        match prepare_history(h) {
+            Ok(()) => {
+                let _ = rl.load_history(h);
+            }
+            Err(e) => eprintln!("warning: history disabled ({}: {e})", h.display()),
+        }
+    }
+    println!("cfql {} — SQL over Cloudflare credentials. \\? for help, \\q to quit.", env!("CARGO_PKG_VERSION"));
+    let mut printer = Printer { format, ..printer };
+    let mut timing = false;
+    loop {
+        let line = match rl.readline("cfql> ") {
+            Ok(l) => l,
+            Err(ReadlineError::Interrupted) => continue,
+            Err(ReadlineError::Eof) => break,
+            Err(e) => {
+                eprintln!("error: {e}");
+                break;
+            }
+        };
+        let text = line.trim();
+        if text.is_empty() {
+            continue;
+        }
+        let _ = rl.history_mut().add(&line);
+        if let Some(cmd) = text.strip_prefix('\\') {
+            let mut parts = cmd.split_whitespace();
+            match (parts.next().unwrap_or(""), parts.next()) {
+                ("q", _) => break,
+                ("?", _) | ("h", _) => println!("{HELP}"),
+                ("timing", _) => {
+                    timing = !timing;
+                    println!("timing is {}", if timing { "on" } else { "off" });
+                }
+                ("format", Some(f)) => match f.parse::<Format>() {
+                    Ok(f) => {
+                        printer.format = f;
+                        println!("format is {}", f.name());
+                    }
+                    Err(e) => eprintln!("error: {e}"),
+                },
+                ("format", None) => println!("format is {} (\\format NAME to change)", printer.format.name()),
+                ("d", None) => run_one(rt, &session, &printer, "SHOW RESOURCES", timing),
+                ("d", Some(t)) => run_one(rt, &session, &printer, &format!("DESCRIBE {t}"), timing),
+                (other, _) => eprintln!("error: unknown command \\{other} (\\? lists them)"),
+            }
+            continue;
+        }
+        for st in split(&line).0 {
+            run_one(rt, &session, &printer, &st.text, timing);
+        }
+    }
+    if let Some(h) = &history {
+        let _ = rl.save_history(h);
+        let _ = prepare_history(h);
+    }
+    ExitCode::SUCCESS
+}
+
+fn run_one(rt: &tokio::runtime::Runtime, session: &Session, printer: &Printer, sql: &str, timing: bool) {
+    let start = Instant::now();
+    let result = rt.block_on(async {
+        tokio::select! {
+            r = session.execute(sql) => Some(r),
+            _ = tokio::signal::ctrl_c() => None,
+        }
+    });
+    match result {
+        // Dropping the statement's future cancels its scans and their HTTP calls.
+        None => {
+            printer.clear_progress();
+            eprintln!("cancelled");
+        }
+        Some(r) => {
+            let mut out = std::io::stdout().lock();
+            printer.print(&mut out, r, "statement");
+        }
+    }
+    if timing {
+        eprintln!("time: {:.3}s", start.elapsed().as_secs_f64());
+    }
+}
