@@ -3,3 +3,4 @@
 mod common;
 mod read;
 mod write;
+mod cli;
