@@ -61,8 +61,8 @@ pub mod codes {
     pub const UNAUTHORIZED_SCOPE: u32 = 9109;
     /// Missing credential headers.
     pub const MISSING_AUTH: u32 = 9106;
-    /// Rate limited.
-    pub const RATE_LIMITED: u32 = 971;
+    /// Rate limited (Cloudflare has used 971 and 10100; the schema requires codes >= 1000).
+    pub const RATE_LIMITED: u32 = 10100;
     /// Injected server error.
     pub const INTERNAL: u32 = 10001;
     /// `/accounts` with an account-owned token.

@@ -16,7 +16,8 @@
 //!
 //! Kinds: `latency`, `429`, `500`, `502`, `503`, `malformed`, `drop-before`, `drop-after`.
 //! `@ROUTE` is `METHOD:TEMPLATE` or just `TEMPLATE` (any method); `#N` counts requests of
-//! that route (or of all requests when no route is given), starting at 1.
+//! that route (or of all requests when no route is given), starting at 1 when the
+//! faults are installed.
 
 use std::fmt;
 
@@ -176,10 +177,13 @@ impl FaultSpec {
     }
 }
 
-/// Faults in force plus the seeded RNG that draws the probabilities.
+/// Faults in force, the seeded RNG that draws the probabilities, and the request
+/// counts `#N` refers to (counted from when the faults were installed).
 pub struct FaultState {
     spec: FaultSpec,
     rng: ChaCha8Rng,
+    per_route: std::collections::HashMap<(String, String), u64>,
+    total: u64,
 }
 
 /// The faults chosen for one request.
@@ -201,7 +205,7 @@ impl FaultState {
     /// Faults from a spec.
     pub fn new(spec: FaultSpec) -> Self {
         let rng = ChaCha8Rng::seed_from_u64(spec.seed);
-        Self { spec, rng }
+        Self { spec, rng, per_route: Default::default(), total: 0 }
     }
 
     /// Seconds for injected `Retry-After`.
@@ -209,9 +213,15 @@ impl FaultState {
         self.spec.retry_after
     }
 
-    /// Decides the faults of a request; `route_count` and `total_count` are its
-    /// 1-based numbers among requests of its route and among all requests.
-    pub fn decide(&mut self, method: &str, route: &str, route_count: u64, total_count: u64) -> Decision {
+    /// Decides the faults of a request to `method` `route` (a route template).
+    pub fn decide(&mut self, method: &str, route: &str) -> Decision {
+        self.total += 1;
+        let total_count = self.total;
+        let route_count = {
+            let c = self.per_route.entry((method.to_string(), route.to_string())).or_insert(0);
+            *c += 1;
+            *c
+        };
         let mut d = Decision::default();
         for f in &self.spec.faults {
             if f.method.as_deref().is_some_and(|m| m != method) || f.route.as_deref().is_some_and(|r| r != route) {

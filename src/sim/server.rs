@@ -73,14 +73,9 @@ pub fn router(state: Shared) -> Router {
         .with_state(state)
 }
 
-fn record(state: &Shared, method: &str, path: &str, route: &str, query: &str, body: &Bytes, auth: AuthKind) -> (u64, u64) {
+fn record(state: &Shared, method: &str, path: &str, route: &str, query: &str, body: &Bytes, auth: AuthKind) {
     let mut st = state.lock().unwrap_or_else(|p| p.into_inner());
-    let key = (method.to_string(), route.to_string());
-    let n = {
-        let c = st.log.counts.entry(key).or_insert(0);
-        *c += 1;
-        *c
-    };
+    *st.log.counts.entry((method.to_string(), route.to_string())).or_insert(0) += 1;
     st.log.requests.push(RecordedRequest {
         method: method.into(),
         path: path.into(),
@@ -89,7 +84,6 @@ fn record(state: &Shared, method: &str, path: &str, route: &str, query: &str, bo
         body: String::from_utf8_lossy(body).into_owned(),
         auth,
     });
-    (n, st.log.requests.len() as u64)
 }
 
 fn auth_kind(req: &Request) -> AuthKind {
@@ -115,10 +109,10 @@ async fn gate(State(state): State<Shared>, matched: MatchedPath, req: Request, n
     let Ok(bytes) = axum::body::to_bytes(body, 4 << 20).await else {
         return error(413, codes::INVALID, "request body too large");
     };
-    let (route_n, total_n) = record(&state, &method, &path, &route, &query, &bytes, auth);
+    record(&state, &method, &path, &route, &query, &bytes, auth);
     let (decision, base_latency, retry_after) = {
         let mut st = state.lock().unwrap_or_else(|p| p.into_inner());
-        let d = st.faults.decide(&method, &route, route_n, total_n);
+        let d = st.faults.decide(&method, &route);
         (d, st.latency_ms, st.faults.retry_after())
     };
     let latency = base_latency + decision.latency_ms;

@@ -4,3 +4,5 @@ mod common;
 mod read;
 mod write;
 mod cli;
+mod openapi;
+mod sim;

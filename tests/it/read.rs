@@ -198,8 +198,8 @@ async fn rate_limited_past_the_budget_fails_clearly() {
     c.max_retries = 2;
     let s = Session::new(c).await.unwrap();
     let e = s.sql("SELECT id FROM cloudflare.user.tokens").await.unwrap_err();
-    assert!(matches!(e, Error::RateLimited { attempts: 3, code: Some(971), .. }), "{e:?}");
-    assert!(e.to_string().contains("HTTP 429, code 971"), "{e}");
+    assert!(matches!(e, Error::RateLimited { attempts: 3, code: Some(10100), .. }), "{e:?}");
+    assert!(e.to_string().contains("HTTP 429, code 10100"), "{e}");
     assert_eq!(sim.count("GET", "/user/tokens"), 3);
 }
 
