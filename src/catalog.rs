@@ -3,8 +3,8 @@
 
 use std::sync::Arc;
 
-use datafusion::catalog::{CatalogProvider, MemoryCatalogProvider, MemorySchemaProvider, SchemaProvider, TableProvider};
 use datafusion::catalog::view::ViewTable;
+use datafusion::catalog::{CatalogProvider, MemoryCatalogProvider, MemorySchemaProvider, SchemaProvider, TableProvider};
 use datafusion::prelude::SessionContext;
 
 use crate::engine::Engine;

@@ -185,8 +185,8 @@ impl Config {
         let mut c = Self::default();
         if let Some(path) = path.filter(|p| p.exists() || file.is_some()) {
             let text = std::fs::read_to_string(&path).map_err(|source| Error::Io { path: path.clone(), source })?;
-            let mut profiles: HashMap<String, Profile> = toml::from_str(&text)
-                .map_err(|e| Error::Config(format!("{}: {}", path.display(), e.message())))?;
+            let mut profiles: HashMap<String, Profile> =
+                toml::from_str(&text).map_err(|e| Error::Config(format!("{}: {}", path.display(), e.message())))?;
             let name = profile.unwrap_or("default");
             match profiles.remove(name) {
                 Some(p) => c.apply_profile(p, &path)?,

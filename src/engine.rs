@@ -33,11 +33,7 @@ impl ScopeBinding {
 
     /// `account_id=...` for messages.
     pub fn label(&self) -> String {
-        self.values
-            .iter()
-            .filter_map(|(c, v)| v.as_ref().map(|v| format!("{c} {v}")))
-            .collect::<Vec<_>>()
-            .join(", ")
+        self.values.iter().filter_map(|(c, v)| v.as_ref().map(|v| format!("{c} {v}"))).collect::<Vec<_>>().join(", ")
     }
 }
 
@@ -109,8 +105,7 @@ impl Engine {
     /// How the scopes of a statement on `resource` will be found.
     pub fn scope_source(&self, resource: &Resource, method: &MethodSpec, pinned: &BTreeMap<String, Vec<String>>) -> ScopeSource {
         let spec = &resource.spec;
-        let allowed: Vec<_> =
-            spec.scopes.iter().filter(|s| method.scopes.is_empty() || method.scopes.contains(&s.column)).collect();
+        let allowed: Vec<_> = spec.scopes.iter().filter(|s| method.scopes.is_empty() || method.scopes.contains(&s.column)).collect();
         if spec.scopes.is_empty() {
             return ScopeSource::Unscoped;
         }
@@ -262,10 +257,8 @@ impl Engine {
                         }
                         if let Some(total) = info.and_then(|i| i.pages(per)) {
                             let last = total.min(cap);
-                            let rest = stream::iter(2..=last)
-                                .map(fetch.clone())
-                                .buffered(concurrency)
-                                .map(|r| r.map(|(e, rows, _)| (e, rows)));
+                            let rest =
+                                stream::iter(2..=last).map(fetch.clone()).buffered(concurrency).map(|r| r.map(|(e, rows, _)| (e, rows)));
                             head.chain(rest).boxed()
                         } else {
                             // No totals: one page at a time until a short or empty page.
@@ -329,9 +322,7 @@ impl Engine {
 /// The binding of scope column `col` = `val` (the value is percent-encoded into the prefix).
 pub fn scope_binding(resource: &Resource, col: &str, val: &str) -> Result<ScopeBinding> {
     let spec = &resource.spec;
-    let scope = spec
-        .scope(col)
-        .ok_or_else(|| Error::InvalidInput(format!("{} has no scope column {col}", resource.qualified_name())))?;
+    let scope = spec.scope(col).ok_or_else(|| Error::InvalidInput(format!("{} has no scope column {col}", resource.qualified_name())))?;
     let prefix = scope.prefix.replace(&format!("{{{col}}}"), &path_segment(col, val)?);
     let values = spec.scopes.iter().map(|s| (s.column.clone(), (s.column == col).then(|| val.to_string()))).collect();
     Ok(ScopeBinding { values, prefix })

@@ -165,9 +165,7 @@ fn format_messages(errors: &[ApiMessage]) -> String {
 fn summarize(outcomes: &[RowOutcome]) -> String {
     outcomes
         .iter()
-        .filter_map(|o| {
-            o.error.as_ref().map(|e| format!("row {} ({}): {e}", o.row, o.id.as_deref().unwrap_or("no id")))
-        })
+        .filter_map(|o| o.error.as_ref().map(|e| format!("row {} ({}): {e}", o.row, o.id.as_deref().unwrap_or("no id"))))
         .collect::<Vec<_>>()
         .join("; ")
 }

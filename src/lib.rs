@@ -1,4 +1,5 @@
 //! cfql: SQL over Cloudflare API tokens and Access service tokens, on Apache DataFusion.
+#![warn(missing_docs)]
 //!
 //! ```no_run
 //! # async fn demo() -> cfql::Result<()> {
@@ -12,9 +13,9 @@
 //! Data flows one way: SQL -> [`sql::parse`] -> DataFusion plan -> [`table`] provider ->
 //! [`http`] client -> Arrow batches -> the caller (or the CLI's printer).
 
+pub mod catalog;
 #[cfg(feature = "cli")]
 pub mod cli;
-pub mod catalog;
 pub mod config;
 pub mod engine;
 pub mod error;

@@ -48,6 +48,7 @@ pub struct Cli {
     pub vars: Vec<(String, String)>,
 
     /// List the HTTP calls writes would make; send no mutating call.
+    /// Example: cfql --dry-run -f examples/rotate_expiring.sql --var days=7
     #[arg(long)]
     pub dry_run: bool,
 
@@ -67,6 +68,7 @@ pub struct Cli {
     pub profile: Option<String>,
 
     /// Config file instead of ~/.config/cfql/config.toml.
+    /// Example: --config ./cfql.toml --profile ci
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
 
@@ -76,6 +78,7 @@ pub struct Cli {
     pub base_url: Option<String>,
 
     /// Default account for account-scoped tables (overrides CLOUDFLARE_ACCOUNT_ID).
+    /// Example: --account-id 0123456789abcdef0123456789abcdef
     #[arg(long, value_name = "ID")]
     pub account_id: Option<String>,
 
@@ -85,6 +88,7 @@ pub struct Cli {
     pub concurrency: Option<usize>,
 
     /// Allow UPDATE/DELETE without WHERE for this run.
+    /// Example: cfql --allow-unfiltered-writes -c "DELETE FROM cloudflare.user.tokens" --dry-run
     #[arg(long)]
     pub allow_unfiltered_writes: bool,
 

@@ -122,7 +122,21 @@ fn truncate(batches: &[RecordBatch]) -> Vec<RecordBatch> {
                     Arc::new(cut) as ArrayRef
                 })
                 .collect();
-            let fields: Vec<Field> = schema.fields().iter().map(|f| Field::new(f.name(), if matches!(f.data_type(), DataType::LargeUtf8 | DataType::Utf8View) { DataType::Utf8 } else { f.data_type().clone() }, true)).collect();
+            let fields: Vec<Field> = schema
+                .fields()
+                .iter()
+                .map(|f| {
+                    Field::new(
+                        f.name(),
+                        if matches!(f.data_type(), DataType::LargeUtf8 | DataType::Utf8View) {
+                            DataType::Utf8
+                        } else {
+                            f.data_type().clone()
+                        },
+                        true,
+                    )
+                })
+                .collect();
             RecordBatch::try_new(Arc::new(Schema::new(fields)), cols).unwrap_or_else(|_| b.clone())
         })
         .collect()

@@ -36,9 +36,16 @@ enum Source {
 pub fn main() -> ExitCode {
     let matches = match Cli::command().try_get_matches() {
         Ok(m) => m,
-        Err(e) => {
+        // --help and --version print in full; a usage error is one line.
+        Err(e) if !e.use_stderr() => {
             let _ = e.print();
-            return ExitCode::from(if e.use_stderr() { EXIT_USAGE } else { 0 });
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            let text = e.render().to_string();
+            let first = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("error: invalid arguments");
+            eprintln!("{first} (cfql --help lists the options)");
+            return ExitCode::from(EXIT_USAGE);
         }
     };
     let cli = match Cli::from_arg_matches(&matches) {
@@ -82,7 +89,13 @@ pub fn main() -> ExitCode {
 async fn run_sim(a: &SimArgs) -> ExitCode {
     let opts = SimOptions {
         listen: a.listen,
-        seed: SeedOptions { seed: a.seed, tokens: a.tokens.max(1), accounts: a.accounts, account_tokens: a.account_tokens, service_tokens: a.service_tokens },
+        seed: SeedOptions {
+            seed: a.seed,
+            tokens: a.tokens.max(1),
+            accounts: a.accounts,
+            account_tokens: a.account_tokens,
+            service_tokens: a.service_tokens,
+        },
         latency_ms: a.latency_ms,
         faults: a.faults.clone().unwrap_or_default(),
         rate_limit: a.rate_limit.max(1),
@@ -206,12 +219,18 @@ fn run_client(rt: &tokio::runtime::Runtime, cli: Cli, sources: Vec<Source>) -> E
         let (stmts, _) = split(&text);
         for st in stmts {
             let result = rt.block_on(session.execute(&st.text));
-            if !printer.print(&mut out, result, &format!("{name}:{}", st.line)) {
+            if !printer.print(&mut out, result, &format!("{name}:{}: {}", st.line, snippet(&st.text))) {
                 return ExitCode::from(EXIT_FAILED);
             }
         }
     }
     ExitCode::SUCCESS
+}
+
+/// The start of a statement, on one line, for error messages.
+fn snippet(sql: &str) -> String {
+    let code: String = sql.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with("--")).collect::<Vec<_>>().join(" ");
+    if code.chars().count() > 60 { format!("`{}...`", code.chars().take(57).collect::<String>()) } else { format!("`{code}`") }
 }
 
 /// Prints statement results in one format, clearing the progress line first.

@@ -89,7 +89,13 @@ pub fn decode(method: &str, path: &str, status: u16, body: &[u8]) -> Result<ApiR
     }
     let info = v.get("result_info").filter(|i| i.is_object()).map(|i| {
         let n = |k: &str| i.get(k).and_then(Value::as_f64).map(|f| f as u64);
-        ResultInfo { page: n("page"), per_page: n("per_page"), count: n("count"), total_count: n("total_count"), total_pages: n("total_pages") }
+        ResultInfo {
+            page: n("page"),
+            per_page: n("per_page"),
+            count: n("count"),
+            total_count: n("total_count"),
+            total_pages: n("total_pages"),
+        }
     });
     let result = v.get("result").cloned().unwrap_or(Value::Null);
     let messages = v.get("messages").cloned().unwrap_or_else(|| Value::Array(Vec::new()));

@@ -153,7 +153,8 @@ impl Client {
         let path = req.display_path();
         let Some(creds) = &self.credentials else {
             return Err(Error::Config(
-                "no Cloudflare credential: set CLOUDFLARE_API_TOKEN (or CLOUDFLARE_EMAIL and CLOUDFLARE_API_KEY), or use a --profile".into(),
+                "no Cloudflare credential: set CLOUDFLARE_API_TOKEN (or CLOUDFLARE_EMAIL and CLOUDFLARE_API_KEY), or use a --profile"
+                    .into(),
             ));
         };
         let url = format!("{}{}", self.base_url, req.path);
@@ -207,7 +208,10 @@ impl Client {
                         return Err(Error::Network {
                             method,
                             url: format!("{}{}", self.base_url, path),
-                            detail: format!("HTTP {} redirect to another host refused (credentials are never sent to another host)", status.as_u16()),
+                            detail: format!(
+                                "HTTP {} redirect to another host refused (credentials are never sent to another host)",
+                                status.as_u16()
+                            ),
                         });
                     }
                     if status.is_server_error() && req.idempotent() {

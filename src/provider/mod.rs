@@ -92,9 +92,7 @@ impl Registry {
 
     /// Every resource.
     pub fn resources(&self) -> impl Iterator<Item = Resource> + '_ {
-        self.services.iter().flat_map(|s| {
-            s.resources.iter().map(|r| Resource { service: s.service.clone(), spec: Arc::new(r.clone()) })
-        })
+        self.services.iter().flat_map(|s| s.resources.iter().map(|r| Resource { service: s.service.clone(), spec: Arc::new(r.clone()) }))
     }
 
     /// Every `cloudflare.service.table` name, aliases included (for suggestions and completion).

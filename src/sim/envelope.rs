@@ -41,10 +41,7 @@ pub fn ok_list(result: Vec<Value>, page: usize, per_page: usize, total_count: us
 
 /// `{"success": false, "errors": [{"code", "message"}], "result": null}`.
 pub fn error(status: u16, code: u32, message: impl Into<String>) -> Response {
-    json_response(
-        status,
-        &json!({"success": false, "errors": [{"code": code, "message": message.into()}], "messages": [], "result": null}),
-    )
+    json_response(status, &json!({"success": false, "errors": [{"code": code, "message": message.into()}], "messages": [], "result": null}))
 }
 
 /// Cloudflare error codes used by the simulator.

@@ -98,9 +98,7 @@ impl FaultSpec {
         let mut out = FaultSpec::default();
         for raw in spec.split(',').map(str::trim).filter(|s| !s.is_empty()) {
             let err = |why: &str| {
-                FaultSpecError(format!(
-                    "rule '{raw}': {why} (expected KIND[@[METHOD:]ROUTE](=P|#N), e.g. 500#3 or 429=0.1 or latency=50)"
-                ))
+                FaultSpecError(format!("rule '{raw}': {why} (expected KIND[@[METHOD:]ROUTE](=P|#N), e.g. 500#3 or 429=0.1 or latency=50)"))
             };
             if let Some(v) = raw.strip_prefix("seed=") {
                 out.seed = v.parse().map_err(|_| err("seed must be a whole number"))?;

@@ -1,4 +1,8 @@
 //! Route handlers: the Cloudflare endpoints of API-NOTES.md, answering with the official shapes.
+//!
+//! Handlers and helpers return `Result<_, Response>`: an error *is* the envelope
+//! response to send, so the large `Err` variant is the point, not an accident.
+#![allow(clippy::result_large_err)]
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -25,9 +29,7 @@ fn lock(s: &Shared) -> std::sync::MutexGuard<'_, SimState> {
 }
 
 fn query_map(q: &Option<String>) -> HashMap<String, String> {
-    q.as_deref()
-        .map(|q| url::form_urlencoded::parse(q.as_bytes()).into_owned().collect())
-        .unwrap_or_default()
+    q.as_deref().map(|q| url::form_urlencoded::parse(q.as_bytes()).into_owned().collect()).unwrap_or_default()
 }
 
 fn invalid(msg: impl Into<String>) -> Response {
@@ -105,24 +107,24 @@ fn token_not_found() -> Response {
 // ---------- API tokens (user and account) ----------
 
 /// GET /user/tokens and /accounts/{account_id}/tokens.
-pub async fn list_tokens(State(s): State<Shared>, Extension(c): Extension<Caller>, Path(p): Params, RawQuery(q): RawQuery) -> Response {
+pub async fn list_tokens(
+    State(s): State<Shared>,
+    Extension(c): Extension<Caller>,
+    Path(p): Params,
+    RawQuery(q): RawQuery,
+) -> Result<Response, Response> {
     let q = query_map(&q);
-    let page = match paging(&q, 20, 5, 50) {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
+    let page = paging(&q, 20, 5, 50)?;
     let include_expired = match q.get("include_expired").map(String::as_str) {
         None | Some("false") => false,
         Some("true") => true,
-        Some(v) => return invalid(format!("include_expired must be true or false, got '{v}'")),
+        Some(v) => return Err(invalid(format!("include_expired must be true or false, got '{v}'"))),
     };
     let mut st = lock(&s);
     let owner = owner_of(&p);
-    if let Err(r) = authorize(&st, &c, &owner) {
-        return r;
-    }
+    authorize(&st, &c, &owner)?;
     let now = st.now();
-    let Some(store) = st.tokens_of(&owner) else { return token_not_found() };
+    let Some(store) = st.tokens_of(&owner) else { return Err(token_not_found()) };
     let (total, ids): (usize, Vec<String>) = if include_expired {
         let all = store.tokens.ids();
         (all.len(), page.slice(all).into_iter().cloned().collect())
@@ -131,21 +133,19 @@ pub async fn list_tokens(State(s): State<Shared>, Extension(c): Extension<Caller
         (live.len(), page.slice(live).into_iter().cloned().collect())
     };
     let rows = ids.iter().filter_map(|id| store.tokens.get(id)).map(|t| t.to_json(now)).collect();
-    ok_list(rows, page.page, page.per_page, total)
+    Ok(ok_list(rows, page.page, page.per_page, total))
 }
 
 /// GET /user/tokens/{token_id} and the account equivalent.
-pub async fn get_token(State(s): State<Shared>, Extension(c): Extension<Caller>, Path(p): Params) -> Response {
+pub async fn get_token(State(s): State<Shared>, Extension(c): Extension<Caller>, Path(p): Params) -> Result<Response, Response> {
     let mut st = lock(&s);
     let owner = owner_of(&p);
-    if let Err(r) = authorize(&st, &c, &owner) {
-        return r;
-    }
+    authorize(&st, &c, &owner)?;
     let now = st.now();
     let id = p.get("token_id").cloned().unwrap_or_default();
     match st.tokens_of(&owner).and_then(|s| s.tokens.get(&id)) {
-        Some(t) => ok(t.to_json(now)),
-        None => token_not_found(),
+        Some(t) => Ok(ok(t.to_json(now))),
+        None => Err(token_not_found()),
     }
 }
 
@@ -197,9 +197,7 @@ fn validate_token_body(body: &Map<String, Value>, ids: &mut super::seed::IdGen, 
                     return Err(invalid(format!("condition: unknown key '{k}' (expected request_ip)")));
                 }
                 let ok = v.as_object().is_some_and(|m| {
-                    m.iter().all(|(k, l)| {
-                        (k == "in" || k == "not_in") && l.as_array().is_some_and(|a| a.iter().all(Value::is_string))
-                    })
+                    m.iter().all(|(k, l)| (k == "in" || k == "not_in") && l.as_array().is_some_and(|a| a.iter().all(Value::is_string)))
                 });
                 if !ok {
                     return Err(invalid("condition.request_ip: expected {\"in\": [CIDR...], \"not_in\": [CIDR...]}"));
@@ -222,20 +220,17 @@ fn validate_token_body(body: &Map<String, Value>, ids: &mut super::seed::IdGen, 
 }
 
 /// POST /user/tokens and the account equivalent: the result carries `value`.
-pub async fn create_token(State(s): State<Shared>, Extension(c): Extension<Caller>, Path(p): Params, body: Bytes) -> Response {
-    let body = match parse_body(&body, false) {
-        Ok(b) => b,
-        Err(r) => return r,
-    };
+pub async fn create_token(
+    State(s): State<Shared>,
+    Extension(c): Extension<Caller>,
+    Path(p): Params,
+    body: Bytes,
+) -> Result<Response, Response> {
+    let body = parse_body(&body, false)?;
     let mut st = lock(&s);
     let owner = owner_of(&p);
-    if let Err(r) = authorize(&st, &c, &owner) {
-        return r;
-    }
-    let f = match validate_token_body(&body, &mut st.ids, false) {
-        Ok(f) => f,
-        Err(r) => return r,
-    };
+    authorize(&st, &c, &owner)?;
+    let f = validate_token_body(&body, &mut st.ids, false)?;
     let now = st.now();
     let id = st.ids.id32();
     let secret = st.ids.token_secret();
@@ -259,29 +254,26 @@ pub async fn create_token(State(s): State<Shared>, Extension(c): Extension<Calle
     st.secrets.insert(secret, (owner.clone(), id.clone()));
     match st.tokens_of(&owner) {
         Some(store) => store.tokens.insert(id, tok),
-        None => return token_not_found(),
+        None => return Err(token_not_found()),
     }
-    ok(out)
+    Ok(ok(out))
 }
 
 /// PUT /user/tokens/{token_id}: full replacement of the token's fields.
-pub async fn update_token(State(s): State<Shared>, Extension(c): Extension<Caller>, Path(p): Params, body: Bytes) -> Response {
-    let body = match parse_body(&body, false) {
-        Ok(b) => b,
-        Err(r) => return r,
-    };
+pub async fn update_token(
+    State(s): State<Shared>,
+    Extension(c): Extension<Caller>,
+    Path(p): Params,
+    body: Bytes,
+) -> Result<Response, Response> {
+    let body = parse_body(&body, false)?;
     let mut st = lock(&s);
     let owner = owner_of(&p);
-    if let Err(r) = authorize(&st, &c, &owner) {
-        return r;
-    }
-    let f = match validate_token_body(&body, &mut st.ids, true) {
-        Ok(f) => f,
-        Err(r) => return r,
-    };
+    authorize(&st, &c, &owner)?;
+    let f = validate_token_body(&body, &mut st.ids, true)?;
     let now = st.now();
     let id = p.get("token_id").cloned().unwrap_or_default();
-    let Some(tok) = st.tokens_of(&owner).and_then(|s| s.tokens.get_mut(&id)) else { return token_not_found() };
+    let Some(tok) = st.tokens_of(&owner).and_then(|s| s.tokens.get_mut(&id)) else { return Err(token_not_found()) };
     tok.name = f.name;
     tok.policies = f.policies;
     tok.condition = f.condition;
@@ -291,62 +283,61 @@ pub async fn update_token(State(s): State<Shared>, Extension(c): Extension<Calle
         tok.status = status;
     }
     tok.modified_on = now;
-    ok(tok.to_json(now))
+    Ok(ok(tok.to_json(now)))
 }
 
 /// DELETE /user/tokens/{token_id}: result `{"id": ...}`.
-pub async fn delete_token(State(s): State<Shared>, Extension(c): Extension<Caller>, Path(p): Params) -> Response {
+pub async fn delete_token(State(s): State<Shared>, Extension(c): Extension<Caller>, Path(p): Params) -> Result<Response, Response> {
     let mut st = lock(&s);
     let owner = owner_of(&p);
-    if let Err(r) = authorize(&st, &c, &owner) {
-        return r;
-    }
+    authorize(&st, &c, &owner)?;
     let id = p.get("token_id").cloned().unwrap_or_default();
-    let Some(tok) = st.tokens_of(&owner).and_then(|s| s.tokens.remove(&id)) else { return token_not_found() };
+    let Some(tok) = st.tokens_of(&owner).and_then(|s| s.tokens.remove(&id)) else { return Err(token_not_found()) };
     st.secrets.remove(&tok.secret);
-    ok(json!({"id": id}))
+    Ok(ok(json!({"id": id})))
 }
 
 /// PUT /user/tokens/{token_id}/value: a new secret; the result is a bare JSON string.
 /// A missing body counts as `{}` (the official SDKs send none).
-pub async fn roll_token(State(s): State<Shared>, Extension(c): Extension<Caller>, Path(p): Params, body: Bytes) -> Response {
-    if let Err(r) = parse_body(&body, true) {
-        return r;
-    }
+pub async fn roll_token(
+    State(s): State<Shared>,
+    Extension(c): Extension<Caller>,
+    Path(p): Params,
+    body: Bytes,
+) -> Result<Response, Response> {
+    parse_body(&body, true)?;
     let mut st = lock(&s);
     let owner = owner_of(&p);
-    if let Err(r) = authorize(&st, &c, &owner) {
-        return r;
-    }
+    authorize(&st, &c, &owner)?;
     let now = st.now();
     let id = p.get("token_id").cloned().unwrap_or_default();
     let secret = st.ids.token_secret();
-    let Some(tok) = st.tokens_of(&owner).and_then(|s| s.tokens.get_mut(&id)) else { return token_not_found() };
+    let Some(tok) = st.tokens_of(&owner).and_then(|s| s.tokens.get_mut(&id)) else { return Err(token_not_found()) };
     let old = std::mem::replace(&mut tok.secret, secret.clone());
     tok.modified_on = now;
     st.secrets.remove(&old);
     st.secrets.insert(secret.clone(), (owner, id));
-    ok(json!(secret))
+    Ok(ok(json!(secret)))
 }
 
 /// GET /user/tokens/verify (and the account equivalent): the calling token.
-pub async fn verify_token(State(s): State<Shared>, Extension(c): Extension<Caller>, Path(p): Params) -> Response {
+pub async fn verify_token(State(s): State<Shared>, Extension(c): Extension<Caller>, Path(p): Params) -> Result<Response, Response> {
     let st = lock(&s);
     let owner = owner_of(&p);
     let (tok_owner, id) = match &c {
         Caller::UserToken(id) => (Owner::User, id.clone()),
         Caller::AccountToken(a, id) => (Owner::Account(a.clone()), id.clone()),
-        Caller::GlobalKey => return error(400, 1000, "Invalid API Token: verify needs an API token (Authorization: Bearer)"),
+        Caller::GlobalKey => return Err(error(400, 1000, "Invalid API Token: verify needs an API token (Authorization: Bearer)")),
     };
     if tok_owner != owner {
-        return error(403, codes::UNAUTHORIZED_SCOPE, "Unauthorized to access requested resource");
+        return Err(error(403, codes::UNAUTHORIZED_SCOPE, "Unauthorized to access requested resource"));
     }
     let now = st.now();
     let tok = match &owner {
         Owner::User => st.user.tokens.get(&id),
         Owner::Account(a) => st.account_tokens.get(a).and_then(|s| s.tokens.get(&id)),
     };
-    let Some(tok) = tok else { return error(401, 1000, "Invalid API Token") };
+    let Some(tok) = tok else { return Err(error(401, 1000, "Invalid API Token")) };
     let mut r = json!({"id": tok.id, "status": tok.status_at(now)});
     if let Some(e) = &tok.expires_on {
         r["expires_on"] = json!(super::model::ts(e));
@@ -354,16 +345,19 @@ pub async fn verify_token(State(s): State<Shared>, Extension(c): Extension<Calle
     if let Some(n) = &tok.not_before {
         r["not_before"] = json!(super::model::ts(n));
     }
-    ok(r)
+    Ok(ok(r))
 }
 
 /// GET /user/tokens/permission_groups and /accounts/{account_id}/tokens/permission_groups.
-pub async fn permission_groups(State(s): State<Shared>, Extension(c): Extension<Caller>, Path(p): Params, RawQuery(q): RawQuery) -> Response {
+pub async fn permission_groups(
+    State(s): State<Shared>,
+    Extension(c): Extension<Caller>,
+    Path(p): Params,
+    RawQuery(q): RawQuery,
+) -> Result<Response, Response> {
     let q = query_map(&q);
     let st = lock(&s);
-    if let Err(r) = authorize(&st, &c, &owner_of(&p)) {
-        return r;
-    }
+    authorize(&st, &c, &owner_of(&p))?;
     let rows: Vec<Value> = PERMISSION_GROUPS
         .iter()
         .filter(|g| q.get("name").is_none_or(|n| g.name == n))
@@ -371,18 +365,15 @@ pub async fn permission_groups(State(s): State<Shared>, Extension(c): Extension<
         .map(|g| g.to_json())
         .collect();
     let n = rows.len();
-    ok_list(rows, 1, n.max(1), n)
+    Ok(ok_list(rows, 1, n.max(1), n))
 }
 
 /// GET /accounts.
-pub async fn list_accounts(State(s): State<Shared>, Extension(c): Extension<Caller>, RawQuery(q): RawQuery) -> Response {
+pub async fn list_accounts(State(s): State<Shared>, Extension(c): Extension<Caller>, RawQuery(q): RawQuery) -> Result<Response, Response> {
     let q = query_map(&q);
-    let page = match paging(&q, 20, 5, 50) {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
+    let page = paging(&q, 20, 5, 50)?;
     if matches!(c, Caller::AccountToken(..)) {
-        return error(403, codes::ACCOUNT_OWNED_TOKEN, "List accounts endpoint does not support account owned tokens");
+        return Err(error(403, codes::ACCOUNT_OWNED_TOKEN, "List accounts endpoint does not support account owned tokens"));
     }
     let st = lock(&s);
     let ids: Vec<String> = match q.get("name") {
@@ -390,7 +381,7 @@ pub async fn list_accounts(State(s): State<Shared>, Extension(c): Extension<Call
         None => st.accounts.ids().to_vec(),
     };
     let rows = page.slice(&ids).into_iter().filter_map(|id| st.accounts.get(id)).map(|a| a.to_json()).collect();
-    ok_list(rows, page.page, page.per_page, ids.len())
+    Ok(ok_list(rows, page.page, page.per_page, ids.len()))
 }
 
 // ---------- Access service tokens ----------
@@ -461,17 +452,16 @@ pub fn parse_go_duration(s: &str) -> Result<Option<Duration>, String> {
 }
 
 /// GET .../access/service_tokens with `name`, `search`, `page`, `per_page`.
-pub async fn list_service_tokens(State(s): State<Shared>, Extension(c): Extension<Caller>, Path(p): Params, RawQuery(q): RawQuery) -> Response {
+pub async fn list_service_tokens(
+    State(s): State<Shared>,
+    Extension(c): Extension<Caller>,
+    Path(p): Params,
+    RawQuery(q): RawQuery,
+) -> Result<Response, Response> {
     let q = query_map(&q);
-    let page = match paging(&q, 20, 1, 1000) {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
+    let page = paging(&q, 20, 1, 1000)?;
     let mut st = lock(&s);
-    let scope = match svc_scope(&st, &c, &p) {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
+    let scope = svc_scope(&st, &c, &p)?;
     let store = svc_store(&mut st, &scope);
     let name = q.get("name");
     let search = q.get("search").map(|s| s.to_lowercase());
@@ -490,53 +480,49 @@ pub async fn list_service_tokens(State(s): State<Shared>, Extension(c): Extensio
         total = ids.len();
         rows = page.slice(&ids).into_iter().filter_map(|id| store.get(id)).map(ServiceToken::to_json).collect();
     }
-    ok_list(rows, page.page, page.per_page, total)
+    Ok(ok_list(rows, page.page, page.per_page, total))
 }
 
 /// GET .../access/service_tokens/{service_token_id}.
-pub async fn get_service_token(State(s): State<Shared>, Extension(c): Extension<Caller>, Path(p): Params) -> Response {
+pub async fn get_service_token(State(s): State<Shared>, Extension(c): Extension<Caller>, Path(p): Params) -> Result<Response, Response> {
     let mut st = lock(&s);
-    let scope = match svc_scope(&st, &c, &p) {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
+    let scope = svc_scope(&st, &c, &p)?;
     let id = p.get("service_token_id").cloned().unwrap_or_default();
     match svc_store(&mut st, &scope).get(&id) {
-        Some(t) => ok(t.to_json()),
-        None => svc_not_found(),
+        Some(t) => Ok(ok(t.to_json())),
+        None => Err(svc_not_found()),
     }
 }
 
 /// POST .../access/service_tokens: 201, with `client_secret`.
-pub async fn create_service_token(State(s): State<Shared>, Extension(c): Extension<Caller>, Path(p): Params, body: Bytes) -> Response {
-    let body = match parse_body(&body, false) {
-        Ok(b) => b,
-        Err(r) => return r,
-    };
+pub async fn create_service_token(
+    State(s): State<Shared>,
+    Extension(c): Extension<Caller>,
+    Path(p): Params,
+    body: Bytes,
+) -> Result<Response, Response> {
+    let body = parse_body(&body, false)?;
     let name = match body.get("name") {
         Some(Value::String(n)) if !n.trim().is_empty() => n.clone(),
-        Some(_) => return invalid("name: must be a non-empty string"),
-        None => return invalid("name: required"),
+        Some(_) => return Err(invalid("name: must be a non-empty string")),
+        None => return Err(invalid("name: required")),
     };
     let duration = match body.get("duration") {
         None | Some(Value::Null) => "8760h".to_string(),
         Some(Value::String(d)) => d.clone(),
-        Some(v) => return invalid(format!("duration: must be a string, got {v}")),
+        Some(v) => return Err(invalid(format!("duration: must be a string, got {v}"))),
     };
     let dur = match parse_go_duration(&duration) {
         Ok(d) => d,
-        Err(e) => return invalid(e),
+        Err(e) => return Err(invalid(e)),
     };
     let enabled = match body.get("enabled") {
         None | Some(Value::Null) => true,
         Some(Value::Bool(b)) => *b,
-        Some(v) => return invalid(format!("enabled: must be true or false, got {v}")),
+        Some(v) => return Err(invalid(format!("enabled: must be true or false, got {v}"))),
     };
     let mut st = lock(&s);
-    let scope = match svc_scope(&st, &c, &p) {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
+    let scope = svc_scope(&st, &c, &p)?;
     let now = st.now();
     let tok = ServiceToken {
         id: st.ids.uuid(),
@@ -553,38 +539,34 @@ pub async fn create_service_token(State(s): State<Shared>, Extension(c): Extensi
     };
     let out = tok.to_json_with_secret();
     svc_store(&mut st, &scope).insert(tok.id.clone(), tok);
-    ok_status(201, out)
+    Ok(ok_status(201, out))
 }
 
 /// PUT .../access/service_tokens/{id}: `name`, `duration`, `enabled`, `previous_client_secret_expires_at`.
-pub async fn update_service_token(State(s): State<Shared>, Extension(c): Extension<Caller>, Path(p): Params, body: Bytes) -> Response {
-    let body = match parse_body(&body, false) {
-        Ok(b) => b,
-        Err(r) => return r,
-    };
-    let prev_exp = match parse_time(&body, "previous_client_secret_expires_at") {
-        Ok(t) => t,
-        Err(r) => return r,
-    };
+pub async fn update_service_token(
+    State(s): State<Shared>,
+    Extension(c): Extension<Caller>,
+    Path(p): Params,
+    body: Bytes,
+) -> Result<Response, Response> {
+    let body = parse_body(&body, false)?;
+    let prev_exp = parse_time(&body, "previous_client_secret_expires_at")?;
     if let Some(d) = body.get("duration") {
         match d.as_str().map(parse_go_duration) {
             Some(Ok(_)) => {}
-            Some(Err(e)) => return invalid(e),
-            None => return invalid("duration: must be a string"),
+            Some(Err(e)) => return Err(invalid(e)),
+            None => return Err(invalid("duration: must be a string")),
         }
     }
     let mut st = lock(&s);
-    let scope = match svc_scope(&st, &c, &p) {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
+    let scope = svc_scope(&st, &c, &p)?;
     let now = st.now();
     let id = p.get("service_token_id").cloned().unwrap_or_default();
-    let Some(tok) = svc_store(&mut st, &scope).get_mut(&id) else { return svc_not_found() };
+    let Some(tok) = svc_store(&mut st, &scope).get_mut(&id) else { return Err(svc_not_found()) };
     match body.get("name") {
         None => {}
         Some(Value::String(n)) if !n.trim().is_empty() => tok.name = n.clone(),
-        Some(_) => return invalid("name: must be a non-empty string"),
+        Some(_) => return Err(invalid("name: must be a non-empty string")),
     }
     if let Some(Value::String(d)) = body.get("duration") {
         tok.duration = d.clone();
@@ -592,75 +574,69 @@ pub async fn update_service_token(State(s): State<Shared>, Extension(c): Extensi
     match body.get("enabled") {
         None | Some(Value::Null) => {}
         Some(Value::Bool(b)) => tok.enabled = *b,
-        Some(v) => return invalid(format!("enabled: must be true or false, got {v}")),
+        Some(v) => return Err(invalid(format!("enabled: must be true or false, got {v}"))),
     }
     if let (Some(t), Some(prev)) = (prev_exp, tok.previous_secret.as_mut()) {
         prev.1 = t;
     }
     tok.updated_at = now;
-    ok(tok.to_json())
+    Ok(ok(tok.to_json()))
 }
 
 /// DELETE .../access/service_tokens/{id}: the deleted token.
-pub async fn delete_service_token(State(s): State<Shared>, Extension(c): Extension<Caller>, Path(p): Params) -> Response {
+pub async fn delete_service_token(State(s): State<Shared>, Extension(c): Extension<Caller>, Path(p): Params) -> Result<Response, Response> {
     let mut st = lock(&s);
-    let scope = match svc_scope(&st, &c, &p) {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
+    let scope = svc_scope(&st, &c, &p)?;
     let id = p.get("service_token_id").cloned().unwrap_or_default();
     match svc_store(&mut st, &scope).remove(&id) {
-        Some(t) => ok(t.to_json()),
-        None => svc_not_found(),
+        Some(t) => Ok(ok(t.to_json())),
+        None => Err(svc_not_found()),
     }
 }
 
 /// POST /accounts/{account_id}/access/service_tokens/{id}/refresh: expiry moves to now + duration.
-pub async fn refresh_service_token(State(s): State<Shared>, Extension(c): Extension<Caller>, Path(p): Params) -> Response {
+pub async fn refresh_service_token(
+    State(s): State<Shared>,
+    Extension(c): Extension<Caller>,
+    Path(p): Params,
+) -> Result<Response, Response> {
     let mut st = lock(&s);
-    let scope = match svc_scope(&st, &c, &p) {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
+    let scope = svc_scope(&st, &c, &p)?;
     let now = st.now();
     let id = p.get("service_token_id").cloned().unwrap_or_default();
-    let Some(tok) = svc_store(&mut st, &scope).get_mut(&id) else { return svc_not_found() };
+    let Some(tok) = svc_store(&mut st, &scope).get_mut(&id) else { return Err(svc_not_found()) };
     let dur = parse_go_duration(&tok.duration).unwrap_or(Some(Duration::hours(8760)));
     tok.expires_at = dur.map(|d| now + d);
     tok.updated_at = now;
-    ok(tok.to_json())
+    Ok(ok(tok.to_json()))
 }
 
 /// POST /accounts/{account_id}/access/service_tokens/{id}/rotate: a new `client_secret`;
 /// the previous one keeps working until `previous_client_secret_expires_at` (default: now).
-pub async fn rotate_service_token(State(s): State<Shared>, Extension(c): Extension<Caller>, Path(p): Params, body: Bytes) -> Response {
-    let body = match parse_body(&body, true) {
-        Ok(b) => b,
-        Err(r) => return r,
-    };
-    let prev_exp = match parse_time(&body, "previous_client_secret_expires_at") {
-        Ok(t) => t,
-        Err(r) => return r,
-    };
+pub async fn rotate_service_token(
+    State(s): State<Shared>,
+    Extension(c): Extension<Caller>,
+    Path(p): Params,
+    body: Bytes,
+) -> Result<Response, Response> {
+    let body = parse_body(&body, true)?;
+    let prev_exp = parse_time(&body, "previous_client_secret_expires_at")?;
     let mut st = lock(&s);
-    let scope = match svc_scope(&st, &c, &p) {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
+    let scope = svc_scope(&st, &c, &p)?;
     let now = st.now();
     let secret = st.ids.hex(64);
     let id = p.get("service_token_id").cloned().unwrap_or_default();
-    let Some(tok) = svc_store(&mut st, &scope).get_mut(&id) else { return svc_not_found() };
+    let Some(tok) = svc_store(&mut st, &scope).get_mut(&id) else { return Err(svc_not_found()) };
     let old = std::mem::replace(&mut tok.client_secret, secret);
     tok.previous_secret = Some((old, prev_exp.unwrap_or(now)));
     tok.updated_at = now;
-    ok(tok.to_json_with_secret())
+    Ok(ok(tok.to_json_with_secret()))
 }
 
 /// `GET /__sim/access/check`: an Access-protected application. Answers 200 when
 /// `CF-Access-Client-Id` + `CF-Access-Client-Secret` name an enabled, unexpired
 /// service token (current secret, or the previous one within its grace window).
-pub async fn access_check(State(s): State<Shared>, headers: HeaderMap) -> Response {
+pub async fn access_check(State(s): State<Shared>, headers: HeaderMap) -> Result<Response, Response> {
     let id = headers.get("cf-access-client-id").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
     let secret = headers.get("cf-access-client-secret").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
     let mut st = lock(&s);
@@ -671,15 +647,15 @@ pub async fn access_check(State(s): State<Shared>, headers: HeaderMap) -> Respon
         let found = store.values().find(|t| t.client_id == id).map(|t| t.id.clone());
         if let Some(tid) = found {
             let tok = store.get_mut_untracked(&tid).expect("found above");
-            let secret_ok = tok.client_secret == secret
-                || tok.previous_secret.as_ref().is_some_and(|(p, until)| p == &secret && now < *until);
+            let secret_ok =
+                tok.client_secret == secret || tok.previous_secret.as_ref().is_some_and(|(p, until)| p == &secret && now < *until);
             let live = tok.enabled && tok.expires_at.is_none_or(|e| now < e);
             if secret_ok && live {
                 tok.last_seen_at = Some(now);
-                return ok(json!({"id": tok.id}));
+                return Ok(ok(json!({"id": tok.id})));
             }
             break;
         }
     }
-    error(403, 10000, "Forbidden: invalid service token credentials")
+    Err(error(403, 10000, "Forbidden: invalid service token credentials"))
 }

@@ -86,9 +86,22 @@ pub struct SeedData {
 }
 
 const NAMES: &[&str] = &[
-    "terraform", "ci-deploy", "dns-updater", "grafana-exporter", "wrangler", "backup-job",
-    "cert-manager", "external-dns", "logpush", "status-page", "pagerduty-hook", "analytics-ro",
-    "cache-purge", "waf-tuning", "billing-report", "legacy-script",
+    "terraform",
+    "ci-deploy",
+    "dns-updater",
+    "grafana-exporter",
+    "wrangler",
+    "backup-job",
+    "cert-manager",
+    "external-dns",
+    "logpush",
+    "status-page",
+    "pagerduty-hook",
+    "analytics-ro",
+    "cache-purge",
+    "waf-tuning",
+    "billing-report",
+    "legacy-script",
 ];
 
 /// Builds the sample data for `opts`, with times relative to `now` rounded down to the hour.
@@ -111,9 +124,7 @@ pub fn generate(opts: &SeedOptions, now: DateTime<Utc>) -> SeedData {
             enforce_twofactor: a % 2 == 0,
             zones: zones.clone(),
         };
-        let toks = (0..opts.account_tokens)
-            .map(|i| sample_token(&mut ids, anchor, i, Some(&account_id), &zones))
-            .collect();
+        let toks = (0..opts.account_tokens).map(|i| sample_token(&mut ids, anchor, i, Some(&account_id), &zones)).collect();
         let svc = (0..opts.service_tokens).map(|i| sample_service_token(&mut ids, anchor, i)).collect();
         for (z, zone) in zones.iter().enumerate() {
             let n = 1 + z;
@@ -214,7 +225,7 @@ fn sample_token(ids: &mut IdGen, anchor: DateTime<Utc>, i: usize, account: Optio
         issued_on: issued_on + fractional,
         modified_on: issued_on + Duration::days(ids.rng().random_range(0..20)),
         last_used_on,
-        not_before: if r % 7 == 0 { Some(issued_on) } else { None },
+        not_before: if r.is_multiple_of(7) { Some(issued_on) } else { None },
         expires_on,
         policies: Value::Array(policies),
         condition,

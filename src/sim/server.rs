@@ -47,11 +47,10 @@ fn api_routes() -> Router<Shared> {
             .route(&format!("{base}/tokens/{{token_id}}/value"), put(h::roll_token))
     };
     let services = |r: Router<Shared>, base: &str| {
-        r.route(&format!("{base}/access/service_tokens"), get(h::list_service_tokens).post(h::create_service_token))
-            .route(
-                &format!("{base}/access/service_tokens/{{service_token_id}}"),
-                get(h::get_service_token).put(h::update_service_token).delete(h::delete_service_token),
-            )
+        r.route(&format!("{base}/access/service_tokens"), get(h::list_service_tokens).post(h::create_service_token)).route(
+            &format!("{base}/access/service_tokens/{{service_token_id}}"),
+            get(h::get_service_token).put(h::update_service_token).delete(h::delete_service_token),
+        )
     };
     let mut r = Router::new().route("/accounts", get(h::list_accounts));
     r = tokens(r, "/user");
@@ -190,12 +189,7 @@ async fn unmatched(State(state): State<Shared>, req: Request) -> Response {
 
 async fn requests_report(State(state): State<Shared>) -> Response {
     let st = state.lock().unwrap_or_else(|p| p.into_inner());
-    let mut counts: Vec<_> = st
-        .log
-        .counts
-        .iter()
-        .map(|((m, r), n)| json!({"method": m, "route": r, "count": n}))
-        .collect();
+    let mut counts: Vec<_> = st.log.counts.iter().map(|((m, r), n)| json!({"method": m, "route": r, "count": n})).collect();
     counts.sort_by_key(|v| v.to_string());
     json_response(200, &json!({"total": st.log.requests.len(), "counts": counts, "requests": st.log.requests}))
 }

@@ -24,7 +24,13 @@ pub fn show_services(reg: &Registry) -> Result<RecordBatch> {
     let rows = reg
         .services()
         .iter()
-        .map(|s| vec![format!("{CATALOG}.{}", s.service), s.aliases.iter().map(|a| format!("{CATALOG}.{a}")).collect::<Vec<_>>().join(", "), s.description.clone()])
+        .map(|s| {
+            vec![
+                format!("{CATALOG}.{}", s.service),
+                s.aliases.iter().map(|a| format!("{CATALOG}.{a}")).collect::<Vec<_>>().join(", "),
+                s.description.clone(),
+            ]
+        })
         .collect();
     text_batch(&["service", "aliases", "description"], rows)
 }
@@ -64,7 +70,14 @@ pub fn show_methods(reg: &Registry, parts: &[String]) -> Result<RecordBatch> {
         .map(|m| {
             let name = if m.aliases.is_empty() { m.name.clone() } else { format!("{} (alias {})", m.name, m.aliases.join(", ")) };
             let verb = if m.verb == Verb::Exec { format!("EXEC {}.{}", r.qualified_name(), m.name) } else { m.verb.sql().to_string() };
-            vec![name, verb, m.required.join(", ").replace('|', " or "), m.optional.join(", "), format!("{} {}", m.http, m.path), m.description.clone()]
+            vec![
+                name,
+                verb,
+                m.required.join(", ").replace('|', " or "),
+                m.optional.join(", "),
+                format!("{} {}", m.http, m.path),
+                m.description.clone(),
+            ]
         })
         .collect();
     text_batch(&["method", "sql_verb", "required_params", "optional_params", "http", "description"], rows)

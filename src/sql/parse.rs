@@ -33,7 +33,7 @@ pub enum CfqlStatement {
     /// DELETE from a `cloudflare` table.
     Delete(Box<ast::Delete>),
     /// A lifecycle method.
-    Exec(ExecStatement),
+    Exec(Box<ExecStatement>),
     /// `SHOW SERVICES`.
     ShowServices,
     /// `SHOW RESOURCES [IN cloudflare.<service>]`.
@@ -133,7 +133,7 @@ pub fn parse(sql: &str, registry: &Registry) -> Result<CfqlStatement> {
         return Err(Error::Sql("empty statement".into()));
     };
     match word.as_str() {
-        "EXEC" | "EXECUTE" => parse_exec(&sql[end..]).map(CfqlStatement::Exec),
+        "EXEC" | "EXECUTE" => parse_exec(&sql[end..]).map(|e| CfqlStatement::Exec(Box::new(e))),
         "REPLACE" => {
             let rewritten = format!("{}UPDATE{}", &sql[..start], &sql[end..]);
             match parse_standard(&rewritten, registry)? {
@@ -162,10 +162,7 @@ pub fn parse(sql: &str, registry: &Registry) -> Result<CfqlStatement> {
                     .split_once(['=', ' '])
                     .map(|(n, v)| (n.trim(), v.trim().trim_start_matches('=').trim()))
                     .ok_or_else(|| Error::Sql("expected SET cfql.<option> = <value>".into()))?;
-                Ok(CfqlStatement::SetOption {
-                    name: name.to_ascii_lowercase(),
-                    value: value.trim_matches('\'').to_ascii_lowercase(),
-                })
+                Ok(CfqlStatement::SetOption { name: name.to_ascii_lowercase(), value: value.trim_matches('\'').to_ascii_lowercase() })
             } else {
                 parse_standard(sql, registry)
             }

@@ -2,15 +2,16 @@
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use datafusion::arrow::array::{Array, ArrayRef, AsArray};
-use datafusion::arrow::datatypes::{DataType, Int64Type, TimeUnit, TimestampMicrosecondType, TimestampMillisecondType, TimestampNanosecondType, TimestampSecondType, Float64Type};
+use datafusion::arrow::datatypes::{
+    DataType, Float64Type, Int64Type, TimeUnit, TimestampMicrosecondType, TimestampMillisecondType, TimestampNanosecondType,
+    TimestampSecondType,
+};
 use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
 use serde_json::{Value, json};
 
 /// RFC 3339 text (`2026-01-01T00:00:00Z`) of µs since the epoch.
 pub fn rfc3339_micros(us: i64) -> String {
-    DateTime::<Utc>::from_timestamp_micros(us)
-        .map(|t| t.to_rfc3339_opts(SecondsFormat::AutoSi, true))
-        .unwrap_or_default()
+    DateTime::<Utc>::from_timestamp_micros(us).map(|t| t.to_rfc3339_opts(SecondsFormat::AutoSi, true)).unwrap_or_default()
 }
 
 /// The JSON value of row `i` of `array` (`Null` for SQL NULL). Timestamps become RFC 3339 text.
@@ -43,7 +44,5 @@ pub fn cell_json(array: &ArrayRef, i: usize) -> Value {
 }
 
 fn display(array: &ArrayRef, i: usize) -> String {
-    ArrayFormatter::try_new(array.as_ref(), &FormatOptions::default())
-        .map(|f| f.value(i).to_string())
-        .unwrap_or_default()
+    ArrayFormatter::try_new(array.as_ref(), &FormatOptions::default()).map(|f| f.value(i).to_string()).unwrap_or_default()
 }

@@ -77,12 +77,7 @@ fn resolve_target(session: &Session, parts: &[String]) -> Result<Resource> {
 fn method_for(resource: &Resource, verb: Verb, by_id: bool) -> Result<MethodSpec> {
     resource.spec.method(verb, by_id).cloned().ok_or_else(|| {
         let verbs: Vec<_> = resource.spec.methods.iter().map(|m| format!("{} ({})", m.name, m.verb.sql())).collect();
-        Error::InvalidInput(format!(
-            "{} does not support {}; its methods are: {}",
-            resource.qualified_name(),
-            verb.sql(),
-            verbs.join(", ")
-        ))
+        Error::InvalidInput(format!("{} does not support {}; its methods are: {}", resource.qualified_name(), verb.sql(), verbs.join(", ")))
     })
 }
 
@@ -409,7 +404,10 @@ async fn run_calls(
                 batches.push(batch);
                 outcomes.push(RowOutcome { row: call.row, id, error: None });
                 if let Err(e) = saved {
-                    engine.warn(format!("warning: the secret of row {} was NOT written to the secrets file: {e}; it is in the result above", call.row));
+                    engine.warn(format!(
+                        "warning: the secret of row {} was NOT written to the secrets file: {e}; it is in the result above",
+                        call.row
+                    ));
                 }
             }
             Err(e) => {
@@ -636,7 +634,13 @@ pub async fn update(session: &Session, up: &ast::Update, opts: &WriteOptions<'_>
         match (&scope, &id, row_errors.is_empty()) {
             (Ok(scope), Some(id), true) => {
                 let path = Engine::fill_path(&resource, &method, scope, Some(id))?;
-                let req = ApiRequest { method: http_method(&method)?, path, query: Vec::new(), body: Some(Value::Object(body)), check_hint: None };
+                let req = ApiRequest {
+                    method: http_method(&method)?,
+                    path,
+                    query: Vec::new(),
+                    body: Some(Value::Object(body)),
+                    check_hint: None,
+                };
                 calls.push(PlannedCall { row: rowno, id: Some(id.clone()), scope: scope.clone(), request: req, prior: current });
             }
             _ => {
@@ -763,11 +767,7 @@ async fn delete_by_read(
     returning: &Returning,
     opts: &WriteOptions<'_>,
 ) -> Result<Output> {
-    let select = format!(
-        "SELECT * FROM {}{}",
-        resource.qualified_name(),
-        selection.map(|w| format!(" WHERE {w}")).unwrap_or_default()
-    );
+    let select = format!("SELECT * FROM {}{}", resource.qualified_name(), selection.map(|w| format!(" WHERE {w}")).unwrap_or_default());
     let rows = batch_rows(&session.query(&select).await?);
     let idcol = resource.spec.id.as_ref().map(|i| i.column.clone()).unwrap_or_else(|| "id".into());
     let mut calls = Vec::new();
@@ -809,17 +809,17 @@ pub async fn exec(session: &Session, ex: &ExecStatement, opts: &WriteOptions<'_>
         parts.remove(0);
     }
     if parts.len() != 3 {
-        return Err(Error::Sql(format!(
-            "EXEC needs cloudflare.<service>.<resource>.<method>, got '{}'",
-            ex.name.join(".")
-        )));
+        return Err(Error::Sql(format!("EXEC needs cloudflare.<service>.<resource>.<method>, got '{}'", ex.name.join("."))));
     }
     let resource = reg.resolve(&parts[..2]).ok_or_else(|| unknown_table(reg, &parts[..2]))?;
     let spec = &resource.spec;
     let method = spec.methods.iter().find(|m| m.verb == Verb::Exec && m.answers_to(&parts[2])).cloned().ok_or_else(|| {
         let names: Vec<_> = spec.methods.iter().filter(|m| m.verb == Verb::Exec).map(|m| m.name.clone()).collect();
-        let all: Vec<_> = spec.methods.iter().filter(|m| m.verb == Verb::Exec).flat_map(|m| std::iter::once(&m.name).chain(&m.aliases)).collect();
-        let hint = closest(&parts[2].to_ascii_lowercase(), all.iter().map(|s| s.as_str())).map(|s| format!("did you mean {s}? ")).unwrap_or_default();
+        let all: Vec<_> =
+            spec.methods.iter().filter(|m| m.verb == Verb::Exec).flat_map(|m| std::iter::once(&m.name).chain(&m.aliases)).collect();
+        let hint = closest(&parts[2].to_ascii_lowercase(), all.iter().map(|s| s.as_str()))
+            .map(|s| format!("did you mean {s}? "))
+            .unwrap_or_default();
         Error::InvalidInput(format!(
             "{} has no method '{}'; {hint}(EXEC methods: {}; SHOW METHODS IN {} lists all)",
             resource.qualified_name(),
@@ -833,7 +833,8 @@ pub async fn exec(session: &Session, ex: &ExecStatement, opts: &WriteOptions<'_>
     // Every param's values; at most one may have several (a subquery).
     let mut values: Vec<(String, Vec<Value>)> = Vec::new();
     for (name, expr) in &ex.params {
-        let canonical = if Some(name) == spec.id.as_ref().map(|i| &i.column) { id_param.clone().unwrap_or_else(|| name.clone()) } else { name.clone() };
+        let canonical =
+            if Some(name) == spec.id.as_ref().map(|i| &i.column) { id_param.clone().unwrap_or_else(|| name.clone()) } else { name.clone() };
         let known = Some(&canonical) == id_param.as_ref()
             || spec.scope(&canonical).is_some()
             || method.body.contains(&canonical)
@@ -906,7 +907,10 @@ pub async fn exec(session: &Session, ex: &ExecStatement, opts: &WriteOptions<'_>
         let mut body = base_body.clone();
         for b in &method.body {
             if let Some(v) = pick(b).filter(|v| !v.is_null()) {
-                let col = spec.column(b).cloned().unwrap_or_else(|| ColumnSpec { ty: if b.ends_with("_at") { ColumnType::Timestamp } else { ColumnType::Utf8 }, ..plain_column(b) });
+                let col = spec.column(b).cloned().unwrap_or_else(|| ColumnSpec {
+                    ty: if b.ends_with("_at") { ColumnType::Timestamp } else { ColumnType::Utf8 },
+                    ..plain_column(b)
+                });
                 if let Some(v) = coerce(&col, &v).map_err(Error::InvalidInput)? {
                     body.insert(b.clone(), v);
                 }

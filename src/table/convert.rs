@@ -20,11 +20,7 @@ pub fn schema_of<'a>(cols: impl IntoIterator<Item = &'a ColumnSpec>) -> SchemaRe
         cols.into_iter()
             .map(|c| {
                 let f = Field::new(&c.name, c.ty.arrow(), true);
-                if c.ty == ColumnType::Json {
-                    f.with_metadata([(JSON_METADATA.to_string(), "true".to_string())].into())
-                } else {
-                    f
-                }
+                if c.ty == ColumnType::Json { f.with_metadata([(JSON_METADATA.to_string(), "true".to_string())].into()) } else { f }
             })
             .collect::<Vec<_>>(),
     ))

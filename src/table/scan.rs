@@ -26,12 +26,7 @@ use crate::provider::{ColumnSpec, Resource, Verb};
 
 /// The scan of one resource.
 pub struct ApiScanExec {
-    engine: Arc<Engine>,
-    resource: Resource,
-    plan: ScanPlan,
-    cols: Vec<ColumnSpec>,
-    schema: SchemaRef,
-    limit: Option<usize>,
+    job: ScanJob,
     props: Arc<PlanProperties>,
     description: String,
 }
@@ -59,7 +54,7 @@ impl ApiScanExec {
             EmissionType::Incremental,
             Boundedness::Bounded,
         ));
-        Ok(Self { engine, resource, plan, cols, schema, limit, props, description })
+        Ok(Self { job: ScanJob { engine, resource, plan, cols, schema, limit }, props, description })
     }
 }
 
@@ -124,7 +119,11 @@ impl ExecutionPlan for ApiScanExec {
         Ok(TreeNodeRecursion::Continue)
     }
 
-    fn replace_children(self: Arc<Self>, _children: Vec<Arc<dyn ExecutionPlan>>, _options: ReplaceChildrenOptions) -> DfResult<Arc<dyn ExecutionPlan>> {
+    fn replace_children(
+        self: Arc<Self>,
+        _children: Vec<Arc<dyn ExecutionPlan>>,
+        _options: ReplaceChildrenOptions,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
         Ok(self)
     }
 
@@ -133,21 +132,16 @@ impl ExecutionPlan for ApiScanExec {
     }
 
     fn execute(&self, _partition: usize, _context: Arc<TaskContext>) -> DfResult<SendableRecordBatchStream> {
-        let mut builder = RecordBatchReceiverStream::builder(self.schema.clone(), 4);
+        let mut builder = RecordBatchReceiverStream::builder(self.job.schema.clone(), 4);
         let tx = builder.tx();
-        let job = ScanJob {
-            engine: self.engine.clone(),
-            resource: self.resource.clone(),
-            plan: self.plan.clone(),
-            cols: self.cols.clone(),
-            schema: self.schema.clone(),
-            limit: self.limit,
-        };
+        let job = self.job.clone();
         builder.spawn(async move { job.run(tx).await.map_err(Into::into) });
         Ok(builder.build())
     }
 }
 
+/// Everything a scan needs at run time.
+#[derive(Clone)]
 struct ScanJob {
     engine: Arc<Engine>,
     resource: Resource,
@@ -197,10 +191,7 @@ impl ScanJob {
         } else {
             let streams = scopes.iter().map(|scope| {
                 let scope = scope.clone();
-                self.engine
-                    .list_pages(&method, &scope, self.plan.api_filters.clone(), self.limit)
-                    .map(move |r| (scope.clone(), r))
-                    .boxed()
+                self.engine.list_pages(&method, &scope, self.plan.api_filters.clone(), self.limit).map(move |r| (scope.clone(), r)).boxed()
             });
             let mut merged = stream::select_all(streams);
             let mut failed: HashSet<String> = HashSet::new();

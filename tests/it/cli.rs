@@ -124,7 +124,19 @@ fn usage_errors_exit_2() {
     assert!(err.contains("expected NAME=VALUE"), "{err}");
     let (code, out, _) = run(cfql(home.path()).arg("--help"));
     assert_eq!(code, 0);
-    for flag in ["--command", "--file", "--format", "--var", "--dry-run", "--secrets-file", "--audit-log", "--profile", "--base-url", "--demo", "Example:"] {
+    for flag in [
+        "--command",
+        "--file",
+        "--format",
+        "--var",
+        "--dry-run",
+        "--secrets-file",
+        "--audit-log",
+        "--profile",
+        "--base-url",
+        "--demo",
+        "Example:",
+    ] {
         assert!(out.contains(flag), "--help lacks {flag}");
     }
 }
@@ -132,7 +144,15 @@ fn usage_errors_exit_2() {
 #[test]
 fn vars_substitute_and_missing_ones_are_named() {
     let home = tempfile::tempdir().unwrap();
-    let (code, out, _) = run(cfql(home.path()).args(["--demo", "--format", "csv", "--var", "n=2", "-c", "SELECT id FROM cloudflare.user.tokens LIMIT {{ n }}"]));
+    let (code, out, _) = run(cfql(home.path()).args([
+        "--demo",
+        "--format",
+        "csv",
+        "--var",
+        "n=2",
+        "-c",
+        "SELECT id FROM cloudflare.user.tokens LIMIT {{ n }}",
+    ]));
     assert_eq!(code, 0);
     assert_eq!(out.lines().count(), 3);
     let (code, _, err) = run(cfql(home.path()).args(["--demo", "-c", "SELECT id FROM cloudflare.user.tokens LIMIT {{ n }}"]));
@@ -147,12 +167,22 @@ fn profile_file_and_env_override() {
     let home = tempfile::tempdir().unwrap();
     let cfg = home.path().join(".config/cfql");
     std::fs::create_dir_all(&cfg).unwrap();
-    std::fs::write(cfg.join("config.toml"), format!("[staging]\napi_token = \"{}\"\nbase_url = \"{}\"\nconcurrency = 2\n", sim.admin_token(), sim.base_url())).unwrap();
-    let (code, out, err) = run(cfql(home.path()).args(["--profile", "staging", "--format", "csv", "-c", "SELECT count(*) AS n FROM cloudflare.user.tokens"]));
+    std::fs::write(
+        cfg.join("config.toml"),
+        format!("[staging]\napi_token = \"{}\"\nbase_url = \"{}\"\nconcurrency = 2\n", sim.admin_token(), sim.base_url()),
+    )
+    .unwrap();
+    let (code, out, err) =
+        run(cfql(home.path()).args(["--profile", "staging", "--format", "csv", "-c", "SELECT count(*) AS n FROM cloudflare.user.tokens"]));
     assert_eq!(code, 0, "{err}");
     assert_eq!(out, "n\n7\n");
     // The environment wins over the file.
-    let (code, _, err) = run(cfql(home.path()).env("CLOUDFLARE_API_TOKEN", "bogus-token").args(["--profile", "staging", "-c", "SELECT count(*) FROM cloudflare.user.tokens"]));
+    let (code, _, err) = run(cfql(home.path()).env("CLOUDFLARE_API_TOKEN", "bogus-token").args([
+        "--profile",
+        "staging",
+        "-c",
+        "SELECT count(*) FROM cloudflare.user.tokens",
+    ]));
     assert_eq!(code, 1);
     assert!(err.contains("HTTP 401") && err.contains("code 1000: Invalid API Token"), "{err}");
     assert!(!err.contains("bogus-token"), "credential on stderr: {err}");
@@ -186,7 +216,8 @@ fn rotation_script_secrets_reach_stdout_and_file_never_stderr() {
     }
     assert!(err.contains("calling Cloudflare"), "debug logging was on: {err}");
     // Dry run: the same script sends no mutating call.
-    let (code, out, err) = run(cfql(home.path()).args(["--demo", "--dry-run", "--format", "csv", "--var", "days=7", "-f", "examples/rotate_expiring.sql"]));
+    let (code, out, err) =
+        run(cfql(home.path()).args(["--demo", "--dry-run", "--format", "csv", "--var", "days=7", "-f", "examples/rotate_expiring.sql"]));
     assert_eq!(code, 0, "{err}");
     assert!(out.starts_with("row,method,path,body\n") && out.contains("PUT,/user/tokens/"), "{out}");
     assert!(err.contains("dry run"), "{err}");
@@ -219,7 +250,14 @@ fn sim_subcommand_serves_and_rejects_bad_input() {
     let _base_line = lines.next().unwrap().unwrap();
     let token_line = lines.next().unwrap().unwrap();
     let bearer = token_line.split("CLOUDFLARE_API_TOKEN=").nth(1).expect("the token is printed").trim().to_string();
-    let (code, out, err) = run(cfql(home.path()).env("CLOUDFLARE_API_TOKEN", &bearer).args(["--base-url", &base, "--format", "csv", "-c", "SELECT count(*) AS n FROM cloudflare.user.tokens"]));
+    let (code, out, err) = run(cfql(home.path()).env("CLOUDFLARE_API_TOKEN", &bearer).args([
+        "--base-url",
+        &base,
+        "--format",
+        "csv",
+        "-c",
+        "SELECT count(*) AS n FROM cloudflare.user.tokens",
+    ]));
     let _ = child.kill();
     let _ = child.wait();
     assert_eq!(code, 0, "{err}");

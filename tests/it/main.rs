@@ -1,8 +1,8 @@
 //! Integration tests: everything runs against the simulator over real HTTP on loopback.
 
-mod common;
-mod read;
-mod write;
 mod cli;
+mod common;
 mod openapi;
+mod read;
 mod sim;
+mod write;

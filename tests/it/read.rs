@@ -37,10 +37,7 @@ async fn id_predicates_become_gets_without_list() {
     assert_eq!(sim.count("GET", "/user/tokens"), 0);
 
     sim.reset_counts();
-    let q = format!(
-        "SELECT id FROM cloudflare.user.tokens WHERE id IN ('{}', '{}', '{}') ORDER BY id",
-        ids[1], ids[2], ids[3]
-    );
+    let q = format!("SELECT id FROM cloudflare.user.tokens WHERE id IN ('{}', '{}', '{}') ORDER BY id", ids[1], ids[2], ids[3]);
     let b = s.sql(&q).await.unwrap();
     assert_eq!(rows(&b), 3);
     assert_eq!(sim.count("GET", "/user/tokens/{token_id}"), 3);
@@ -137,9 +134,16 @@ async fn missing_account_id_is_named() {
     assert!(e.contains("CLOUDFLARE_ACCOUNT_ID"), "{e}");
     assert_eq!(sim.total_requests(), 0);
     let a = &sim.account_ids()[0];
-    let b = s.sql(&format!("SELECT name FROM cloudflare.accounts.permission_groups WHERE account_id = '{a}' AND name = 'DNS Read'")).await.unwrap();
+    let b = s
+        .sql(&format!("SELECT name FROM cloudflare.accounts.permission_groups WHERE account_id = '{a}' AND name = 'DNS Read'"))
+        .await
+        .unwrap();
     assert_eq!(strings(&b, "name"), vec!["DNS Read"]);
-    assert!(sim.requests()[0].query.contains("name=DNS+Read") || sim.requests()[0].query.contains("name=DNS%20Read"), "{:?}", sim.requests()[0]);
+    assert!(
+        sim.requests()[0].query.contains("name=DNS+Read") || sim.requests()[0].query.contains("name=DNS%20Read"),
+        "{:?}",
+        sim.requests()[0]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -281,9 +285,23 @@ async fn json_columns_and_operators() {
 async fn catalog_aliases_views_and_information_schema() {
     let sim = sim_opts(SeedOptions { tokens: 10, accounts: 2, account_tokens: 3, service_tokens: 4, ..SeedOptions::default() }).await;
     let s = session(&sim).await;
-    let t = s.sql("SELECT table_schema || '.' || table_name AS t FROM information_schema.tables WHERE table_catalog = 'cloudflare'").await.unwrap();
+    let t = s
+        .sql("SELECT table_schema || '.' || table_name AS t FROM information_schema.tables WHERE table_catalog = 'cloudflare'")
+        .await
+        .unwrap();
     let names = strings(&t, "t");
-    for n in ["user.tokens", "user.permission_groups", "user.tokens_verify", "accounts.accounts", "accounts.tokens", "accounts.permission_groups", "access.service_tokens", "audit.credentials", "user.user_tokens", "zero_trust.service_tokens"] {
+    for n in [
+        "user.tokens",
+        "user.permission_groups",
+        "user.tokens_verify",
+        "accounts.accounts",
+        "accounts.tokens",
+        "accounts.permission_groups",
+        "access.service_tokens",
+        "audit.credentials",
+        "user.user_tokens",
+        "zero_trust.service_tokens",
+    ] {
         assert!(names.contains(&n.to_string()), "{n} missing from {names:?}");
     }
     let b = s.sql("SELECT count(*) FROM cloudflare.user.user_tokens").await.unwrap();
@@ -307,11 +325,15 @@ async fn service_token_filters_go_to_the_api() {
     let sim = sim_opts(SeedOptions { accounts: 1, service_tokens: 12, ..SeedOptions::default() }).await;
     let s = session(&sim).await;
     let a = &sim.account_ids()[0];
-    let b = s.sql(&format!("SELECT name FROM cloudflare.access.service_tokens WHERE account_id = '{a}' AND name = 'ci-svc-2'")).await.unwrap();
+    let b =
+        s.sql(&format!("SELECT name FROM cloudflare.access.service_tokens WHERE account_id = '{a}' AND name = 'ci-svc-2'")).await.unwrap();
     assert_eq!(strings(&b, "name"), vec!["ci-svc-2"]);
     let last = sim.requests().pop().unwrap();
     assert!(last.query.contains("name=ci-svc-2"), "{last:?}");
-    let b = s.sql(&format!("SELECT name FROM cloudflare.access.service_tokens WHERE account_id = '{a}' AND name LIKE '%origin%' ORDER BY name")).await.unwrap();
+    let b = s
+        .sql(&format!("SELECT name FROM cloudflare.access.service_tokens WHERE account_id = '{a}' AND name LIKE '%origin%' ORDER BY name"))
+        .await
+        .unwrap();
     assert_eq!(strings(&b, "name"), vec!["origin-svc-1", "origin-svc-11", "origin-svc-6"]);
     let last = sim.requests().pop().unwrap();
     assert!(last.query.contains("search=origin"), "{last:?}");
@@ -322,6 +344,12 @@ async fn register_into_an_existing_context() {
     let sim = sim_with(30).await;
     let ctx = cfql::datafusion::prelude::SessionContext::new();
     cfql::register(&ctx, config(&sim)).unwrap();
-    let b = ctx.sql("SELECT count(*) FROM cloudflare.user.tokens WHERE policies->0->>'effect' = 'allow'").await.unwrap().collect().await.unwrap();
+    let b = ctx
+        .sql("SELECT count(*) FROM cloudflare.user.tokens WHERE policies->0->>'effect' = 'allow'")
+        .await
+        .unwrap()
+        .collect()
+        .await
+        .unwrap();
     assert_eq!(scalar(&b), "30");
 }

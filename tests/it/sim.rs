@@ -191,7 +191,13 @@ async fn authentication_rules() {
     let key = api.with(Auth::Key(sim.email(), sim.api_key()));
     let a0 = sim.account_ids()[0].clone();
     let a1 = sim.account_ids()[1].clone();
-    for path in ["/user/tokens", "/accounts", &format!("/accounts/{a0}/tokens"), &format!("/accounts/{a0}/access/service_tokens"), "/user/tokens/permission_groups"] {
+    for path in [
+        "/user/tokens",
+        "/accounts",
+        &format!("/accounts/{a0}/tokens"),
+        &format!("/accounts/{a0}/access/service_tokens"),
+        "/user/tokens/permission_groups",
+    ] {
         assert_eq!(key.call("GET", path, None).await.0, 200, "{path} with the global key");
         assert_eq!(api.call("GET", path, None).await.0, 200, "{path} with a token");
     }
@@ -250,7 +256,9 @@ async fn faults_are_reproducible_from_their_seed() {
     assert_ne!(statuses(&c, 40).await, sa, "another seed, another sequence");
     // Nth request of a route; drop before / after processing.
     let d = sim_with(3).await;
-    d.set_faults(FaultSpec::parse("502@GET:/user/tokens#2,drop-before@POST:/user/tokens#1,drop-after@POST:/user/tokens#2,latency=5").unwrap());
+    d.set_faults(
+        FaultSpec::parse("502@GET:/user/tokens#2,drop-before@POST:/user/tokens#1,drop-after@POST:/user/tokens#2,latency=5").unwrap(),
+    );
     assert_eq!(statuses(&d, 3).await, vec![200, 502, 200]);
     let api = Api::new(&d);
     let body = json!({"name": "x", "policies": policy()}).to_string();
@@ -360,7 +368,9 @@ async fn scripted_session_validates_against_the_official_slice() {
     let z = sim.zone_ids()[0].clone();
     let mut log: Vec<(String, String, u16, Value)> = Vec::new();
     macro_rules! call {
-        ($m:expr, $p:expr) => { call!($m, $p, None) };
+        ($m:expr, $p:expr) => {
+            call!($m, $p, None)
+        };
         ($m:expr, $p:expr, $b:expr) => {{
             let path: String = $p;
             let (s, v) = api.call($m, &path, $b).await;
@@ -370,7 +380,11 @@ async fn scripted_session_validates_against_the_official_slice() {
     }
     for base in ["/user".to_string(), format!("/accounts/{a}")] {
         call!("GET", format!("{base}/tokens?include_expired=true&per_page=50"));
-        let c = call!("POST", format!("{base}/tokens"), Some(json!({"name": "validated", "policies": policy(), "condition": {"request_ip": {"in": ["192.0.2.0/24"]}}})));
+        let c = call!(
+            "POST",
+            format!("{base}/tokens"),
+            Some(json!({"name": "validated", "policies": policy(), "condition": {"request_ip": {"in": ["192.0.2.0/24"]}}}))
+        );
         let id = c["result"]["id"].as_str().unwrap().to_string();
         call!("GET", format!("{base}/tokens/{id}"));
         call!("PUT", format!("{base}/tokens/{id}"), Some(json!({"name": "validated-2", "policies": policy(), "status": "disabled"})));
@@ -389,7 +403,11 @@ async fn scripted_session_validates_against_the_official_slice() {
         call!("PUT", format!("{base}/access/service_tokens/{id}"), Some(json!({"name": "svc-2"})));
         if base.starts_with("/accounts") {
             call!("POST", format!("{base}/access/service_tokens/{id}/refresh"));
-            call!("POST", format!("{base}/access/service_tokens/{id}/rotate"), Some(json!({"previous_client_secret_expires_at": "2030-01-01T00:00:00Z"})));
+            call!(
+                "POST",
+                format!("{base}/access/service_tokens/{id}/rotate"),
+                Some(json!({"previous_client_secret_expires_at": "2030-01-01T00:00:00Z"}))
+            );
         }
         call!("DELETE", format!("{base}/access/service_tokens/{id}"));
         call!("GET", format!("{base}/access/service_tokens/{id}"));
@@ -402,7 +420,11 @@ async fn scripted_session_validates_against_the_official_slice() {
             // The slice's 4XX schemas are allOf(success shape, failure shape), which no
             // body can satisfy (result must be both an array/object and null); the
             // failure shape is the one that describes error bodies.
-            Some(if tpl.contains("service_tokens") { spec.schema("access_api-response-common-failure") } else { spec.schema("iam_api-response-common-failure") })
+            Some(if tpl.contains("service_tokens") {
+                spec.schema("access_api-response-common-failure")
+            } else {
+                spec.schema("iam_api-response-common-failure")
+            })
         } else {
             spec.response_schema(m, &tpl, *status)
         };
@@ -415,7 +437,8 @@ async fn scripted_session_validates_against_the_official_slice() {
             failures.push(format!("{m} {path} {status}: {e}"));
         }
         // The slice types token results loosely ("object"); check them against iam_token too.
-        let is_token = tpl.starts_with("/user/tokens") && !tpl.contains("permission_groups") && !tpl.contains("verify") && !tpl.ends_with("/value");
+        let is_token =
+            tpl.starts_with("/user/tokens") && !tpl.contains("permission_groups") && !tpl.contains("verify") && !tpl.ends_with("/value");
         if *status < 300 && is_token && m != "DELETE" {
             let items = if body["result"].is_array() { body["result"].as_array().unwrap().clone() } else { vec![body["result"].clone()] };
             for t in items {

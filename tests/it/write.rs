@@ -56,10 +56,18 @@ async fn insert_validates_every_row_before_any_call() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("'next tuesday' is not a date-time"), "{e}");
-    let e = s.sql(&format!("INSERT INTO cloudflare.user.tokens (name, policies, statuz) VALUES ('a', '{POLICIES}', 'x')")).await.unwrap_err().to_string();
+    let e = s
+        .sql(&format!("INSERT INTO cloudflare.user.tokens (name, policies, statuz) VALUES ('a', '{POLICIES}', 'x')"))
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("column 'statuz' cannot be set on create"), "{e}");
     let long = "x".repeat(121);
-    let e = s.sql(&format!("INSERT INTO cloudflare.user.tokens (name, policies) VALUES ('{long}', '{POLICIES}')")).await.unwrap_err().to_string();
+    let e = s
+        .sql(&format!("INSERT INTO cloudflare.user.tokens (name, policies) VALUES ('{long}', '{POLICIES}')"))
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("longer than 120"), "{e}");
     assert_eq!(sim.mutating_requests(), 0);
 }
@@ -140,14 +148,16 @@ async fn update_reads_then_puts_the_whole_object() {
     let sim = sim_with(30).await;
     let s = session(&sim).await;
     let id = sim.user_token_ids()[3].clone();
-    let before = s.sql(&format!("SELECT policies, condition, expires_on, modified_on FROM cloudflare.user.tokens WHERE id = '{id}'")).await.unwrap();
+    let before =
+        s.sql(&format!("SELECT policies, condition, expires_on, modified_on FROM cloudflare.user.tokens WHERE id = '{id}'")).await.unwrap();
     sim.reset_counts();
     let b = s.sql(&format!("UPDATE cloudflare.user.tokens SET name = 'renamed' WHERE id = '{id}'")).await.unwrap();
     assert_eq!(strings(&b, "name"), vec!["renamed"]);
     assert_eq!(sim.count("GET", "/user/tokens/{token_id}"), 1);
     assert_eq!(sim.count("PUT", "/user/tokens/{token_id}"), 1);
     assert_eq!(sim.count("GET", "/user/tokens"), 0);
-    let after = s.sql(&format!("SELECT policies, condition, expires_on, modified_on FROM cloudflare.user.tokens WHERE id = '{id}'")).await.unwrap();
+    let after =
+        s.sql(&format!("SELECT policies, condition, expires_on, modified_on FROM cloudflare.user.tokens WHERE id = '{id}'")).await.unwrap();
     for c in ["policies", "condition", "expires_on"] {
         assert_eq!(col(&before, c), col(&after, c), "{c} kept its value");
     }
@@ -235,13 +245,13 @@ async fn bulk_delete_with_injected_500s_reports_exactly_the_failed_ids() {
 async fn roll_invalidates_the_old_secret() {
     let sim = sim_with(5).await;
     let s = session(&sim).await;
-    let b = s.sql(&format!("INSERT INTO cloudflare.user.tokens (name, policies) VALUES ('to-roll', '{POLICIES}') RETURNING id, value")).await.unwrap();
-    let id = strings(&b, "id")[0].clone();
-    let old = strings(&b, "value")[0].clone();
     let b = s
-        .sql(&format!("EXEC /* lifecycle */ cloudflare.user.tokens.roll -- alias\n @token_id = '{id}'"))
+        .sql(&format!("INSERT INTO cloudflare.user.tokens (name, policies) VALUES ('to-roll', '{POLICIES}') RETURNING id, value"))
         .await
         .unwrap();
+    let id = strings(&b, "id")[0].clone();
+    let old = strings(&b, "value")[0].clone();
+    let b = s.sql(&format!("EXEC /* lifecycle */ cloudflare.user.tokens.roll -- alias\n @token_id = '{id}'")).await.unwrap();
     let new = strings(&b, "value")[0].clone();
     assert_ne!(old, new);
     let with_old = Session::new(Config::new(sim.base_url()).with_api_token(old)).await.unwrap();
@@ -284,7 +294,8 @@ async fn lost_responses_of_non_idempotent_calls_are_actionable() {
     assert_eq!(sim.count("PUT", "/user/tokens/{token_id}/value"), 1, "a roll is never retried");
 
     sim.set_faults(FaultSpec::parse("drop-after@POST:/user/tokens#1").unwrap());
-    let e = s.sql(&format!("INSERT INTO cloudflare.user.tokens (name, policies) VALUES ('lost', '{POLICIES}')")).await.unwrap_err().to_string();
+    let e =
+        s.sql(&format!("INSERT INTO cloudflare.user.tokens (name, policies) VALUES ('lost', '{POLICIES}')")).await.unwrap_err().to_string();
     assert!(e.contains("SELECT * FROM cloudflare.user.tokens WHERE name = 'lost'"), "{e}");
     assert_eq!(sim.count("POST", "/user/tokens"), 1, "a create is never retried");
     assert_eq!(sim.user_token_count(), 6, "the create did happen on the server");
@@ -315,7 +326,10 @@ async fn service_token_lifecycle() {
     let sim = sim_opts(SeedOptions { accounts: 2, service_tokens: 3, ..SeedOptions::default() }).await;
     let s = session(&sim).await;
     let a = sim.account_ids()[0].clone();
-    let b = s.sql(&format!("INSERT INTO cloudflare.access.service_tokens (account_id, name, duration) VALUES ('{a}', 'deploy-bot', '720h')")).await.unwrap();
+    let b = s
+        .sql(&format!("INSERT INTO cloudflare.access.service_tokens (account_id, name, duration) VALUES ('{a}', 'deploy-bot', '720h')"))
+        .await
+        .unwrap();
     assert_eq!(sim.count("POST", "/accounts/{account_id}/access/service_tokens"), 1);
     let id = strings(&b, "id")[0].clone();
     let client_id = strings(&b, "client_id")[0].clone();
@@ -355,28 +369,52 @@ async fn service_token_lifecycle() {
     assert_eq!(check(secret2).await, 403);
     assert_eq!(check(secret3).await, 200);
     // Refresh moves expires_at forward by the duration.
-    let before = s.sql(&format!("SELECT CAST(expires_at AS BIGINT) AS e FROM cloudflare.access.service_tokens WHERE account_id = '{a}' AND id = '{id}'")).await.unwrap();
+    let before = s
+        .sql(&format!(
+            "SELECT CAST(expires_at AS BIGINT) AS e FROM cloudflare.access.service_tokens WHERE account_id = '{a}' AND id = '{id}'"
+        ))
+        .await
+        .unwrap();
     sim.advance_clock(chrono::Duration::hours(5));
     let b = s.sql(&format!("EXEC cloudflare.access.service_tokens.refresh @account_id='{a}', @service_token_id='{id}'")).await.unwrap();
     assert!(strings(&b, "client_secret").is_empty(), "refresh shows no secret");
-    let after = s.sql(&format!("SELECT CAST(expires_at AS BIGINT) AS e FROM cloudflare.access.service_tokens WHERE account_id = '{a}' AND id = '{id}'")).await.unwrap();
+    let after = s
+        .sql(&format!(
+            "SELECT CAST(expires_at AS BIGINT) AS e FROM cloudflare.access.service_tokens WHERE account_id = '{a}' AND id = '{id}'"
+        ))
+        .await
+        .unwrap();
     let (b0, a0): (i64, i64) = (scalar(&before).parse().unwrap(), scalar(&after).parse().unwrap());
     assert!((a0 - b0 - 5 * 3_600_000_000).abs() < 60_000_000, "moved by ~5h: {b0} -> {a0}");
     // Update keeps fields not named; delete by id.
-    s.sql(&format!("UPDATE cloudflare.access.service_tokens SET name = 'deploy-bot-2' WHERE account_id = '{a}' AND id = '{id}'")).await.unwrap();
-    let b = s.sql(&format!("SELECT name, duration FROM cloudflare.access.service_tokens WHERE account_id = '{a}' AND id = '{id}'")).await.unwrap();
+    s.sql(&format!("UPDATE cloudflare.access.service_tokens SET name = 'deploy-bot-2' WHERE account_id = '{a}' AND id = '{id}'"))
+        .await
+        .unwrap();
+    let b = s
+        .sql(&format!("SELECT name, duration FROM cloudflare.access.service_tokens WHERE account_id = '{a}' AND id = '{id}'"))
+        .await
+        .unwrap();
     assert_eq!(strings(&b, "name"), vec!["deploy-bot-2"]);
     assert_eq!(strings(&b, "duration"), vec!["720h"]);
     sim.reset_counts();
-    s.sql(&format!("DELETE FROM cloudflare.zero_trust.service_tokens WHERE account_id = '{a}' AND service_token_id = '{id}'")).await.unwrap();
+    s.sql(&format!("DELETE FROM cloudflare.zero_trust.service_tokens WHERE account_id = '{a}' AND service_token_id = '{id}'"))
+        .await
+        .unwrap();
     assert_eq!(sim.count("DELETE", "/accounts/{account_id}/access/service_tokens/{service_token_id}"), 1);
     assert_eq!(sim.total_requests(), 1);
     // Zone level.
     let z = sim.zone_ids()[0].clone();
-    let b = s.sql(&format!("INSERT INTO cloudflare.access.service_tokens (zone_id, name, duration) VALUES ('{z}', 'zone-bot', 'forever')")).await.unwrap();
+    let b = s
+        .sql(&format!("INSERT INTO cloudflare.access.service_tokens (zone_id, name, duration) VALUES ('{z}', 'zone-bot', 'forever')"))
+        .await
+        .unwrap();
     assert_eq!(strings(&b, "zone_id"), vec![z.clone()]);
     assert_eq!(col(&b, "expires_at"), vec![None]);
-    let e = s.sql(&format!("EXEC cloudflare.access.service_tokens.rotate @zone_id='{z}', @service_token_id='x'")).await.unwrap_err().to_string();
+    let e = s
+        .sql(&format!("EXEC cloudflare.access.service_tokens.rotate @zone_id='{z}', @service_token_id='x'"))
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("needs account_id"), "{e}");
 }
 
@@ -432,7 +470,10 @@ async fn show_and_describe() {
     let b = s.sql("SHOW SERVICES").await.unwrap();
     assert_eq!(strings(&b, "service"), vec!["cloudflare.user", "cloudflare.accounts", "cloudflare.access", "cloudflare.audit"]);
     let b = s.sql("SHOW RESOURCES IN cloudflare.accounts").await.unwrap();
-    assert_eq!(strings(&b, "resource"), vec!["cloudflare.accounts.accounts", "cloudflare.accounts.tokens", "cloudflare.accounts.permission_groups"]);
+    assert_eq!(
+        strings(&b, "resource"),
+        vec!["cloudflare.accounts.accounts", "cloudflare.accounts.tokens", "cloudflare.accounts.permission_groups"]
+    );
     let b = s.sql("SHOW METHODS IN cloudflare.access.service_tokens").await.unwrap();
     let methods = strings(&b, "method");
     assert!(methods.contains(&"rotate".to_string()) && methods.contains(&"refresh".to_string()), "{methods:?}");

@@ -1,0 +1,120 @@
+//! Benchmarks, printed as figures (not a test). Everything talks to a simulator on 127.0.0.1.
+//!
+//! Run: cargo run --release --example bench
+//!
+//! 1. Concurrent paging: `SELECT count(*)` over 10,000 user tokens with 50 ms added to
+//!    every request, default settings against `concurrency = 1`, in one run.
+//! 2. Memory and decode rate: `SELECT *` over 100,000 tokens served by a simulator in a
+//!    child process, so the peak RSS printed is the engine's alone.
+//! 3. Simulator page cost at 100,000 tokens: mean round trip of one page on loopback.
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use cfql::sim::{SeedOptions, SimOptions, Simulator};
+use cfql::{Config, Session};
+
+fn peak_rss_mb() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|kb| kb.parse::<f64>().ok())
+        .map(|kb| kb / 1024.0)
+        .unwrap_or(f64::NAN)
+}
+
+async fn serve_child(tokens: usize) {
+    let sim = Simulator::start(SimOptions { seed: SeedOptions { tokens, ..SeedOptions::default() }, ..SimOptions::default() })
+        .await
+        .expect("simulator");
+    println!("{} {}", sim.base_url(), sim.admin_token());
+    std::io::stdout().flush().unwrap();
+    // Serve until the parent closes our stdin.
+    tokio::task::spawn_blocking(|| {
+        let mut s = String::new();
+        let _ = std::io::stdin().read_line(&mut s);
+    })
+    .await
+    .unwrap();
+}
+
+async fn count_all(session: &Session) -> (Duration, String) {
+    let t = Instant::now();
+    let b = session.sql("SELECT count(*) FROM cloudflare.user.tokens").await.expect("query");
+    let n = cfql::arrow::util::display::array_value_to_string(b[0].column(0), 0).unwrap();
+    (t.elapsed(), n)
+}
+
+#[tokio::main]
+async fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("serve-sim") {
+        serve_child(args[2].parse().unwrap()).await;
+        return;
+    }
+
+    // 1. Concurrency against latency.
+    let sim = Simulator::start(SimOptions {
+        seed: SeedOptions { tokens: 10_000, ..SeedOptions::default() },
+        latency_ms: 50,
+        rate_limit: 1_000_000,
+        ..SimOptions::default()
+    })
+    .await
+    .unwrap();
+    let base = Config::new(sim.base_url()).with_api_token(sim.admin_token());
+    let fast = Session::new(base.clone()).await.unwrap();
+    let slow = Session::new(base.with_concurrency(1)).await.unwrap();
+    let (t_fast, n) = count_all(&fast).await;
+    let calls_fast = sim.total_requests();
+    let (t_slow, n2) = count_all(&slow).await;
+    assert_eq!(n, n2);
+    println!("## concurrent paging: 10,000 tokens, 50 ms per request");
+    println!("default (concurrency 16): {:>8.3} s, {calls_fast} calls, count = {n}", t_fast.as_secs_f64());
+    println!("concurrency 1:            {:>8.3} s", t_slow.as_secs_f64());
+    println!("speed-up:                 {:>8.1}x", t_slow.as_secs_f64() / t_fast.as_secs_f64());
+    drop(sim);
+
+    // 2. Peak memory and rows decoded per second, simulator in a child process.
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args(["serve-sim", "100000"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let mut parts = line.split_whitespace();
+    let (url, token) = (parts.next().unwrap().to_string(), parts.next().unwrap().to_string());
+    let rss_before = peak_rss_mb();
+    let session = Session::new(Config::new(url.clone()).with_api_token(token.clone())).await.unwrap();
+    let t = Instant::now();
+    let batches = session.sql("SELECT * FROM cloudflare.user.tokens").await.unwrap();
+    let elapsed = t.elapsed();
+    let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
+    let bytes: usize = batches.iter().map(|b| b.get_array_memory_size()).sum();
+    println!("\n## SELECT * over 100,000 tokens (simulator in another process, no added latency)");
+    println!("rows: {rows}, wall: {:.3} s, rows decoded per second: {:.0}", elapsed.as_secs_f64(), rows as f64 / elapsed.as_secs_f64());
+    println!("result size in Arrow: {:.1} MB", bytes as f64 / 1_048_576.0);
+    println!("peak RSS of the engine process: {:.1} MB (before the query: {:.1} MB)", peak_rss_mb(), rss_before);
+    drop(batches);
+
+    // 3. Simulator page cost at 100,000 tokens.
+    let http = reqwest::Client::new();
+    let n = 200;
+    let t = Instant::now();
+    for i in 0..n {
+        let page = 1 + (i * 37) % 2000;
+        let r =
+            http.get(format!("{url}/user/tokens?include_expired=true&per_page=50&page={page}")).bearer_auth(&token).send().await.unwrap();
+        assert!(r.status().is_success());
+        r.bytes().await.unwrap();
+    }
+    println!("\n## simulator: one page of 50 out of 100,000 tokens");
+    println!("mean round trip on loopback (HTTP + JSON included): {:.3} ms", t.elapsed().as_secs_f64() * 1000.0 / n as f64);
+    drop(child.stdin.take());
+    let _ = child.wait();
+}
