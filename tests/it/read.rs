@@ -353,3 +353,41 @@ async fn register_into_an_existing_context() {
         .unwrap();
     assert_eq!(scalar(&b), "30");
 }
+
+/// A one-shot HTTP server on loopback answering every request with `response`, and
+/// reporting the request heads it received.
+async fn canned_server(response: String) -> (String, tokio::sync::mpsc::UnboundedReceiver<String>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok((mut sock, _)) = l.accept().await {
+            let mut buf = vec![0u8; 8192];
+            let n = sock.read(&mut buf).await.unwrap_or(0);
+            let _ = tx.send(String::from_utf8_lossy(&buf[..n]).into_owned());
+            let _ = sock.write_all(response.as_bytes()).await;
+        }
+    });
+    (format!("127.0.0.1:{}", addr.port()), rx)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redirects_to_another_host_are_refused_without_credentials() {
+    // The "other host" is localhost: same machine, different host name.
+    let ok_body = r#"{"success":true,"errors":[],"messages":[],"result":[]}"#;
+    let (other, mut other_seen) =
+        canned_server(format!("HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{ok_body}", ok_body.len()))
+            .await;
+    let port = other.rsplit(':').next().unwrap();
+    let (first, mut first_seen) = canned_server(format!(
+        "HTTP/1.1 302 Found\r\nlocation: http://localhost:{port}/client/v4/user/tokens\r\ncontent-length: 0\r\n\r\n"
+    ))
+    .await;
+    let s = Session::new(Config::new(format!("http://{first}/client/v4")).with_api_token("sekret-credential-value")).await.unwrap();
+    let e = s.sql("SELECT id FROM cloudflare.user.tokens").await.unwrap_err().to_string();
+    assert!(e.contains("redirect to another host refused"), "{e}");
+    assert!(first_seen.recv().await.unwrap().to_lowercase().contains("authorization: bearer sekret-credential-value"));
+    assert!(other_seen.try_recv().is_err(), "the other host was contacted");
+    assert!(!e.contains("sekret"), "{e}");
+}

@@ -487,3 +487,44 @@ async fn show_and_describe() {
     assert!(strings(&b, "writable_by").iter().any(|w| w.contains("create")));
     assert_eq!(sim.total_requests(), 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn account_token_writes_with_exact_calls() {
+    let sim = sim_opts(SeedOptions { accounts: 2, account_tokens: 4, ..SeedOptions::default() }).await;
+    let s = session(&sim).await;
+    let a = sim.account_ids()[1].clone();
+    let b = s
+        .sql(&format!("INSERT INTO cloudflare.accounts.tokens (account_id, name, policies) VALUES ('{a}', 'acct-ci', '{POLICIES}')"))
+        .await
+        .unwrap();
+    assert_eq!(sim.count("POST", "/accounts/{account_id}/tokens"), 1);
+    assert_eq!(strings(&b, "account_id"), vec![a.clone()]);
+    assert_eq!(strings(&b, "value")[0].len(), 40);
+    let id = strings(&b, "id")[0].clone();
+    // No account given and no default: a create cannot fan out.
+    let e = s
+        .sql(&format!("INSERT INTO cloudflare.accounts.tokens (name, policies) VALUES ('x', '{POLICIES}')"))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("needs account_id") && e.contains("nothing was created"), "{e}");
+    sim.reset_counts();
+    s.sql(&format!("UPDATE cloudflare.accounts.tokens SET status = 'disabled' WHERE account_id = '{a}' AND id = '{id}'")).await.unwrap();
+    assert_eq!(sim.count("GET", "/accounts/{account_id}/tokens/{token_id}"), 1);
+    assert_eq!(sim.count("PUT", "/accounts/{account_id}/tokens/{token_id}"), 1);
+    assert_eq!(sim.total_requests(), 2);
+    let b = s.sql(&format!("SELECT status FROM cloudflare.accounts.tokens WHERE account_id = '{a}' AND id = '{id}'")).await.unwrap();
+    assert_eq!(strings(&b, "status"), vec!["disabled"]);
+    sim.reset_counts();
+    s.sql(&format!("DELETE FROM cloudflare.accounts.tokens WHERE account_id = '{a}' AND token_id = '{id}'")).await.unwrap();
+    assert_eq!(sim.count("DELETE", "/accounts/{account_id}/tokens/{token_id}"), 1);
+    assert_eq!(sim.total_requests(), 1);
+    // Without the account, DELETE by id finds it through the fan-out first.
+    let b = s.sql(&format!("SELECT id FROM cloudflare.accounts.tokens WHERE account_id = '{a}' LIMIT 1")).await.unwrap();
+    let other = strings(&b, "id")[0].clone();
+    sim.reset_counts();
+    let b = s.sql(&format!("DELETE FROM cloudflare.accounts.tokens WHERE id = '{other}'")).await.unwrap();
+    assert_eq!(strings(&b, "account_id"), vec![a]);
+    assert_eq!(sim.count("GET", "/accounts"), 1);
+    assert_eq!(sim.count("DELETE", "/accounts/{account_id}/tokens/{token_id}"), 1);
+}
