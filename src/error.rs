@@ -41,8 +41,9 @@ pub enum Error {
     },
     /// Still rate limited (HTTP 429) after the retry budget was spent.
     #[error(
-        "rate limited by Cloudflare on {method} {path} (HTTP 429{}): gave up after {attempts} attempts; wait and retry, or lower --concurrency / the rate limit in the config",
-        .code.map(|c| format!(", code {c}")).unwrap_or_default()
+        "rate limited by Cloudflare on {method} {path} (HTTP 429{}): gave up after {attempts} attempt(s){}; wait and retry, or lower --concurrency / the rate limit in the config",
+        .code.map(|c| format!(", code {c}")).unwrap_or_default(),
+        .retry_after.map(|s| format!(" (Retry-After {s} s is beyond the retry budget)")).unwrap_or_default()
     )]
     RateLimited {
         /// HTTP method.
@@ -53,6 +54,8 @@ pub enum Error {
         code: Option<i64>,
         /// Attempts made.
         attempts: u32,
+        /// The last `Retry-After`, in seconds, when the server sent one.
+        retry_after: Option<u64>,
     },
     /// The request never got an answer (connection refused, reset, timeout).
     #[error("network error on {method} {url}: {detail}")]

@@ -202,7 +202,7 @@ impl Client {
                             waited += wait;
                             continue;
                         }
-                        return Err(Error::RateLimited { method, path, code: envelope::first_code(&body), attempts: attempt });
+                        return Err(Error::RateLimited { method, path, code: envelope::first_code(&body), attempts: attempt, retry_after });
                     }
                     if status.is_redirection() {
                         return Err(Error::Network {

@@ -391,3 +391,15 @@ async fn redirects_to_another_host_are_refused_without_credentials() {
     assert!(other_seen.try_recv().is_err(), "the other host was contacted");
     assert!(!e.contains("sekret"), "{e}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retry_after_beyond_the_budget_fails_at_once() {
+    let sim = sim_with(300).await;
+    sim.set_rate_limit(2, Duration::from_secs(120));
+    let s = session(&sim).await;
+    let e = s.sql("SELECT id FROM cloudflare.user.tokens").await.unwrap_err();
+    let text = e.to_string();
+    assert!(matches!(e, Error::RateLimited { attempts: 1, .. }), "{e:?}");
+    assert!(text.contains("is beyond the retry budget"), "{text}");
+    assert_eq!(sim.count("GET", "/user/tokens"), 6, "each of the 6 pages asked once: the 429s are not retried");
+}
