@@ -46,8 +46,8 @@ pub enum ScopeSource {
     Pinned,
     /// The configured default account.
     DefaultAccount,
-    /// Every account the credential can list.
-    FanOut,
+    /// Every row of this table (`service.table`), such as every account the credential can list.
+    FanOut(String),
     /// None given and none can be found: the scan fails with this message.
     Missing(Error),
 }
@@ -115,8 +115,8 @@ impl Engine {
         if self.config.account_id.is_some() && allowed.iter().any(|s| s.column == "account_id") {
             return ScopeSource::DefaultAccount;
         }
-        if allowed.iter().any(|s| s.fanout) {
-            return ScopeSource::FanOut;
+        if let Some(src) = allowed.iter().find_map(|s| s.fanout.clone()) {
+            return ScopeSource::FanOut(src);
         }
         let names: Vec<_> = allowed.iter().map(|s| s.column.as_str()).collect();
         let param = names.join(" or ");
@@ -158,27 +158,26 @@ impl Engine {
                 let a = self.config.account_id.clone().unwrap_or_default();
                 Ok(vec![binding("account_id", &a)?])
             }
-            ScopeSource::FanOut => {
-                let col = spec.scopes.iter().find(|s| s.fanout).map(|s| s.column.clone()).unwrap_or_default();
-                let accounts = self.list_account_ids().await?;
-                accounts.iter().map(|a| binding(&col, a)).collect()
+            ScopeSource::FanOut(source) => {
+                let col = spec.scopes.iter().find(|s| s.fanout.is_some()).map(|s| s.column.clone()).unwrap_or_default();
+                let values = self.list_ids(&source).await?;
+                values.iter().map(|a| binding(&col, a)).collect()
             }
             ScopeSource::Missing(e) => Err(e),
         }
     }
 
-    /// Ids of every account the credential can list (`cloudflare.accounts.accounts`).
-    pub async fn list_account_ids(&self) -> Result<Vec<String>> {
-        let accounts = self
-            .registry
-            .resource("accounts", "accounts")
-            .ok_or_else(|| Error::Config("the accounts.accounts resource is missing from the manifests".into()))?;
-        let method = accounts.spec.method(Verb::Select, false).cloned().expect("accounts has a list method");
+    /// The ids of every row of a fan-out source table (`service.table`), paging its list.
+    pub async fn list_ids(&self, source: &str) -> Result<Vec<String>> {
+        let parts: Vec<String> = source.split('.').map(str::to_string).collect();
+        let table = self.registry.resolve(&parts).ok_or_else(|| Error::Config(format!("fan-out source {source} is not a table")))?;
+        let method = table.spec.method(Verb::Select, false).cloned().expect("validated when the manifests loaded");
+        let idcol = table.spec.id.as_ref().map(|i| i.column.clone()).expect("validated when the manifests loaded");
         let mut pages = self.list_pages(&method, &ScopeBinding::none(), Vec::new(), None);
         let mut ids = Vec::new();
         while let Some(page) = pages.next().await {
             for row in page?.1 {
-                if let Some(id) = row.get("id").and_then(Value::as_str) {
+                if let Some(id) = row.get(&idcol).and_then(Value::as_str) {
                     ids.push(id.to_string());
                 }
             }

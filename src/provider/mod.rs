@@ -66,7 +66,30 @@ impl Registry {
             }
             services.push(Arc::new(spec));
         }
-        Ok(Self { services })
+        let reg = Self { services };
+        reg.validate_fanouts()?;
+        Ok(reg)
+    }
+
+    /// Every fan-out names a table with a list method and an id column.
+    fn validate_fanouts(&self) -> Result<()> {
+        for s in &self.services {
+            for r in &s.resources {
+                for sc in &r.scopes {
+                    let Some(src) = &sc.fanout else { continue };
+                    let parts: Vec<String> = src.split('.').map(str::to_string).collect();
+                    let ok = self.resolve(&parts).is_some_and(|t| t.spec.id.is_some() && t.spec.method(Verb::Select, false).is_some());
+                    if !ok {
+                        return Err(manifest_err(
+                            &format!("providers/cloudflare/{}.toml", s.service),
+                            &format!("resources ({}).scopes ({}).fanout", r.name, sc.column),
+                            format!("'{src}' is not a listable table with an id (expected service.table, such as accounts.accounts)"),
+                        ));
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Services in manifest order.
@@ -258,5 +281,13 @@ path = "/x/{nope}"
         let e = Registry::from_sources([("y.toml".to_string(), bad_type.to_string())]).unwrap_err();
         assert!(e.to_string().contains("y.toml"), "{e}");
         assert!(e.to_string().contains("uuid"), "{e}");
+    }
+
+    #[test]
+    fn fanout_must_name_a_listable_table() {
+        let mut sources: Vec<(String, String)> = EMBEDDED.iter().map(|(f, t)| (f.to_string(), t.to_string())).collect();
+        sources[1].1 = sources[1].1.replace("fanout = \"accounts.accounts\"", "fanout = \"accounts.nope\"");
+        let e = Registry::from_sources(sources).unwrap_err().to_string();
+        assert!(e.contains("scopes (account_id).fanout") && e.contains("accounts.nope"), "{e}");
     }
 }

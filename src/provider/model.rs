@@ -80,9 +80,10 @@ pub struct ScopeSpec {
     pub column: String,
     /// Prefix substituted for `{scope}` in method paths, such as `/accounts/{account_id}`.
     pub prefix: String,
-    /// When no value is given (and no default account), list every account and query each.
+    /// When no value is given (and no default account): the table (`service.table`)
+    /// whose rows' ids are the scope values to query, concurrently.
     #[serde(default)]
-    pub fanout: bool,
+    pub fanout: Option<String>,
 }
 
 /// Arrow type of a column.
@@ -272,6 +273,9 @@ pub struct MethodSpec {
     /// Scope columns this method supports (default: all of the resource's).
     #[serde(default)]
     pub scopes: Vec<String>,
+    /// Types of params that are not columns (such as a grace-window timestamp).
+    #[serde(default)]
+    pub param_types: BTreeMap<String, ColumnType>,
 }
 
 impl MethodSpec {

@@ -95,7 +95,10 @@ pub fn describe(reg: &Registry, parts: &[String], extended: bool) -> Result<Reco
             key.push(format!("id (WHERE {} = ... or {p} = ...: GET by id)", c.name));
         }
         if let Some(s) = spec.scope(&c.name) {
-            key.push(if s.fanout { "scope (optional: all accounts when absent)".to_string() } else { "scope (required)".to_string() });
+            key.push(match &s.fanout {
+                Some(src) => format!("scope (optional: every row of cloudflare.{src} when absent)"),
+                None => "scope (required)".to_string(),
+            });
         }
         let list = spec.method(Verb::Select, false);
         if list.is_some_and(|m| m.filters.iter().any(|f| f.column == c.name)) {

@@ -907,10 +907,8 @@ pub async fn exec(session: &Session, ex: &ExecStatement, opts: &WriteOptions<'_>
         let mut body = base_body.clone();
         for b in &method.body {
             if let Some(v) = pick(b).filter(|v| !v.is_null()) {
-                let col = spec.column(b).cloned().unwrap_or_else(|| ColumnSpec {
-                    ty: if b.ends_with("_at") { ColumnType::Timestamp } else { ColumnType::Utf8 },
-                    ..plain_column(b)
-                });
+                let ty = method.param_types.get(b).copied().unwrap_or(ColumnType::Utf8);
+                let col = spec.column(b).cloned().unwrap_or_else(|| ColumnSpec { ty, ..plain_column(b) });
                 if let Some(v) = coerce(&col, &v).map_err(Error::InvalidInput)? {
                     body.insert(b.clone(), v);
                 }

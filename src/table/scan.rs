@@ -87,7 +87,14 @@ fn describe(engine: &Engine, resource: &Resource, plan: &ScanPlan, limit: Option
             parts.push(format!("scope={}", s.join("; ")));
         }
         ScopeSource::DefaultAccount => parts.push("scope=default account (CLOUDFLARE_ACCOUNT_ID)".into()),
-        ScopeSource::FanOut => parts.push("scope=fan-out over every account (GET /accounts), concurrently".into()),
+        ScopeSource::FanOut(source) => {
+            let list = engine
+                .registry
+                .resolve(&source.split('.').map(str::to_string).collect::<Vec<_>>())
+                .and_then(|t| t.spec.method(Verb::Select, false).map(|m| m.path.clone()))
+                .unwrap_or_default();
+            parts.push(format!("scope=fan-out over every row of cloudflare.{source} (GET {list}), concurrently"));
+        }
         ScopeSource::Missing(e) => return Err(e),
     }
     if let Some(l) = limit {
@@ -157,7 +164,7 @@ impl ScanJob {
         let table = self.resource.qualified_name();
         let by_id = self.plan.ids.is_some() && spec.method(Verb::Select, true).is_some();
         let method = spec.method(Verb::Select, by_id).cloned().expect("checked when planning");
-        let fanned = matches!(self.engine.scope_source(&self.resource, &method, &self.plan.scopes), ScopeSource::FanOut);
+        let fanned = matches!(self.engine.scope_source(&self.resource, &method, &self.plan.scopes), ScopeSource::FanOut(_));
         let scopes = self.engine.resolve_scopes(&self.resource, &method, &self.plan.scopes).await?;
         let n_scopes = scopes.len();
         let conc = self.engine.config.concurrency.max(1);

@@ -85,7 +85,7 @@ async fn account_tokens_fan_out_over_accounts() {
     // The plan says it fans out.
     let plan = s.sql("EXPLAIN SELECT id FROM cloudflare.accounts.tokens").await.unwrap();
     let text = strings(&plan, "plan").join("\n");
-    assert!(text.contains("fan-out over every account"), "{text}");
+    assert!(text.contains("fan-out over every row of cloudflare.accounts.accounts (GET /accounts)"), "{text}");
 
     // A pinned account: no accounts call.
     sim.reset_counts();
