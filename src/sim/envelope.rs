@@ -23,20 +23,16 @@ pub fn ok(result: Value) -> Response {
     ok_status(200, result)
 }
 
-/// A page of a list, with `result_info`.
-pub fn ok_list(result: Vec<Value>, page: usize, per_page: usize, total_count: usize) -> Response {
+/// A page of a list, with `result_info`. `total_count: None` leaves out `total_count`
+/// and `total_pages`, as some endpoints do (clients must then page until a short page).
+pub fn ok_list(result: Vec<Value>, page: usize, per_page: usize, total_count: Option<usize>) -> Response {
     let count = result.len();
-    let total_pages = total_count.div_ceil(per_page.max(1));
-    json_response(
-        200,
-        &json!({
-            "success": true,
-            "errors": [],
-            "messages": [],
-            "result": result,
-            "result_info": {"page": page, "per_page": per_page, "count": count, "total_count": total_count, "total_pages": total_pages}
-        }),
-    )
+    let mut info = json!({"page": page, "per_page": per_page, "count": count});
+    if let Some(total) = total_count {
+        info["total_count"] = json!(total);
+        info["total_pages"] = json!(total.div_ceil(per_page.max(1)));
+    }
+    json_response(200, &json!({"success": true, "errors": [], "messages": [], "result": result, "result_info": info}))
 }
 
 /// `{"success": false, "errors": [{"code", "message"}], "result": null}`.

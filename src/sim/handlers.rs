@@ -124,6 +124,7 @@ pub async fn list_tokens(
     let owner = owner_of(&p);
     authorize(&st, &c, &owner)?;
     let now = st.now();
+    let totals = st.list_totals;
     let Some(store) = st.tokens_of(&owner) else { return Err(token_not_found()) };
     let (total, ids): (usize, Vec<String>) = if include_expired {
         let all = store.tokens.ids();
@@ -133,7 +134,7 @@ pub async fn list_tokens(
         (live.len(), page.slice(live).into_iter().cloned().collect())
     };
     let rows = ids.iter().filter_map(|id| store.tokens.get(id)).map(|t| t.to_json(now)).collect();
-    Ok(ok_list(rows, page.page, page.per_page, total))
+    Ok(ok_list(rows, page.page, page.per_page, totals.then_some(total)))
 }
 
 /// GET /user/tokens/{token_id} and the account equivalent.
@@ -365,7 +366,7 @@ pub async fn permission_groups(
         .map(|g| g.to_json())
         .collect();
     let n = rows.len();
-    Ok(ok_list(rows, 1, n.max(1), n))
+    Ok(ok_list(rows, 1, n.max(1), st.list_totals.then_some(n)))
 }
 
 /// GET /accounts.
@@ -381,7 +382,7 @@ pub async fn list_accounts(State(s): State<Shared>, Extension(c): Extension<Call
         None => st.accounts.ids().to_vec(),
     };
     let rows = page.slice(&ids).into_iter().filter_map(|id| st.accounts.get(id)).map(|a| a.to_json()).collect();
-    Ok(ok_list(rows, page.page, page.per_page, ids.len()))
+    Ok(ok_list(rows, page.page, page.per_page, st.list_totals.then_some(ids.len())))
 }
 
 // ---------- Access service tokens ----------
@@ -462,6 +463,7 @@ pub async fn list_service_tokens(
     let page = paging(&q, 20, 1, 1000)?;
     let mut st = lock(&s);
     let scope = svc_scope(&st, &c, &p)?;
+    let totals = st.list_totals;
     let store = svc_store(&mut st, &scope);
     let name = q.get("name");
     let search = q.get("search").map(|s| s.to_lowercase());
@@ -480,7 +482,7 @@ pub async fn list_service_tokens(
         total = ids.len();
         rows = page.slice(&ids).into_iter().filter_map(|id| store.get(id)).map(ServiceToken::to_json).collect();
     }
-    Ok(ok_list(rows, page.page, page.per_page, total))
+    Ok(ok_list(rows, page.page, page.per_page, totals.then_some(total)))
 }
 
 /// GET .../access/service_tokens/{service_token_id}.

@@ -167,6 +167,11 @@ impl Simulator {
         self.st().faults = faults::FaultState::new(spec);
     }
 
+    /// Whether list responses carry `total_count` / `total_pages` (default true).
+    pub fn set_list_totals(&self, on: bool) {
+        self.st().list_totals = on;
+    }
+
     /// Sets the latency added to every request.
     pub fn set_latency_ms(&self, ms: u64) {
         self.st().latency_ms = ms;

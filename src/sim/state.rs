@@ -124,6 +124,8 @@ pub struct SimState {
     pub log: RequestLog,
     /// Base latency added to every request, in ms.
     pub latency_ms: u64,
+    /// Whether list responses carry `total_count` / `total_pages`.
+    pub list_totals: bool,
     /// Shift of the simulator's clock (tests move time forward).
     pub clock_offset: Duration,
 }
@@ -184,6 +186,7 @@ impl SimState {
             rate,
             log: RequestLog::default(),
             latency_ms,
+            list_totals: true,
             clock_offset: Duration::zero(),
         }
     }

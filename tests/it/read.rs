@@ -403,3 +403,21 @@ async fn retry_after_beyond_the_budget_fails_at_once() {
     assert!(text.contains("is beyond the retry budget"), "{text}");
     assert_eq!(sim.count("GET", "/user/tokens"), 6, "each of the 6 pages asked once: the 429s are not retried");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_totals_pages_one_by_one_until_a_short_page() {
+    let sim = sim_with(120).await;
+    sim.set_list_totals(false);
+    let s = session(&sim).await;
+    let b = s.sql("SELECT id FROM cloudflare.user.tokens").await.unwrap();
+    assert_eq!(rows(&b), 120);
+    assert_eq!(sim.count("GET", "/user/tokens"), 3, "50 + 50 + 20: the short page ends it");
+    let pages: Vec<String> = sim.requests().iter().map(|r| r.query.clone()).collect();
+    assert!(pages[2].contains("page=3"), "{pages:?}");
+    // An exact multiple of the page size ends on an empty page.
+    let sim = sim_with(100).await;
+    sim.set_list_totals(false);
+    let s = session(&sim).await;
+    assert_eq!(rows(&s.sql("SELECT id FROM cloudflare.user.tokens").await.unwrap()), 100);
+    assert_eq!(sim.count("GET", "/user/tokens"), 3);
+}
