@@ -240,31 +240,37 @@ pub struct Printer {
     pub format: Format,
     /// Stdout is a terminal (long table cells are cut).
     pub terminal: bool,
-    /// The progress spinner on stderr, when stderr is a terminal.
-    pub progress: Option<Arc<indicatif::ProgressBar>>,
+    /// The progress spinner on stderr (created when a scan reaches its second page).
+    pub progress: Option<Arc<std::sync::Mutex<Option<indicatif::ProgressBar>>>>,
 }
 
 impl Printer {
-    /// Shows "table: N pages, M rows" on stderr while a scan pages.
+    /// Shows "table: N pages, M rows" on stderr while a scan pages (stderr a terminal only).
     fn install_progress(&mut self, session: &Session) {
-        let bar = Arc::new(indicatif::ProgressBar::new_spinner().with_finish(indicatif::ProgressFinish::AndClear));
-        bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
-        let b = bar.clone();
+        let slot: Arc<std::sync::Mutex<Option<indicatif::ProgressBar>>> = Arc::default();
+        let s = slot.clone();
         session.set_progress(Some(Arc::new(move |table: &str, pages: u64, rows: u64| {
-            if pages >= 2 {
-                b.set_message(format!("{table}: {pages} pages, {rows} rows"));
-                b.tick();
+            if pages < 2 {
+                return;
             }
+            let mut bar = s.lock().unwrap_or_else(|p| p.into_inner());
+            let b = bar.get_or_insert_with(|| {
+                let b = indicatif::ProgressBar::new_spinner();
+                b.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+                b
+            });
+            b.set_message(format!("{table}: {pages} pages, {rows} rows"));
+            b.tick();
         })));
-        self.progress = Some(bar);
+        self.progress = Some(slot);
     }
 
-    /// Clears the progress line.
+    /// Clears the progress line, if one is shown.
     pub fn clear_progress(&self) {
-        if let Some(b) = &self.progress {
-            b.set_message("");
+        if let Some(slot) = &self.progress
+            && let Some(b) = slot.lock().unwrap_or_else(|p| p.into_inner()).take()
+        {
             b.finish_and_clear();
-            b.reset();
         }
     }
 

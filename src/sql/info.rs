@@ -95,9 +95,11 @@ pub fn describe(reg: &Registry, parts: &[String], extended: bool) -> Result<Reco
             key.push(format!("id (WHERE {} = ... or {p} = ...: GET by id)", c.name));
         }
         if let Some(s) = spec.scope(&c.name) {
-            key.push(match &s.fanout {
-                Some(src) => format!("scope (optional: every row of cloudflare.{src} when absent)"),
-                None => "scope (required)".to_string(),
+            let others: Vec<&str> = spec.scopes.iter().filter(|o| o.column != s.column).map(|o| o.column.as_str()).collect();
+            key.push(match (&s.fanout, others.is_empty()) {
+                (Some(src), _) => format!("scope (optional: fans out over {src})"),
+                (None, true) => "scope (required)".to_string(),
+                (None, false) => format!("scope (instead of {})", others.join(", ")),
             });
         }
         let list = spec.method(Verb::Select, false);
