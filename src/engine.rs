@@ -78,9 +78,10 @@ impl Engine {
         Ok(Arc::new(Self { client, registry, config, warnings: Mutex::new(Vec::new()), progress: Mutex::new(None) }))
     }
 
-    /// Records a warning for the caller to show (fan-out failures under `warn`).
+    /// Records a warning for the caller to show with the statement's result
+    /// (fan-out failures under `warn`); the CLI prints them on stderr.
     pub fn warn(&self, w: String) {
-        tracing::warn!("{w}");
+        tracing::debug!("{w}");
         self.warnings.lock().unwrap_or_else(|p| p.into_inner()).push(w);
     }
 
