@@ -5,7 +5,7 @@
 #![allow(clippy::result_large_err)]
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use axum::Extension;
 use axum::body::Bytes;
@@ -24,7 +24,7 @@ use super::store::{OrderedStore, PageRequest};
 pub type Shared = Arc<Mutex<SimState>>;
 type Params = Path<HashMap<String, String>>;
 
-fn lock(s: &Shared) -> std::sync::MutexGuard<'_, SimState> {
+fn lock(s: &Shared) -> MutexGuard<'_, SimState> {
     s.lock().unwrap_or_else(|p| p.into_inner())
 }
 
@@ -100,6 +100,19 @@ fn owner_of(p: &HashMap<String, String>) -> Owner {
     }
 }
 
+/// Locks the state and checks that the caller may act on the tokens the path names.
+fn lock_tokens<'a>(s: &'a Shared, c: &Caller, p: &HashMap<String, String>) -> Result<(MutexGuard<'a, SimState>, Owner), Response> {
+    let st = lock(s);
+    let owner = owner_of(p);
+    authorize(&st, c, &owner)?;
+    Ok((st, owner))
+}
+
+/// A path parameter (always present: the router matched it).
+fn path_id(p: &HashMap<String, String>, name: &str) -> String {
+    p.get(name).cloned().unwrap_or_default()
+}
+
 fn token_not_found() -> Response {
     error(404, codes::NOT_FOUND, "Token not found")
 }
@@ -120,9 +133,7 @@ pub async fn list_tokens(
         Some("true") => true,
         Some(v) => return Err(invalid(format!("include_expired must be true or false, got '{v}'"))),
     };
-    let mut st = lock(&s);
-    let owner = owner_of(&p);
-    authorize(&st, &c, &owner)?;
+    let (mut st, owner) = lock_tokens(&s, &c, &p)?;
     let now = st.now();
     let totals = st.list_totals;
     let Some(store) = st.tokens_of(&owner) else { return Err(token_not_found()) };
@@ -139,11 +150,9 @@ pub async fn list_tokens(
 
 /// GET /user/tokens/{token_id} and the account equivalent.
 pub async fn get_token(State(s): State<Shared>, Extension(c): Extension<Caller>, Path(p): Params) -> Result<Response, Response> {
-    let mut st = lock(&s);
-    let owner = owner_of(&p);
-    authorize(&st, &c, &owner)?;
+    let (mut st, owner) = lock_tokens(&s, &c, &p)?;
     let now = st.now();
-    let id = p.get("token_id").cloned().unwrap_or_default();
+    let id = path_id(&p, "token_id");
     match st.tokens_of(&owner).and_then(|s| s.tokens.get(&id)) {
         Some(t) => Ok(ok(t.to_json(now))),
         None => Err(token_not_found()),
@@ -228,9 +237,7 @@ pub async fn create_token(
     body: Bytes,
 ) -> Result<Response, Response> {
     let body = parse_body(&body, false)?;
-    let mut st = lock(&s);
-    let owner = owner_of(&p);
-    authorize(&st, &c, &owner)?;
+    let (mut st, owner) = lock_tokens(&s, &c, &p)?;
     let f = validate_token_body(&body, &mut st.ids, false)?;
     let now = st.now();
     let id = st.ids.id32();
@@ -268,12 +275,10 @@ pub async fn update_token(
     body: Bytes,
 ) -> Result<Response, Response> {
     let body = parse_body(&body, false)?;
-    let mut st = lock(&s);
-    let owner = owner_of(&p);
-    authorize(&st, &c, &owner)?;
+    let (mut st, owner) = lock_tokens(&s, &c, &p)?;
     let f = validate_token_body(&body, &mut st.ids, true)?;
     let now = st.now();
-    let id = p.get("token_id").cloned().unwrap_or_default();
+    let id = path_id(&p, "token_id");
     let Some(tok) = st.tokens_of(&owner).and_then(|s| s.tokens.get_mut(&id)) else { return Err(token_not_found()) };
     tok.name = f.name;
     tok.policies = f.policies;
@@ -289,10 +294,8 @@ pub async fn update_token(
 
 /// DELETE /user/tokens/{token_id}: result `{"id": ...}`.
 pub async fn delete_token(State(s): State<Shared>, Extension(c): Extension<Caller>, Path(p): Params) -> Result<Response, Response> {
-    let mut st = lock(&s);
-    let owner = owner_of(&p);
-    authorize(&st, &c, &owner)?;
-    let id = p.get("token_id").cloned().unwrap_or_default();
+    let (mut st, owner) = lock_tokens(&s, &c, &p)?;
+    let id = path_id(&p, "token_id");
     let Some(tok) = st.tokens_of(&owner).and_then(|s| s.tokens.remove(&id)) else { return Err(token_not_found()) };
     st.secrets.remove(&tok.secret);
     Ok(ok(json!({"id": id})))
@@ -307,11 +310,9 @@ pub async fn roll_token(
     body: Bytes,
 ) -> Result<Response, Response> {
     parse_body(&body, true)?;
-    let mut st = lock(&s);
-    let owner = owner_of(&p);
-    authorize(&st, &c, &owner)?;
+    let (mut st, owner) = lock_tokens(&s, &c, &p)?;
     let now = st.now();
-    let id = p.get("token_id").cloned().unwrap_or_default();
+    let id = path_id(&p, "token_id");
     let secret = st.ids.token_secret();
     let Some(tok) = st.tokens_of(&owner).and_then(|s| s.tokens.get_mut(&id)) else { return Err(token_not_found()) };
     let old = std::mem::replace(&mut tok.secret, secret.clone());
@@ -407,6 +408,13 @@ fn svc_scope(st: &SimState, c: &Caller, p: &HashMap<String, String>) -> Result<S
     Ok(scope)
 }
 
+/// Locks the state and checks that the caller may act on the service tokens the path names.
+fn lock_services<'a>(s: &'a Shared, c: &Caller, p: &HashMap<String, String>) -> Result<(MutexGuard<'a, SimState>, SvcScope), Response> {
+    let st = lock(s);
+    let scope = svc_scope(&st, c, p)?;
+    Ok((st, scope))
+}
+
 fn svc_store<'a>(st: &'a mut SimState, scope: &SvcScope) -> &'a mut OrderedStore<ServiceToken> {
     match scope {
         SvcScope::Account(a) => st.account_services.entry(a.clone()).or_default(),
@@ -461,8 +469,7 @@ pub async fn list_service_tokens(
 ) -> Result<Response, Response> {
     let q = query_map(&q);
     let page = paging(&q, 20, 1, 1000)?;
-    let mut st = lock(&s);
-    let scope = svc_scope(&st, &c, &p)?;
+    let (mut st, scope) = lock_services(&s, &c, &p)?;
     let totals = st.list_totals;
     let store = svc_store(&mut st, &scope);
     let name = q.get("name");
@@ -487,9 +494,8 @@ pub async fn list_service_tokens(
 
 /// GET .../access/service_tokens/{service_token_id}.
 pub async fn get_service_token(State(s): State<Shared>, Extension(c): Extension<Caller>, Path(p): Params) -> Result<Response, Response> {
-    let mut st = lock(&s);
-    let scope = svc_scope(&st, &c, &p)?;
-    let id = p.get("service_token_id").cloned().unwrap_or_default();
+    let (mut st, scope) = lock_services(&s, &c, &p)?;
+    let id = path_id(&p, "service_token_id");
     match svc_store(&mut st, &scope).get(&id) {
         Some(t) => Ok(ok(t.to_json())),
         None => Err(svc_not_found()),
@@ -523,8 +529,7 @@ pub async fn create_service_token(
         Some(Value::Bool(b)) => *b,
         Some(v) => return Err(invalid(format!("enabled: must be true or false, got {v}"))),
     };
-    let mut st = lock(&s);
-    let scope = svc_scope(&st, &c, &p)?;
+    let (mut st, scope) = lock_services(&s, &c, &p)?;
     let now = st.now();
     let tok = ServiceToken {
         id: st.ids.uuid(),
@@ -560,10 +565,9 @@ pub async fn update_service_token(
             None => return Err(invalid("duration: must be a string")),
         }
     }
-    let mut st = lock(&s);
-    let scope = svc_scope(&st, &c, &p)?;
+    let (mut st, scope) = lock_services(&s, &c, &p)?;
     let now = st.now();
-    let id = p.get("service_token_id").cloned().unwrap_or_default();
+    let id = path_id(&p, "service_token_id");
     let Some(tok) = svc_store(&mut st, &scope).get_mut(&id) else { return Err(svc_not_found()) };
     match body.get("name") {
         None => {}
@@ -587,9 +591,8 @@ pub async fn update_service_token(
 
 /// DELETE .../access/service_tokens/{id}: the deleted token.
 pub async fn delete_service_token(State(s): State<Shared>, Extension(c): Extension<Caller>, Path(p): Params) -> Result<Response, Response> {
-    let mut st = lock(&s);
-    let scope = svc_scope(&st, &c, &p)?;
-    let id = p.get("service_token_id").cloned().unwrap_or_default();
+    let (mut st, scope) = lock_services(&s, &c, &p)?;
+    let id = path_id(&p, "service_token_id");
     match svc_store(&mut st, &scope).remove(&id) {
         Some(t) => Ok(ok(t.to_json())),
         None => Err(svc_not_found()),
@@ -602,10 +605,9 @@ pub async fn refresh_service_token(
     Extension(c): Extension<Caller>,
     Path(p): Params,
 ) -> Result<Response, Response> {
-    let mut st = lock(&s);
-    let scope = svc_scope(&st, &c, &p)?;
+    let (mut st, scope) = lock_services(&s, &c, &p)?;
     let now = st.now();
-    let id = p.get("service_token_id").cloned().unwrap_or_default();
+    let id = path_id(&p, "service_token_id");
     let Some(tok) = svc_store(&mut st, &scope).get_mut(&id) else { return Err(svc_not_found()) };
     let dur = parse_go_duration(&tok.duration).unwrap_or(Some(Duration::hours(8760)));
     tok.expires_at = dur.map(|d| now + d);
@@ -623,11 +625,10 @@ pub async fn rotate_service_token(
 ) -> Result<Response, Response> {
     let body = parse_body(&body, true)?;
     let prev_exp = parse_time(&body, "previous_client_secret_expires_at")?;
-    let mut st = lock(&s);
-    let scope = svc_scope(&st, &c, &p)?;
+    let (mut st, scope) = lock_services(&s, &c, &p)?;
     let now = st.now();
     let secret = st.ids.hex(64);
-    let id = p.get("service_token_id").cloned().unwrap_or_default();
+    let id = path_id(&p, "service_token_id");
     let Some(tok) = svc_store(&mut st, &scope).get_mut(&id) else { return Err(svc_not_found()) };
     let old = std::mem::replace(&mut tok.client_secret, secret);
     tok.previous_secret = Some((old, prev_exp.unwrap_or(now)));
