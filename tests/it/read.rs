@@ -304,6 +304,8 @@ async fn catalog_aliases_views_and_information_schema() {
     ] {
         assert!(names.contains(&n.to_string()), "{n} missing from {names:?}");
     }
+    let shown = s.sql("SHOW TABLES").await.unwrap();
+    assert!(strings(&shown, "table_name").contains(&"service_tokens".to_string()));
     let b = s.sql("SELECT count(*) FROM cloudflare.user.user_tokens").await.unwrap();
     assert_eq!(scalar(&b), "10");
     let b = s.sql("SELECT count(*) FROM cloudflare.zero_trust.service_tokens").await.unwrap();
