@@ -202,6 +202,14 @@ pub fn run(rt: &tokio::runtime::Runtime, session: Arc<Session>, format: Format, 
             Err(e) => eprintln!("warning: history disabled ({}: {e})", h.display()),
         }
     }
+    // Ctrl-C is caught from here on, so that it cancels a statement instead of ending the REPL.
+    let mut interrupts = match rt.block_on(async { Interrupts::new() }) {
+        Ok(i) => i,
+        Err(e) => {
+            eprintln!("error: cannot catch Ctrl-C: {e}");
+            return ExitCode::from(super::EXIT_FAILED);
+        }
+    };
     println!("cfql {} — SQL over Cloudflare credentials. \\? for help, \\q to quit.", env!("CARGO_PKG_VERSION"));
     let mut printer = Printer { format, ..printer };
     let mut timing = false;
@@ -237,14 +245,14 @@ pub fn run(rt: &tokio::runtime::Runtime, session: Arc<Session>, format: Format, 
                     Err(e) => eprintln!("error: {e}"),
                 },
                 ("format", None) => println!("format is {} (\\format NAME to change)", printer.format.name()),
-                ("d", None) => run_one(rt, &session, &printer, "SHOW RESOURCES", timing),
-                ("d", Some(t)) => run_one(rt, &session, &printer, &format!("DESCRIBE {t}"), timing),
+                ("d", None) => run_one(rt, &session, &printer, &mut interrupts, "SHOW RESOURCES", timing),
+                ("d", Some(t)) => run_one(rt, &session, &printer, &mut interrupts, &format!("DESCRIBE {t}"), timing),
                 (other, _) => eprintln!("error: unknown command \\{other} (\\? lists them)"),
             }
             continue;
         }
         for st in split(&line).0 {
-            run_one(rt, &session, &printer, &st.text, timing);
+            run_one(rt, &session, &printer, &mut interrupts, &st.text, timing);
         }
     }
     if let Some(h) = &history {
@@ -254,12 +262,47 @@ pub fn run(rt: &tokio::runtime::Runtime, session: Arc<Session>, format: Format, 
     ExitCode::SUCCESS
 }
 
-fn run_one(rt: &tokio::runtime::Runtime, session: &Session, printer: &Printer, sql: &str, timing: bool) {
+/// SIGINT, caught for the whole REPL session.
+struct Interrupts {
+    #[cfg(unix)]
+    signal: tokio::signal::unix::Signal,
+}
+
+impl Interrupts {
+    /// Starts catching SIGINT (must run inside the runtime).
+    fn new() -> std::io::Result<Self> {
+        #[cfg(unix)]
+        {
+            Ok(Self { signal: tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())? })
+        }
+        #[cfg(not(unix))]
+        {
+            Ok(Self {})
+        }
+    }
+
+    /// Forgets an interrupt that arrived while no statement ran.
+    fn drain(&mut self) {
+        #[cfg(unix)]
+        while futures::FutureExt::now_or_never(self.signal.recv()).is_some() {}
+    }
+
+    /// Resolves at the next Ctrl-C.
+    async fn next(&mut self) {
+        #[cfg(unix)]
+        self.signal.recv().await;
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+fn run_one(rt: &tokio::runtime::Runtime, session: &Session, printer: &Printer, interrupts: &mut Interrupts, sql: &str, timing: bool) {
     let start = Instant::now();
     let result = rt.block_on(async {
+        interrupts.drain();
         tokio::select! {
             r = session.execute(sql) => Some(r),
-            _ = tokio::signal::ctrl_c() => None,
+            _ = interrupts.next() => None,
         }
     });
     match result {

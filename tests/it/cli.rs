@@ -333,6 +333,7 @@ mod repl {
         sim.set_latency_ms(0);
         p.send_line("SELECT 40 + 2 AS answer;").unwrap();
         p.expect("answer\r\n42").unwrap();
+        p.expect("cfql> ").unwrap();
         p.send("\x04").unwrap();
         p.expect(expectrl::Eof).unwrap();
         // The cancelled scan stopped: its first page was in flight, no later page was asked for.
