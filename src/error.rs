@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::error::DataFusionError;
 
 /// One error reported by the Cloudflare API (`errors[]` of the envelope).
@@ -143,7 +144,7 @@ pub enum Error {
         /// Every row's outcome.
         outcomes: Vec<RowOutcome>,
         /// Result rows of the rows that succeeded (secrets included), so none is lost.
-        succeeded: Vec<datafusion::arrow::record_batch::RecordBatch>,
+        succeeded: Rows,
     },
     /// A file could not be read or written.
     #[error("{}: {source}", .path.display())]
@@ -156,6 +157,25 @@ pub enum Error {
     /// An error from the query engine.
     #[error("{0}")]
     DataFusion(Box<DataFusionError>),
+}
+
+/// Result rows that may hold secrets: usable as `&[RecordBatch]`, while `Debug`
+/// prints only their shape, so a logged or unwrapped error never shows a secret.
+#[derive(Clone, Default)]
+pub struct Rows(pub Vec<RecordBatch>);
+
+impl std::fmt::Debug for Rows {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let n: usize = self.0.iter().map(RecordBatch::num_rows).sum();
+        write!(f, "Rows({n} rows, values redacted)")
+    }
+}
+
+impl std::ops::Deref for Rows {
+    type Target = Vec<RecordBatch>;
+    fn deref(&self) -> &Vec<RecordBatch> {
+        &self.0
+    }
 }
 
 fn format_messages(errors: &[ApiMessage]) -> String {

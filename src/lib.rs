@@ -28,7 +28,7 @@ pub mod sql;
 pub mod table;
 
 pub use config::{Config, Credentials, FanoutErrors};
-pub use error::{Error, Result, RowOutcome};
+pub use error::{Error, Result, RowOutcome, Rows};
 pub use session::{Output, Session, register};
 
 /// Re-exports of DataFusion and Arrow, so embedders link the same versions.

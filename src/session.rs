@@ -21,8 +21,9 @@ use crate::sql::parse::{self, CfqlStatement, closest, unknown_table};
 use crate::sql::write::{self, WriteOptions};
 use crate::sql::{info, rewrite, template};
 
-/// The result of one statement.
-#[derive(Debug, Clone)]
+/// The result of one statement. `Debug` shows its shape, never its values (a
+/// write's result holds secrets).
+#[derive(Clone)]
 pub struct Output {
     /// Schema of the rows (also for zero rows).
     pub schema: SchemaRef,
@@ -30,6 +31,13 @@ pub struct Output {
     pub batches: Vec<RecordBatch>,
     /// Notes for the user (dry-run summary, fan-out warnings), meant for stderr.
     pub warnings: Vec<String>,
+}
+
+impl std::fmt::Debug for Output {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let cols: Vec<&str> = self.schema.fields().iter().map(|c| c.name().as_str()).collect();
+        f.debug_struct("Output").field("columns", &cols).field("rows", &self.num_rows()).field("warnings", &self.warnings).finish()
+    }
 }
 
 impl Output {

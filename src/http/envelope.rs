@@ -29,8 +29,9 @@ impl ResultInfo {
     }
 }
 
-/// A successful response: the envelope's `result` and `result_info`.
-#[derive(Debug, Clone)]
+/// A successful response: the envelope's `result` and `result_info`. `Debug` leaves
+/// out the result, which holds the secret of a create, roll or rotate.
+#[derive(Clone)]
 pub struct ApiResponse {
     /// HTTP status.
     pub status: u16,
@@ -40,6 +41,16 @@ pub struct ApiResponse {
     pub result_info: Option<ResultInfo>,
     /// The `messages` member (usually empty).
     pub messages: Value,
+}
+
+impl std::fmt::Debug for ApiResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiResponse")
+            .field("status", &self.status)
+            .field("result", &"<redacted>")
+            .field("result_info", &self.result_info)
+            .finish_non_exhaustive()
+    }
 }
 
 fn messages(v: Option<&Value>) -> Vec<ApiMessage> {

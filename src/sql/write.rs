@@ -431,7 +431,7 @@ async fn run_calls(
             failed,
             total,
             outcomes,
-            succeeded: batches,
+            succeeded: crate::error::Rows(batches),
         });
     }
     Ok(Output::from_batches(schema, batches))

@@ -528,3 +528,28 @@ async fn account_token_writes_with_exact_calls() {
     assert_eq!(sim.count("GET", "/accounts"), 1);
     assert_eq!(sim.count("DELETE", "/accounts/{account_id}/tokens/{token_id}"), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partial_insert_keeps_secrets_in_results_and_out_of_debug() {
+    let sim = sim_with(3).await;
+    let s = session(&sim).await;
+    sim.set_faults(FaultSpec::parse("500@POST:/user/tokens#2").unwrap());
+    let e = s
+        .sql(&format!(
+            "INSERT INTO cloudflare.user.tokens (name, policies) VALUES ('a', '{POLICIES}'), ('b', '{POLICIES}'), ('c', '{POLICIES}')"
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(sim.count("POST", "/user/tokens"), 3, "a failed create is not retried");
+    let Error::PartialFailure { failed: 1, total: 3, succeeded, .. } = &e else { panic!("{e}") };
+    let secrets = strings(succeeded, "value");
+    assert_eq!(secrets.len(), 2, "the two created tokens' secrets are kept");
+    let (debug, display) = (format!("{e:?}"), e.to_string());
+    for v in &secrets {
+        assert!(!debug.contains(v.as_str()) && !display.contains(v.as_str()), "secret in the error text");
+    }
+    assert!(debug.contains("values redacted"), "{debug}");
+    let out = s.execute(&format!("INSERT INTO cloudflare.user.tokens (name, policies) VALUES ('d', '{POLICIES}')")).await.unwrap();
+    let v = strings(&out.batches, "value")[0].clone();
+    assert!(!format!("{out:?}").contains(&v));
+}
