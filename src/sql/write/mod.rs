@@ -1,0 +1,383 @@
+//! Writes: INSERT (create), UPDATE/REPLACE (read-modify-write), DELETE and EXEC
+//! (roll, rotate, refresh). Every row is validated before the first call; each call's
+//! outcome is reported; secrets reach the result (and the secrets file) but never logs.
+//! This module holds what the statements share: planned calls, RETURNING, running the
+//! calls with per-row outcomes; each statement lives in its own module.
+
+mod coerce;
+mod delete;
+mod exec;
+mod insert;
+mod record;
+mod update;
+
+pub use delete::delete;
+pub use exec::exec;
+pub use insert::insert;
+pub use record::append_line;
+pub use update::update;
+
+use std::collections::BTreeMap;
+
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::sql::sqlparser::ast::{Expr, SelectItem};
+use futures::StreamExt;
+use futures::stream;
+use reqwest::Method;
+use serde_json::{Map, Value, json};
+
+use super::info::text_batch;
+use super::parse::{closest, unknown_table};
+use super::values::cell_json;
+use crate::engine::{Engine, ScopeBinding, ScopeSource, scope_binding};
+use crate::error::{Error, Result, RowOutcome};
+use crate::http::ApiRequest;
+use crate::provider::{ColumnSpec, ColumnType, MethodSpec, Resource, ResponseShape, Verb};
+use crate::session::{Output, Session};
+use crate::table::convert::{rows_to_batch, schema_of};
+use record::{audit, save_secrets};
+
+/// Envelope members RETURNING may name (StackQL style).
+const ENVELOPE: &[(&str, ColumnType)] =
+    &[("success", ColumnType::Boolean), ("errors", ColumnType::Json), ("messages", ColumnType::Json), ("result", ColumnType::Json)];
+
+/// Options of one write.
+pub struct WriteOptions<'a> {
+    /// List the calls instead of making them.
+    pub dry_run: bool,
+    /// UPDATE/DELETE without WHERE allowed.
+    pub allow_unfiltered: bool,
+    /// The statement text (for the audit log).
+    pub statement: &'a str,
+}
+
+/// One call a write will make.
+struct PlannedCall {
+    row: usize,
+    id: Option<String>,
+    scope: ScopeBinding,
+    request: ApiRequest,
+    /// The object as read before the call (UPDATE, DELETE), merged under the response.
+    prior: Map<String, Value>,
+}
+
+enum Returning {
+    Default,
+    Columns(Vec<String>),
+}
+
+fn parse_returning(items: Option<&Vec<SelectItem>>) -> Result<Returning> {
+    let Some(items) = items else { return Ok(Returning::Default) };
+    let mut cols = Vec::new();
+    for it in items {
+        match it {
+            SelectItem::Wildcard(_) => cols.push("*".to_string()),
+            SelectItem::UnnamedExpr(Expr::Identifier(i)) => cols.push(i.value.to_ascii_lowercase()),
+            SelectItem::UnnamedExpr(Expr::CompoundIdentifier(p)) => {
+                cols.push(p.last().map(|i| i.value.to_ascii_lowercase()).unwrap_or_default())
+            }
+            other => return Err(Error::Sql(format!("RETURNING takes column names or *, found {other}"))),
+        }
+    }
+    Ok(Returning::Columns(cols))
+}
+
+fn resolve_target(session: &Session, parts: &[String]) -> Result<Resource> {
+    let reg = &session.engine().registry;
+    reg.resolve(parts).ok_or_else(|| unknown_table(reg, parts))
+}
+
+fn method_for(resource: &Resource, verb: Verb, by_id: bool) -> Result<MethodSpec> {
+    resource.spec.method(verb, by_id).cloned().ok_or_else(|| {
+        let verbs: Vec<_> = resource.spec.methods.iter().map(|m| format!("{} ({})", m.name, m.verb.sql())).collect();
+        Error::InvalidInput(format!("{} does not support {}; its methods are: {}", resource.qualified_name(), verb.sql(), verbs.join(", ")))
+    })
+}
+
+/// Rows of batches as (column name, JSON value) maps.
+fn batch_rows(batches: &[RecordBatch]) -> Vec<Map<String, Value>> {
+    let mut out = Vec::new();
+    for b in batches {
+        let schema = b.schema();
+        for i in 0..b.num_rows() {
+            let mut m = Map::new();
+            for (f, a) in schema.fields().iter().zip(b.columns()) {
+                m.insert(f.name().clone(), cell_json(a, i));
+            }
+            out.push(m);
+        }
+    }
+    out
+}
+
+/// The object of a read row as the API would send it: JSON columns parsed back.
+fn row_as_object(resource: &Resource, row: &Map<String, Value>) -> Map<String, Value> {
+    let mut m = Map::new();
+    for c in &resource.spec.columns {
+        if let Some(v) = row.get(&c.name) {
+            let v = match (c.ty, v) {
+                (ColumnType::Json, Value::String(s)) => serde_json::from_str(s).unwrap_or(Value::String(s.clone())),
+                _ => v.clone(),
+            };
+            m.insert(c.name.clone(), v);
+        }
+    }
+    m
+}
+
+/// The scope a row belongs to, from its scope columns, else the default account.
+fn scope_of_row(engine: &Engine, resource: &Resource, method: &MethodSpec, row: &Map<String, Value>) -> Result<ScopeBinding> {
+    let spec = &resource.spec;
+    if spec.scopes.is_empty() {
+        return Ok(ScopeBinding::none());
+    }
+    for s in &spec.scopes {
+        if !method.scopes.is_empty() && !method.scopes.contains(&s.column) {
+            continue;
+        }
+        if let Some(Value::String(v)) = row.get(&s.column) {
+            return scope_binding(resource, &s.column, v);
+        }
+    }
+    match engine.scope_source(resource, method, &BTreeMap::new()) {
+        ScopeSource::DefaultAccount => scope_binding(resource, "account_id", engine.config.account_id.as_deref().unwrap_or_default()),
+        ScopeSource::Missing(e) => Err(e),
+        _ => {
+            let names: Vec<_> = spec.scopes.iter().map(|s| s.column.clone()).collect();
+            Err(Error::MissingParam {
+                table: resource.qualified_name(),
+                param: names.join(" or "),
+                hint: format!("give {} a value in the statement, or set CLOUDFLARE_ACCOUNT_ID", names.join(" or ")),
+            })
+        }
+    }
+}
+
+fn check_required(resource: &Resource, method: &MethodSpec, has: &dyn Fn(&str) -> bool) -> Option<String> {
+    for req in &method.required {
+        let alts: Vec<&str> = req.split('|').collect();
+        let is_scope = alts.iter().all(|a| resource.spec.scope(a).is_some());
+        let is_id = resource.spec.id.as_ref().is_some_and(|i| alts.contains(&i.param.as_str()));
+        if is_scope || is_id {
+            continue; // checked when the path is built
+        }
+        if !alts.iter().any(|a| has(a)) {
+            return Some(alts.join(" or "));
+        }
+    }
+    None
+}
+
+/// Column specs of the result of a write.
+fn result_columns(resource: &Resource, method: &MethodSpec, verb: Verb, returning: &Returning) -> Result<Vec<ColumnSpec>> {
+    let spec = &resource.spec;
+    let pseudo = |name: &str, ty: ColumnType| ColumnSpec {
+        name: name.into(),
+        ty,
+        description: String::new(),
+        secret: false,
+        scope: false,
+        rename_keys: Default::default(),
+        enum_values: Vec::new(),
+        max_length: None,
+        read_only_values: Vec::new(),
+    };
+    let key_cols = || -> Vec<ColumnSpec> {
+        spec.columns.iter().filter(|c| c.scope || spec.id.as_ref().is_some_and(|i| i.column == c.name)).cloned().collect()
+    };
+    match returning {
+        Returning::Default => Ok(match (verb, method.response) {
+            (Verb::Delete, _) => {
+                let mut cols = key_cols();
+                if let Some(n) = spec.column("name") {
+                    cols.push(n.clone());
+                }
+                cols
+            }
+            (_, ResponseShape::Value) => {
+                let mut cols = key_cols();
+                if let Some(c) = method.result_column.as_deref().and_then(|c| spec.column(c)) {
+                    cols.push(c.clone());
+                }
+                cols
+            }
+            (Verb::Update, _) => spec.readable_columns().cloned().collect(),
+            _ => spec.columns.clone(),
+        }),
+        Returning::Columns(names) => {
+            let mut out = Vec::new();
+            for n in names {
+                if n == "*" {
+                    out.extend(spec.columns.iter().cloned());
+                } else if let Some(c) = spec.column(n) {
+                    out.push(c.clone());
+                } else if let Some((name, ty)) = ENVELOPE.iter().find(|(e, _)| e == n) {
+                    out.push(pseudo(name, *ty));
+                } else if spec.id.as_ref().is_some_and(|i| &i.param == n) {
+                    let mut c = spec.column(&spec.id.as_ref().expect("checked").column).cloned().expect("validated");
+                    c.name = n.clone();
+                    out.push(c);
+                } else {
+                    let names = spec.columns.iter().map(|c| c.name.as_str()).chain(ENVELOPE.iter().map(|e| e.0));
+                    let hint = closest(n, names).map(|s| format!("; did you mean {s}?")).unwrap_or_default();
+                    return Err(Error::InvalidInput(format!("RETURNING: {} has no column '{n}'{hint}", resource.qualified_name())));
+                }
+            }
+            Ok(out)
+        }
+    }
+}
+
+/// Runs the planned calls (or lists them, in a dry run) and builds the result.
+async fn run_calls(
+    session: &Session,
+    resource: &Resource,
+    method: &MethodSpec,
+    verb: Verb,
+    calls: Vec<PlannedCall>,
+    returning: &Returning,
+    opts: &WriteOptions<'_>,
+) -> Result<Output> {
+    let engine = session.engine().clone();
+    if opts.dry_run {
+        let rows = calls
+            .iter()
+            .map(|c| {
+                vec![
+                    c.row.to_string(),
+                    c.request.method.to_string(),
+                    c.request.display_path(),
+                    c.request.body.as_ref().map(|b| b.to_string()).unwrap_or_default(),
+                ]
+            })
+            .collect();
+        let batch = text_batch(&["row", "method", "path", "body"], rows)?;
+        let mut out = Output::from_batches(batch.schema(), vec![batch]);
+        out.warnings.push(format!("dry run: {} call(s) listed, none sent", calls.len()));
+        return Ok(out);
+    }
+    let cols = result_columns(resource, method, verb, returning)?;
+    let schema: SchemaRef = schema_of(&cols);
+    let total = calls.len();
+    let conc = engine.config.concurrency.max(1);
+    let table = resource.qualified_name();
+    let results: Vec<(PlannedCall, Result<crate::http::ApiResponse>)> = stream::iter(calls)
+        .map(|c| {
+            let engine = engine.clone();
+            async move {
+                let r = engine.client.call(&c.request).await;
+                (c, r)
+            }
+        })
+        .buffered(conc)
+        .collect()
+        .await;
+    let mut outcomes = Vec::new();
+    let mut batches = Vec::new();
+    let mut failed = 0;
+    for (call, r) in results {
+        audit(&engine, opts.statement, &call, r.as_ref().map(|x| x.status));
+        match r {
+            Ok(resp) => {
+                let mut obj = call.prior.clone();
+                match (method.response, &resp.result) {
+                    (ResponseShape::Value, v) => {
+                        if let Some(c) = &method.result_column {
+                            obj.insert(c.clone(), v.clone());
+                        }
+                    }
+                    (_, Value::Object(m)) => {
+                        for (k, v) in m {
+                            obj.insert(k.clone(), v.clone());
+                        }
+                    }
+                    _ => {}
+                }
+                if let (Some(id), Some(idspec)) = (&call.id, &resource.spec.id) {
+                    obj.entry(idspec.column.clone()).or_insert_with(|| json!(id));
+                    obj.insert(idspec.param.clone(), json!(id));
+                }
+                for (col, v) in &call.scope.values {
+                    if let Some(v) = v {
+                        obj.insert(col.clone(), json!(v));
+                    }
+                }
+                obj.insert("success".into(), json!(true));
+                obj.insert("errors".into(), json!([]));
+                obj.insert("messages".into(), resp.messages.clone());
+                obj.insert("result".into(), resp.result.clone());
+                let id = obj.get("id").and_then(Value::as_str).map(str::to_string).or(call.id.clone());
+                let saved = save_secrets(&engine, resource, &obj);
+                let value = Value::Object(obj);
+                let batch = rows_to_batch(&schema, &cols, std::slice::from_ref(&value), &call.scope.values, &table)?;
+                batches.push(batch);
+                outcomes.push(RowOutcome { row: call.row, id, error: None });
+                if let Err(e) = saved {
+                    engine.warn(format!(
+                        "warning: the secret of row {} was NOT written to the secrets file: {e}; it is in the result above",
+                        call.row
+                    ));
+                }
+            }
+            Err(e) => {
+                failed += 1;
+                outcomes.push(RowOutcome { row: call.row, id: call.id.clone(), error: Some(e.to_string()) });
+                if total == 1 {
+                    return Err(e);
+                }
+            }
+        }
+    }
+    if failed > 0 {
+        return Err(Error::PartialFailure {
+            verb: match verb {
+                Verb::Insert => "INSERT",
+                Verb::Update => "UPDATE",
+                Verb::Delete => "DELETE",
+                _ => "EXEC",
+            }
+            .into(),
+            failed,
+            total,
+            outcomes,
+            succeeded: crate::error::Rows(batches),
+        });
+    }
+    Ok(Output::from_batches(schema, batches))
+}
+
+fn plain_column(name: &str) -> ColumnSpec {
+    ColumnSpec {
+        name: name.into(),
+        ty: ColumnType::Utf8,
+        description: String::new(),
+        secret: false,
+        scope: false,
+        rename_keys: Default::default(),
+        enum_values: Vec::new(),
+        max_length: None,
+        read_only_values: Vec::new(),
+    }
+}
+
+fn batches_positional(batches: &[RecordBatch]) -> Vec<Vec<Value>> {
+    let mut out = Vec::new();
+    for b in batches {
+        for i in 0..b.num_rows() {
+            out.push(b.columns().iter().map(|a| cell_json(a, i)).collect());
+        }
+    }
+    out
+}
+
+fn http_method(m: &MethodSpec) -> Result<Method> {
+    Method::from_bytes(m.http.as_bytes()).map_err(|_| Error::Config(format!("bad HTTP method {}", m.http)))
+}
+
+fn refuse_unfiltered(verb: &str, resource: &Resource) -> Error {
+    Error::Refused(format!(
+        "{verb} without WHERE would change every row of {}; add a WHERE clause (WHERE true to mean all), or allow it for the session with SET cfql.allow_unfiltered_writes = true",
+        resource.qualified_name()
+    ))
+}
