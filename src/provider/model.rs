@@ -162,6 +162,23 @@ pub struct ColumnSpec {
     pub read_only_values: Vec<String>,
 }
 
+impl ColumnSpec {
+    /// A plain column of this name and type (for params and envelope members that are not manifest columns).
+    pub fn named(name: &str, ty: ColumnType) -> Self {
+        Self {
+            name: name.into(),
+            ty,
+            description: String::new(),
+            secret: false,
+            scope: false,
+            rename_keys: Default::default(),
+            enum_values: Vec::new(),
+            max_length: None,
+            read_only_values: Vec::new(),
+        }
+    }
+}
+
 /// Which SQL statement a method serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]

@@ -93,7 +93,7 @@ pub async fn delete(session: &Session, del: &ast::Delete, opts: &WriteOptions<'_
                 for id in ids.iter().flatten() {
                     rowno += 1;
                     let path = Engine::fill_path(&resource, &method, scope, Some(id))?;
-                    let req = ApiRequest { method: http_method(&method)?, path, query: Vec::new(), body: None, check_hint: None };
+                    let req = request(&method, path, None)?;
                     calls.push(PlannedCall { row: rowno, id: Some(id.clone()), scope: scope.clone(), request: req, prior: Map::new() });
                 }
             }
@@ -120,7 +120,7 @@ async fn delete_by_read(
         let Some(id) = current.get(&idcol).and_then(Value::as_str).map(str::to_string) else { continue };
         let scope = scope_of_row(session.engine(), resource, method, row)?;
         let path = Engine::fill_path(resource, method, &scope, Some(&id))?;
-        let req = ApiRequest { method: http_method(method)?, path, query: Vec::new(), body: None, check_hint: None };
+        let req = request(method, path, None)?;
         calls.push(PlannedCall { row: i + 1, id: Some(id), scope, request: req, prior: current });
     }
     run_calls(session, resource, method, Verb::Delete, calls, returning, opts).await

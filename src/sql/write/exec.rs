@@ -132,24 +132,19 @@ pub async fn exec(session: &Session, ex: &ExecStatement, opts: &WriteOptions<'_>
         for b in &method.body {
             if let Some(v) = pick(b).filter(|v| !v.is_null()) {
                 let ty = method.param_types.get(b).copied().unwrap_or(ColumnType::Utf8);
-                let col = spec.column(b).cloned().unwrap_or_else(|| ColumnSpec { ty, ..plain_column(b) });
+                let col = spec.column(b).cloned().unwrap_or_else(|| ColumnSpec::named(b, ty));
                 if let Some(v) = coerce(&col, &v).map_err(Error::InvalidInput)? {
                     body.insert(b.clone(), v);
                 }
             }
         }
         let idp = id_param.clone().unwrap_or_default();
-        let req = ApiRequest {
-            method: http_method(&method)?,
-            path,
-            query: Vec::new(),
-            body: Some(Value::Object(body)),
-            check_hint: Some(format!(
-                "the previous secret may already be invalid; run EXEC {table}.{} @{idp}='{}' again to get a new one",
-                method.name,
-                id.as_deref().unwrap_or("<id>")
-            )),
-        };
+        let mut req = request(&method, path, Some(body))?;
+        req.check_hint = Some(format!(
+            "the previous secret may already be invalid; run EXEC {table}.{} @{idp}='{}' again to get a new one",
+            method.name,
+            id.as_deref().unwrap_or("<id>")
+        ));
         calls.push(PlannedCall { row: i + 1, id, scope, request: req, prior: Map::new() });
     }
     let returning = Returning::Default;

@@ -54,7 +54,7 @@ pub async fn insert(session: &Session, ins: &ast::Insert, opts: &WriteOptions<'_
                 }
                 continue;
             }
-            let col = spec.column(c).cloned().unwrap_or_else(|| plain_column(c));
+            let col = spec.column(c).cloned().unwrap_or_else(|| ColumnSpec::named(c, ColumnType::Utf8));
             match coerce(&col, v) {
                 Ok(Some(v)) => {
                     body.insert(c.clone(), v);
@@ -80,18 +80,13 @@ pub async fn insert(session: &Session, ins: &ast::Insert, opts: &WriteOptions<'_
         let scope = scope.expect("no errors");
         let path = Engine::fill_path(&resource, &method, &scope, None)?;
         let name = body.get("name").and_then(Value::as_str).unwrap_or("").to_string();
-        let req = ApiRequest {
-            method: http_method(&method)?,
-            path,
-            query: Vec::new(),
-            body: Some(Value::Object(body)),
-            check_hint: Some(format!(
-                "SELECT * FROM {} WHERE name = '{}'{} (creates are never retried; delete a duplicate if one exists)",
-                resource.qualified_name(),
-                name.replace('\'', "''"),
-                scope.values.iter().filter_map(|(c, v)| v.as_ref().map(|v| format!(" AND {c} = '{v}'"))).collect::<String>()
-            )),
-        };
+        let mut req = request(&method, path, Some(body))?;
+        req.check_hint = Some(format!(
+            "SELECT * FROM {} WHERE name = '{}'{} (creates are never retried; delete a duplicate if one exists)",
+            resource.qualified_name(),
+            name.replace('\'', "''"),
+            scope.values.iter().filter_map(|(c, v)| v.as_ref().map(|v| format!(" AND {c} = '{v}'"))).collect::<String>()
+        ));
         calls.push(PlannedCall { row: rowno, id: None, scope, request: req, prior: Map::new() });
     }
     if !errors.is_empty() {

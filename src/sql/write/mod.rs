@@ -172,17 +172,6 @@ fn check_required(resource: &Resource, method: &MethodSpec, has: &dyn Fn(&str) -
 /// Column specs of the result of a write.
 fn result_columns(resource: &Resource, method: &MethodSpec, verb: Verb, returning: &Returning) -> Result<Vec<ColumnSpec>> {
     let spec = &resource.spec;
-    let pseudo = |name: &str, ty: ColumnType| ColumnSpec {
-        name: name.into(),
-        ty,
-        description: String::new(),
-        secret: false,
-        scope: false,
-        rename_keys: Default::default(),
-        enum_values: Vec::new(),
-        max_length: None,
-        read_only_values: Vec::new(),
-    };
     let key_cols = || -> Vec<ColumnSpec> {
         spec.columns.iter().filter(|c| c.scope || spec.id.as_ref().is_some_and(|i| i.column == c.name)).cloned().collect()
     };
@@ -213,7 +202,7 @@ fn result_columns(resource: &Resource, method: &MethodSpec, verb: Verb, returnin
                 } else if let Some(c) = spec.column(n) {
                     out.push(c.clone());
                 } else if let Some((name, ty)) = ENVELOPE.iter().find(|(e, _)| e == n) {
-                    out.push(pseudo(name, *ty));
+                    out.push(ColumnSpec::named(name, *ty));
                 } else if spec.id.as_ref().is_some_and(|i| &i.param == n) {
                     let mut c = spec.column(&spec.id.as_ref().expect("checked").column).cloned().expect("validated");
                     c.name = n.clone();
@@ -347,18 +336,9 @@ async fn run_calls(
     Ok(Output::from_batches(schema, batches))
 }
 
-fn plain_column(name: &str) -> ColumnSpec {
-    ColumnSpec {
-        name: name.into(),
-        ty: ColumnType::Utf8,
-        description: String::new(),
-        secret: false,
-        scope: false,
-        rename_keys: Default::default(),
-        enum_values: Vec::new(),
-        max_length: None,
-        read_only_values: Vec::new(),
-    }
+/// The request of a method call on `path`, with an optional JSON body.
+fn request(method: &MethodSpec, path: String, body: Option<Map<String, Value>>) -> Result<ApiRequest> {
+    Ok(ApiRequest { method: http_method(method)?, path, query: Vec::new(), body: body.map(Value::Object), check_hint: None })
 }
 
 fn batches_positional(batches: &[RecordBatch]) -> Vec<Vec<Value>> {

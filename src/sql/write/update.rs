@@ -50,7 +50,7 @@ pub async fn update(session: &Session, up: &ast::Update, opts: &WriteOptions<'_>
         let mut body = Map::new();
         let mut row_errors = Vec::new();
         for field in &method.body {
-            let col = spec.column(field).cloned().unwrap_or_else(|| plain_column(field));
+            let col = spec.column(field).cloned().unwrap_or_else(|| ColumnSpec::named(field, ColumnType::Utf8));
             if let Some(k) = assigned.iter().position(|(c, _)| c == field) {
                 match coerce(&col, &row[&format!("__cfql_set_{k}")]) {
                     Ok(Some(v)) => {
@@ -70,13 +70,7 @@ pub async fn update(session: &Session, up: &ast::Update, opts: &WriteOptions<'_>
         match (&scope, &id, row_errors.is_empty()) {
             (Ok(scope), Some(id), true) => {
                 let path = Engine::fill_path(&resource, &method, scope, Some(id))?;
-                let req = ApiRequest {
-                    method: http_method(&method)?,
-                    path,
-                    query: Vec::new(),
-                    body: Some(Value::Object(body)),
-                    check_hint: None,
-                };
+                let req = request(&method, path, Some(body))?;
                 calls.push(PlannedCall { row: rowno, id: Some(id.clone()), scope: scope.clone(), request: req, prior: current });
             }
             _ => {
