@@ -9,7 +9,7 @@ use datafusion::prelude::SessionContext;
 
 use crate::engine::Engine;
 use crate::error::Result;
-use crate::provider::{CATALOG, Resource};
+use crate::provider::CATALOG;
 use crate::table::ResourceTable;
 
 /// Registers the `cloudflare` catalog (tables and views) into `ctx`.
@@ -18,10 +18,10 @@ pub fn register_catalog(ctx: &SessionContext, engine: &Arc<Engine>) -> Result<()
     let mut schemas = Vec::new();
     for svc in engine.registry.services() {
         let schema = Arc::new(MemorySchemaProvider::new());
-        for r in &svc.resources {
-            let resource = Resource { service: svc.service.clone(), spec: Arc::new(r.clone()) };
+        for resource in engine.registry.resources().filter(|r| r.service == svc.service) {
+            let names: Vec<String> = std::iter::once(&resource.spec.name).chain(&resource.spec.aliases).cloned().collect();
             let table: Arc<dyn TableProvider> = Arc::new(ResourceTable::new(engine.clone(), resource));
-            for name in std::iter::once(&r.name).chain(&r.aliases) {
+            for name in &names {
                 schema.register_table(name.clone(), table.clone())?;
             }
         }

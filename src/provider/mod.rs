@@ -41,6 +41,8 @@ impl Resource {
 #[derive(Debug, Clone)]
 pub struct Registry {
     services: Vec<Arc<ServiceSpec>>,
+    /// Every resource with its service, shared (built once at load; lookups clone an `Arc`).
+    resources: Vec<Resource>,
 }
 
 impl Registry {
@@ -66,7 +68,11 @@ impl Registry {
             }
             services.push(Arc::new(spec));
         }
-        let reg = Self { services };
+        let resources = services
+            .iter()
+            .flat_map(|s| s.resources.iter().map(|r| Resource { service: s.service.clone(), spec: Arc::new(r.clone()) }))
+            .collect();
+        let reg = Self { services, resources };
         reg.validate_fanouts()?;
         Ok(reg)
     }
@@ -107,15 +113,12 @@ impl Registry {
     pub fn resource(&self, service: &str, table: &str) -> Option<Resource> {
         let svc = self.service(service)?;
         let table = table.to_ascii_lowercase();
-        svc.resources
-            .iter()
-            .find(|r| r.name == table || r.aliases.contains(&table))
-            .map(|r| Resource { service: svc.service.clone(), spec: Arc::new(r.clone()) })
+        self.resources.iter().find(|r| r.service == svc.service && (r.spec.name == table || r.spec.aliases.contains(&table))).cloned()
     }
 
     /// Every resource.
     pub fn resources(&self) -> impl Iterator<Item = Resource> + '_ {
-        self.services.iter().flat_map(|s| s.resources.iter().map(|r| Resource { service: s.service.clone(), spec: Arc::new(r.clone()) }))
+        self.resources.iter().cloned()
     }
 
     /// Every `cloudflare.service.table` name, aliases included (for suggestions and completion).
