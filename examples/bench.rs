@@ -129,7 +129,7 @@ async fn main() {
     for body in &pages {
         let v: serde_json::Value = serde_json::from_slice(body).unwrap();
         let rows = v["result"].as_array().unwrap();
-        decoded += cfql::table::convert::rows_to_batch(&schema, &cols, rows, &[], "bench").unwrap().num_rows();
+        decoded += cfql::table::convert::rows_to_batch(&schema, &cols, rows, &[], "GET", "bench").unwrap().num_rows();
     }
     let d = t.elapsed();
     println!("\n## decoding alone (JSON text -> Arrow, all 12 columns, one core)");

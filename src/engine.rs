@@ -1,7 +1,7 @@
 //! The engine shared by a session's tables and statements: the HTTP client, the
 //! manifests, and the fetch primitives (scope resolution, fan-out, paging, GET by id).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
 use futures::stream::{self, BoxStream, StreamExt};
@@ -62,6 +62,9 @@ pub struct Engine {
     pub config: Config,
     warnings: Mutex<Vec<String>>,
     progress: Mutex<Option<Arc<ProgressFn>>>,
+    /// Answers of verify endpoints, per path: the id of the session's token there, or
+    /// `None` when the endpoint refused (the token is not owned there).
+    verified: tokio::sync::Mutex<HashMap<String, Option<String>>>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -75,7 +78,14 @@ impl Engine {
     pub fn new(config: Config) -> Result<Arc<Self>> {
         let registry = Arc::new(Registry::embedded()?);
         let client = Client::new(&config)?;
-        Ok(Arc::new(Self { client, registry, config, warnings: Mutex::new(Vec::new()), progress: Mutex::new(None) }))
+        Ok(Arc::new(Self {
+            client,
+            registry,
+            config,
+            warnings: Mutex::new(Vec::new()),
+            progress: Mutex::new(None),
+            verified: tokio::sync::Mutex::new(HashMap::new()),
+        }))
     }
 
     /// Records a warning for the caller to show with the statement's result
@@ -101,6 +111,47 @@ impl Engine {
         if let Some(f) = f {
             f(table, pages, rows);
         }
+    }
+
+    /// The token this session authenticates with, as (scope prefix, id), when it is an
+    /// object of `resource` under one of `prefixes`. `None` for the global key, or when no
+    /// verify endpoint claims the token. Each endpoint is asked once per session.
+    pub async fn own_token(&self, resource: &Resource, prefixes: &[String]) -> Option<(String, String)> {
+        let template = resource.spec.verify.as_deref()?;
+        if !self.client.uses_api_token() {
+            return None;
+        }
+        // A token has one owner: when an unscoped verify (the user's) claims it, no
+        // scoped one (an account's) will, so those calls are saved.
+        let unscoped: Vec<String> =
+            self.registry.resources().filter_map(|r| r.spec.verify.clone()).filter(|t| !t.contains("{scope}")).collect();
+        for t in &unscoped {
+            if let Some(id) = self.verify(t).await {
+                return (t == template).then(|| (String::new(), id));
+            }
+        }
+        for prefix in prefixes.iter().filter(|_| template.contains("{scope}")) {
+            if let Some(id) = self.verify(&template.replace("{scope}", prefix)).await {
+                return Some((prefix.clone(), id));
+            }
+        }
+        None
+    }
+
+    async fn verify(&self, path: &str) -> Option<String> {
+        let mut cache = self.verified.lock().await;
+        if let Some(known) = cache.get(path) {
+            return known.clone();
+        }
+        let id = match self.client.call(&ApiRequest::get(path)).await {
+            Ok(resp) => resp.result.get("id").and_then(Value::as_str).map(str::to_string),
+            Err(e) => {
+                tracing::debug!(path, error = %e, "verify did not claim the session's token");
+                None
+            }
+        };
+        cache.insert(path.to_string(), id.clone());
+        id
     }
 
     /// How the scopes of a statement on `resource` will be found.

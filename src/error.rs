@@ -14,6 +14,19 @@ pub struct ApiMessage {
     pub message: String,
 }
 
+/// What became of one row of a bulk write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RowState {
+    /// The call took effect and its answer was read.
+    Ok,
+    /// The API refused the call: nothing changed.
+    Failed,
+    /// The call was sent but its answer was lost or was a 5xx: it may have taken effect.
+    MayHaveTakenEffect,
+    /// The statement was cancelled before this call was sent.
+    NotAttempted,
+}
+
 /// The outcome of one row of a bulk write.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RowOutcome {
@@ -21,8 +34,10 @@ pub struct RowOutcome {
     pub row: usize,
     /// Object id, when known.
     pub id: Option<String>,
-    /// `None` when the call succeeded, else why it failed.
+    /// `None` when the call succeeded, else why it did not.
     pub error: Option<String>,
+    /// What became of the row.
+    pub state: RowState,
 }
 
 /// Everything that can go wrong in cfql.
@@ -80,9 +95,9 @@ pub enum Error {
         /// What was wrong with it.
         detail: String,
     },
-    /// A non-idempotent call (create, roll, rotate) got no answer: it may have happened.
+    /// A call that is not a GET got no answer, a 5xx or an unreadable one: it may have happened.
     #[error(
-        "{method} {path} got no answer ({detail}); the call may have taken effect on Cloudflare's side. It was not retried. Check with: {check}"
+        "{method} {path}: {detail}; the call may have taken effect on Cloudflare's side. It was not retried. Check with: {check}"
     )]
     OutcomeUnknown {
         /// HTTP method.
@@ -107,6 +122,16 @@ pub enum Error {
     /// A value in a statement is not acceptable.
     #[error("{0}")]
     InvalidInput(String),
+    /// A statement uses a clause cfql does not carry out; it is refused, never ignored.
+    #[error("{statement} with {clause} is not supported by cfql; nothing was sent. {hint}")]
+    UnsupportedClause {
+        /// INSERT, UPDATE or DELETE.
+        statement: String,
+        /// The clause, such as `USING`.
+        clause: String,
+        /// What to write instead.
+        hint: String,
+    },
     /// A statement was refused for safety.
     #[error("{0}")]
     Refused(String),
@@ -118,6 +143,14 @@ pub enum Error {
     MissingVariable {
         /// The variable.
         name: String,
+    },
+    /// A `{{ name }}` value that would change the statement's shape.
+    #[error("template variable '{{{{ {name} }}}}': {detail}")]
+    TemplateValue {
+        /// The variable.
+        name: String,
+        /// Why its value was refused.
+        detail: String,
     },
     /// A provider manifest is invalid.
     #[error("provider manifest {file}: {field}: {message}")]
@@ -132,19 +165,28 @@ pub enum Error {
     /// Configuration is missing or invalid.
     #[error("configuration error: {0}")]
     Config(String),
-    /// Some rows of a bulk write failed; the others took effect.
-    #[error("{verb} failed for {failed} of {total} rows: {}", summarize(.outcomes))]
+    /// Some rows of a bulk write failed, may have taken effect, or were not attempted
+    /// (the statement was cancelled); the rows in `succeeded` took effect.
+    #[error("{}", report(.verb, *.failed, *.total, .detail, .outcomes))]
     PartialFailure {
         /// INSERT, UPDATE, DELETE or EXEC.
         verb: String,
-        /// Rows that failed.
+        /// Rows that were sent and did not certainly take effect (those that may have included).
         failed: usize,
-        /// Rows attempted.
+        /// Rows planned.
         total: usize,
         /// Every row's outcome.
         outcomes: Vec<RowOutcome>,
         /// Result rows of the rows that succeeded (secrets included), so none is lost.
         succeeded: Rows,
+        /// Counts and notes beyond `failed`.
+        detail: Box<WriteDetail>,
+    },
+    /// The statement was cancelled before it changed anything (or before a call was sent).
+    #[error("cancelled: {what}")]
+    Cancelled {
+        /// What was not done.
+        what: String,
     },
     /// A file could not be read or written.
     #[error("{}: {source}", .path.display())]
@@ -157,6 +199,22 @@ pub enum Error {
     /// An error from the query engine.
     #[error("{0}")]
     DataFusion(Box<DataFusionError>),
+}
+
+/// More about a bulk write that did not fully succeed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WriteDetail {
+    /// Of `failed`, the rows that may have taken effect (answer lost, or a 5xx).
+    pub uncertain: usize,
+    /// Rows never sent because the statement was cancelled.
+    pub not_attempted: usize,
+    /// Whether the statement was cancelled.
+    pub cancelled: bool,
+    /// Notes about single rows (a field that did not convert, the session's own token),
+    /// meant for stderr.
+    pub warnings: Vec<String>,
+    /// The secrets file the rows that took effect were appended to, if any.
+    pub secrets_file: Option<PathBuf>,
 }
 
 /// Result rows that may hold secrets: usable as `&[RecordBatch]`, while `Debug`
@@ -188,9 +246,34 @@ fn format_messages(errors: &[ApiMessage]) -> String {
 fn summarize(outcomes: &[RowOutcome]) -> String {
     outcomes
         .iter()
+        .filter(|o| o.state != RowState::NotAttempted)
         .filter_map(|o| o.error.as_ref().map(|e| format!("row {} ({}): {e}", o.row, o.id.as_deref().unwrap_or("no id"))))
         .collect::<Vec<_>>()
         .join("; ")
+}
+
+/// The one-line account of a write that did not fully succeed: what took effect, what may
+/// have, what failed and what was never sent.
+fn report(verb: &str, failed: usize, total: usize, detail: &WriteDetail, outcomes: &[RowOutcome]) -> String {
+    let WriteDetail { uncertain, not_attempted, cancelled, .. } = *detail;
+    let took = total - failed - not_attempted;
+    let mut text = if cancelled {
+        format!("{verb} cancelled: {took} of {total} rows took effect, {not_attempted} not attempted")
+    } else {
+        format!("{verb} failed for {failed} of {total} rows ({took} took effect)")
+    };
+    if cancelled && failed > 0 {
+        text.push_str(&format!(", {failed} failed"));
+    }
+    if uncertain > 0 {
+        text.push_str(&format!("; {uncertain} may have taken effect (see each row)"));
+    }
+    let rows = summarize(outcomes);
+    if !rows.is_empty() {
+        text.push_str(": ");
+        text.push_str(&rows);
+    }
+    text
 }
 
 impl From<DataFusionError> for Error {
@@ -227,6 +310,15 @@ impl Error {
             Error::Api { errors, .. } => errors.iter().map(|e| e.code).collect(),
             Error::RateLimited { code, .. } => code.iter().copied().collect(),
             _ => Vec::new(),
+        }
+    }
+
+    /// The error in one line: for a bulk write, the counts without every row's detail
+    /// (a printer shows the rows on lines of their own).
+    pub fn headline(&self) -> String {
+        match self {
+            Error::PartialFailure { verb, failed, total, detail, .. } => report(verb, *failed, *total, detail, &[]),
+            other => other.to_string(),
         }
     }
 

@@ -13,6 +13,7 @@
 //! Data flows one way: SQL -> [`sql::parse`] -> DataFusion plan -> [`table`] provider ->
 //! [`http`] client -> Arrow batches -> the caller (or the CLI's printer).
 
+pub mod cancel;
 pub mod catalog;
 #[cfg(feature = "cli")]
 pub mod cli;
@@ -20,6 +21,7 @@ pub mod config;
 pub mod engine;
 pub mod error;
 pub mod http;
+pub mod private_file;
 pub mod provider;
 mod session;
 #[cfg(feature = "sim")]
@@ -28,8 +30,9 @@ pub mod sql;
 pub mod table;
 
 pub use config::{Config, Credentials, FanoutErrors};
-pub use error::{Error, Result, RowOutcome, Rows};
-pub use session::{Output, Session, register};
+pub use cancel::Cancel;
+pub use error::{Error, Result, RowOutcome, RowState, Rows, WriteDetail};
+pub use session::{Output, Session, WriteSummary, register};
 
 /// Re-exports of DataFusion and Arrow, so embedders link the same versions.
 pub use datafusion;

@@ -12,6 +12,7 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 use datafusion::sql::parser::Statement as DfStatement;
 use datafusion::sql::sqlparser::ast::Statement;
 
+use crate::cancel::Cancel;
 use crate::catalog::register_catalog;
 use crate::config::Config;
 use crate::engine::{Engine, ProgressFn};
@@ -31,6 +32,20 @@ pub struct Output {
     pub batches: Vec<RecordBatch>,
     /// Notes for the user (dry-run summary, fan-out warnings), meant for stderr.
     pub warnings: Vec<String>,
+    /// Set for a write that took effect: a printer that cannot show the rows must say
+    /// what took effect and where the secrets went.
+    pub write: Option<WriteSummary>,
+}
+
+/// What a write statement did, for the caller to report when its rows cannot be shown.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WriteSummary {
+    /// INSERT, UPDATE, DELETE or EXEC.
+    pub verb: String,
+    /// Rows that took effect.
+    pub took_effect: usize,
+    /// The secrets file the returned secrets were appended to, if any.
+    pub secrets_file: Option<std::path::PathBuf>,
 }
 
 impl std::fmt::Debug for Output {
@@ -43,7 +58,7 @@ impl std::fmt::Debug for Output {
 impl Output {
     /// An output of these batches.
     pub fn from_batches(schema: SchemaRef, batches: Vec<RecordBatch>) -> Self {
-        Self { schema, batches, warnings: Vec::new() }
+        Self { schema, batches, warnings: Vec::new(), write: None }
     }
 
     /// Total rows.
@@ -142,20 +157,38 @@ impl Session {
 
     /// Runs one statement and returns its rows, schema and warnings.
     pub async fn execute(&self, sql: &str) -> Result<Output> {
+        self.execute_with(sql, &Cancel::new()).await
+    }
+
+    /// [`Session::execute`] that stops when `cancel` fires. A read stops at once. A write
+    /// starts no new call, waits for the calls already sent, keeps their outcomes (secrets
+    /// file, audit log, rows) and fails with [`Error::PartialFailure`] saying how many rows
+    /// took effect and how many were not attempted.
+    pub async fn execute_with(&self, sql: &str, cancel: &Cancel) -> Result<Output> {
         let vars = self.vars.lock().unwrap_or_else(|p| p.into_inner()).clone();
         let text = template::render(sql, &vars)?;
         let stmt = parse::parse(&text, &self.engine.registry)?;
-        let mut out = self.run(stmt, &text, false).await?;
+        let result = if stmt.is_write() {
+            // Never dropped mid-way: the write itself watches `cancel`.
+            self.run(stmt, &text, false, cancel).await
+        } else {
+            tokio::select! {
+                biased;
+                _ = cancel.cancelled() => Err(Error::Cancelled { what: "the statement was stopped".into() }),
+                r = self.run(stmt, &text, false, cancel) => r,
+            }
+        };
+        let mut out = result?;
         out.warnings.extend(self.engine.take_warnings());
         Ok(out)
     }
 
-    fn write_options<'a>(&self, text: &'a str, force_dry: bool) -> WriteOptions<'a> {
+    fn write_options<'a>(&self, text: &'a str, force_dry: bool, cancel: &Cancel) -> WriteOptions<'a> {
         let f = self.flags.lock().unwrap_or_else(|p| p.into_inner());
-        WriteOptions { dry_run: f.dry_run || force_dry, allow_unfiltered: f.allow_unfiltered, statement: text }
+        WriteOptions { dry_run: f.dry_run || force_dry, allow_unfiltered: f.allow_unfiltered, statement: text, cancel: cancel.clone() }
     }
 
-    async fn run(&self, stmt: CfqlStatement, text: &str, force_dry: bool) -> Result<Output> {
+    async fn run(&self, stmt: CfqlStatement, text: &str, force_dry: bool, cancel: &Cancel) -> Result<Output> {
         let reg = &self.engine.registry;
         let batch_out = |b: RecordBatch| Output::from_batches(b.schema(), vec![b]);
         match stmt {
@@ -163,11 +196,11 @@ impl Session {
                 let (schema, batches) = self.query_statement(*s).await?;
                 Ok(Output::from_batches(schema, batches))
             }
-            CfqlStatement::Insert(i) => write::insert(self, &i, &self.write_options(text, force_dry)).await,
-            CfqlStatement::Update(u) => write::update(self, &u, &self.write_options(text, force_dry)).await,
-            CfqlStatement::Delete(d) => write::delete(self, &d, &self.write_options(text, force_dry)).await,
-            CfqlStatement::Exec(e) => write::exec(self, &e, &self.write_options(text, force_dry)).await,
-            CfqlStatement::ExplainWrite(inner) => Box::pin(self.run(*inner, text, true)).await,
+            CfqlStatement::Insert(i) => write::insert(self, &i, &self.write_options(text, force_dry, cancel)).await,
+            CfqlStatement::Update(u) => write::update(self, &u, &self.write_options(text, force_dry, cancel)).await,
+            CfqlStatement::Delete(d) => write::delete(self, &d, &self.write_options(text, force_dry, cancel)).await,
+            CfqlStatement::Exec(e) => write::exec(self, &e, &self.write_options(text, force_dry, cancel)).await,
+            CfqlStatement::ExplainWrite(inner) => Box::pin(self.run(*inner, text, true, cancel)).await,
             CfqlStatement::ShowServices => Ok(batch_out(info::show_services(reg)?)),
             CfqlStatement::ShowResources(s) => Ok(batch_out(info::show_resources(reg, s.as_deref())?)),
             CfqlStatement::ShowMethods(t) => Ok(batch_out(info::show_methods(reg, &t)?)),

@@ -1,6 +1,6 @@
 //! Output formats: table, csv, tsv, json, ndjson, markdown. Timestamps print as RFC 3339
-//! UTC; JSON columns stay nested JSON in json/ndjson; tables truncate long cells only
-//! on terminals.
+//! UTC; JSON columns stay nested JSON in json/ndjson; tables shorten long cells only on
+//! terminals, only for reads, and never in a secret column.
 
 use std::io::Write;
 use std::str::FromStr;
@@ -11,7 +11,7 @@ use crate::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use crate::arrow::util::display::{ArrayFormatter, FormatOptions};
 use crate::arrow::util::pretty::pretty_format_batches;
 use crate::sql::values::cell_json;
-use crate::table::convert::JSON_METADATA;
+use crate::table::convert::{JSON_METADATA, SECRET_METADATA};
 use serde_json::{Map, Value};
 
 /// An output format.
@@ -103,8 +103,9 @@ fn truncate(batches: &[RecordBatch]) -> Vec<RecordBatch> {
             let cols: Vec<ArrayRef> = b
                 .columns()
                 .iter()
-                .map(|a| {
-                    if !matches!(a.data_type(), DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View) {
+                .zip(schema.fields())
+                .map(|(a, f)| {
+                    if f.metadata().contains_key(SECRET_METADATA) || !matches!(a.data_type(), DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View) {
                         return a.clone();
                     }
                     let cut: StringArray = text_cells(a)
@@ -143,8 +144,8 @@ fn truncate(batches: &[RecordBatch]) -> Vec<RecordBatch> {
 }
 
 /// Writes `batches` (with `schema`, for headers of empty results) in `format`.
-/// `terminal`: the output is a terminal (long cells are cut in tables).
-pub fn write(out: &mut dyn Write, format: Format, schema: &SchemaRef, batches: &[RecordBatch], terminal: bool) -> std::io::Result<()> {
+/// `cut`: shorten long cells in tables (on a terminal, for reads); secret columns never are.
+pub fn write(out: &mut dyn Write, format: Format, schema: &SchemaRef, batches: &[RecordBatch], cut: bool) -> std::io::Result<()> {
     let batches: Vec<RecordBatch> = batches.iter().filter(|b| b.num_rows() > 0).cloned().collect();
     match format {
         Format::Table => {
@@ -155,7 +156,7 @@ pub fn write(out: &mut dyn Write, format: Format, schema: &SchemaRef, batches: &
                 }
                 return writeln!(out, "(0 rows)");
             }
-            let shown = if terminal { truncate(&batches) } else { batches.clone() };
+            let shown = if cut { truncate(&batches) } else { batches.clone() };
             let text = pretty_format_batches(&shown).map_err(std::io::Error::other)?;
             writeln!(out, "{text}")?;
             let n: usize = batches.iter().map(|b| b.num_rows()).sum();

@@ -214,17 +214,56 @@ fn run_client(rt: &tokio::runtime::Runtime, cli: Cli, sources: Vec<Source>) -> E
         }
         scripts.push(("<stdin>".into(), text));
     }
+    let cancel = crate::Cancel::new();
+    catch_signals(rt, cancel.clone());
     let mut out = std::io::stdout().lock();
     for (name, text) in scripts {
         let (stmts, _) = split(&text);
         for st in stmts {
-            let result = rt.block_on(session.execute(&st.text));
-            if !printer.print(&mut out, result, &format!("{name}:{}: {}", st.line, snippet(&st.text))) {
+            if cancel.is_cancelled() {
+                eprintln!("error: interrupted; {name}:{}: {} and the statements after it were not run", st.line, snippet(&st.text));
                 return ExitCode::from(EXIT_FAILED);
+            }
+            let result = rt.block_on(session.execute_with(&st.text, &cancel));
+            match printer.print(&mut out, result, &format!("{name}:{}: {}", st.line, snippet(&st.text))) {
+                Printed::Ok => {}
+                Printed::Failed => return ExitCode::from(EXIT_FAILED),
+                Printed::OutputClosed => return ExitCode::SUCCESS,
             }
         }
     }
+    if cancel.is_cancelled() {
+        eprintln!("error: interrupted");
+        return ExitCode::from(EXIT_FAILED);
+    }
     ExitCode::SUCCESS
+}
+
+/// SIGINT and SIGTERM cancel the running statement instead of killing the process: a
+/// write starts no new call, and the answers of the calls already sent (their secrets)
+/// are kept, recorded and printed before cfql exits.
+fn catch_signals(rt: &tokio::runtime::Runtime, cancel: crate::Cancel) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let _guard = rt.enter();
+        let (Ok(mut int), Ok(mut term)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) else {
+            eprintln!("warning: cannot catch SIGINT/SIGTERM; an interrupted write may lose the answers of calls in flight");
+            return;
+        };
+        rt.spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = int.recv() => {}
+                    _ = term.recv() => {}
+                }
+                if !cancel.is_cancelled() {
+                    eprintln!("interrupted: no new call will start; waiting for the calls already sent (their results are kept)");
+                }
+                cancel.cancel();
+            }
+        });
+    }
 }
 
 /// The start of a statement, on one line, for error messages.
@@ -275,41 +314,92 @@ impl Printer {
     }
 
     /// Prints a statement's result (stdout) or error (stderr, prefixed with `where_`).
-    /// Returns false when the statement failed.
-    pub fn print(&self, out: &mut dyn Write, result: crate::Result<Output>, where_: &str) -> bool {
+    pub fn print(&self, out: &mut dyn Write, result: crate::Result<Output>, where_: &str) -> Printed {
         self.clear_progress();
-        let (format, terminal) = (self.format, self.terminal);
         match result {
             Ok(o) => {
-                if let Err(e) = format::write(out, format, &o.schema, &o.batches, terminal) {
-                    eprintln!("error: cannot write the output: {e}");
-                    return false;
-                }
-                let _ = out.flush();
+                // A write's rows hold what it did (and its secrets): never shortened.
+                let cut = self.terminal && o.write.is_none();
+                let written = write_all(out, self.format, &o.schema, &o.batches, cut);
                 for w in &o.warnings {
                     eprintln!("{w}");
                 }
-                true
-            }
-            Err(Error::PartialFailure { verb, failed, total, outcomes, succeeded }) => {
-                // The rows that succeeded (and their secrets) are printed first, so none is lost.
-                if let Some(schema) = succeeded.first().map(|b| b.schema()) {
-                    let _ = format::write(out, format, &schema, &succeeded, terminal);
-                    let _ = out.flush();
-                }
-                for o in &outcomes {
-                    match &o.error {
-                        None => eprintln!("  row {} ({}): ok", o.row, o.id.as_deref().unwrap_or("-")),
-                        Some(e) => eprintln!("  row {} ({}): error: {e}", o.row, o.id.as_deref().unwrap_or("-")),
+                match (written, &o.write) {
+                    (Ok(()), _) => Printed::Ok,
+                    (Err(e), None) if e.kind() == std::io::ErrorKind::BrokenPipe => Printed::OutputClosed,
+                    (Err(e), None) => {
+                        eprintln!("error: {where_}: cannot write the output: {e}");
+                        Printed::Failed
+                    }
+                    (Err(e), Some(w)) => {
+                        eprintln!("error: {where_}: cannot write the output ({e}): {}", lost_rows(&w.verb, w.took_effect, w.secrets_file.as_deref()));
+                        Printed::Failed
                     }
                 }
-                eprintln!("error: {where_}: {verb} failed for {failed} of {total} rows (the other rows took effect)");
-                false
+            }
+            Err(e @ Error::PartialFailure { .. }) => {
+                self.print_partial(out, &e, where_);
+                Printed::Failed
             }
             Err(e) => {
                 eprintln!("error: {where_}: {e}");
-                false
+                Printed::Failed
             }
         }
     }
+
+    /// A bulk write that did not fully succeed: the rows that took effect first (their
+    /// secrets must reach the user), then every row's outcome, then the counts.
+    fn print_partial(&self, out: &mut dyn Write, e: &Error, where_: &str) {
+        let Error::PartialFailure { verb, failed, total, outcomes, succeeded, detail } = e else {
+            return;
+        };
+        let crate::WriteDetail { not_attempted, warnings, secrets_file, .. } = detail.as_ref();
+        if let Some(schema) = succeeded.first().map(|b| b.schema())
+            && let Err(err) = write_all(out, self.format, &schema, succeeded, false)
+        {
+            let took = total - failed - not_attempted;
+            eprintln!("error: cannot write the output ({err}): {}", lost_rows(verb, took, secrets_file.as_deref()));
+        }
+        for w in warnings {
+            eprintln!("{w}");
+        }
+        for o in outcomes {
+            let id = o.id.as_deref().unwrap_or("-");
+            match (&o.error, o.state) {
+                (None, _) => eprintln!("  row {} ({id}): ok", o.row),
+                (Some(_), crate::RowState::NotAttempted) => eprintln!("  row {} ({id}): not attempted (cancelled)", o.row),
+                (Some(err), crate::RowState::MayHaveTakenEffect) => eprintln!("  row {} ({id}): may have taken effect: {err}", o.row),
+                (Some(err), _) => eprintln!("  row {} ({id}): error: {err}", o.row),
+            }
+        }
+        eprintln!("error: {where_}: {}", e.headline());
+    }
 }
+
+/// What became of a statement's printing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Printed {
+    /// Printed.
+    Ok,
+    /// The statement failed, or its output could not be written.
+    Failed,
+    /// The reader went away (`| head -1`): not an error, but stop.
+    OutputClosed,
+}
+
+/// Writes and flushes a result.
+fn write_all(out: &mut dyn Write, format: Format, schema: &crate::arrow::datatypes::SchemaRef, batches: &[crate::arrow::record_batch::RecordBatch], cut: bool) -> std::io::Result<()> {
+    format::write(out, format, schema, batches, cut)?;
+    out.flush()
+}
+
+/// What the user must know when a write's rows could not be shown.
+fn lost_rows(verb: &str, took_effect: usize, secrets_file: Option<&std::path::Path>) -> String {
+    let rows = format!("{took_effect} row(s) of this {verb} took effect");
+    match secrets_file {
+        Some(p) => format!("{rows}; the secrets they returned are in {}", p.display()),
+        None => format!("{rows}; any secret they returned could not be shown and is lost (pass --secrets-file to keep secrets on disk as they arrive)"),
+    }
+}
+

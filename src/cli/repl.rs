@@ -298,24 +298,28 @@ impl Interrupts {
 
 fn run_one(rt: &tokio::runtime::Runtime, session: &Session, printer: &Printer, interrupts: &mut Interrupts, sql: &str, timing: bool) {
     let start = Instant::now();
+    let cancel = crate::Cancel::new();
+    // Ctrl-C cancels the statement but never drops it: a write must keep the answers of
+    // the calls it already sent (their secrets), so the statement is awaited to its end.
     let result = rt.block_on(async {
         interrupts.drain();
-        tokio::select! {
-            r = session.execute(sql) => Some(r),
-            _ = interrupts.next() => None,
+        let run = session.execute_with(sql, &cancel);
+        tokio::pin!(run);
+        loop {
+            tokio::select! {
+                r = &mut run => break r,
+                _ = interrupts.next() => {
+                    if !cancel.is_cancelled() {
+                        printer.clear_progress();
+                        eprintln!("cancelling: no new call will start; waiting for the calls already sent");
+                    }
+                    cancel.cancel();
+                }
+            }
         }
     });
-    match result {
-        // Dropping the statement's future cancels its scans and their HTTP calls.
-        None => {
-            printer.clear_progress();
-            eprintln!("cancelled");
-        }
-        Some(r) => {
-            let mut out = std::io::stdout().lock();
-            printer.print(&mut out, r, "statement");
-        }
-    }
+    let mut out = std::io::stdout().lock();
+    printer.print(&mut out, result, "statement");
     if timing {
         eprintln!("time: {:.3}s", start.elapsed().as_secs_f64());
     }

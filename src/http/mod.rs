@@ -4,7 +4,7 @@
 pub mod envelope;
 
 use std::num::NonZeroU32;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -16,6 +16,7 @@ use tokio::sync::Semaphore;
 
 pub use envelope::{ApiResponse, ResultInfo};
 
+use crate::cancel::Cancel;
 use crate::config::{Config, Credentials};
 use crate::error::{Error, Result};
 
@@ -78,7 +79,8 @@ pub fn path_segment(param: &str, value: &str) -> Result<String> {
 pub struct Client {
     http: reqwest::Client,
     base_url: String,
-    credentials: Option<Credentials>,
+    /// Behind a lock because rolling the session's own token swaps in its new value.
+    credentials: RwLock<Option<Credentials>>,
     limiter: DefaultDirectRateLimiter,
     permits: Semaphore,
     max_retries: u32,
@@ -89,8 +91,22 @@ pub struct Client {
 
 impl std::fmt::Debug for Client {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Client").field("base_url", &self.base_url).field("credentials", &self.credentials).finish_non_exhaustive()
+        f.debug_struct("Client").field("base_url", &self.base_url).field("credentials", &self.credentials()).finish_non_exhaustive()
     }
+}
+
+/// What one attempt of a call came back with.
+enum Answer {
+    /// The server answered (any status).
+    Reply { status: StatusCode, retry_after: Option<u64>, body: bytes::Bytes },
+    /// No (complete) answer. `not_sent`: the request certainly did not reach the server.
+    Lost { not_sent: bool, detail: String },
+}
+
+/// What to do after an attempt.
+enum Step {
+    Done(Result<ApiResponse>),
+    RetryAfter(Duration),
 }
 
 impl Client {
@@ -121,7 +137,7 @@ impl Client {
         Ok(Arc::new(Self {
             http,
             base_url,
-            credentials: config.credentials.clone(),
+            credentials: RwLock::new(config.credentials.clone()),
             limiter: RateLimiter::direct(quota),
             permits: Semaphore::new(config.concurrency.max(1)),
             max_retries: config.max_retries,
@@ -141,6 +157,21 @@ impl Client {
         self.calls.load(Ordering::Relaxed)
     }
 
+    fn credentials(&self) -> Option<Credentials> {
+        self.credentials.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Whether the session authenticates with an API token (which can roll itself).
+    pub fn uses_api_token(&self) -> bool {
+        matches!(self.credentials(), Some(Credentials::ApiToken(_)))
+    }
+
+    /// Uses `token` from now on: after the session rolled the token it authenticates
+    /// with, the old value is dead and only the new one works.
+    pub fn replace_api_token(&self, token: String) {
+        *self.credentials.write().unwrap_or_else(|p| p.into_inner()) = Some(Credentials::ApiToken(token));
+    }
+
     fn backoff(&self, attempt: u32) -> Duration {
         let exp = self.base_delay.saturating_mul(1u32 << attempt.min(10));
         let jitter = rand::rng().random_range(0.5..1.5);
@@ -149,105 +180,142 @@ impl Client {
 
     /// Makes the call, retrying as its method allows, and decodes the envelope.
     pub async fn call(&self, req: &ApiRequest) -> Result<ApiResponse> {
-        let method = req.method.as_str().to_string();
-        let path = req.display_path();
-        let Some(creds) = &self.credentials else {
+        self.call_with(req, None).await
+    }
+
+    /// [`Client::call`], which gives up with [`Error::Cancelled`] once `cancel` fires, but
+    /// only while the request has not been sent: a call in flight is always awaited, so
+    /// the answer of a create or roll (its secret) is never dropped.
+    pub async fn call_with(&self, req: &ApiRequest, cancel: Option<&Cancel>) -> Result<ApiResponse> {
+        let Some(creds) = self.credentials() else {
             return Err(Error::Config(
                 "no Cloudflare credential: set CLOUDFLARE_API_TOKEN (or CLOUDFLARE_EMAIL and CLOUDFLARE_API_KEY), or use a --profile"
                     .into(),
             ));
         };
-        let url = format!("{}{}", self.base_url, req.path);
         let mut attempt: u32 = 0;
         let mut waited = Duration::ZERO;
         loop {
             attempt += 1;
-            self.limiter.until_ready().await;
-            let permit = self.permits.acquire().await.expect("semaphore is never closed");
-            let mut rb = self.http.request(req.method.clone(), &url).query(&req.query);
-            rb = match creds {
-                Credentials::ApiToken(t) => rb.bearer_auth(t),
-                Credentials::GlobalKey { email, key } => rb.header("X-Auth-Email", email).header("X-Auth-Key", key),
-            };
-            if let Some(b) = &req.body {
-                rb = rb.json(b);
-            }
-            self.calls.fetch_add(1, Ordering::Relaxed);
-            tracing::debug!(method = %method, path = %path, attempt, "calling Cloudflare");
-            let sent = rb.send().await;
-            let outcome = match sent {
-                Ok(resp) => {
-                    let status = resp.status();
-                    let retry_after = resp
-                        .headers()
-                        .get(reqwest::header::RETRY_AFTER)
-                        .and_then(|v| v.to_str().ok())
-                        .and_then(|v| v.trim().parse::<u64>().ok());
-                    match resp.bytes().await {
-                        Ok(body) => Ok((status, retry_after, body)),
-                        Err(e) => Err((false, e)),
-                    }
-                }
-                Err(e) => Err((e.is_connect(), e)),
-            };
-            drop(permit);
-            let can_wait = |d: Duration| attempt <= self.max_retries && waited + d <= self.retry_budget;
-            match outcome {
-                Ok((status, retry_after, body)) => {
-                    if status == StatusCode::TOO_MANY_REQUESTS {
-                        let wait = retry_after.map(Duration::from_secs).unwrap_or_else(|| self.backoff(attempt));
-                        if can_wait(wait) {
-                            tracing::warn!(method = %method, path = %path, wait_ms = wait.as_millis() as u64, "rate limited (429); retrying");
-                            tokio::time::sleep(wait).await;
-                            waited += wait;
-                            continue;
-                        }
-                        return Err(Error::RateLimited { method, path, code: envelope::first_code(&body), attempts: attempt, retry_after });
-                    }
-                    if status.is_redirection() {
-                        return Err(Error::Network {
-                            method,
-                            url: format!("{}{}", self.base_url, path),
-                            detail: format!(
-                                "HTTP {} redirect to another host refused (credentials are never sent to another host)",
-                                status.as_u16()
-                            ),
-                        });
-                    }
-                    if status.is_server_error() && req.idempotent() {
-                        let wait = self.backoff(attempt);
-                        if can_wait(wait) {
-                            tracing::warn!(method = %method, path = %path, status = status.as_u16(), "server error; retrying");
-                            tokio::time::sleep(wait).await;
-                            waited += wait;
-                            continue;
-                        }
-                    }
-                    return envelope::decode(&method, &path, status.as_u16(), &body);
-                }
-                Err((not_sent, e)) => {
-                    let detail = describe(e);
-                    if not_sent || req.idempotent() {
-                        let wait = self.backoff(attempt);
-                        if can_wait(wait) {
-                            tracing::warn!(method = %method, path = %path, error = %detail, "network error; retrying");
-                            tokio::time::sleep(wait).await;
-                            waited += wait;
-                            continue;
-                        }
-                    }
-                    if !not_sent && !req.idempotent() {
-                        return Err(Error::OutcomeUnknown {
-                            method,
-                            path,
-                            detail,
-                            check: req.check_hint.clone().unwrap_or_else(|| "list the resource and look for the object".into()),
-                        });
-                    }
-                    return Err(Error::Network { method, url: format!("{}{}", self.base_url, path), detail });
+            let answer = self.attempt(req, &creds, cancel).await?;
+            match self.judge(req, answer, attempt, waited) {
+                Step::Done(result) => return result,
+                Step::RetryAfter(wait) => {
+                    until_cancelled(cancel, tokio::time::sleep(wait), req).await?;
+                    waited = waited.saturating_add(wait);
                 }
             }
         }
+    }
+
+    /// One attempt: wait for the rate limiter and a connection slot (both cancellable,
+    /// nothing is sent yet), then send and read the whole answer.
+    async fn attempt(&self, req: &ApiRequest, creds: &Credentials, cancel: Option<&Cancel>) -> Result<Answer> {
+        until_cancelled(cancel, self.limiter.until_ready(), req).await?;
+        let _permit = until_cancelled(cancel, self.permits.acquire(), req).await?.expect("semaphore is never closed");
+        if cancel.is_some_and(Cancel::is_cancelled) {
+            return Err(not_sent(req));
+        }
+        let mut rb = self.http.request(req.method.clone(), format!("{}{}", self.base_url, req.path)).query(&req.query);
+        rb = match creds {
+            Credentials::ApiToken(t) => rb.bearer_auth(t),
+            Credentials::GlobalKey { email, key } => rb.header("X-Auth-Email", email).header("X-Auth-Key", key),
+        };
+        if let Some(b) = &req.body {
+            rb = rb.json(b);
+        }
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        tracing::debug!(method = %req.method, path = %req.display_path(), "calling Cloudflare");
+        Ok(match rb.send().await {
+            Ok(resp) => {
+                let status = resp.status();
+                let retry_after = resp
+                    .headers()
+                    .get(reqwest::header::RETRY_AFTER)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.trim().parse::<u64>().ok());
+                match resp.bytes().await {
+                    Ok(body) => Answer::Reply { status, retry_after, body },
+                    Err(e) => Answer::Lost { not_sent: false, detail: describe(e) },
+                }
+            }
+            Err(e) => Answer::Lost { not_sent: e.is_connect(), detail: describe(e) },
+        })
+    }
+
+    /// Decides what an attempt means: a result, or a wait and another attempt. A call that
+    /// may have acted (not a GET) is retried only when the server certainly did not act.
+    fn judge(&self, req: &ApiRequest, answer: Answer, attempt: u32, waited: Duration) -> Step {
+        let (method, path) = (req.method.as_str().to_string(), req.display_path());
+        let can_wait = |d: Duration| attempt <= self.max_retries && waited.saturating_add(d) <= self.retry_budget;
+        let (status, retry_after, body) = match answer {
+            Answer::Lost { not_sent, detail } => {
+                if (not_sent || req.idempotent()) && can_wait(self.backoff(attempt)) {
+                    tracing::warn!(method = %method, path = %path, error = %detail, "network error; retrying");
+                    return Step::RetryAfter(self.backoff(attempt));
+                }
+                if !not_sent && !req.idempotent() {
+                    return Step::Done(Err(outcome_unknown(req, format!("no answer ({detail})"))));
+                }
+                return Step::Done(Err(Error::Network { method, url: format!("{}{}", self.base_url, path), detail }));
+            }
+            Answer::Reply { status, retry_after, body } => (status, retry_after, body),
+        };
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            // A 429 means the server did nothing, so any call may wait and try again.
+            let wait = retry_after.map(Duration::from_secs).unwrap_or_else(|| self.backoff(attempt));
+            if can_wait(wait) {
+                tracing::warn!(method = %method, path = %path, wait_ms = wait.as_millis() as u64, "rate limited (429); retrying");
+                return Step::RetryAfter(wait);
+            }
+            return Step::Done(Err(Error::RateLimited { method, path, code: envelope::first_code(&body), attempts: attempt, retry_after }));
+        }
+        if status.is_redirection() {
+            let detail =
+                format!("HTTP {} redirect to another host refused (credentials are never sent to another host)", status.as_u16());
+            return Step::Done(Err(Error::Network { method, url: format!("{}{}", self.base_url, path), detail }));
+        }
+        if status.is_server_error() && req.idempotent() && can_wait(self.backoff(attempt)) {
+            tracing::warn!(method = %method, path = %path, status = status.as_u16(), "server error; retrying");
+            return Step::RetryAfter(self.backoff(attempt));
+        }
+        let decoded = envelope::decode(&method, &path, status.as_u16(), &body);
+        if req.idempotent() {
+            return Step::Done(decoded);
+        }
+        // A 5xx may come from a gateway after the API acted; an unreadable 2xx did act.
+        Step::Done(match decoded {
+            Err(e @ Error::Api { status: 500.., .. }) => {
+                Err(outcome_unknown(req, format!("{e} (a server error can come after the API acted)")))
+            }
+            Err(e @ Error::Decode { .. }) => Err(outcome_unknown(req, format!("{e}; the API accepted the call"))),
+            other => other,
+        })
+    }
+}
+
+/// `fut`, unless `cancel` fires first: then the request was not sent.
+async fn until_cancelled<T>(cancel: Option<&Cancel>, fut: impl std::future::Future<Output = T>, req: &ApiRequest) -> Result<T> {
+    match cancel {
+        None => Ok(fut.await),
+        Some(c) => tokio::select! {
+            biased;
+            _ = c.cancelled() => Err(not_sent(req)),
+            v = fut => Ok(v),
+        },
+    }
+}
+
+fn not_sent(req: &ApiRequest) -> Error {
+    Error::Cancelled { what: format!("{} {} was not sent", req.method, req.display_path()) }
+}
+
+fn outcome_unknown(req: &ApiRequest, detail: String) -> Error {
+    Error::OutcomeUnknown {
+        method: req.method.as_str().to_string(),
+        path: req.display_path(),
+        detail,
+        check: req.check_hint.clone().unwrap_or_else(|| "list the resource and look for the object".into()),
     }
 }
 

@@ -56,6 +56,10 @@ pub struct ResourceSpec {
     /// Path prefixes that scope the resource (account, zone).
     #[serde(default)]
     pub scopes: Vec<ScopeSpec>,
+    /// For API tokens: the path (with `{scope}`) that tells which token the session
+    /// authenticates with, so that a write on that token runs after every other call.
+    #[serde(default)]
+    pub verify: Option<String>,
     /// Columns, in table order.
     pub columns: Vec<ColumnSpec>,
     /// API methods.

@@ -72,7 +72,8 @@ pub fn router(state: Shared) -> Router {
         .with_state(state)
 }
 
-fn record(state: &Shared, method: &str, path: &str, route: &str, query: &str, body: &Bytes, auth: AuthKind) {
+/// Logs a request as received; returns its index for [`record_answer`].
+fn record(state: &Shared, method: &str, path: &str, route: &str, query: &str, body: &Bytes, auth: AuthKind) -> usize {
     let mut st = state.lock().unwrap_or_else(|p| p.into_inner());
     *st.log.counts.entry((method.to_string(), route.to_string())).or_insert(0) += 1;
     st.log.requests.push(RecordedRequest {
@@ -82,7 +83,19 @@ fn record(state: &Shared, method: &str, path: &str, route: &str, query: &str, bo
         query: query.into(),
         body: String::from_utf8_lossy(body).into_owned(),
         auth,
+        status: None,
+        dropped: false,
     });
+    st.log.requests.len() - 1
+}
+
+/// Completes a logged request with the answer it got (tests tell processed calls by it).
+fn record_answer(state: &Shared, index: usize, resp: &Response) {
+    let mut st = state.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(r) = st.log.requests.get_mut(index) {
+        r.status = Some(resp.status().as_u16());
+        r.dropped = resp.extensions().get::<DropConnection>().is_some();
+    }
 }
 
 fn auth_kind(req: &Request) -> AuthKind {
@@ -108,10 +121,17 @@ async fn gate(State(state): State<Shared>, matched: MatchedPath, req: Request, n
     let Ok(bytes) = axum::body::to_bytes(body, 4 << 20).await else {
         return error(413, codes::INVALID, "request body too large");
     };
-    record(&state, &method, &path, &route, &query, &bytes, auth);
+    let index = record(&state, &method, &path, &route, &query, &bytes, auth);
+    let resp = answer(&state, &method, &route, parts, bytes, next).await;
+    record_answer(&state, index, &resp);
+    resp
+}
+
+/// Faults, authentication, the rate limit, then the handler.
+async fn answer(state: &Shared, method: &str, route: &str, parts: axum::http::request::Parts, bytes: Bytes, next: Next) -> Response {
     let (decision, base_latency, retry_after) = {
         let mut st = state.lock().unwrap_or_else(|p| p.into_inner());
-        let d = st.faults.decide(&method, &route);
+        let d = st.faults.decide(method, route);
         (d, st.latency_ms, st.faults.retry_after())
     };
     let latency = base_latency + decision.latency_ms;

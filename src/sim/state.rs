@@ -50,6 +50,11 @@ pub struct RecordedRequest {
     pub body: String,
     /// Which credential scheme was used.
     pub auth: AuthKind,
+    /// The status of the answer (`None` while the request is being handled). A handler
+    /// status (200, 201) means the request was processed, even when `dropped`.
+    pub status: Option<u16>,
+    /// The connection was closed instead of sending the answer (fault injection).
+    pub dropped: bool,
 }
 
 /// Requests received, counted per method and route.

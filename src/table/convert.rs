@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use chrono::DateTime;
-use datafusion::arrow::array::{ArrayRef, BooleanBuilder, Float64Builder, Int64Builder, StringBuilder, TimestampMicrosecondBuilder};
+use datafusion::arrow::array::{new_null_array, ArrayRef, BooleanBuilder, Float64Builder, Int64Builder, StringBuilder, TimestampMicrosecondBuilder};
 use datafusion::arrow::datatypes::{Field, Schema, SchemaRef};
 use datafusion::arrow::record_batch::{RecordBatch, RecordBatchOptions};
 use serde_json::Value;
@@ -14,13 +14,22 @@ use crate::provider::{ColumnSpec, ColumnType};
 /// Field metadata key marking a text column that holds JSON (printers nest it in JSON output).
 pub const JSON_METADATA: &str = "cfql.json";
 
+/// Field metadata key marking a column that holds a secret (printers never shorten it).
+pub const SECRET_METADATA: &str = "cfql.secret";
+
 /// The Arrow schema of these columns (all nullable; JSON columns marked with [`JSON_METADATA`]).
 pub fn schema_of<'a>(cols: impl IntoIterator<Item = &'a ColumnSpec>) -> SchemaRef {
     Arc::new(Schema::new(
         cols.into_iter()
             .map(|c| {
-                let f = Field::new(&c.name, c.ty.arrow(), true);
-                if c.ty == ColumnType::Json { f.with_metadata([(JSON_METADATA.to_string(), "true".to_string())].into()) } else { f }
+                let mut meta = std::collections::HashMap::new();
+                if c.ty == ColumnType::Json {
+                    meta.insert(JSON_METADATA.to_string(), "true".to_string());
+                }
+                if c.secret {
+                    meta.insert(SECRET_METADATA.to_string(), "true".to_string());
+                }
+                Field::new(&c.name, c.ty.arrow(), true).with_metadata(meta)
             })
             .collect::<Vec<_>>(),
     ))
@@ -67,84 +76,113 @@ fn cell<'a>(obj: &'a Value, col: &ColumnSpec, scope: &'a [(String, Option<String
     }
 }
 
-/// Builds a batch of `rows` for `cols` (which match `schema` in order). `endpoint`
-/// names the call the rows came from, for errors.
+/// Builds a batch of `rows` for `cols` (which match `schema` in order). `method` and
+/// `endpoint` name the call the rows came from, for errors.
 pub fn rows_to_batch(
     schema: &SchemaRef,
     cols: &[ColumnSpec],
     rows: &[Value],
     scope: &[(String, Option<String>)],
+    method: &str,
     endpoint: &str,
 ) -> Result<RecordBatch> {
     let mut arrays: Vec<ArrayRef> = Vec::with_capacity(cols.len());
     for col in cols {
-        let bad = |v: &Value, what: &str| Error::Decode {
-            method: "GET".into(),
+        let array = column_array(col, rows, scope).map_err(|detail| Error::Decode {
+            method: method.into(),
             path: endpoint.into(),
             status: 200,
-            detail: format!("column {}: expected {what}, got {v}", col.name),
-        };
-        let array: ArrayRef = match col.ty {
-            ColumnType::Utf8 => {
-                let mut b = StringBuilder::with_capacity(rows.len(), rows.len() * 16);
-                for r in rows {
-                    b.append_option(cell(r, col, scope).map(|v| value_text(&v)));
-                }
-                Arc::new(b.finish())
-            }
-            ColumnType::Json => {
-                let mut b = StringBuilder::with_capacity(rows.len(), rows.len() * 64);
-                for r in rows {
-                    b.append_option(cell(r, col, scope).map(|v| normalise(&v, col).to_string()));
-                }
-                Arc::new(b.finish())
-            }
-            ColumnType::Timestamp => {
-                let mut b = TimestampMicrosecondBuilder::with_capacity(rows.len()).with_timezone("UTC");
-                for r in rows {
-                    match cell(r, col, scope) {
-                        None => b.append_null(),
-                        Some(v) => match v.as_str().and_then(parse_timestamp) {
-                            Some(t) => b.append_value(t),
-                            None => return Err(bad(&v, "an RFC 3339 date-time")),
-                        },
-                    }
-                }
-                Arc::new(b.finish())
-            }
-            ColumnType::Int64 => {
-                let mut b = Int64Builder::with_capacity(rows.len());
-                for r in rows {
-                    match cell(r, col, scope) {
-                        None => b.append_null(),
-                        Some(v) => b.append_value(v.as_i64().ok_or_else(|| bad(&v, "an integer"))?),
-                    }
-                }
-                Arc::new(b.finish())
-            }
-            ColumnType::Float64 => {
-                let mut b = Float64Builder::with_capacity(rows.len());
-                for r in rows {
-                    match cell(r, col, scope) {
-                        None => b.append_null(),
-                        Some(v) => b.append_value(v.as_f64().ok_or_else(|| bad(&v, "a number"))?),
-                    }
-                }
-                Arc::new(b.finish())
-            }
-            ColumnType::Boolean => {
-                let mut b = BooleanBuilder::with_capacity(rows.len());
-                for r in rows {
-                    match cell(r, col, scope) {
-                        None => b.append_null(),
-                        Some(v) => b.append_value(v.as_bool().ok_or_else(|| bad(&v, "true or false"))?),
-                    }
-                }
-                Arc::new(b.finish())
-            }
-        };
+            detail,
+        })?;
         arrays.push(array);
     }
-    let opts = RecordBatchOptions::new().with_row_count(Some(rows.len()));
+    batch(schema, arrays, rows.len())
+}
+
+/// One row of a write's result. A call that took effect must never be reported as failed
+/// because of its answer's shape, so a cell the manifest type cannot hold becomes NULL and
+/// is described in the returned list instead of failing the row.
+pub fn row_lenient(
+    schema: &SchemaRef,
+    cols: &[ColumnSpec],
+    obj: &Value,
+    scope: &[(String, Option<String>)],
+) -> Result<(RecordBatch, Vec<String>)> {
+    let rows = std::slice::from_ref(obj);
+    let mut problems = Vec::new();
+    let mut arrays: Vec<ArrayRef> = Vec::with_capacity(cols.len());
+    for col in cols {
+        arrays.push(column_array(col, rows, scope).unwrap_or_else(|detail| {
+            problems.push(detail);
+            new_null_array(&col.ty.arrow(), 1)
+        }));
+    }
+    Ok((batch(schema, arrays, 1)?, problems))
+}
+
+fn batch(schema: &SchemaRef, arrays: Vec<ArrayRef>, rows: usize) -> Result<RecordBatch> {
+    let opts = RecordBatchOptions::new().with_row_count(Some(rows));
     RecordBatch::try_new_with_options(schema.clone(), arrays, &opts).map_err(|e| Error::DataFusion(Box::new(e.into())))
+}
+
+/// The Arrow array of one column over `rows`; `Err` describes the first value the column's
+/// type cannot hold.
+fn column_array(col: &ColumnSpec, rows: &[Value], scope: &[(String, Option<String>)]) -> std::result::Result<ArrayRef, String> {
+    let bad = |v: &Value, what: &str| format!("column {}: expected {what}, got {v}", col.name);
+    Ok(match col.ty {
+        ColumnType::Utf8 => {
+            let mut b = StringBuilder::with_capacity(rows.len(), rows.len() * 16);
+            for r in rows {
+                b.append_option(cell(r, col, scope).map(|v| value_text(&v)));
+            }
+            Arc::new(b.finish())
+        }
+        ColumnType::Json => {
+            let mut b = StringBuilder::with_capacity(rows.len(), rows.len() * 64);
+            for r in rows {
+                b.append_option(cell(r, col, scope).map(|v| normalise(&v, col).to_string()));
+            }
+            Arc::new(b.finish())
+        }
+        ColumnType::Timestamp => {
+            let mut b = TimestampMicrosecondBuilder::with_capacity(rows.len()).with_timezone("UTC");
+            for r in rows {
+                match cell(r, col, scope) {
+                    None => b.append_null(),
+                    Some(v) => b.append_value(v.as_str().and_then(parse_timestamp).ok_or_else(|| bad(&v, "an RFC 3339 date-time"))?),
+                }
+            }
+            Arc::new(b.finish())
+        }
+        ColumnType::Int64 => {
+            let mut b = Int64Builder::with_capacity(rows.len());
+            for r in rows {
+                match cell(r, col, scope) {
+                    None => b.append_null(),
+                    Some(v) => b.append_value(v.as_i64().ok_or_else(|| bad(&v, "an integer"))?),
+                }
+            }
+            Arc::new(b.finish())
+        }
+        ColumnType::Float64 => {
+            let mut b = Float64Builder::with_capacity(rows.len());
+            for r in rows {
+                match cell(r, col, scope) {
+                    None => b.append_null(),
+                    Some(v) => b.append_value(v.as_f64().ok_or_else(|| bad(&v, "a number"))?),
+                }
+            }
+            Arc::new(b.finish())
+        }
+        ColumnType::Boolean => {
+            let mut b = BooleanBuilder::with_capacity(rows.len());
+            for r in rows {
+                match cell(r, col, scope) {
+                    None => b.append_null(),
+                    Some(v) => b.append_value(v.as_bool().ok_or_else(|| bad(&v, "true or false"))?),
+                }
+            }
+            Arc::new(b.finish())
+        }
+    })
 }

@@ -185,7 +185,8 @@ impl ScanJob {
             while let Some((scope, id, r)) = results.next().await {
                 match r {
                     Ok(Some(obj)) => {
-                        let batch = rows_to_batch(&self.schema, &self.cols, &[obj], &scope.values, &id)?;
+                        let path = Engine::fill_path(resource, method, &scope, Some(&id)).unwrap_or(id);
+                        let batch = rows_to_batch(&self.schema, &self.cols, &[obj], &scope.values, "GET", &path)?;
                         if tx.send(Ok(batch)).await.is_err() {
                             return Ok(());
                         }
@@ -211,7 +212,7 @@ impl ScanJob {
                     Ok((endpoint, rows)) => {
                         pages += 1;
                         rows_sent += rows.len() as u64;
-                        let batch = rows_to_batch(&self.schema, &self.cols, &rows, &scope.values, &endpoint)?;
+                        let batch = rows_to_batch(&self.schema, &self.cols, &rows, &scope.values, "GET", &endpoint)?;
                         self.engine.report_progress(&table, pages, rows_sent);
                         if tx.send(Ok(batch)).await.is_err() {
                             return Ok(());

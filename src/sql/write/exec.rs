@@ -7,7 +7,7 @@ use super::*;
 use crate::sql::parse::ExecStatement;
 
 /// Values of an EXEC param: a literal, a scalar expression, or every row of a subquery.
-async fn param_values(session: &Session, e: &Expr) -> Result<Vec<Value>> {
+async fn param_values(session: &Session, e: &Expr, cancel: &Cancel) -> Result<Vec<Value>> {
     if let Expr::Value(v) = e {
         return Ok(vec![match &v.value {
             ast::Value::SingleQuotedString(s) | ast::Value::DoubleQuotedString(s) => json!(s),
@@ -21,7 +21,7 @@ async fn param_values(session: &Session, e: &Expr) -> Result<Vec<Value>> {
         Expr::Subquery(q) => q.to_string(),
         other => format!("SELECT {other}"),
     };
-    let batches = session.query(&sql).await?;
+    let batches = read(session, &sql, cancel).await?;
     Ok(batches_positional(&batches).into_iter().filter_map(|r| r.into_iter().next()).collect())
 }
 
@@ -74,7 +74,13 @@ pub async fn exec(session: &Session, ex: &ExecStatement, opts: &WriteOptions<'_>
                 accepted.iter().map(|a| format!("@{a}")).collect::<Vec<_>>().join(", ")
             )));
         }
-        values.push((canonical, param_values(session, expr).await?));
+        if values.iter().any(|(p, _)| p == &canonical) {
+            return Err(Error::InvalidInput(format!(
+                "EXEC {table}.{}: @{canonical} is given twice; give each parameter once (a subquery runs the method once per row)",
+                method.name
+            )));
+        }
+        values.push((canonical, param_values(session, expr, &opts.cancel).await?));
     }
     let multi: Vec<_> = values.iter().filter(|(_, v)| v.len() != 1).map(|(n, _)| n.clone()).collect();
     if multi.len() > 1 {
@@ -104,7 +110,7 @@ pub async fn exec(session: &Session, ex: &ExecStatement, opts: &WriteOptions<'_>
     let base_body = match &ex.json {
         None => Map::new(),
         Some(e) => {
-            let text = param_values(session, e).await?.into_iter().next().unwrap_or(Value::Null);
+            let text = param_values(session, e, &opts.cancel).await?.into_iter().next().unwrap_or(Value::Null);
             match text.as_str().map(serde_json::from_str::<Value>) {
                 Some(Ok(Value::Object(m))) => m,
                 Some(Ok(_)) => return Err(Error::InvalidInput("@@json must be a JSON object".into())),
@@ -126,7 +132,16 @@ pub async fn exec(session: &Session, ex: &ExecStatement, opts: &WriteOptions<'_>
             }
         }
         let scope = scope_of_row(session.engine(), &resource, &method, &scope_row)?;
-        let id = id_param.as_deref().and_then(pick).map(|v| crate::table::convert::value_text(&v));
+        let id_value = id_param.as_deref().and_then(pick);
+        if id_value.as_ref().is_some_and(Value::is_null) {
+            let idp = id_param.as_deref().unwrap_or("id");
+            return Err(Error::InvalidInput(format!(
+                "EXEC {table}.{}: @{idp} is NULL in row {} of its values; nothing was sent (filter NULLs out of the subquery)",
+                method.name,
+                i + 1
+            )));
+        }
+        let id = id_value.map(|v| crate::table::convert::value_text(&v));
         let path = Engine::fill_path(&resource, &method, &scope, id.as_deref())?;
         let mut body = base_body.clone();
         for b in &method.body {

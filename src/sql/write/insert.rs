@@ -6,8 +6,29 @@ use super::coerce::coerce;
 use super::*;
 use crate::sql::parse::name_parts;
 
+/// Clauses of INSERT that cfql does not carry out: refused, never ignored.
+fn refuse_unsupported(ins: &ast::Insert) -> Result<()> {
+    let clause = if ins.on.is_some() {
+        "ON CONFLICT / ON DUPLICATE KEY"
+    } else if ins.or.is_some() || ins.ignore || ins.replace_into {
+        "OR / IGNORE / REPLACE INTO"
+    } else if ins.overwrite || ins.partitioned.is_some() || !ins.after_columns.is_empty() {
+        "OVERWRITE / PARTITION"
+    } else if !ins.assignments.is_empty() {
+        "SET assignments"
+    } else if ins.output.is_some() {
+        "OUTPUT"
+    } else if ins.settings.is_some() || ins.format_clause.is_some() || ins.insert_alias.is_some() || ins.priority.is_some() {
+        "dialect options"
+    } else {
+        return Ok(());
+    };
+    Err(unsupported("INSERT", clause, "Use INSERT INTO table (columns) VALUES (...) | SELECT ... [RETURNING ...]."))
+}
+
 /// INSERT: one create call per source row, after every row validated.
 pub async fn insert(session: &Session, ins: &ast::Insert, opts: &WriteOptions<'_>) -> Result<Output> {
+    refuse_unsupported(ins)?;
     let TableObject::TableName(name) = &ins.table else { return Err(Error::Sql("INSERT needs a table name".into())) };
     let resource = resolve_target(session, &name_parts(name))?;
     let method = method_for(&resource, Verb::Insert, false)?;
@@ -34,7 +55,7 @@ pub async fn insert(session: &Session, ins: &ast::Insert, opts: &WriteOptions<'_
         }
     }
     let source = ins.source.as_ref().ok_or_else(|| Error::Sql("INSERT needs VALUES or SELECT".into()))?;
-    let batches = session.query(&source.to_string()).await?;
+    let batches = read(session, &source.to_string(), &opts.cancel).await?;
     let rows = batches_positional(&batches);
     let mut errors = Vec::new();
     let mut calls = Vec::new();

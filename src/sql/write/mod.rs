@@ -9,21 +9,19 @@ mod delete;
 mod exec;
 mod insert;
 mod record;
+mod run;
 mod update;
 
 pub use delete::delete;
 pub use exec::exec;
 pub use insert::insert;
-pub use record::append_line;
 pub use update::update;
 
 use std::collections::BTreeMap;
 
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
-use datafusion::sql::sqlparser::ast::{Expr, SelectItem};
-use futures::StreamExt;
-use futures::stream;
+use datafusion::sql::sqlparser::ast::{self, Expr, SelectItem};
 use reqwest::Method;
 use serde_json::{Map, Value, json};
 
@@ -31,12 +29,13 @@ use super::info::text_batch;
 use super::parse::{closest, unknown_table};
 use super::values::cell_json;
 use crate::engine::{Engine, ScopeBinding, ScopeSource, scope_binding};
+use crate::cancel::Cancel;
 use crate::error::{Error, Result, RowOutcome};
 use crate::http::ApiRequest;
 use crate::provider::{ColumnSpec, ColumnType, MethodSpec, Resource, ResponseShape, Verb};
 use crate::session::{Output, Session};
-use crate::table::convert::{rows_to_batch, schema_of};
-use record::{audit, save_secrets};
+use crate::table::convert::schema_of;
+use run::run_calls;
 
 /// Envelope members RETURNING may name (StackQL style).
 const ENVELOPE: &[(&str, ColumnType)] =
@@ -50,6 +49,8 @@ pub struct WriteOptions<'a> {
     pub allow_unfiltered: bool,
     /// The statement text (for the audit log).
     pub statement: &'a str,
+    /// Fires on Ctrl-C / SIGTERM / a client's cancel: no new call starts after it.
+    pub cancel: Cancel,
 }
 
 /// One call a write will make.
@@ -218,122 +219,13 @@ fn result_columns(resource: &Resource, method: &MethodSpec, verb: Verb, returnin
     }
 }
 
-/// Runs the planned calls (or lists them, in a dry run) and builds the result.
-async fn run_calls(
-    session: &Session,
-    resource: &Resource,
-    method: &MethodSpec,
-    verb: Verb,
-    calls: Vec<PlannedCall>,
-    returning: &Returning,
-    opts: &WriteOptions<'_>,
-) -> Result<Output> {
-    let engine = session.engine().clone();
-    if opts.dry_run {
-        let rows = calls
-            .iter()
-            .map(|c| {
-                vec![
-                    c.row.to_string(),
-                    c.request.method.to_string(),
-                    c.request.display_path(),
-                    c.request.body.as_ref().map(|b| b.to_string()).unwrap_or_default(),
-                ]
-            })
-            .collect();
-        let batch = text_batch(&["row", "method", "path", "body"], rows)?;
-        let mut out = Output::from_batches(batch.schema(), vec![batch]);
-        out.warnings.push(format!("dry run: {} call(s) listed, none sent", calls.len()));
-        return Ok(out);
+/// Runs a read that a write depends on. Cancel stops it at once: nothing was changed yet.
+async fn read(session: &Session, sql: &str, cancel: &Cancel) -> Result<Vec<RecordBatch>> {
+    tokio::select! {
+        biased;
+        _ = cancel.cancelled() => Err(Error::Cancelled { what: "stopped while reading what to change; nothing was changed".into() }),
+        r = session.query(sql) => r,
     }
-    let cols = result_columns(resource, method, verb, returning)?;
-    let schema: SchemaRef = schema_of(&cols);
-    let total = calls.len();
-    let conc = engine.config.concurrency.max(1);
-    let table = resource.qualified_name();
-    let results: Vec<(PlannedCall, Result<crate::http::ApiResponse>)> = stream::iter(calls)
-        .map(|c| {
-            let engine = engine.clone();
-            async move {
-                let r = engine.client.call(&c.request).await;
-                (c, r)
-            }
-        })
-        .buffered(conc)
-        .collect()
-        .await;
-    let mut outcomes = Vec::new();
-    let mut batches = Vec::new();
-    let mut failed = 0;
-    for (call, r) in results {
-        audit(&engine, opts.statement, &call, r.as_ref().map(|x| x.status));
-        match r {
-            Ok(resp) => {
-                let mut obj = call.prior.clone();
-                match (method.response, &resp.result) {
-                    (ResponseShape::Value, v) => {
-                        if let Some(c) = &method.result_column {
-                            obj.insert(c.clone(), v.clone());
-                        }
-                    }
-                    (_, Value::Object(m)) => {
-                        for (k, v) in m {
-                            obj.insert(k.clone(), v.clone());
-                        }
-                    }
-                    _ => {}
-                }
-                if let (Some(id), Some(idspec)) = (&call.id, &resource.spec.id) {
-                    obj.entry(idspec.column.clone()).or_insert_with(|| json!(id));
-                    obj.insert(idspec.param.clone(), json!(id));
-                }
-                for (col, v) in &call.scope.values {
-                    if let Some(v) = v {
-                        obj.insert(col.clone(), json!(v));
-                    }
-                }
-                obj.insert("success".into(), json!(true));
-                obj.insert("errors".into(), json!([]));
-                obj.insert("messages".into(), resp.messages.clone());
-                obj.insert("result".into(), resp.result.clone());
-                let id = obj.get("id").and_then(Value::as_str).map(str::to_string).or(call.id.clone());
-                let saved = save_secrets(&engine, resource, &obj);
-                let value = Value::Object(obj);
-                let batch = rows_to_batch(&schema, &cols, std::slice::from_ref(&value), &call.scope.values, &table)?;
-                batches.push(batch);
-                outcomes.push(RowOutcome { row: call.row, id, error: None });
-                if let Err(e) = saved {
-                    engine.warn(format!(
-                        "warning: the secret of row {} was NOT written to the secrets file: {e}; it is in the result above",
-                        call.row
-                    ));
-                }
-            }
-            Err(e) => {
-                failed += 1;
-                outcomes.push(RowOutcome { row: call.row, id: call.id.clone(), error: Some(e.to_string()) });
-                if total == 1 {
-                    return Err(e);
-                }
-            }
-        }
-    }
-    if failed > 0 {
-        return Err(Error::PartialFailure {
-            verb: match verb {
-                Verb::Insert => "INSERT",
-                Verb::Update => "UPDATE",
-                Verb::Delete => "DELETE",
-                _ => "EXEC",
-            }
-            .into(),
-            failed,
-            total,
-            outcomes,
-            succeeded: crate::error::Rows(batches),
-        });
-    }
-    Ok(Output::from_batches(schema, batches))
 }
 
 /// The request of a method call on `path`, with an optional JSON body.
@@ -353,6 +245,49 @@ fn batches_positional(batches: &[RecordBatch]) -> Vec<Vec<Value>> {
 
 fn http_method(m: &MethodSpec) -> Result<Method> {
     Method::from_bytes(m.http.as_bytes()).map_err(|_| Error::Config(format!("bad HTTP method {}", m.http)))
+}
+
+/// The read that picks the rows of an UPDATE or DELETE: its WHERE, ORDER BY and LIMIT.
+struct ReadSpec<'a> {
+    alias: Option<String>,
+    selection: Option<&'a Expr>,
+    order_limit: String,
+}
+
+impl ReadSpec<'_> {
+    /// `SELECT *<extra> FROM table [AS alias] [WHERE ...] [ORDER BY ...] [LIMIT n]`.
+    fn select(&self, resource: &Resource, extra: &str) -> String {
+        format!(
+            "SELECT *{extra} FROM {}{}{}{}",
+            resource.qualified_name(),
+            self.alias.as_ref().map(|a| format!(" AS {a}")).unwrap_or_default(),
+            self.selection.map(|w| format!(" WHERE {w}")).unwrap_or_default(),
+            self.order_limit
+        )
+    }
+}
+
+fn unsupported(statement: &str, clause: &str, hint: &str) -> Error {
+    Error::UnsupportedClause { statement: statement.into(), clause: clause.into(), hint: hint.into() }
+}
+
+/// ` ORDER BY ... LIMIT n` of an UPDATE or DELETE, for the read that picks its rows.
+fn order_and_limit(order_by: &[ast::OrderByExpr], limit: Option<&Expr>) -> String {
+    let mut text = String::new();
+    if !order_by.is_empty() {
+        text.push_str(&format!(" ORDER BY {}", order_by.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")));
+    }
+    if let Some(l) = limit {
+        text.push_str(&format!(" LIMIT {l}"));
+    }
+    text
+}
+
+/// The statement that shows whether a call on object `id` took effect.
+fn check_by_id(resource: &Resource, scope: &ScopeBinding, id: &str) -> String {
+    let idcol = resource.spec.id.as_ref().map(|i| i.column.as_str()).unwrap_or("id");
+    let scopes: String = scope.values.iter().filter_map(|(c, v)| v.as_ref().map(|v| format!(" AND {c} = '{v}'"))).collect();
+    format!("SELECT * FROM {} WHERE {idcol} = '{}'{scopes}", resource.qualified_name(), id.replace('\'', "''"))
 }
 
 fn refuse_unfiltered(verb: &str, resource: &Resource) -> Error {

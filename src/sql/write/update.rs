@@ -6,9 +6,28 @@ use super::coerce::coerce;
 use super::*;
 use crate::sql::parse::name_parts;
 
+/// Clauses of UPDATE that cfql does not carry out: refused, never ignored.
+fn refuse_unsupported(up: &ast::Update) -> Result<()> {
+    let hint = "Pick the rows with WHERE (a subquery works: WHERE id IN (SELECT ...))";
+    if up.from.is_some() {
+        return Err(unsupported("UPDATE", "FROM", hint));
+    }
+    if !up.table.joins.is_empty() {
+        return Err(unsupported("UPDATE", "a join", hint));
+    }
+    if up.or.is_some() {
+        return Err(unsupported("UPDATE", "OR <conflict resolution>", "Remove it."));
+    }
+    if up.output.is_some() {
+        return Err(unsupported("UPDATE", "OUTPUT", "Use RETURNING."));
+    }
+    Ok(())
+}
+
 /// UPDATE / REPLACE: read each matching object, apply the assignments, PUT the whole object.
 pub async fn update(session: &Session, up: &ast::Update, opts: &WriteOptions<'_>) -> Result<Output> {
-    let TableFactor::Table { name, .. } = &up.table.relation else { return Err(Error::Sql("UPDATE needs a table name".into())) };
+    refuse_unsupported(up)?;
+    let TableFactor::Table { name, alias, .. } = &up.table.relation else { return Err(Error::Sql("UPDATE needs a table name".into())) };
     let resource = resolve_target(session, &name_parts(name))?;
     let method = method_for(&resource, Verb::Update, true)?;
     let returning = parse_returning(up.returning.as_ref())?;
@@ -30,16 +49,19 @@ pub async fn update(session: &Session, up: &ast::Update, opts: &WriteOptions<'_>
                 method.body.join(", ")
             )));
         }
+        if assigned.iter().any(|(c, _)| c == &col) {
+            return Err(Error::InvalidInput(format!("UPDATE {}: column '{col}' is assigned twice", resource.qualified_name())));
+        }
         assigned.push((col, a.value.to_string()));
     }
     let sets: Vec<String> = assigned.iter().enumerate().map(|(i, (_, e))| format!(", {e} AS __cfql_set_{i}")).collect();
-    let select = format!(
-        "SELECT *{} FROM {}{}",
-        sets.concat(),
-        resource.qualified_name(),
-        up.selection.as_ref().map(|w| format!(" WHERE {w}")).unwrap_or_default()
-    );
-    let rows = batch_rows(&session.query(&select).await?);
+    let picks = ReadSpec {
+        alias: alias.as_ref().map(|a| a.name.to_string()),
+        selection: up.selection.as_ref(),
+        order_limit: order_and_limit(&up.order_by, up.limit.as_ref()),
+    };
+    let select = picks.select(&resource, &sets.concat());
+    let rows = batch_rows(&read(session, &select, &opts.cancel).await?);
     let idcol = spec.id.as_ref().map(|i| i.column.clone()).unwrap_or_else(|| "id".into());
     let mut errors = Vec::new();
     let mut calls = Vec::new();
@@ -70,7 +92,8 @@ pub async fn update(session: &Session, up: &ast::Update, opts: &WriteOptions<'_>
         match (&scope, &id, row_errors.is_empty()) {
             (Ok(scope), Some(id), true) => {
                 let path = Engine::fill_path(&resource, &method, scope, Some(id))?;
-                let req = request(&method, path, Some(body))?;
+                let mut req = request(&method, path, Some(body))?;
+                req.check_hint = Some(check_by_id(&resource, scope, id));
                 calls.push(PlannedCall { row: rowno, id: Some(id.clone()), scope: scope.clone(), request: req, prior: current });
             }
             _ => {

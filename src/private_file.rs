@@ -1,0 +1,92 @@
+//! Opening the files that hold private data (the secrets file, the audit log, the REPL
+//! history): appended to, created with mode 0600, never reached through a symbolic link.
+
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::path::Path;
+
+/// What to do when an existing file can be read by group or others.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shared {
+    /// Refuse it: secrets must not land in a file others can read.
+    Refuse,
+    /// Set its mode to 0600 (the REPL history: cfql's own file).
+    Tighten,
+    /// Leave it (the audit log holds no secrets; a team may share it on purpose).
+    Keep,
+}
+
+/// Opens `path` for appending, creating it with mode 0600. A symbolic link is refused,
+/// and so is anything but a regular file. `shared` says what to do with a file whose mode
+/// lets group or others in.
+pub fn open_append(path: &Path, shared: Shared) -> io::Result<File> {
+    let mut opts = OpenOptions::new();
+    opts.create(true).append(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600).custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC);
+    }
+    let file = opts.open(path).map_err(|e| {
+        if e.raw_os_error() == Some(ELOOP) {
+            io::Error::new(e.kind(), "is a symbolic link; cfql does not follow links for files that hold private data (name the real file)")
+        } else {
+            e
+        }
+    })?;
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "is not a regular file"));
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            match shared {
+                Shared::Refuse => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::PermissionDenied,
+                        format!(
+                            "can be read by others (mode {mode:o}); secrets are only written to a file of mode 600: run `chmod 600 {}` or name a new file",
+                            path.display()
+                        ),
+                    ));
+                }
+                Shared::Tighten => file.set_permissions(std::fs::Permissions::from_mode(0o600))?,
+                Shared::Keep => {}
+            }
+        }
+    }
+    let _ = shared;
+    Ok(file)
+}
+
+#[cfg(unix)]
+const ELOOP: i32 = libc::ELOOP;
+#[cfg(not(unix))]
+const ELOOP: i32 = -1;
+
+#[cfg(all(test, unix))]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn creates_0600_refuses_links_and_shared_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("s.jsonl");
+        open_append(&p, Shared::Refuse).unwrap();
+        assert_eq!(std::fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o600);
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&p, &link).unwrap();
+        let e = open_append(&link, Shared::Refuse).unwrap_err();
+        assert!(e.to_string().contains("symbolic link"), "{e}");
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let e = open_append(&p, Shared::Refuse).unwrap_err();
+        assert!(e.to_string().contains("mode 644") && e.to_string().contains("chmod 600"), "{e}");
+        open_append(&p, Shared::Tighten).unwrap();
+        assert_eq!(std::fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o600);
+        assert!(open_append(dir.path(), Shared::Keep).is_err());
+    }
+}
