@@ -96,9 +96,7 @@ pub enum Error {
         detail: String,
     },
     /// A call that is not a GET got no answer, a 5xx or an unreadable one: it may have happened.
-    #[error(
-        "{method} {path}: {detail}; the call may have taken effect on Cloudflare's side. It was not retried. Check with: {check}"
-    )]
+    #[error("{method} {path}: {detail}; the call may have taken effect on Cloudflare's side. It was not retried. Check with: {check}")]
     OutcomeUnknown {
         /// HTTP method.
         method: String,

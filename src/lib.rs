@@ -29,8 +29,8 @@ pub mod sim;
 pub mod sql;
 pub mod table;
 
-pub use config::{Config, Credentials, FanoutErrors};
 pub use cancel::Cancel;
+pub use config::{Config, Credentials, FanoutErrors};
 pub use error::{Error, Result, RowOutcome, RowState, Rows, WriteDetail};
 pub use session::{Output, Session, WriteSummary, register};
 

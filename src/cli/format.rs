@@ -105,7 +105,9 @@ fn truncate(batches: &[RecordBatch]) -> Vec<RecordBatch> {
                 .iter()
                 .zip(schema.fields())
                 .map(|(a, f)| {
-                    if f.metadata().contains_key(SECRET_METADATA) || !matches!(a.data_type(), DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View) {
+                    if f.metadata().contains_key(SECRET_METADATA)
+                        || !matches!(a.data_type(), DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View)
+                    {
                         return a.clone();
                     }
                     let cut: StringArray = text_cells(a)

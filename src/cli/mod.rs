@@ -332,7 +332,10 @@ impl Printer {
                         Printed::Failed
                     }
                     (Err(e), Some(w)) => {
-                        eprintln!("error: {where_}: cannot write the output ({e}): {}", lost_rows(&w.verb, w.took_effect, w.secrets_file.as_deref()));
+                        eprintln!(
+                            "error: {where_}: cannot write the output ({e}): {}",
+                            lost_rows(&w.verb, w.took_effect, w.secrets_file.as_deref())
+                        );
                         Printed::Failed
                     }
                 }
@@ -389,7 +392,13 @@ pub enum Printed {
 }
 
 /// Writes and flushes a result.
-fn write_all(out: &mut dyn Write, format: Format, schema: &crate::arrow::datatypes::SchemaRef, batches: &[crate::arrow::record_batch::RecordBatch], cut: bool) -> std::io::Result<()> {
+fn write_all(
+    out: &mut dyn Write,
+    format: Format,
+    schema: &crate::arrow::datatypes::SchemaRef,
+    batches: &[crate::arrow::record_batch::RecordBatch],
+    cut: bool,
+) -> std::io::Result<()> {
     format::write(out, format, schema, batches, cut)?;
     out.flush()
 }
@@ -399,7 +408,8 @@ fn lost_rows(verb: &str, took_effect: usize, secrets_file: Option<&std::path::Pa
     let rows = format!("{took_effect} row(s) of this {verb} took effect");
     match secrets_file {
         Some(p) => format!("{rows}; the secrets they returned are in {}", p.display()),
-        None => format!("{rows}; any secret they returned could not be shown and is lost (pass --secrets-file to keep secrets on disk as they arrive)"),
+        None => format!(
+            "{rows}; any secret they returned could not be shown and is lost (pass --secrets-file to keep secrets on disk as they arrive)"
+        ),
     }
 }
-

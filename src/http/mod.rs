@@ -4,8 +4,8 @@
 pub mod envelope;
 
 use std::num::NonZeroU32;
-use std::sync::{Arc, RwLock};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
@@ -271,8 +271,7 @@ impl Client {
             return Step::Done(Err(Error::RateLimited { method, path, code: envelope::first_code(&body), attempts: attempt, retry_after }));
         }
         if status.is_redirection() {
-            let detail =
-                format!("HTTP {} redirect to another host refused (credentials are never sent to another host)", status.as_u16());
+            let detail = format!("HTTP {} redirect to another host refused (credentials are never sent to another host)", status.as_u16());
             return Step::Done(Err(Error::Network { method, url: format!("{}{}", self.base_url, path), detail }));
         }
         if status.is_server_error() && req.idempotent() && can_wait(self.backoff(attempt)) {

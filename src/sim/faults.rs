@@ -10,11 +10,13 @@
 //! malformed=0.05        corrupt 5% of response bodies (after the request was processed)
 //! drop-before#1         close the connection before processing the 1st request
 //! drop-after@PUT:/user/tokens/{token_id}/value#1   process the 1st roll, then drop the connection
+//! mistyped@POST:/user/tokens#1   process the 1st create, then answer with fields of the wrong
+//!                       type (`*_at` / `*_on` times as "2024-01-01", booleans as "yes")
 //! seed=7                seed of the probability draws (default 0)
 //! retry-after=1         seconds in the Retry-After header of injected 429s (default 1)
 //! ```
 //!
-//! Kinds: `latency`, `429`, `500`, `502`, `503`, `malformed`, `drop-before`, `drop-after`.
+//! Kinds: `latency`, `429`, `500`, `502`, `503`, `malformed`, `mistyped`, `drop-before`, `drop-after`.
 //! `@ROUTE` is `METHOD:TEMPLATE` or just `TEMPLATE` (any method); `#N` counts requests of
 //! that route (or of all requests when no route is given), starting at 1 when the
 //! faults are installed.
@@ -33,6 +35,8 @@ pub enum FaultKind {
     Status(u16),
     /// A body that is not JSON, sent after the request was processed.
     Malformed,
+    /// A valid envelope whose result has fields of the wrong type, after processing.
+    Mistyped,
     /// Close the connection before the request is processed.
     DropBefore,
     /// Process the request, then close the connection without answering.
@@ -142,11 +146,12 @@ impl FaultSpec {
                     "502" => FaultKind::Status(502),
                     "503" => FaultKind::Status(503),
                     "malformed" => FaultKind::Malformed,
+                    "mistyped" => FaultKind::Mistyped,
                     "drop-before" => FaultKind::DropBefore,
                     "drop-after" => FaultKind::DropAfter,
                     other => {
                         return Err(err(&format!(
-                            "unknown kind '{other}' (kinds: latency, 429, 500, 502, 503, malformed, drop-before, drop-after)"
+                            "unknown kind '{other}' (kinds: latency, 429, 500, 502, 503, malformed, mistyped, drop-before, drop-after)"
                         )));
                     }
                 };
@@ -193,6 +198,8 @@ pub struct Decision {
     pub status: Option<u16>,
     /// Corrupt the body after processing.
     pub malformed: bool,
+    /// Give the result's fields the wrong types after processing.
+    pub mistyped: bool,
     /// Drop before processing.
     pub drop_before: bool,
     /// Drop after processing.
@@ -237,6 +244,7 @@ impl FaultState {
                 FaultKind::Latency(ms) => d.latency_ms += ms,
                 FaultKind::Status(s) => d.status = d.status.or(Some(s)),
                 FaultKind::Malformed => d.malformed = true,
+                FaultKind::Mistyped => d.mistyped = true,
                 FaultKind::DropBefore => d.drop_before = true,
                 FaultKind::DropAfter => d.drop_after = true,
             }

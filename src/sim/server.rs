@@ -186,10 +186,33 @@ async fn answer(state: &Shared, method: &str, route: &str, parts: axum::http::re
         resp = Response::new(Body::from("{\"success\": true, \"result\": [{\"id\": \"trunc"));
         resp.headers_mut().insert("content-type", HeaderValue::from_static("application/json"));
     }
+    if decision.mistyped {
+        resp = mistype(resp).await;
+    }
     if decision.drop_after {
         resp.extensions_mut().insert(DropConnection);
     }
     resp
+}
+
+/// The same answer with the result's times as bare dates and booleans as words: what a
+/// client must survive without reporting a call that took effect as failed.
+async fn mistype(resp: Response) -> Response {
+    let (parts, body) = resp.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, 64 << 20).await else { return Response::from_parts(parts, Body::empty()) };
+    let mut v: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
+    if let Some(result) = v.get_mut("result").and_then(serde_json::Value::as_object_mut) {
+        for (k, field) in result.iter_mut() {
+            if field.is_boolean() {
+                *field = json!("yes");
+            } else if field.is_string() && (k.ends_with("_at") || k.ends_with("_on")) {
+                *field = json!("2024-01-01");
+            }
+        }
+    }
+    let mut parts = parts;
+    parts.headers.remove(axum::http::header::CONTENT_LENGTH);
+    Response::from_parts(parts, Body::from(v.to_string()))
 }
 
 async fn unmatched(State(state): State<Shared>, req: Request) -> Response {

@@ -182,7 +182,15 @@ pub fn parse(sql: &str, registry: &Registry) -> Result<CfqlStatement> {
 }
 
 fn parse_standard(sql: &str, registry: &Registry) -> Result<CfqlStatement> {
-    let mut stmts = Parser::parse_sql(&PostgreSqlDialect {}, sql).map_err(sql_err)?;
+    // PostgreSQL's dialect has no UPDATE ... ORDER BY; the generic one reads it ("the 5
+    // oldest"). Only an UPDATE that PostgreSQL's rules reject is read the second way.
+    let mut stmts = Parser::parse_sql(&PostgreSqlDialect {}, sql)
+        .or_else(|e| {
+            let is_update = first_word(sql).is_some_and(|(_, _, w)| w == "UPDATE");
+            let generic = datafusion::sql::sqlparser::dialect::GenericDialect {};
+            if is_update { Parser::parse_sql(&generic, sql).map_err(|_| e) } else { Err(e) }
+        })
+        .map_err(sql_err)?;
     if stmts.len() != 1 {
         return Err(Error::Sql(format!("expected one statement, found {}", stmts.len())));
     }

@@ -48,7 +48,9 @@ fn scan(mut st: Lex, text: &str) -> Lex {
 fn is_plain_literal(v: &str) -> bool {
     let number = {
         let digits = v.strip_prefix('-').unwrap_or(v);
-        !digits.is_empty() && digits.split('.').count() <= 2 && digits.split('.').all(|p| !p.is_empty() && p.bytes().all(|c| c.is_ascii_digit()))
+        !digits.is_empty()
+            && digits.split('.').count() <= 2
+            && digits.split('.').all(|p| !p.is_empty() && p.bytes().all(|c| c.is_ascii_digit()))
     };
     let word = v.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
         && v.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.');

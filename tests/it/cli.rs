@@ -7,10 +7,10 @@ use std::time::Duration;
 
 use crate::common::*;
 
-const BIN: &str = env!("CARGO_BIN_EXE_cfql");
+pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_cfql");
 
 /// A command with a clean environment: no real credentials, HOME in a temp dir.
-fn cfql(home: &std::path::Path) -> Command {
+pub(crate) fn cfql(home: &std::path::Path) -> Command {
     let mut c = Command::new(BIN);
     c.env_clear()
         .env("HOME", home)
@@ -21,7 +21,7 @@ fn cfql(home: &std::path::Path) -> Command {
     c
 }
 
-fn run(c: &mut Command) -> (i32, String, String) {
+pub(crate) fn run(c: &mut Command) -> (i32, String, String) {
     let Output { status, stdout, stderr } = c.output().expect("cfql runs");
     (status.code().unwrap_or(-1), String::from_utf8_lossy(&stdout).into_owned(), String::from_utf8_lossy(&stderr).into_owned())
 }

@@ -5,4 +5,6 @@ mod common;
 mod openapi;
 mod read;
 mod sim;
+mod trust;
+mod trust_cli;
 mod write;

@@ -131,7 +131,14 @@ fn scopes_single(scopes: &BTreeMap<String, Vec<String>>) -> bool {
     scopes.len() <= 1 && scopes.values().all(|v| v.len() <= 1)
 }
 
-fn delete_call(resource: &Resource, method: &MethodSpec, row: usize, id: &str, scope: &ScopeBinding, prior: Map<String, Value>) -> Result<PlannedCall> {
+fn delete_call(
+    resource: &Resource,
+    method: &MethodSpec,
+    row: usize,
+    id: &str,
+    scope: &ScopeBinding,
+    prior: Map<String, Value>,
+) -> Result<PlannedCall> {
     let path = Engine::fill_path(resource, method, scope, Some(id))?;
     let mut request = request(method, path, None)?;
     request.check_hint = Some(check_by_id(resource, scope, id));

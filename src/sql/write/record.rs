@@ -69,8 +69,13 @@ impl Recorder {
     /// secret is on disk before the statement goes on. `Ok(false)`: nothing to save.
     pub(super) fn save_secrets(&self, resource: &Resource, obj: &Map<String, Value>) -> std::io::Result<bool> {
         let Some((_, file)) = &self.secrets else { return Ok(false) };
-        let secrets: Vec<_> =
-            resource.spec.columns.iter().filter(|c| c.secret).filter_map(|c| obj.get(&c.name).filter(|v| !v.is_null()).map(|v| (c, v))).collect();
+        let secrets: Vec<_> = resource
+            .spec
+            .columns
+            .iter()
+            .filter(|c| c.secret)
+            .filter_map(|c| obj.get(&c.name).filter(|v| !v.is_null()).map(|v| (c, v)))
+            .collect();
         if secrets.is_empty() {
             return Ok(false);
         }

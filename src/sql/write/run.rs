@@ -96,7 +96,12 @@ fn dedupe(calls: Vec<PlannedCall>, engine: &Engine) -> Vec<PlannedCall> {
 /// Takes out the call on the token this session authenticates with, so that it runs
 /// after every other call has returned (rolling or deleting it first would make the
 /// others fail with 401).
-async fn split_own_token(engine: &Engine, resource: &Resource, verb: Verb, calls: Vec<PlannedCall>) -> (Option<PlannedCall>, Vec<PlannedCall>) {
+async fn split_own_token(
+    engine: &Engine,
+    resource: &Resource,
+    verb: Verb,
+    calls: Vec<PlannedCall>,
+) -> (Option<PlannedCall>, Vec<PlannedCall>) {
     if verb == Verb::Insert || calls.is_empty() {
         return (None, calls);
     }
@@ -146,7 +151,14 @@ struct Tally<'a> {
 }
 
 impl<'a> Tally<'a> {
-    fn new(resource: &'a Resource, method: &'a MethodSpec, verb: Verb, cols: Vec<ColumnSpec>, total: usize, recorder: &'a Recorder) -> Self {
+    fn new(
+        resource: &'a Resource,
+        method: &'a MethodSpec,
+        verb: Verb,
+        cols: Vec<ColumnSpec>,
+        total: usize,
+        recorder: &'a Recorder,
+    ) -> Self {
         let schema = schema_of(&cols);
         Self {
             resource,
