@@ -200,7 +200,7 @@ mod terminal {
         let mut p = spawn(home.path(), &args, &sim.admin_token());
         p.expect("cfql> ").unwrap();
         sim.set_latency_ms(300);
-        p.send_line(&format!("{BULK_ROLL};")).unwrap();
+        p.send_line(format!("{BULK_ROLL};")).unwrap();
         wait_until("8 rolls", || processed_rolls(&sim).len() >= 8);
         p.send("\x03").unwrap();
         p.expect("EXEC cancelled: ").unwrap();
