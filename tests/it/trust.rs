@@ -357,3 +357,90 @@ async fn bulk_roll_under_faults_loses_no_secret() {
     }
     assert!(!maybe.is_empty(), "the seed drops some answers after processing");
 }
+
+/// Item 1 for creates and rotates, through the library's cancel: no new call after the
+/// cancel, the ones sent are kept (rows and secrets file), the rest are "not attempted".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_keeps_the_creates_and_rotates_already_sent() {
+    let sim = sim_opts(SeedOptions { service_tokens: 12, accounts: 1, ..SeedOptions::default() }).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = config_with_files(&sim, dir.path());
+    c.concurrency = 2;
+    let s = std::sync::Arc::new(Session::new(c).await.unwrap());
+    let a = sim.account_ids()[0].clone();
+    let statements = [
+        (
+            format!(
+                "INSERT INTO cloudflare.access.service_tokens (account_id, name) SELECT '{a}', 'bulk-' || CAST(v AS VARCHAR) FROM unnest(range(1, 21)) AS t(v)"
+            ),
+            "POST",
+            "/accounts/{account_id}/access/service_tokens",
+        ),
+        (
+            format!(
+                "EXEC cloudflare.access.service_tokens.rotate @account_id = '{a}', @service_token_id = (SELECT id FROM cloudflare.access.service_tokens WHERE account_id = '{a}' AND name NOT LIKE 'bulk-%')"
+            ),
+            "POST",
+            "/accounts/{account_id}/access/service_tokens/{service_token_id}/rotate",
+        ),
+    ];
+    for (sql, method, route) in statements {
+        std::fs::remove_file(dir.path().join("secrets.jsonl")).ok();
+        sim.reset_counts();
+        sim.set_latency_ms(150);
+        let cancel = cfql::Cancel::new();
+        let run = {
+            let (s, cancel) = (s.clone(), cancel.clone());
+            tokio::spawn(async move { s.execute_with(&sql, &cancel).await })
+        };
+        let processed = || sim.requests().into_iter().filter(|r| r.method == method && r.route == route && r.status.is_some()).count();
+        while processed() < 3 {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        cancel.cancel();
+        let e = run.await.unwrap().unwrap_err();
+        sim.set_latency_ms(0);
+        let Error::PartialFailure { succeeded, detail, total, .. } = &e else { panic!("{e:?}") };
+        let done = processed();
+        assert!(detail.cancelled && done < *total, "{e}");
+        assert_eq!(rows(succeeded), done, "every call that was processed is in the result");
+        assert_eq!(detail.not_attempted, total - done, "{e}");
+        assert_eq!(sim.count(method, route) as usize, done, "no call started after the cancel");
+        let filed = secrets_in(&dir.path().join("secrets.jsonl"));
+        assert_eq!(filed.len(), done);
+        for (id, secret) in strings(succeeded, "id").into_iter().zip(strings(succeeded, "client_secret")) {
+            assert_eq!(filed.get(&id), Some(&secret));
+        }
+        assert!(e.to_string().contains(&format!("cancelled: {done} of {total} rows took effect")), "{e}");
+    }
+}
+
+/// Item 7 with an account-owned token: the account's verify endpoint names it, and its
+/// own roll runs last.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_account_owned_token_rolls_itself_last() {
+    let sim = sim_with(5).await;
+    let admin = session(&sim).await;
+    let a = sim.account_ids()[0].clone();
+    let policies = r#"[{"effect":"allow","resources":{"com.cloudflare.api.account.*":"*"},"permission_groups":[{"id":"c8fed203ed3043cba015a93ad1616f1f"}]}]"#;
+    let b = admin
+        .sql(&format!("INSERT INTO cloudflare.accounts.tokens (account_id, name, policies) VALUES ('{a}', 'ci-account-bot', '{policies}')"))
+        .await
+        .unwrap();
+    let (own, secret) = (strings(&b, "id")[0].clone(), strings(&b, "value")[0].clone());
+    let mut c = Config::new(sim.base_url()).with_api_token(secret);
+    c.concurrency = 4;
+    let bot = Session::new(c).await.unwrap();
+    sim.reset_counts();
+    let out = bot
+        .execute(&format!("EXEC cloudflare.accounts.tokens.roll_token @account_id = '{a}', @token_id = (SELECT id FROM cloudflare.accounts.tokens WHERE account_id = '{a}' AND status = 'active')"))
+        .await
+        .expect("no row fails with 401");
+    let rolls: Vec<String> = sim.requests().into_iter().filter(|r| r.method == "PUT").map(|r| r.path).collect();
+    assert!(rolls.len() > 1);
+    assert_eq!(rolls.last(), Some(&format!("/accounts/{a}/tokens/{own}/value")), "{rolls:?}");
+    assert_eq!(sim.count("GET", "/accounts/{account_id}/tokens/verify"), 1);
+    assert!(out.warnings.iter().any(|w| w.contains(&own)), "{:?}", out.warnings);
+    // The bot goes on with its new value.
+    assert!(bot.sql(&format!("SELECT id FROM cloudflare.accounts.tokens WHERE account_id = '{a}'")).await.is_ok());
+}
