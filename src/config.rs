@@ -84,7 +84,17 @@ pub struct Config {
     pub secrets_file: Option<PathBuf>,
     /// Every mutating call is recorded here (JSON lines, no secrets).
     pub audit_log: Option<PathBuf>,
+    /// Largest response body read (default 64 MiB); a larger one is an error, not memory.
+    pub max_response_bytes: u64,
+    /// Most pages one listing reads (default 10,000, i.e. 500,000 rows at 50 a page), so a
+    /// server that ignores `page` cannot keep cfql paging forever.
+    pub max_pages: u64,
 }
+
+/// Most HTTP calls in flight at once that cfql accepts.
+pub const MAX_CONCURRENCY: usize = 1024;
+/// Longest window, timeout or retry budget accepted (one day).
+pub const MAX_DURATION: Duration = Duration::from_secs(86_400);
 
 impl Default for Config {
     fn default() -> Self {
@@ -106,6 +116,8 @@ impl Default for Config {
             vars: HashMap::new(),
             secrets_file: None,
             audit_log: None,
+            max_response_bytes: 64 << 20,
+            max_pages: 10_000,
         }
     }
 }
@@ -126,12 +138,43 @@ struct Profile {
     retry_budget_secs: Option<u64>,
     request_timeout_secs: Option<u64>,
     fanout_errors: Option<String>,
+    max_response_mb: Option<u64>,
+    max_pages: Option<u64>,
 }
 
 impl Config {
     /// Defaults pointed at `base_url`, with no credential.
     pub fn new(base_url: impl Into<String>) -> Self {
         Self { base_url: base_url.into(), ..Self::default() }
+    }
+
+    /// Checks that every limit is in range (a huge concurrency or window would overflow
+    /// the rate limiter). The message names the setting as the profile spells it.
+    pub fn check(&self) -> std::result::Result<(), String> {
+        if !(1..=MAX_CONCURRENCY).contains(&self.concurrency) {
+            return Err(format!("concurrency must be between 1 and {MAX_CONCURRENCY}, got {}", self.concurrency));
+        }
+        if self.rate_limit == 0 {
+            return Err("rate_limit must be at least 1".into());
+        }
+        let durations = [
+            ("rate_window_secs", self.rate_window),
+            ("retry_budget_secs", self.retry_budget),
+            ("request_timeout_secs", self.request_timeout),
+            ("connect_timeout", self.connect_timeout),
+        ];
+        for (name, d) in durations {
+            if d > MAX_DURATION {
+                return Err(format!("{name} must be at most {} seconds (one day), got {}", MAX_DURATION.as_secs(), d.as_secs()));
+            }
+        }
+        if self.rate_window.is_zero() {
+            return Err("rate_window_secs must be at least 1".into());
+        }
+        if self.max_response_bytes < 1024 || self.max_pages == 0 {
+            return Err("max_response_mb and max_pages must be at least 1".into());
+        }
+        Ok(())
     }
 
     /// Uses an API token.
@@ -239,6 +282,13 @@ impl Config {
         if let Some(v) = p.request_timeout_secs {
             self.request_timeout = Duration::from_secs(v.max(1));
         }
+        if let Some(v) = p.max_response_mb {
+            self.max_response_bytes = v.saturating_mul(1 << 20);
+        }
+        if let Some(v) = p.max_pages {
+            self.max_pages = v;
+        }
+        self.check().map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
         match p.fanout_errors.as_deref() {
             None | Some("fail") => {}
             Some("warn") => self.fanout_errors = FanoutErrors::Warn,

@@ -4,13 +4,14 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
-use futures::stream::{self, BoxStream, StreamExt};
+use futures::stream::{BoxStream, StreamExt};
 use reqwest::Method;
 use serde_json::Value;
 
 use crate::config::{Config, FanoutErrors};
 use crate::error::{Error, Result};
 use crate::http::{ApiRequest, Client, path_segment};
+use crate::listing::{Lister, Page};
 use crate::provider::{MethodSpec, Registry, Resource, ResponseShape, Verb};
 
 /// Called after each page a scan receives: (table, pages so far, rows so far).
@@ -76,6 +77,7 @@ impl std::fmt::Debug for Engine {
 impl Engine {
     /// An engine for `config`.
     pub fn new(config: Config) -> Result<Arc<Self>> {
+        config.check().map_err(Error::Config)?;
         let registry = Arc::new(Registry::embedded()?);
         let client = Client::new(&config)?;
         Ok(Arc::new(Self {
@@ -225,10 +227,14 @@ impl Engine {
         let table = self.registry.resolve(&parts).ok_or_else(|| Error::Config(format!("fan-out source {source} is not a table")))?;
         let method = table.spec.method(Verb::Select, false).cloned().expect("validated when the manifests loaded");
         let idcol = table.spec.id.as_ref().map(|i| i.column.clone()).expect("validated when the manifests loaded");
-        let mut pages = self.list_pages(&method, &ScopeBinding::none(), Vec::new(), None);
+        let mut pages = self.list_pages(&table, &method, &ScopeBinding::none(), Vec::new(), None);
         let mut ids = Vec::new();
         while let Some(page) = pages.next().await {
-            for row in page?.1 {
+            let page = page?;
+            for n in page.notes {
+                self.warn(n);
+            }
+            for row in page.rows {
                 if let Some(id) = row.get(&idcol).and_then(Value::as_str) {
                     ids.push(id.to_string());
                 }
@@ -254,87 +260,35 @@ impl Engine {
         Ok(path)
     }
 
-    /// Pages of a list method as (endpoint, rows), fetched at the method's page size:
-    /// the first page alone, then the rest concurrently once the total is known (or one
-    /// by one until a short page when the API gives no total). `max_rows` stops early.
+    /// The pages of a list method in `scope` (see [`crate::listing`]); `max_rows` stops
+    /// once enough pages for it were read.
     pub fn list_pages(
         &self,
+        resource: &Resource,
         method: &MethodSpec,
         scope: &ScopeBinding,
         filters: Vec<(String, String)>,
         max_rows: Option<usize>,
-    ) -> BoxStream<'static, Result<(String, Vec<Value>)>> {
-        let client = self.client.clone();
-        let concurrency = self.config.concurrency.max(1);
-        let path = method.path.replace("{scope}", &scope.prefix);
-        let per_page = method.per_page;
-        let shape = method.response;
-        let mut base_query: Vec<(String, String)> = method.query.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-        base_query.extend(filters);
-        let max_pages = match (max_rows, per_page) {
-            (Some(n), Some(p)) => Some((n as u64).div_ceil(p as u64).max(1)),
-            _ => None,
+    ) -> BoxStream<'static, Result<Page>> {
+        let mut query: Vec<(String, String)> = method.query.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        query.extend(filters);
+        let per_page = method.per_page.map(u64::from);
+        let wanted_pages = match (max_rows, per_page) {
+            (Some(n), Some(p)) => (n as u64).div_ceil(p).max(1),
+            _ => u64::MAX,
         };
-        let fetch = move |page: u64| {
-            let client = client.clone();
-            let mut req = ApiRequest::get(path.clone());
-            req.query = base_query.clone();
-            if let Some(p) = per_page {
-                req.query.push(("page".into(), page.to_string()));
-                req.query.push(("per_page".into(), p.to_string()));
-            }
-            async move {
-                let resp = client.call(&req).await?;
-                let endpoint = req.display_path();
-                let rows = rows_of(&resp.result, shape, &req.method, &endpoint)?;
-                Ok::<_, Error>((endpoint, rows, resp.result_info))
-            }
-        };
-        let first = fetch(1);
-        stream::once(first)
-            .flat_map(move |res| -> BoxStream<'static, Result<(String, Vec<Value>)>> {
-                match res {
-                    Err(e) => stream::iter([Err(e)]).boxed(),
-                    Ok((endpoint, rows, info)) => {
-                        let fetch = fetch.clone();
-                        let Some(per) = per_page.map(u64::from) else {
-                            return stream::iter([Ok((endpoint, rows))]).boxed();
-                        };
-                        let short = (rows.len() as u64) < per;
-                        let head = stream::iter([Ok((endpoint, rows))]);
-                        let cap = max_pages.unwrap_or(u64::MAX);
-                        if short || cap <= 1 {
-                            return head.boxed();
-                        }
-                        if let Some(total) = info.and_then(|i| i.pages(per)) {
-                            let last = total.min(cap);
-                            let rest =
-                                stream::iter(2..=last).map(fetch.clone()).buffered(concurrency).map(|r| r.map(|(e, rows, _)| (e, rows)));
-                            head.chain(rest).boxed()
-                        } else {
-                            // No totals: one page at a time until a short or empty page.
-                            let rest = stream::unfold(Some(2u64), move |next| {
-                                let fetch = fetch.clone();
-                                async move {
-                                    let page = next?;
-                                    if page > cap {
-                                        return None;
-                                    }
-                                    match fetch(page).await {
-                                        Err(e) => Some((Err(e), None)),
-                                        Ok((endpoint, rows, _)) => {
-                                            let more = rows.len() as u64 >= per && !rows.is_empty();
-                                            Some((Ok((endpoint, rows)), more.then_some(page + 1)))
-                                        }
-                                    }
-                                }
-                            });
-                            head.chain(rest).boxed()
-                        }
-                    }
-                }
-            })
-            .boxed()
+        Lister {
+            client: self.client.clone(),
+            path: method.path.replace("{scope}", &scope.prefix),
+            query,
+            per_page,
+            shape: method.response,
+            concurrency: self.config.concurrency.max(1),
+            max_pages: self.config.max_pages,
+            wanted_pages,
+            id_key: resource.spec.id.as_ref().map(|i| i.column.clone()),
+        }
+        .pages()
     }
 
     /// GET of one object by id; `Ok(None)` when the API says 404.
@@ -347,27 +301,51 @@ impl Engine {
         }
     }
 
-    /// Applies the fan-out failure policy to per-scope failures.
+    /// Applies the fan-out failure policy to per-scope failures: one line per cause, with
+    /// its count and a few example scopes (the full list goes to the debug log).
     pub fn fanout_outcome(&self, table: &str, failures: Vec<(String, Error)>, total: usize) -> Result<()> {
         if failures.is_empty() {
             return Ok(());
         }
-        let list: Vec<String> = failures.iter().map(|(s, e)| format!("{s}: {e}")).collect();
+        for (scope, e) in &failures {
+            tracing::debug!(table, scope = %scope, error = %e, "fan-out scope failed");
+        }
+        let failed = failures.len();
+        if self.config.fanout_errors == FanoutErrors::Fail && failed == 1 && total == 1 {
+            return Err(failures.into_iter().next().expect("one").1);
+        }
+        let causes = group_by_cause(&failures);
         match self.config.fanout_errors {
             FanoutErrors::Warn => {
-                for l in list {
-                    self.warn(format!("warning: {table}: skipped {l}"));
+                for c in causes {
+                    self.warn(format!("warning: {table}: skipped {c}"));
                 }
                 Ok(())
             }
-            FanoutErrors::Fail if failures.len() == 1 && total == 1 => Err(failures.into_iter().next().expect("one").1),
-            FanoutErrors::Fail => Err(Error::InvalidInput(format!(
-                "{table}: {} of {total} scopes failed: {}; the query was stopped rather than return partial rows (set fanout_errors = \"warn\" in the profile to get the others' rows with warnings)",
-                list.len(),
-                list.join("; ")
-            ))),
+            FanoutErrors::Fail => Err(Error::FanOut { table: table.to_string(), failed, total, causes }),
         }
     }
+}
+
+/// "N scope(s): cause (e.g. a, b, c)" per distinct cause, most frequent first.
+fn group_by_cause(failures: &[(String, Error)]) -> Vec<String> {
+    let mut groups: Vec<(String, Vec<&str>)> = Vec::new();
+    for (scope, e) in failures {
+        let cause = e.cause();
+        match groups.iter_mut().find(|(c, _)| *c == cause) {
+            Some((_, scopes)) => scopes.push(scope),
+            None => groups.push((cause, vec![scope])),
+        }
+    }
+    groups.sort_by_key(|(_, scopes)| std::cmp::Reverse(scopes.len()));
+    groups
+        .into_iter()
+        .map(|(cause, scopes)| {
+            let examples = scopes.iter().take(3).copied().collect::<Vec<_>>().join(", ");
+            let more = if scopes.len() > 3 { ", ..." } else { "" };
+            format!("{} scope(s): {cause} (e.g. {examples}{more})", scopes.len())
+        })
+        .collect()
 }
 
 /// The binding of scope column `col` = `val` (the value is percent-encoded into the prefix).

@@ -120,6 +120,34 @@ pub enum Error {
     /// A value in a statement is not acceptable.
     #[error("{0}")]
     InvalidInput(String),
+    /// Some scopes of a fan-out failed; the query stopped rather than return partial rows.
+    #[error(
+        "{table}: {failed} of {total} scopes failed; the query was stopped rather than return partial rows (fanout_errors = \"warn\" in the profile returns the others' rows with warnings):\n  {}",
+        .causes.join("\n  ")
+    )]
+    FanOut {
+        /// The table.
+        table: String,
+        /// Scopes that failed.
+        failed: usize,
+        /// Scopes read.
+        total: usize,
+        /// One line per distinct cause: count, cause, example scopes.
+        causes: Vec<String>,
+    },
+    /// A listing has more pages than `max_pages` allows (or a server never stops paging).
+    #[error(
+        "{endpoint}: {} more than max_pages ({max}); narrow the query with WHERE, or raise max_pages in the profile",
+        .pages.map(|p| format!("the list has {p} pages,")).unwrap_or_else(|| format!("read {max} pages and the API still had more:"))
+    )]
+    TooManyPages {
+        /// The list call.
+        endpoint: String,
+        /// Pages the API reported, when it said.
+        pages: Option<u64>,
+        /// The limit.
+        max: u64,
+    },
     /// A statement uses a clause cfql does not carry out; it is refused, never ignored.
     #[error("{statement} with {clause} is not supported by cfql; nothing was sent. {hint}")]
     UnsupportedClause {
@@ -316,6 +344,18 @@ impl Error {
     pub fn headline(&self) -> String {
         match self {
             Error::PartialFailure { verb, failed, total, detail, .. } => report(verb, *failed, *total, detail, &[]),
+            other => other.to_string(),
+        }
+    }
+
+    /// What went wrong, without naming the call: errors with the same cause on different
+    /// scopes read the same (for grouping fan-out failures).
+    pub fn cause(&self) -> String {
+        match self {
+            Error::Api { status, errors, .. } => format!("HTTP {status}: {}", format_messages(errors)),
+            Error::RateLimited { code, .. } => format!("rate limited (HTTP 429{})", code.map(|c| format!(", code {c}")).unwrap_or_default()),
+            Error::Network { detail, .. } => format!("network error: {detail}"),
+            Error::Decode { status, detail, .. } => format!("unreadable response (HTTP {status}): {detail}"),
             other => other.to_string(),
         }
     }

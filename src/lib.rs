@@ -21,6 +21,7 @@ pub mod config;
 pub mod engine;
 pub mod error;
 pub mod http;
+pub mod listing;
 pub mod private_file;
 pub mod provider;
 mod session;

@@ -71,7 +71,14 @@ pub fn main() -> ExitCode {
     let sources: Vec<Source> = ordered.into_iter().map(|(_, s)| s).collect();
 
     let filter = tracing_subscriber::EnvFilter::try_from_env("CFQL_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).try_init();
+    // Colour only for a person at a terminal: CI logs and files get plain text.
+    let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .with_ansi(colour)
+        .try_init();
 
     let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
@@ -101,6 +108,13 @@ async fn run_sim(a: &SimArgs) -> ExitCode {
         rate_limit: a.rate_limit.max(1),
         rate_window: Duration::from_secs(300),
     };
+    if a.tokens > crate::sim::USER_TOKEN_QUOTA || a.account_tokens > crate::sim::ACCOUNT_TOKEN_QUOTA {
+        eprintln!(
+            "note: seeding beyond Cloudflare's quotas ({} user tokens, {} per account); creates past them are refused, as by the real API",
+            crate::sim::USER_TOKEN_QUOTA,
+            crate::sim::ACCOUNT_TOKEN_QUOTA
+        );
+    }
     let sim = match Simulator::start(opts).await {
         Ok(s) => s,
         Err(e) => {
@@ -130,8 +144,8 @@ fn build_config(cli: &Cli) -> Result<Config, Error> {
         c.account_id = Some(a.clone());
     }
     if let Some(n) = cli.concurrency {
-        if n == 0 {
-            return Err(Error::Config("--concurrency must be at least 1".into()));
+        if !(1..=crate::config::MAX_CONCURRENCY).contains(&n) {
+            return Err(Error::Config(format!("--concurrency must be between 1 and {}, got {n}", crate::config::MAX_CONCURRENCY)));
         }
         c.concurrency = n;
     }
@@ -170,7 +184,7 @@ fn run_client(rt: &tokio::runtime::Runtime, cli: Cli, sources: Vec<Source>) -> E
     let interactive = sources.is_empty() && std::io::stdin().is_terminal();
     let _sim = if cli.demo {
         let opts = SimOptions {
-            seed: SeedOptions { seed: 42, tokens: 60, accounts: 3, account_tokens: 8, service_tokens: 6 },
+            seed: SeedOptions { seed: 42, tokens: 40, accounts: 3, account_tokens: 8, service_tokens: 6 },
             ..SimOptions::default()
         };
         match rt.block_on(Simulator::start(opts)) {

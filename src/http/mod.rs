@@ -17,7 +17,7 @@ use tokio::sync::Semaphore;
 pub use envelope::{ApiResponse, ResultInfo};
 
 use crate::cancel::Cancel;
-use crate::config::{Config, Credentials};
+use crate::config::{Config, Credentials, MAX_DURATION};
 use crate::error::{Error, Result};
 
 /// One call to make.
@@ -79,6 +79,7 @@ pub fn path_segment(param: &str, value: &str) -> Result<String> {
 pub struct Client {
     http: reqwest::Client,
     base_url: String,
+    max_body: u64,
     /// Behind a lock because rolling the session's own token swaps in its new value.
     credentials: RwLock<Option<Credentials>>,
     limiter: DefaultDirectRateLimiter,
@@ -101,6 +102,8 @@ enum Answer {
     Reply { status: StatusCode, retry_after: Option<u64>, body: bytes::Bytes },
     /// No (complete) answer. `not_sent`: the request certainly did not reach the server.
     Lost { not_sent: bool, detail: String },
+    /// An answer larger than `max_response_bytes`: not read further.
+    Oversized { status: StatusCode },
 }
 
 /// What to do after an attempt.
@@ -113,16 +116,13 @@ impl Client {
     /// A client for `config`: TLS verification always on (rustls), redirects followed
     /// only within the same host (so credential headers never go elsewhere).
     pub fn new(config: &Config) -> Result<Arc<Self>> {
-        let base_url = config.base_url.trim_end_matches('/').to_string();
-        let parsed = url::Url::parse(&base_url)
-            .map_err(|e| Error::Config(format!("base URL '{base_url}' is not a URL ({e}); set CLOUDFLARE_BASE_URL or --base-url")))?;
-        if !matches!(parsed.scheme(), "http" | "https") {
-            return Err(Error::Config(format!("base URL '{base_url}' must be http or https")));
-        }
+        let base_url = checked_base_url(&config.base_url)?;
+        // Redirects: same scheme, host and port only, so credential headers never travel
+        // elsewhere nor in clear text.
         let redirect = reqwest::redirect::Policy::custom(|attempt| {
-            let same_host = attempt.previous().first().map(|u| (u.host_str(), u.port_or_known_default()))
-                == Some((attempt.url().host_str(), attempt.url().port_or_known_default()));
-            if attempt.previous().len() >= 5 || !same_host { attempt.stop() } else { attempt.follow() }
+            let origin = |u: &url::Url| (u.scheme().to_string(), u.host_str().map(str::to_string), u.port_or_known_default());
+            let same_origin = attempt.previous().first().map(origin) == Some(origin(attempt.url()));
+            if attempt.previous().len() >= 5 || !same_origin { attempt.stop() } else { attempt.follow() }
         });
         let http = reqwest::Client::builder()
             .connect_timeout(config.connect_timeout)
@@ -137,6 +137,7 @@ impl Client {
         Ok(Arc::new(Self {
             http,
             base_url,
+            max_body: config.max_response_bytes,
             credentials: RwLock::new(config.credentials.clone()),
             limiter: RateLimiter::direct(quota),
             permits: Semaphore::new(config.concurrency.max(1)),
@@ -234,8 +235,9 @@ impl Client {
                     .get(reqwest::header::RETRY_AFTER)
                     .and_then(|v| v.to_str().ok())
                     .and_then(|v| v.trim().parse::<u64>().ok());
-                match resp.bytes().await {
-                    Ok(body) => Answer::Reply { status, retry_after, body },
+                match read_capped(resp, self.max_body).await {
+                    Ok(Some(body)) => Answer::Reply { status, retry_after, body },
+                    Ok(None) => Answer::Oversized { status },
                     Err(e) => Answer::Lost { not_sent: false, detail: describe(e) },
                 }
             }
@@ -259,11 +261,20 @@ impl Client {
                 }
                 return Step::Done(Err(Error::Network { method, url: format!("{}{}", self.base_url, path), detail }));
             }
+            Answer::Oversized { status } => {
+                let detail = format!(
+                    "the body is larger than {} MiB (max_response_mb in the profile raises the limit)",
+                    self.max_body >> 20
+                );
+                let e = Error::Decode { method, path, status: status.as_u16(), detail };
+                return Step::Done(if req.idempotent() { Err(e) } else { Err(outcome_unknown(req, e.to_string())) });
+            }
             Answer::Reply { status, retry_after, body } => (status, retry_after, body),
         };
         if status == StatusCode::TOO_MANY_REQUESTS {
             // A 429 means the server did nothing, so any call may wait and try again.
-            let wait = retry_after.map(Duration::from_secs).unwrap_or_else(|| self.backoff(attempt));
+            // Clamped: a Retry-After of u64::MAX seconds must not overflow a deadline.
+            let wait = retry_after.map(|s| Duration::from_secs(s.min(MAX_DURATION.as_secs()))).unwrap_or_else(|| self.backoff(attempt));
             if can_wait(wait) {
                 tracing::warn!(method = %method, path = %path, wait_ms = wait.as_millis() as u64, "rate limited (429); retrying");
                 return Step::RetryAfter(wait);
@@ -280,6 +291,11 @@ impl Client {
         }
         let decoded = envelope::decode(&method, &path, status.as_u16(), &body);
         if req.idempotent() {
+            // A truncated or garbled body is a network fault: read it again.
+            if matches!(decoded, Err(Error::Decode { .. })) && can_wait(self.backoff(attempt)) {
+                tracing::warn!(method = %method, path = %path, "unreadable response; retrying");
+                return Step::RetryAfter(self.backoff(attempt));
+            }
             return Step::Done(decoded);
         }
         // A 5xx may come from a gateway after the API acted; an unreadable 2xx did act.
@@ -290,6 +306,60 @@ impl Client {
             Err(e @ Error::Decode { .. }) => Err(outcome_unknown(req, format!("{e}; the API accepted the call"))),
             other => other,
         })
+    }
+}
+
+/// Reads a whole body, or `None` once it passes `max` bytes (the rest is not read).
+async fn read_capped(mut resp: reqwest::Response, max: u64) -> reqwest::Result<Option<bytes::Bytes>> {
+    if resp.content_length().is_some_and(|n| n > max) {
+        return Ok(None);
+    }
+    let mut body = bytes::BytesMut::new();
+    while let Some(chunk) = resp.chunk().await? {
+        if (body.len() + chunk.len()) as u64 > max {
+            return Ok(None);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(Some(body.freeze()))
+}
+
+/// The base URL without a trailing slash, refused when it would leak the credential:
+/// plain `http://` to anything but this machine, or a user and password inside it.
+fn checked_base_url(raw: &str) -> Result<String> {
+    let base_url = raw.trim_end_matches('/').to_string();
+    let parsed = url::Url::parse(&base_url).map_err(|e| {
+        Error::Config(format!("base URL '{}' is not a URL ({e}); set CLOUDFLARE_BASE_URL", redact_userinfo(&base_url)))
+    })?;
+    let shown = redact_userinfo(&base_url);
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        return Err(Error::Config(format!(
+            "base URL '{shown}' holds a user or password; credentials go in CLOUDFLARE_API_TOKEN (or a profile), never in the URL"
+        )));
+    }
+    let loopback = match parsed.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    };
+    match parsed.scheme() {
+        "https" => Ok(base_url),
+        "http" if loopback => Ok(base_url),
+        "http" => Err(Error::Config(format!(
+            "base URL '{shown}' is plain http to another machine: the credential would travel in clear text; use https (plain http is allowed only to loopback, such as the simulator)"
+        ))),
+        other => Err(Error::Config(format!("base URL '{shown}' must be https (got {other}://)"))),
+    }
+}
+
+/// A URL with any `user:password@` replaced by `***@`, for messages.
+fn redact_userinfo(raw: &str) -> String {
+    match (raw.find("://"), raw.find('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end && !raw[scheme_end + 3..at].contains('/') => {
+            format!("{}***{}", &raw[..scheme_end + 3], &raw[at..])
+        }
+        _ => raw.to_string(),
     }
 }
 

@@ -46,6 +46,8 @@ pub mod codes {
     pub const NOT_FOUND: u32 = 1003;
     /// Invalid or missing field, bad query parameter.
     pub const INVALID: u32 = 1004;
+    /// A quota is reached (the simulator's choice of code; Cloudflare documents none).
+    pub const QUOTA: u32 = 1005;
     /// The body is not JSON.
     pub const MALFORMED_JSON: u32 = 6007;
     /// No route for the URI.

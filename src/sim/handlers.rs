@@ -113,6 +113,11 @@ fn path_id(p: &HashMap<String, String>, name: &str) -> String {
     p.get(name).cloned().unwrap_or_default()
 }
 
+/// Cloudflare's quota of user-owned API tokens.
+pub const USER_TOKEN_QUOTA: usize = 50;
+/// Cloudflare's quota of account-owned API tokens, per account.
+pub const ACCOUNT_TOKEN_QUOTA: usize = 500;
+
 fn token_not_found() -> Response {
     error(404, codes::NOT_FOUND, "Token not found")
 }
@@ -239,6 +244,13 @@ pub async fn create_token(
     let body = parse_body(&body, false)?;
     let (mut st, owner) = lock_tokens(&s, &c, &p)?;
     let f = validate_token_body(&body, &mut st.ids, false)?;
+    let (quota, whose) = match owner {
+        Owner::User => (USER_TOKEN_QUOTA, "per user"),
+        Owner::Account(_) => (ACCOUNT_TOKEN_QUOTA, "per account"),
+    };
+    if st.tokens_of(&owner).is_some_and(|s| s.tokens.len() >= quota) {
+        return Err(error(400, codes::QUOTA, format!("Token quota reached: at most {quota} API tokens {whose}; delete one first")));
+    }
     let now = st.now();
     let id = st.ids.id32();
     let secret = st.ids.token_secret();
@@ -556,31 +568,39 @@ pub async fn update_service_token(
     Path(p): Params,
     body: Bytes,
 ) -> Result<Response, Response> {
+    // The whole body is checked before anything changes: a bad field changes nothing.
     let body = parse_body(&body, false)?;
     let prev_exp = parse_time(&body, "previous_client_secret_expires_at")?;
-    if let Some(d) = body.get("duration") {
-        match d.as_str().map(parse_go_duration) {
-            Some(Ok(_)) => {}
-            Some(Err(e)) => return Err(invalid(e)),
-            None => return Err(invalid("duration: must be a string")),
+    let duration = match body.get("duration") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(d)) => {
+            parse_go_duration(d).map_err(invalid)?;
+            Some(d.clone())
         }
-    }
+        Some(_) => return Err(invalid("duration: must be a string")),
+    };
+    let name = match body.get("name") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(n)) if !n.trim().is_empty() => Some(n.clone()),
+        Some(_) => return Err(invalid("name: must be a non-empty string")),
+    };
+    let enabled = match body.get("enabled") {
+        None | Some(Value::Null) => None,
+        Some(Value::Bool(b)) => Some(*b),
+        Some(v) => return Err(invalid(format!("enabled: must be true or false, got {v}"))),
+    };
     let (mut st, scope) = lock_services(&s, &c, &p)?;
     let now = st.now();
     let id = path_id(&p, "service_token_id");
     let Some(tok) = svc_store(&mut st, &scope).get_mut(&id) else { return Err(svc_not_found()) };
-    match body.get("name") {
-        None => {}
-        Some(Value::String(n)) if !n.trim().is_empty() => tok.name = n.clone(),
-        Some(_) => return Err(invalid("name: must be a non-empty string")),
+    if let Some(n) = name {
+        tok.name = n;
     }
-    if let Some(Value::String(d)) = body.get("duration") {
-        tok.duration = d.clone();
+    if let Some(d) = duration {
+        tok.duration = d;
     }
-    match body.get("enabled") {
-        None | Some(Value::Null) => {}
-        Some(Value::Bool(b)) => tok.enabled = *b,
-        Some(v) => return Err(invalid(format!("enabled: must be true or false, got {v}"))),
+    if let Some(e) = enabled {
+        tok.enabled = e;
     }
     if let (Some(t), Some(prev)) = (prev_exp, tok.previous_secret.as_mut()) {
         prev.1 = t;

@@ -32,6 +32,7 @@ use tokio::sync::watch;
 
 pub use faults::{Fault, FaultKind, FaultSpec, FaultSpecError, Trigger};
 pub use seed::SeedOptions;
+pub use handlers::{ACCOUNT_TOKEN_QUOTA, USER_TOKEN_QUOTA};
 pub use state::{AuthKind, RecordedRequest};
 
 use handlers::Shared;
@@ -141,19 +142,19 @@ impl Simulator {
         self.st().log.counts.get(&(method.to_string(), route.to_string())).copied().unwrap_or(0)
     }
 
-    /// All requests received so far.
+    /// The authenticated requests received so far (the last 10,000), oldest first.
     pub fn requests(&self) -> Vec<RecordedRequest> {
-        self.st().log.requests.clone()
+        self.st().log.requests.iter().cloned().collect()
     }
 
-    /// Total requests received.
+    /// Total requests received (unauthenticated ones included).
     pub fn total_requests(&self) -> usize {
-        self.st().log.requests.len()
+        self.st().log.total as usize
     }
 
-    /// Requests with a method other than GET.
+    /// Requests with a method other than GET (unauthenticated ones included).
     pub fn mutating_requests(&self) -> usize {
-        self.st().log.requests.iter().filter(|r| r.method != "GET").count()
+        self.st().log.mutating as usize
     }
 
     /// Forgets the request log and counts.

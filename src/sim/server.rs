@@ -18,11 +18,15 @@ use tower::ServiceExt;
 
 use super::envelope::{codes, error, json_response};
 use super::handlers::{self as h, Shared};
-use super::state::{AuthKind, RecordedRequest, fingerprint};
+use super::state::{AuthKind, Caller, RecordedRequest, fingerprint};
 
 /// Marks a response whose connection must be closed without sending it.
 #[derive(Clone, Copy)]
 struct DropConnection;
+
+/// Marks a response sent without the request being processed (a dropped connection).
+#[derive(Clone, Copy)]
+struct NotProcessed;
 
 /// The error hyper sees when a connection is dropped on purpose.
 #[derive(Debug)]
@@ -72,32 +76,6 @@ pub fn router(state: Shared) -> Router {
         .with_state(state)
 }
 
-/// Logs a request as received; returns its index for [`record_answer`].
-fn record(state: &Shared, method: &str, path: &str, route: &str, query: &str, body: &Bytes, auth: AuthKind) -> usize {
-    let mut st = state.lock().unwrap_or_else(|p| p.into_inner());
-    *st.log.counts.entry((method.to_string(), route.to_string())).or_insert(0) += 1;
-    st.log.requests.push(RecordedRequest {
-        method: method.into(),
-        path: path.into(),
-        route: route.into(),
-        query: query.into(),
-        body: String::from_utf8_lossy(body).into_owned(),
-        auth,
-        status: None,
-        dropped: false,
-    });
-    st.log.requests.len() - 1
-}
-
-/// Completes a logged request with the answer it got (tests tell processed calls by it).
-fn record_answer(state: &Shared, index: usize, resp: &Response) {
-    let mut st = state.lock().unwrap_or_else(|p| p.into_inner());
-    if let Some(r) = st.log.requests.get_mut(index) {
-        r.status = Some(resp.status().as_u16());
-        r.dropped = resp.extensions().get::<DropConnection>().is_some();
-    }
-}
-
 fn auth_kind(req: &Request) -> AuthKind {
     let h = req.headers();
     if h.contains_key("authorization") {
@@ -109,8 +87,9 @@ fn auth_kind(req: &Request) -> AuthKind {
     }
 }
 
-/// Runs before every API handler: records the request, applies faults,
-/// authenticates, enforces the rate limit, then calls the handler.
+/// Runs before every API handler: counts the request, authenticates it, logs it (an
+/// unauthenticated request is counted but not logged, so it cannot fill memory), applies
+/// faults and the rate limit, calls the handler, and logs the answer's status.
 async fn gate(State(state): State<Shared>, matched: MatchedPath, req: Request, next: Next) -> Response {
     let method = req.method().to_string();
     let route = matched.as_str().strip_prefix(API_PREFIX).unwrap_or(matched.as_str()).to_string();
@@ -118,19 +97,56 @@ async fn gate(State(state): State<Shared>, matched: MatchedPath, req: Request, n
     let query = req.uri().query().unwrap_or_default().to_string();
     let auth = auth_kind(&req);
     let (parts, body) = req.into_parts();
+    lock(&state).log.count(&method, &route);
     let Ok(bytes) = axum::body::to_bytes(body, 4 << 20).await else {
         return error(413, codes::INVALID, "request body too large");
     };
-    let index = record(&state, &method, &path, &route, &query, &bytes, auth);
-    let resp = answer(&state, &method, &route, parts, bytes, next).await;
-    record_answer(&state, index, &resp);
+    let (caller, fingerprint) = match authenticate(&state, &parts.headers) {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let entry = RecordedRequest::new(&method, &path, &route, &query, &bytes, auth);
+    let seq = lock(&state).log.push(entry);
+    let resp = answer(&state, &method, &route, parts, bytes, (caller, fingerprint), next).await;
+    let processed = resp.extensions().get::<NotProcessed>().is_none();
+    let status = processed.then(|| resp.status().as_u16());
+    lock(&state).log.answer(seq, status, resp.extensions().get::<DropConnection>().is_some());
     resp
 }
 
-/// Faults, authentication, the rate limit, then the handler.
-async fn answer(state: &Shared, method: &str, route: &str, parts: axum::http::request::Parts, bytes: Bytes, next: Next) -> Response {
+fn lock(state: &Shared) -> std::sync::MutexGuard<'_, super::state::SimState> {
+    state.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The caller a request's credential headers name, and its rate-limit fingerprint.
+fn authenticate(state: &Shared, h: &axum::http::HeaderMap) -> Result<(Caller, u64), Response> {
+    let text = |n: &str| h.get(n).and_then(|v| v.to_str().ok()).map(str::to_string);
+    let mut st = lock(state);
+    let (result, fp) = if let Some(a) = text("authorization") {
+        match a.strip_prefix("Bearer ") {
+            Some(tok) => (st.authenticate_bearer(tok.trim()), fingerprint(&["bearer", tok.trim()])),
+            None => (Err((400, 6111, "Invalid format for Authorization header")), 0),
+        }
+    } else if let (Some(e), Some(k)) = (text("x-auth-email"), text("x-auth-key")) {
+        (st.authenticate_key(&e, &k), fingerprint(&["key", &e, &k]))
+    } else {
+        (Err((401, codes::MISSING_AUTH, "Missing X-Auth-Key, X-Auth-Email or Authorization headers")), 0)
+    };
+    result.map(|c| (c, fp)).map_err(|(s, c, m)| error(s, c, m))
+}
+
+/// Faults, the rate limit, then the handler.
+async fn answer(
+    state: &Shared,
+    method: &str,
+    route: &str,
+    parts: axum::http::request::Parts,
+    bytes: Bytes,
+    (caller, fp): (Caller, u64),
+    next: Next,
+) -> Response {
     let (decision, base_latency, retry_after) = {
-        let mut st = state.lock().unwrap_or_else(|p| p.into_inner());
+        let mut st = lock(state);
         let d = st.faults.decide(method, route);
         (d, st.latency_ms, st.faults.retry_after())
     };
@@ -141,6 +157,7 @@ async fn answer(state: &Shared, method: &str, route: &str, parts: axum::http::re
     if decision.drop_before {
         let mut r = Response::new(Body::empty());
         r.extensions_mut().insert(DropConnection);
+        r.extensions_mut().insert(NotProcessed);
         return r;
     }
     if let Some(status) = decision.status {
@@ -153,35 +170,14 @@ async fn answer(state: &Shared, method: &str, route: &str, parts: axum::http::re
         }
         return r;
     }
-    // Authentication and the emulated rate limit.
-    let caller = {
-        let h = &parts.headers;
-        let text = |n: &str| h.get(n).and_then(|v| v.to_str().ok()).map(str::to_string);
-        let mut st = state.lock().unwrap_or_else(|p| p.into_inner());
-        let (result, fp) = if let Some(a) = text("authorization") {
-            match a.strip_prefix("Bearer ") {
-                Some(tok) => (st.authenticate_bearer(tok.trim()), fingerprint(&["bearer", tok.trim()])),
-                None => (Err((400, 6111, "Invalid format for Authorization header")), 0),
-            }
-        } else if let (Some(e), Some(k)) = (text("x-auth-email"), text("x-auth-key")) {
-            (st.authenticate_key(&e, &k), fingerprint(&["key", &e, &k]))
-        } else {
-            (Err((401, codes::MISSING_AUTH, "Missing X-Auth-Key, X-Auth-Email or Authorization headers")), 0)
-        };
-        let caller = match result {
-            Ok(c) => c,
-            Err((s, c, m)) => return error(s, c, m),
-        };
-        if let Err(wait) = st.rate.check(fp) {
-            let mut r = error(429, codes::RATE_LIMITED, "Rate limited: more than the allowed requests per window");
-            r.headers_mut().insert("retry-after", HeaderValue::from(wait));
-            return r;
-        }
-        caller
-    };
+    if let Err(wait) = lock(state).rate.check(fp) {
+        let mut r = error(429, codes::RATE_LIMITED, "Rate limited: more than the allowed requests per window");
+        r.headers_mut().insert("retry-after", HeaderValue::from(wait));
+        return r;
+    }
     let mut req = Request::from_parts(parts, Body::from(bytes));
     req.extensions_mut().insert(caller);
-    let mut resp = next.run(req).await;
+    let mut resp = envelope_rejection(next.run(req).await).await;
     if decision.malformed {
         resp = Response::new(Body::from("{\"success\": true, \"result\": [{\"id\": \"trunc"));
         resp.headers_mut().insert("content-type", HeaderValue::from_static("application/json"));
@@ -193,6 +189,18 @@ async fn answer(state: &Shared, method: &str, route: &str, parts: axum::http::re
         resp.extensions_mut().insert(DropConnection);
     }
     resp
+}
+
+/// A request the router's extractors refused (a path that is not valid UTF-8 once
+/// decoded, such as `%FF`) gets a Cloudflare envelope, like every other answer.
+async fn envelope_rejection(resp: Response) -> Response {
+    let is_json = resp.headers().get(axum::http::header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if is_json || !resp.status().is_client_error() {
+        return resp;
+    }
+    let status = resp.status().as_u16();
+    let text = axum::body::to_bytes(resp.into_body(), 64 << 10).await.unwrap_or_default();
+    error(status, codes::INVALID, format!("Invalid request: {}", String::from_utf8_lossy(&text).trim()))
 }
 
 /// The same answer with the result's times as bare dates and booleans as words: what a
@@ -216,13 +224,12 @@ async fn mistype(resp: Response) -> Response {
 }
 
 async fn unmatched(State(state): State<Shared>, req: Request) -> Response {
-    let method = req.method().to_string();
     let path = req.uri().path().to_string();
-    if let Some(api_path) = path.strip_prefix(API_PREFIX) {
-        let query = req.uri().query().unwrap_or_default().to_string();
-        let auth = auth_kind(&req);
-        record(&state, &method, api_path, "unmatched", &query, &Bytes::new(), auth);
+    if path.starts_with(API_PREFIX) {
+        lock(&state).log.count(req.method().as_str(), "unmatched");
     }
+    // A path that is not valid UTF-8 once decoded (`%FF`) lands here too: the answer is
+    // always a Cloudflare envelope.
     if req.method() == Method::GET || req.method() == Method::POST || req.method() == Method::PUT || req.method() == Method::DELETE {
         error(404, codes::NO_ROUTE, "No route for the URI")
     } else {
@@ -231,10 +238,11 @@ async fn unmatched(State(state): State<Shared>, req: Request) -> Response {
 }
 
 async fn requests_report(State(state): State<Shared>) -> Response {
-    let st = state.lock().unwrap_or_else(|p| p.into_inner());
+    let st = lock(&state);
     let mut counts: Vec<_> = st.log.counts.iter().map(|((m, r), n)| json!({"method": m, "route": r, "count": n})).collect();
     counts.sort_by_key(|v| v.to_string());
-    json_response(200, &json!({"total": st.log.requests.len(), "counts": counts, "requests": st.log.requests}))
+    let body = json!({"total": st.log.total, "kept": st.log.requests.len(), "counts": counts, "requests": st.log.requests});
+    json_response(200, &body)
 }
 
 /// Serves `router` on `listener` until `stop` turns true. Connections whose

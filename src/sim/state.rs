@@ -35,35 +35,99 @@ pub enum AuthKind {
     None,
 }
 
-/// One request as the simulator received it.
+/// One request as the simulator received it (after authentication).
 #[derive(Clone, Debug, Serialize)]
 pub struct RecordedRequest {
+    /// Order of arrival among logged requests, from 1.
+    pub seq: u64,
     /// HTTP method.
     pub method: String,
     /// Path below `/client/v4`.
     pub path: String,
-    /// Route template, such as `/user/tokens/{token_id}` (`unmatched` when none).
+    /// Route template, such as `/user/tokens/{token_id}`.
     pub route: String,
     /// Raw query string.
     pub query: String,
-    /// Request body as text (empty when none).
+    /// Request body as text (empty when none), cut at [`LOG_BODY_BYTES`].
     pub body: String,
     /// Which credential scheme was used.
     pub auth: AuthKind,
-    /// The status of the answer (`None` while the request is being handled). A handler
-    /// status (200, 201) means the request was processed, even when `dropped`.
+    /// The status of the answer, once the handler answered: the request was processed
+    /// (even when `dropped`). `None` while in progress or when dropped unprocessed.
     pub status: Option<u16>,
     /// The connection was closed instead of sending the answer (fault injection).
     pub dropped: bool,
 }
 
-/// Requests received, counted per method and route.
+/// Bytes of a request body kept in the log.
+pub const LOG_BODY_BYTES: usize = 4096;
+/// Requests kept in the log (older ones leave; the counts stay exact).
+pub const LOG_CAPACITY: usize = 10_000;
+
+impl RecordedRequest {
+    /// An entry for a request, its body cut to [`LOG_BODY_BYTES`].
+    pub fn new(method: &str, path: &str, route: &str, query: &str, body: &[u8], auth: AuthKind) -> Self {
+        let mut text = String::from_utf8_lossy(&body[..body.len().min(LOG_BODY_BYTES)]).into_owned();
+        if body.len() > LOG_BODY_BYTES {
+            text.push_str(&format!("...({} bytes)", body.len()));
+        }
+        Self {
+            seq: 0,
+            method: method.into(),
+            path: path.into(),
+            route: route.into(),
+            query: query.into(),
+            body: text,
+            auth,
+            status: None,
+            dropped: false,
+        }
+    }
+}
+
+/// Requests received: exact counts of every request, and a bounded log of the last
+/// [`LOG_CAPACITY`] authenticated ones.
 #[derive(Default)]
 pub struct RequestLog {
-    /// Count per (method, route template).
+    /// Count per (method, route template), every request included.
     pub counts: HashMap<(String, String), u64>,
-    /// All requests, in order.
-    pub requests: Vec<RecordedRequest>,
+    /// Every request received.
+    pub total: u64,
+    /// Every request received with a method other than GET.
+    pub mutating: u64,
+    /// The last authenticated requests, oldest first.
+    pub requests: VecDeque<RecordedRequest>,
+    next_seq: u64,
+}
+
+impl RequestLog {
+    /// Counts a request on arrival.
+    pub fn count(&mut self, method: &str, route: &str) {
+        *self.counts.entry((method.to_string(), route.to_string())).or_insert(0) += 1;
+        self.total += 1;
+        if method != "GET" {
+            self.mutating += 1;
+        }
+    }
+
+    /// Logs an authenticated request; returns its sequence number.
+    pub fn push(&mut self, mut entry: RecordedRequest) -> u64 {
+        self.next_seq += 1;
+        entry.seq = self.next_seq;
+        if self.requests.len() >= LOG_CAPACITY {
+            self.requests.pop_front();
+        }
+        self.requests.push_back(entry);
+        self.next_seq
+    }
+
+    /// Completes a logged request with its answer.
+    pub fn answer(&mut self, seq: u64, status: Option<u16>, dropped: bool) {
+        if let Some(r) = self.requests.iter_mut().rev().find(|r| r.seq == seq) {
+            r.status = status;
+            r.dropped = dropped;
+        }
+    }
 }
 
 /// The emulated per-credential rate limit (sliding window).

@@ -5,6 +5,7 @@
 use datafusion::sql::sqlparser::ast::{self, Expr, ObjectName, Statement, TableFactor, TableObject};
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::Parser;
+use datafusion::sql::sqlparser::keywords::Keyword;
 use datafusion::sql::sqlparser::tokenizer::Token;
 
 use crate::error::{Error, Result};
@@ -127,8 +128,35 @@ pub fn closest<'a>(name: &str, candidates: impl Iterator<Item = &'a str>) -> Opt
         .map(|(_, c)| c)
 }
 
+/// Most operators one statement may hold. Planning a left-deep chain such as `1+1+...`
+/// recurses once per operator; far past any real query, this keeps the stack safe.
+pub const MAX_OPERATORS: usize = 2_000;
+
+/// Refuses a statement with more operators than [`MAX_OPERATORS`] (counted on tokens, so
+/// before anything recursive runs).
+fn check_size(sql: &str) -> Result<()> {
+    use datafusion::sql::sqlparser::tokenizer::Tokenizer;
+    let Ok(tokens) = Tokenizer::new(&PostgreSqlDialect {}, sql).tokenize() else { return Ok(()) };
+    let operators = tokens
+        .iter()
+        .filter(|t| match t {
+            Token::Plus | Token::Minus | Token::Mul | Token::Div | Token::Mod | Token::StringConcat => true,
+            Token::Eq | Token::Neq | Token::Lt | Token::Gt | Token::LtEq | Token::GtEq => true,
+            Token::Word(w) => matches!(w.keyword, Keyword::AND | Keyword::OR | Keyword::NOT),
+            _ => false,
+        })
+        .count();
+    if operators > MAX_OPERATORS {
+        return Err(Error::Sql(format!(
+            "the statement has {operators} operators; at most {MAX_OPERATORS} are accepted (use IN (...) for long lists of values)"
+        )));
+    }
+    Ok(())
+}
+
 /// Parses one statement.
 pub fn parse(sql: &str, registry: &Registry) -> Result<CfqlStatement> {
+    check_size(sql)?;
     let Some((start, end, word)) = first_word(sql) else {
         return Err(Error::Sql("empty statement".into()));
     };
@@ -157,7 +185,7 @@ pub fn parse(sql: &str, registry: &Registry) -> Result<CfqlStatement> {
         }
         "SET" => {
             let rest = sql[end..].trim().trim_end_matches(';').trim();
-            if rest.len() > 5 && rest[..5].eq_ignore_ascii_case("cfql.") {
+            if rest.len() > 5 && rest.get(..5).is_some_and(|p| p.eq_ignore_ascii_case("cfql.")) {
                 let (name, value) = rest[5..]
                     .split_once(['=', ' '])
                     .map(|(n, v)| (n.trim(), v.trim().trim_start_matches('=').trim()))

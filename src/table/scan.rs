@@ -21,6 +21,7 @@ use tokio::sync::mpsc::Sender;
 use super::convert::rows_to_batch;
 use super::pushdown::ScanPlan;
 use crate::engine::{Engine, ScopeSource};
+use crate::listing::Page;
 use crate::error::{Error, Result};
 use crate::provider::{ColumnSpec, Resource, Verb};
 
@@ -199,7 +200,7 @@ impl ScanJob {
         } else {
             let streams = scopes.iter().map(|scope| {
                 let scope = scope.clone();
-                self.engine.list_pages(&method, &scope, self.plan.api_filters.clone(), self.limit).map(move |r| (scope.clone(), r)).boxed()
+                self.engine.list_pages(&self.resource, &method, &scope, self.plan.api_filters.clone(), self.limit).map(move |r| (scope.clone(), r)).boxed()
             });
             let mut merged = stream::select_all(streams);
             let mut failed: HashSet<String> = HashSet::new();
@@ -209,7 +210,10 @@ impl ScanJob {
                     continue;
                 }
                 match r {
-                    Ok((endpoint, rows)) => {
+                    Ok(Page { endpoint, rows, notes }) => {
+                        for n in notes {
+                            self.engine.warn(n);
+                        }
                         pages += 1;
                         rows_sent += rows.len() as u64;
                         let batch = rows_to_batch(&self.schema, &self.cols, &rows, &scope.values, "GET", &endpoint)?;

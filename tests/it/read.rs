@@ -107,7 +107,10 @@ async fn account_tokens_fan_out_over_accounts() {
 async fn fan_out_failure_names_the_account_or_warns() {
     let sim = sim_opts(SeedOptions { accounts: 3, account_tokens: 5, ..SeedOptions::default() }).await;
     sim.set_faults(FaultSpec::parse("malformed@GET:/accounts/{account_id}/tokens#2").unwrap());
-    let s = session(&sim).await;
+    // No retries, so that the one unreadable page fails its account.
+    let mut c = config(&sim);
+    c.max_retries = 0;
+    let s = Session::new(c).await.unwrap();
     let e = s.sql("SELECT id FROM cloudflare.accounts.tokens").await.unwrap_err().to_string();
     assert!(e.contains("1 of 3 scopes failed"), "{e}");
     assert!(e.contains("account_id "), "{e}");
@@ -116,12 +119,13 @@ async fn fan_out_failure_names_the_account_or_warns() {
     sim.set_faults(FaultSpec::parse("malformed@GET:/accounts/{account_id}/tokens#2").unwrap());
     sim.reset_counts();
     let mut c = config(&sim);
+    c.max_retries = 0;
     c.fanout_errors = FanoutErrors::Warn;
     let s = Session::new(c).await.unwrap();
     let out = s.execute("SELECT id FROM cloudflare.accounts.tokens").await.unwrap();
     assert_eq!(out.num_rows(), 10, "the two good accounts' rows");
     assert_eq!(out.warnings.len(), 1, "{:?}", out.warnings);
-    assert!(out.warnings[0].contains("skipped account_id"), "{:?}", out.warnings);
+    assert!(out.warnings[0].contains("skipped 1 scope(s): unreadable response") && out.warnings[0].contains("(e.g. account_id "), "{:?}", out.warnings);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -210,11 +214,18 @@ async fn rate_limited_past_the_budget_fails_clearly() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_json_names_the_endpoint() {
     let sim = sim_with(20).await;
+    // A truncated body is read again, like a 5xx.
     sim.set_faults(FaultSpec::parse("malformed@GET:/user/tokens#1").unwrap());
     let s = session(&sim).await;
+    assert_eq!(rows(&s.sql("SELECT id FROM cloudflare.user.tokens").await.unwrap()), 20);
+    assert_eq!(sim.count("GET", "/user/tokens"), 2);
+    // One that stays unreadable fails, naming the call, after the retries.
+    sim.set_faults(FaultSpec::parse("malformed@GET:/user/tokens").unwrap());
+    sim.reset_counts();
     let e = s.sql("SELECT id FROM cloudflare.user.tokens").await.unwrap_err().to_string();
     assert!(e.contains("unreadable response from GET /user/tokens?"), "{e}");
     assert!(e.contains("invalid JSON"), "{e}");
+    assert_eq!(sim.count("GET", "/user/tokens"), 5, "the first try and 4 retries");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,0 +1,189 @@
+//! Reading a list endpoint page by page: the first page alone, the rest concurrently once
+//! the total is known (or one by one until a short page), with the guards a flaky or
+//! hostile server needs: a page cap, a stop on a repeated page, no row twice, and a note
+//! when the list changed while it was read.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use futures::stream::{self, BoxStream, StreamExt};
+use serde_json::Value;
+
+use crate::error::{Error, Result};
+use crate::http::{ApiRequest, Client, ResultInfo};
+use crate::provider::ResponseShape;
+
+/// One page as a scan receives it.
+#[derive(Debug)]
+pub struct Page {
+    /// The call that returned it (path and query), for messages.
+    pub endpoint: String,
+    /// Its rows, none already seen in this listing.
+    pub rows: Vec<Value>,
+    /// Notes for the user (a repeated page, a list that changed while read, rows dropped as repeats).
+    pub notes: Vec<String>,
+}
+
+/// What one listing reads.
+pub(crate) struct Lister {
+    pub client: Arc<Client>,
+    pub path: String,
+    pub query: Vec<(String, String)>,
+    pub per_page: Option<u64>,
+    pub shape: ResponseShape,
+    pub concurrency: usize,
+    /// Pages allowed by the configuration (`max_pages`).
+    pub max_pages: u64,
+    /// Pages enough for the statement's LIMIT.
+    pub wanted_pages: u64,
+    /// The id key of a row, to drop a row seen on an earlier page.
+    pub id_key: Option<String>,
+}
+
+struct Fetched {
+    endpoint: String,
+    rows: Vec<Value>,
+    info: Option<ResultInfo>,
+    note: Option<String>,
+}
+
+impl Lister {
+    /// The listing's pages, in order of arrival.
+    pub fn pages(self) -> BoxStream<'static, Result<Page>> {
+        let me = Arc::new(self);
+        let id_key = me.id_key.clone();
+        let first = me.clone().fetch(1);
+        stream::once(first)
+            .flat_map(move |first| match first {
+                Err(e) => stream::iter([Err(e)]).boxed(),
+                Ok(f) => match me.clone().rest(&f) {
+                    Ok(rest) => stream::iter([Ok(f)]).chain(rest).boxed(),
+                    Err(e) => stream::iter([Err(e)]).boxed(),
+                },
+            })
+            .scan(Seen::new(id_key), |seen, f| futures::future::ready(Some(f.map(|f| seen.page(f)))))
+            .boxed()
+    }
+
+    async fn fetch(self: Arc<Self>, page: u64) -> Result<Fetched> {
+        let mut req = ApiRequest::get(self.path.clone());
+        req.query = self.query.clone();
+        if let Some(p) = self.per_page {
+            req.query.push(("page".into(), page.to_string()));
+            req.query.push(("per_page".into(), p.to_string()));
+        }
+        let resp = self.client.call(&req).await?;
+        let endpoint = req.display_path();
+        let rows = crate::engine::rows_of(&resp.result, self.shape, &req.method, &endpoint)?;
+        Ok(Fetched { endpoint, rows, info: resp.result_info, note: None })
+    }
+
+    /// The pages after the first: all at once when the total is known, else one by one.
+    fn rest(self: Arc<Self>, first: &Fetched) -> Result<BoxStream<'static, Result<Fetched>>> {
+        let Some(per) = self.per_page else { return Ok(stream::empty().boxed()) };
+        if (first.rows.len() as u64) < per || self.wanted_pages <= 1 {
+            return Ok(stream::empty().boxed());
+        }
+        let Some(total) = first.info.and_then(|i| i.pages(per)) else {
+            return Ok(self.one_by_one(first.rows.clone()));
+        };
+        let last = total.min(self.wanted_pages);
+        if last > self.max_pages {
+            return Err(self.too_many(&first.endpoint, Some(total)));
+        }
+        let conc = self.concurrency;
+        Ok(stream::iter(2..=last).map(move |p| self.clone().fetch(p)).buffered(conc).boxed())
+    }
+
+    /// Page after page until a short or empty one (the official SDKs' way when no total is
+    /// given). A page identical to the one before means the server ignores `page`: stop.
+    fn one_by_one(self: Arc<Self>, first_rows: Vec<Value>) -> BoxStream<'static, Result<Fetched>> {
+        let per = self.per_page.unwrap_or(u64::MAX);
+        stream::unfold(Some((2u64, first_rows)), move |state| {
+            let me = self.clone();
+            async move {
+                let (page, previous) = state?;
+                if page > me.wanted_pages {
+                    return None;
+                }
+                if page > me.max_pages {
+                    return Some((Err(me.too_many(&me.path, None)), None));
+                }
+                match me.clone().fetch(page).await {
+                    Err(e) => Some((Err(e), None)),
+                    Ok(f) if !f.rows.is_empty() && f.rows == previous => {
+                        let note = format!(
+                            "warning: {}: page {page} repeats page {} (the API ignores paging); stopped there",
+                            f.endpoint,
+                            page - 1
+                        );
+                        Some((Ok(Fetched { rows: Vec::new(), note: Some(note), ..f }), None))
+                    }
+                    Ok(f) => {
+                        let more = f.rows.len() as u64 >= per && !f.rows.is_empty();
+                        let next = more.then(|| (page + 1, f.rows.clone()));
+                        Some((Ok(f), next))
+                    }
+                }
+            }
+        })
+        .boxed()
+    }
+
+    fn too_many(&self, endpoint: &str, total: Option<u64>) -> Error {
+        Error::TooManyPages { endpoint: endpoint.to_string(), pages: total, max: self.max_pages }
+    }
+}
+
+/// What a listing has seen so far: row ids (a row that moved to a later page while the
+/// list changed is not returned twice) and the first page's total.
+struct Seen {
+    id_key: Option<String>,
+    ids: HashSet<String>,
+    first_total: Option<Option<u64>>,
+    changed: bool,
+}
+
+impl Seen {
+    fn new(id_key: Option<String>) -> Self {
+        Self { id_key, ids: HashSet::new(), first_total: None, changed: false }
+    }
+
+    fn page(&mut self, f: Fetched) -> Page {
+        let mut notes: Vec<String> = f.note.into_iter().collect();
+        let total = f.info.and_then(|i| i.total_count);
+        match self.first_total {
+            None => self.first_total = Some(total),
+            Some(first) if first != total && total.is_some() && !self.changed => {
+                self.changed = true;
+                notes.push(format!(
+                    "warning: {}: the list changed while it was read (total_count {} then {}); a row may be missing: run the statement again",
+                    f.endpoint,
+                    first.map(|t| t.to_string()).unwrap_or_else(|| "?".into()),
+                    total.unwrap_or_default()
+                ));
+            }
+            Some(_) => {}
+        }
+        let before = f.rows.len();
+        let rows: Vec<Value> = match &self.id_key {
+            None => f.rows,
+            Some(key) => f
+                .rows
+                .into_iter()
+                .filter(|r| match r.get(key).and_then(Value::as_str) {
+                    Some(id) => self.ids.insert(id.to_string()),
+                    None => true,
+                })
+                .collect(),
+        };
+        if rows.len() < before {
+            notes.push(format!(
+                "note: {}: {} row(s) already read on an earlier page were left out (the list shifted while it was read)",
+                f.endpoint,
+                before - rows.len()
+            ));
+        }
+        Page { endpoint: f.endpoint, rows, notes }
+    }
+}
