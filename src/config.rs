@@ -221,6 +221,29 @@ impl Config {
         Ok(c)
     }
 
+    /// The configuration a profile file's text gives (no environment applied): `profile`,
+    /// else `default` when it exists. `path` names the file in errors.
+    pub fn from_profile_text(text: &str, profile: Option<&str>, path: &Path) -> Result<Self> {
+        let mut c = Self::default();
+        let mut profiles: HashMap<String, Profile> =
+            toml::from_str(text).map_err(|e| Error::Config(format!("{}: {}", path.display(), e.message())))?;
+        let name = profile.unwrap_or("default");
+        match profiles.remove(name) {
+            Some(p) => c.apply_profile(p, path)?,
+            None if profile.is_some() => {
+                let mut known: Vec<_> = profiles.keys().cloned().collect();
+                known.sort();
+                return Err(Error::Config(format!(
+                    "profile '{name}' is not in {} (profiles there: {})",
+                    path.display(),
+                    if known.is_empty() { "none".into() } else { known.join(", ") }
+                )));
+            }
+            None => {}
+        }
+        Ok(c)
+    }
+
     /// Configuration from a profile of the config file (default `~/.config/cfql/config.toml`,
     /// profile `default` when it exists), with the environment overriding it.
     pub fn load(profile: Option<&str>, file: Option<&Path>) -> Result<Self> {
@@ -228,22 +251,7 @@ impl Config {
         let mut c = Self::default();
         if let Some(path) = path.filter(|p| p.exists() || file.is_some()) {
             let text = std::fs::read_to_string(&path).map_err(|source| Error::Io { path: path.clone(), source })?;
-            let mut profiles: HashMap<String, Profile> =
-                toml::from_str(&text).map_err(|e| Error::Config(format!("{}: {}", path.display(), e.message())))?;
-            let name = profile.unwrap_or("default");
-            match profiles.remove(name) {
-                Some(p) => c.apply_profile(p, &path)?,
-                None if profile.is_some() => {
-                    let mut known: Vec<_> = profiles.keys().cloned().collect();
-                    known.sort();
-                    return Err(Error::Config(format!(
-                        "profile '{name}' is not in {} (profiles there: {})",
-                        path.display(),
-                        if known.is_empty() { "none".into() } else { known.join(", ") }
-                    )));
-                }
-                None => {}
-            }
+            c = Self::from_profile_text(&text, profile, &path)?;
         } else if let Some(p) = profile {
             return Err(Error::Config(format!(
                 "profile '{p}' was asked for but there is no config file (expected {})",

@@ -353,7 +353,9 @@ impl Error {
     pub fn cause(&self) -> String {
         match self {
             Error::Api { status, errors, .. } => format!("HTTP {status}: {}", format_messages(errors)),
-            Error::RateLimited { code, .. } => format!("rate limited (HTTP 429{})", code.map(|c| format!(", code {c}")).unwrap_or_default()),
+            Error::RateLimited { code, .. } => {
+                format!("rate limited (HTTP 429{})", code.map(|c| format!(", code {c}")).unwrap_or_default())
+            }
             Error::Network { detail, .. } => format!("network error: {detail}"),
             Error::Decode { status, detail, .. } => format!("unreadable response (HTTP {status}): {detail}"),
             other => other.to_string(),

@@ -111,7 +111,7 @@ impl Lister {
                 }
                 match me.clone().fetch(page).await {
                     Err(e) => Some((Err(e), None)),
-                    Ok(f) if !f.rows.is_empty() && f.rows == previous => {
+                    Ok(f) if !f.rows.is_empty() && me.same_rows(&f.rows, &previous) => {
                         let note = format!(
                             "warning: {}: page {page} repeats page {} (the API ignores paging); stopped there",
                             f.endpoint,
@@ -128,6 +128,15 @@ impl Lister {
             }
         })
         .boxed()
+    }
+
+    /// Whether two pages hold the same rows: the same ids in the same order (fields such
+    /// as `last_used_on` may move between two reads), or equal rows when there is no id.
+    fn same_rows(&self, a: &[Value], b: &[Value]) -> bool {
+        match &self.id_key {
+            Some(k) => a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.get(k) == y.get(k)),
+            None => a == b,
+        }
     }
 
     fn too_many(&self, endpoint: &str, total: Option<u64>) -> Error {
@@ -185,5 +194,32 @@ impl Seen {
             ));
         }
         Page { endpoint: f.endpoint, rows, notes }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn fetched(ids: &[&str], total: u64) -> Fetched {
+        let info = ResultInfo { total_count: Some(total), ..Default::default() };
+        Fetched { endpoint: "GET /t".into(), rows: ids.iter().map(|i| json!({"id": i})).collect(), info: Some(info), note: None }
+    }
+
+    #[test]
+    fn a_row_that_shifts_to_a_later_page_is_returned_once() {
+        let mut seen = Seen::new(Some("id".into()));
+        let p1 = seen.page(fetched(&["a", "b"], 4));
+        assert_eq!(p1.rows.len(), 2);
+        assert!(p1.notes.is_empty());
+        // A row was inserted before "b": "b" moved to page 2, and the total grew.
+        let p2 = seen.page(fetched(&["b", "c"], 5));
+        assert_eq!(p2.rows, vec![json!({"id": "c"})]);
+        assert_eq!(p2.notes.len(), 2, "{:?}", p2.notes);
+        assert!(p2.notes[0].contains("total_count 4 then 5"));
+        assert!(p2.notes[1].contains("1 row(s) already read"));
+        // The change is reported once per listing.
+        assert!(seen.page(fetched(&["d"], 5)).notes.is_empty());
     }
 }

@@ -262,10 +262,9 @@ impl Client {
                 return Step::Done(Err(Error::Network { method, url: format!("{}{}", self.base_url, path), detail }));
             }
             Answer::Oversized { status } => {
-                let detail = format!(
-                    "the body is larger than {} MiB (max_response_mb in the profile raises the limit)",
-                    self.max_body >> 20
-                );
+                let limit =
+                    if self.max_body >= 1 << 20 { format!("{} MiB", self.max_body >> 20) } else { format!("{} bytes", self.max_body) };
+                let detail = format!("the body is larger than {limit} (max_response_mb in the profile raises the limit)");
                 let e = Error::Decode { method, path, status: status.as_u16(), detail };
                 return Step::Done(if req.idempotent() { Err(e) } else { Err(outcome_unknown(req, e.to_string())) });
             }
@@ -328,9 +327,8 @@ async fn read_capped(mut resp: reqwest::Response, max: u64) -> reqwest::Result<O
 /// plain `http://` to anything but this machine, or a user and password inside it.
 fn checked_base_url(raw: &str) -> Result<String> {
     let base_url = raw.trim_end_matches('/').to_string();
-    let parsed = url::Url::parse(&base_url).map_err(|e| {
-        Error::Config(format!("base URL '{}' is not a URL ({e}); set CLOUDFLARE_BASE_URL", redact_userinfo(&base_url)))
-    })?;
+    let parsed = url::Url::parse(&base_url)
+        .map_err(|e| Error::Config(format!("base URL '{}' is not a URL ({e}); set CLOUDFLARE_BASE_URL", redact_userinfo(&base_url))))?;
     let shown = redact_userinfo(&base_url);
     if !parsed.username().is_empty() || parsed.password().is_some() {
         return Err(Error::Config(format!(

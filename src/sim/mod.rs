@@ -31,8 +31,8 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 pub use faults::{Fault, FaultKind, FaultSpec, FaultSpecError, Trigger};
-pub use seed::SeedOptions;
 pub use handlers::{ACCOUNT_TOKEN_QUOTA, USER_TOKEN_QUOTA};
+pub use seed::SeedOptions;
 pub use state::{AuthKind, RecordedRequest};
 
 use handlers::Shared;
@@ -171,6 +171,18 @@ impl Simulator {
     /// Whether list responses carry `total_count` / `total_pages` (default true).
     pub fn set_list_totals(&self, on: bool) {
         self.st().list_totals = on;
+    }
+
+    /// Makes list endpoints ignore `page` and always answer page 1, as a broken server
+    /// would (a client must not page forever).
+    pub fn set_paging_ignored(&self, on: bool) {
+        self.st().paging_ignored = on;
+    }
+
+    /// Deletes a user token behind the API's back (a change made by someone else while
+    /// a listing is read).
+    pub fn delete_user_token(&self, id: &str) -> bool {
+        self.st().user.tokens.remove(id).is_some()
     }
 
     /// Sets the latency added to every request.

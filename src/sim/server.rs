@@ -103,7 +103,7 @@ async fn gate(State(state): State<Shared>, matched: MatchedPath, req: Request, n
     };
     let (caller, fingerprint) = match authenticate(&state, &parts.headers) {
         Ok(c) => c,
-        Err(r) => return r,
+        Err((status, code, message)) => return error(status, code, message),
     };
     let entry = RecordedRequest::new(&method, &path, &route, &query, &bytes, auth);
     let seq = lock(&state).log.push(entry);
@@ -119,7 +119,7 @@ fn lock(state: &Shared) -> std::sync::MutexGuard<'_, super::state::SimState> {
 }
 
 /// The caller a request's credential headers name, and its rate-limit fingerprint.
-fn authenticate(state: &Shared, h: &axum::http::HeaderMap) -> Result<(Caller, u64), Response> {
+fn authenticate(state: &Shared, h: &axum::http::HeaderMap) -> Result<(Caller, u64), (u16, u32, &'static str)> {
     let text = |n: &str| h.get(n).and_then(|v| v.to_str().ok()).map(str::to_string);
     let mut st = lock(state);
     let (result, fp) = if let Some(a) = text("authorization") {
@@ -132,7 +132,7 @@ fn authenticate(state: &Shared, h: &axum::http::HeaderMap) -> Result<(Caller, u6
     } else {
         (Err((401, codes::MISSING_AUTH, "Missing X-Auth-Key, X-Auth-Email or Authorization headers")), 0)
     };
-    result.map(|c| (c, fp)).map_err(|(s, c, m)| error(s, c, m))
+    result.map(|c| (c, fp))
 }
 
 /// Faults, the rate limit, then the handler.
@@ -175,6 +175,10 @@ async fn answer(
         r.headers_mut().insert("retry-after", HeaderValue::from(wait));
         return r;
     }
+    let mut parts = parts;
+    if lock(state).paging_ignored {
+        ignore_page(&mut parts);
+    }
     let mut req = Request::from_parts(parts, Body::from(bytes));
     req.extensions_mut().insert(caller);
     let mut resp = envelope_rejection(next.run(req).await).await;
@@ -189,6 +193,16 @@ async fn answer(
         resp.extensions_mut().insert(DropConnection);
     }
     resp
+}
+
+/// Drops `page=` from the query, so the handler answers page 1 whatever was asked.
+fn ignore_page(parts: &mut axum::http::request::Parts) {
+    let Some(q) = parts.uri.query() else { return };
+    let kept: Vec<&str> = q.split('&').filter(|kv| !kv.starts_with("page=")).collect();
+    let pq = format!("{}?{}", parts.uri.path(), kept.join("&"));
+    if let Ok(uri) = pq.parse() {
+        parts.uri = uri;
+    }
 }
 
 /// A request the router's extractors refused (a path that is not valid UTF-8 once

@@ -195,6 +195,8 @@ pub struct SimState {
     pub latency_ms: u64,
     /// Whether list responses carry `total_count` / `total_pages`.
     pub list_totals: bool,
+    /// List endpoints ignore `page` (a broken server, for client tests).
+    pub paging_ignored: bool,
     /// Shift of the simulator's clock (tests move time forward).
     pub clock_offset: Duration,
 }
@@ -256,6 +258,7 @@ impl SimState {
             log: RequestLog::default(),
             latency_ms,
             list_totals: true,
+            paging_ignored: false,
             clock_offset: Duration::zero(),
         }
     }
@@ -306,4 +309,24 @@ pub fn fingerprint(parts: &[&str]) -> u64 {
     let mut h = DefaultHasher::new();
     parts.hash(&mut h);
     h.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_log_keeps_the_last_entries_and_exact_counts() {
+        let mut log = RequestLog::default();
+        for i in 0..LOG_CAPACITY + 50 {
+            log.count("GET", "/user/tokens");
+            let seq = log.push(RecordedRequest::new("GET", "/user/tokens", "/user/tokens", "", &[b'x'; 5000], AuthKind::Bearer));
+            log.answer(seq, Some(200 + (i % 2) as u16), false);
+        }
+        assert_eq!(log.requests.len(), LOG_CAPACITY);
+        assert_eq!(log.total, (LOG_CAPACITY + 50) as u64);
+        assert_eq!(log.counts[&("GET".to_string(), "/user/tokens".to_string())], (LOG_CAPACITY + 50) as u64);
+        assert_eq!(log.requests.front().unwrap().seq, 51);
+        assert!(log.requests.iter().all(|r| r.status.is_some() && r.body.ends_with("...(5000 bytes)")));
+    }
 }

@@ -4,8 +4,8 @@
 
 use datafusion::sql::sqlparser::ast::{self, Expr, ObjectName, Statement, TableFactor, TableObject};
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
-use datafusion::sql::sqlparser::parser::Parser;
 use datafusion::sql::sqlparser::keywords::Keyword;
+use datafusion::sql::sqlparser::parser::Parser;
 use datafusion::sql::sqlparser::tokenizer::Token;
 
 use crate::error::{Error, Result};
@@ -129,8 +129,10 @@ pub fn closest<'a>(name: &str, candidates: impl Iterator<Item = &'a str>) -> Opt
 }
 
 /// Most operators one statement may hold. Planning a left-deep chain such as `1+1+...`
-/// recurses once per operator; far past any real query, this keeps the stack safe.
-pub const MAX_OPERATORS: usize = 2_000;
+/// recurses once per operator; 400 plans within a 2 MiB thread stack (tokio's default for
+/// workers, where an embedding program may run cfql) even in a debug build. Long lists of
+/// values belong in `IN (...)`, which does not count.
+pub const MAX_OPERATORS: usize = 400;
 
 /// Refuses a statement with more operators than [`MAX_OPERATORS`] (counted on tokens, so
 /// before anything recursive runs).

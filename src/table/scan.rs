@@ -21,8 +21,8 @@ use tokio::sync::mpsc::Sender;
 use super::convert::rows_to_batch;
 use super::pushdown::ScanPlan;
 use crate::engine::{Engine, ScopeSource};
-use crate::listing::Page;
 use crate::error::{Error, Result};
+use crate::listing::Page;
 use crate::provider::{ColumnSpec, Resource, Verb};
 
 /// The scan of one resource.
@@ -200,7 +200,10 @@ impl ScanJob {
         } else {
             let streams = scopes.iter().map(|scope| {
                 let scope = scope.clone();
-                self.engine.list_pages(&self.resource, &method, &scope, self.plan.api_filters.clone(), self.limit).map(move |r| (scope.clone(), r)).boxed()
+                self.engine
+                    .list_pages(&self.resource, &method, &scope, self.plan.api_filters.clone(), self.limit)
+                    .map(move |r| (scope.clone(), r))
+                    .boxed()
             });
             let mut merged = stream::select_all(streams);
             let mut failed: HashSet<String> = HashSet::new();

@@ -2,6 +2,8 @@
 
 mod cli;
 mod common;
+mod fuzz;
+mod hardening;
 mod openapi;
 mod read;
 mod sim;

@@ -125,7 +125,11 @@ async fn fan_out_failure_names_the_account_or_warns() {
     let out = s.execute("SELECT id FROM cloudflare.accounts.tokens").await.unwrap();
     assert_eq!(out.num_rows(), 10, "the two good accounts' rows");
     assert_eq!(out.warnings.len(), 1, "{:?}", out.warnings);
-    assert!(out.warnings[0].contains("skipped 1 scope(s): unreadable response") && out.warnings[0].contains("(e.g. account_id "), "{:?}", out.warnings);
+    assert!(
+        out.warnings[0].contains("skipped 1 scope(s): unreadable response") && out.warnings[0].contains("(e.g. account_id "),
+        "{:?}",
+        out.warnings
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
