@@ -112,7 +112,7 @@ fn mutate(rng: &mut StdRng, seeds: &[&str]) -> String {
 }
 
 fn inputs() -> usize {
-    std::env::var("CFQL_FUZZ_INPUTS").ok().and_then(|v| v.parse().ok()).unwrap_or(3_000)
+    std::env::var("CFQL_FUZZ_INPUTS").ok().and_then(|v| v.parse().ok()).unwrap_or(20_000)
 }
 
 /// Runs `target` on `inputs()` mutated inputs; fails naming the input that panicked.
