@@ -1,7 +1,8 @@
+-- Active API tokens allowed on wildcard resources
 -- Active API tokens with an allow policy on wildcard resources (a resource key ending
 -- in ".*", such as com.cloudflare.api.account.* or com.cloudflare.api.account.zone.*),
 -- at any nesting level. Checks the first three policies of each token.
--- Run: cfql --demo -f examples/wildcard_policies.sql
+-- Run: cfql --demo -f examples/wildcard_policies.sql   (as a CI gate: cfql check --demo -f examples/wildcard_policies.sql)
 WITH t AS (
   SELECT 'user_token' AS kind, CAST(NULL AS VARCHAR) AS account_id, id, name, status, policies FROM cloudflare.user.tokens
   UNION ALL

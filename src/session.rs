@@ -155,6 +155,18 @@ impl Session {
         Ok(self.execute(sql).await?.batches)
     }
 
+    /// How cfql reads `sql` (templates filled from the session's variables), without
+    /// running it: lets a caller refuse writes up front (`cfql check`).
+    pub fn statement(&self, sql: &str) -> Result<CfqlStatement> {
+        parse::parse(&self.render(sql)?, &self.engine.registry)
+    }
+
+    /// `sql` with its `{{ name }}` templates filled from the session's variables.
+    pub fn render(&self, sql: &str) -> Result<String> {
+        let vars = self.vars.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        template::render(sql, &vars)
+    }
+
     /// Runs one statement and returns its rows, schema and warnings.
     pub async fn execute(&self, sql: &str) -> Result<Output> {
         self.execute_with(sql, &Cancel::new()).await

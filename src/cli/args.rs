@@ -24,7 +24,8 @@ use crate::sim::FaultSpec;
 Credentials: CLOUDFLARE_API_TOKEN, or CLOUDFLARE_EMAIL + CLOUDFLARE_API_KEY; CLOUDFLARE_ACCOUNT_ID
 sets the default account; CLOUDFLARE_BASE_URL the API. A profile of ~/.config/cfql/config.toml
 (--profile) supplies the same; the environment wins over the file.
-Exit codes: 0 success, 1 a statement failed, 2 usage or configuration error."
+Exit codes: 0 success, 1 a statement failed (or the run was interrupted), 2 usage or
+configuration error; `cfql check`: 0 every control ok, 3 some alarm and no error, 1 an error."
 )]
 pub struct Cli {
     /// Run this SQL (repeatable; runs in order with --file).
@@ -44,7 +45,7 @@ pub struct Cli {
 
     /// Template variable for {{ name }} (repeatable).
     /// Example: --var days=7
-    #[arg(long = "var", value_name = "NAME=VALUE", value_parser = parse_var)]
+    #[arg(long = "var", value_name = "NAME=VALUE", value_parser = parse_var, global = true)]
     pub vars: Vec<(String, String)>,
 
     /// List the HTTP calls writes would make; send no mutating call.
@@ -64,27 +65,27 @@ pub struct Cli {
 
     /// Profile of ~/.config/cfql/config.toml (credentials, base URL, account, limits).
     /// Example: --profile prod
-    #[arg(long, value_name = "NAME")]
+    #[arg(long, value_name = "NAME", global = true)]
     pub profile: Option<String>,
 
     /// Config file instead of ~/.config/cfql/config.toml.
     /// Example: --config ./cfql.toml --profile ci
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", global = true)]
     pub config: Option<PathBuf>,
 
     /// API base URL (overrides CLOUDFLARE_BASE_URL and the profile).
     /// Example: --base-url http://127.0.0.1:8787/client/v4
-    #[arg(long, value_name = "URL")]
+    #[arg(long, value_name = "URL", global = true)]
     pub base_url: Option<String>,
 
     /// Default account for account-scoped tables (overrides CLOUDFLARE_ACCOUNT_ID).
     /// Example: --account-id 0123456789abcdef0123456789abcdef
-    #[arg(long, value_name = "ID")]
+    #[arg(long, value_name = "ID", global = true)]
     pub account_id: Option<String>,
 
     /// HTTP calls in flight at once (default 16).
     /// Example: --concurrency 4
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", global = true)]
     pub concurrency: Option<usize>,
 
     /// Allow UPDATE/DELETE without WHERE for this run.
@@ -92,9 +93,14 @@ pub struct Cli {
     #[arg(long)]
     pub allow_unfiltered_writes: bool,
 
+    /// Expanded output (one field per line) for tables; default: only when a table is wider
+    /// than the terminal. Example: --expanded
+    #[arg(long)]
+    pub expanded: bool,
+
     /// Start the embedded simulator with sample data and run against it.
     /// Example: cfql --demo -c "SELECT * FROM cloudflare.audit.credentials"
-    #[arg(long)]
+    #[arg(long, global = true)]
     pub demo: bool,
 
     /// Subcommand.
@@ -107,6 +113,44 @@ pub struct Cli {
 pub enum Command {
     /// Run the Cloudflare API simulator standalone (prints its base URL and credentials).
     Sim(SimArgs),
+    /// Audit gate: each SELECT of the files is a control, its rows are findings.
+    Check(CheckArgs),
+    /// Print shell completions. Example: cfql completions bash > ~/.local/share/bash-completion/completions/cfql
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
+}
+
+/// `cfql check` options (credentials, --var, --profile and --demo as for a run).
+#[derive(Debug, Args)]
+#[command(after_help = "Each SELECT is a control, titled by the first line of the comment block above it
+(else FILE:LINE). No rows: ok. Rows: alarm, and the rows are its findings. A failed
+statement, or any write (INSERT, UPDATE, DELETE, EXEC: nothing is sent), is an error.
+SET and template variables work as in scripts.
+Exit codes: 0 all ok, 3 at least one alarm and no error, 1 any error, 2 usage.
+Example: cfql check --demo -f examples/expiring_credentials.sql --format junit > report.xml")]
+pub struct CheckArgs {
+    /// A file of controls (repeatable). Example: -f examples/unused_tokens.sql
+    #[arg(short = 'f', long = "file", value_name = "FILE", required = true)]
+    pub files: Vec<PathBuf>,
+    /// Report format: table, json, junit, markdown (default table).
+    /// Example: --format junit
+    #[arg(long, value_name = "FORMAT", default_value = "table")]
+    pub format: CheckFormat,
+}
+
+/// Report formats of `cfql check`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum CheckFormat {
+    /// Each control's status, then its findings as a table.
+    Table,
+    /// One object per control, findings as JSON rows.
+    Json,
+    /// JUnit XML: a testsuite per file, a testcase per control.
+    Junit,
+    /// Markdown: a summary table, then each alarm's findings.
+    Markdown,
 }
 
 /// `cfql sim` options.

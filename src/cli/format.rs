@@ -95,6 +95,38 @@ fn json_cell(field: &Field, array: &ArrayRef, i: usize) -> Value {
     v
 }
 
+/// Rows as JSON objects, JSON columns nested.
+pub fn json_rows(batches: &[RecordBatch]) -> Vec<Value> {
+    let mut objs = Vec::new();
+    for b in batches {
+        let s = b.schema();
+        for i in 0..b.num_rows() {
+            let m: Map<String, Value> = s.fields().iter().zip(b.columns()).map(|(f, a)| (f.name().clone(), json_cell(f, a, i))).collect();
+            objs.push(Value::Object(m));
+        }
+    }
+    objs
+}
+
+/// One field per line, a header per record (psql's expanded display).
+fn write_expanded(out: &mut dyn Write, batches: &[RecordBatch]) -> std::io::Result<()> {
+    let Some(schema) = batches.first().map(|b| b.schema()) else { return Ok(()) };
+    let width = schema.fields().iter().map(|f| f.name().chars().count()).max().unwrap_or(0);
+    let mut record = 0;
+    for b in batches {
+        let cols: Vec<Vec<Option<String>>> = b.columns().iter().map(text_cells).collect();
+        for i in 0..b.num_rows() {
+            record += 1;
+            let head = format!("-[ RECORD {record} ]");
+            writeln!(out, "{head}{}", "-".repeat((width + 3).saturating_sub(head.len()).max(1)))?;
+            for (f, c) in schema.fields().iter().zip(&cols) {
+                writeln!(out, "{:<width$} | {}", f.name(), c[i].as_deref().unwrap_or(""))?;
+            }
+        }
+    }
+    Ok(())
+}
+
 fn truncate(batches: &[RecordBatch]) -> Vec<RecordBatch> {
     batches
         .iter()
@@ -145,9 +177,44 @@ fn truncate(batches: &[RecordBatch]) -> Vec<RecordBatch> {
         .collect()
 }
 
-/// Writes `batches` (with `schema`, for headers of empty results) in `format`.
-/// `cut`: shorten long cells in tables (on a terminal, for reads); secret columns never are.
-pub fn write(out: &mut dyn Write, format: Format, schema: &SchemaRef, batches: &[RecordBatch], cut: bool) -> std::io::Result<()> {
+/// When a table is shown one field per line (psql's `\x`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Expanded {
+    /// Always.
+    On,
+    /// Never.
+    Off,
+    /// When the table is wider than the terminal.
+    #[default]
+    Auto,
+}
+
+impl FromStr for Expanded {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "on" => Ok(Expanded::On),
+            "off" => Ok(Expanded::Off),
+            "auto" => Ok(Expanded::Auto),
+            other => Err(format!("expected on, off or auto, got '{other}'")),
+        }
+    }
+}
+
+/// How a table is laid out.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Layout {
+    /// Shorten long cells (reads on a terminal); secret columns never are.
+    pub cut: bool,
+    /// One field per line: on, off, or when wider than `width`.
+    pub expanded: Expanded,
+    /// The terminal's width, when the output is a terminal.
+    pub width: Option<usize>,
+}
+
+/// Writes `batches` (with `schema`, for headers of empty results) in `format`. Only
+/// tables are shortened or expanded, as `layout` says.
+pub fn write(out: &mut dyn Write, format: Format, schema: &SchemaRef, batches: &[RecordBatch], layout: Layout) -> std::io::Result<()> {
     let batches: Vec<RecordBatch> = batches.iter().filter(|b| b.num_rows() > 0).cloned().collect();
     match format {
         Format::Table => {
@@ -158,10 +225,14 @@ pub fn write(out: &mut dyn Write, format: Format, schema: &SchemaRef, batches: &
                 }
                 return writeln!(out, "(0 rows)");
             }
-            let shown = if cut { truncate(&batches) } else { batches.clone() };
-            let text = pretty_format_batches(&shown).map_err(std::io::Error::other)?;
-            writeln!(out, "{text}")?;
+            let shown = if layout.cut { truncate(&batches) } else { batches.clone() };
+            let text = pretty_format_batches(&shown).map_err(std::io::Error::other)?.to_string();
+            let too_wide = layout.width.is_some_and(|w| text.lines().any(|l| l.chars().count() > w));
             let n: usize = batches.iter().map(|b| b.num_rows()).sum();
+            match (layout.expanded, too_wide) {
+                (Expanded::On, _) | (Expanded::Auto, true) => write_expanded(out, &shown)?,
+                _ => writeln!(out, "{text}")?,
+            }
             writeln!(out, "({n} row{})", if n == 1 { "" } else { "s" })
         }
         Format::Csv | Format::Tsv => {
@@ -176,17 +247,7 @@ pub fn write(out: &mut dyn Write, format: Format, schema: &SchemaRef, batches: &
             w.flush()
         }
         Format::Json | Format::Ndjson => {
-            let mut objs = Vec::new();
-            for b in &batches {
-                let s = b.schema();
-                for i in 0..b.num_rows() {
-                    let mut m = Map::new();
-                    for (f, a) in s.fields().iter().zip(b.columns()) {
-                        m.insert(f.name().clone(), json_cell(f, a, i));
-                    }
-                    objs.push(Value::Object(m));
-                }
-            }
+            let objs = json_rows(&batches);
             if format == Format::Json {
                 serde_json::to_writer_pretty(&mut *out, &objs).map_err(std::io::Error::other)?;
                 writeln!(out)

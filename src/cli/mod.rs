@@ -2,6 +2,7 @@
 //! mode and the standalone simulator.
 
 pub mod args;
+mod check;
 pub mod format;
 mod repl;
 
@@ -14,7 +15,7 @@ use std::time::Duration;
 use clap::{CommandFactory, FromArgMatches};
 
 use self::args::{Cli, Command, SimArgs};
-use self::format::Format;
+use self::format::{Expanded, Format, Layout};
 use crate::error::Error;
 use crate::sim::{SeedOptions, SimOptions, Simulator};
 use crate::sql::split::split;
@@ -84,7 +85,11 @@ pub fn main() -> ExitCode {
     };
     match cli.command {
         Some(Command::Sim(ref a)) => rt.block_on(run_sim(a)),
-        None => run_client(&rt, cli, sources),
+        Some(Command::Completions { shell }) => {
+            clap_complete::generate(shell, &mut Cli::command(), "cfql", &mut std::io::stdout());
+            ExitCode::SUCCESS
+        }
+        Some(Command::Check(_)) | None => run_client(&rt, cli, sources),
     }
 }
 
@@ -162,39 +167,24 @@ fn run_client(rt: &tokio::runtime::Runtime, cli: Cli, sources: Vec<Source>) -> E
             return ExitCode::from(EXIT_USAGE);
         }
     };
+    let check = match &cli.command {
+        Some(Command::Check(a)) => Some(a),
+        _ => None,
+    };
+    let sources = match check {
+        Some(a) => a.files.iter().cloned().map(Source::File).collect(),
+        None => sources,
+    };
     // Files are read before anything runs, so a typo in a path runs nothing.
-    let mut scripts: Vec<(String, String)> = Vec::new();
-    for s in &sources {
-        match s {
-            Source::Command(n, sql) => scripts.push((format!("-c #{n}"), sql.clone())),
-            Source::File(p) => match std::fs::read_to_string(p) {
-                Ok(t) => scripts.push((p.display().to_string(), t)),
-                Err(e) => {
-                    eprintln!("error: cannot read {}: {e}", p.display());
-                    return ExitCode::from(EXIT_USAGE);
-                }
-            },
-        }
-    }
+    let mut scripts = match read_scripts(&sources) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
     let interactive = sources.is_empty() && std::io::stdin().is_terminal();
     let _sim = if cli.demo {
-        let opts = SimOptions {
-            seed: SeedOptions { seed: 42, tokens: 40, accounts: 3, account_tokens: 8, service_tokens: 6 },
-            ..SimOptions::default()
-        };
-        match rt.block_on(Simulator::start(opts)) {
-            Ok(sim) => {
-                config.base_url = sim.base_url();
-                config.credentials = Some(crate::Credentials::ApiToken(sim.admin_token()));
-                if interactive {
-                    eprintln!("demo: the embedded simulator with sample data at {}", sim.base_url());
-                }
-                Some(sim)
-            }
-            Err(e) => {
-                eprintln!("error: cannot start the demo simulator: {e}");
-                return ExitCode::from(EXIT_FAILED);
-            }
+        match start_demo(rt, &mut config, interactive) {
+            Ok(sim) => Some(sim),
+            Err(code) => return code,
         }
     } else {
         None
@@ -208,9 +198,13 @@ fn run_client(rt: &tokio::runtime::Runtime, cli: Cli, sources: Vec<Source>) -> E
     };
     let stdout_tty = std::io::stdout().is_terminal();
     let format = cli.format.unwrap_or(if stdout_tty { Format::Table } else { Format::Csv });
-    let mut printer = Printer { format, terminal: stdout_tty, progress: None };
+    let expanded = if cli.expanded { Expanded::On } else { Expanded::Auto };
+    let mut printer = Printer { format, terminal: stdout_tty, expanded, progress: None };
     if std::io::stderr().is_terminal() {
         printer.install_progress(&session);
+    }
+    if let Some(a) = check {
+        return check::run(rt, &session, &scripts, a.format, &printer);
     }
     if interactive {
         return repl::run(rt, session, format, printer);
@@ -223,12 +217,56 @@ fn run_client(rt: &tokio::runtime::Runtime, cli: Cli, sources: Vec<Source>) -> E
         }
         scripts.push(("<stdin>".into(), text));
     }
+    run_scripts(rt, &session, &printer, scripts)
+}
+
+/// The text of every `-c` and `-f`, in order, as (name for messages, text).
+fn read_scripts(sources: &[Source]) -> Result<Vec<(String, String)>, ExitCode> {
+    let mut scripts = Vec::new();
+    for s in sources {
+        match s {
+            Source::Command(n, sql) => scripts.push((format!("-c #{n}"), sql.clone())),
+            Source::File(p) => match std::fs::read_to_string(p) {
+                Ok(t) => scripts.push((p.display().to_string(), t)),
+                Err(e) => {
+                    eprintln!("error: cannot read {}: {e}", p.display());
+                    return Err(ExitCode::from(EXIT_USAGE));
+                }
+            },
+        }
+    }
+    Ok(scripts)
+}
+
+/// Starts the embedded simulator with its sample data and points `config` at it.
+fn start_demo(rt: &tokio::runtime::Runtime, config: &mut Config, interactive: bool) -> Result<Simulator, ExitCode> {
+    let opts = SimOptions {
+        seed: SeedOptions { seed: 42, tokens: 40, accounts: 3, account_tokens: 8, service_tokens: 6 },
+        ..SimOptions::default()
+    };
+    match rt.block_on(Simulator::start(opts)) {
+        Ok(sim) => {
+            config.base_url = sim.base_url();
+            config.credentials = Some(crate::Credentials::ApiToken(sim.admin_token()));
+            if interactive {
+                eprintln!("demo: the embedded simulator with sample data at {}", sim.base_url());
+            }
+            Ok(sim)
+        }
+        Err(e) => {
+            eprintln!("error: cannot start the demo simulator: {e}");
+            Err(ExitCode::from(EXIT_FAILED))
+        }
+    }
+}
+
+/// Runs scripts statement by statement, stopping at the first failure or interrupt.
+fn run_scripts(rt: &tokio::runtime::Runtime, session: &Session, printer: &Printer, scripts: Vec<(String, String)>) -> ExitCode {
     let cancel = crate::Cancel::new();
     catch_signals(rt, cancel.clone());
     let mut out = std::io::stdout().lock();
     for (name, text) in scripts {
-        let (stmts, _) = split(&text);
-        for st in stmts {
+        for st in split(&text).0 {
             if cancel.is_cancelled() {
                 eprintln!("error: interrupted; {name}:{}: {} and the statements after it were not run", st.line, snippet(&st.text));
                 return ExitCode::from(EXIT_FAILED);
@@ -286,8 +324,10 @@ fn snippet(sql: &str) -> String {
 pub struct Printer {
     /// Output format.
     pub format: Format,
-    /// Stdout is a terminal (long table cells are cut).
+    /// Stdout is a terminal (long table cells are cut, wide tables expanded).
     pub terminal: bool,
+    /// When tables are shown one field per line.
+    pub expanded: Expanded,
     /// The progress spinner on stderr (created when a scan reaches its second page).
     pub progress: Option<Arc<std::sync::Mutex<Option<indicatif::ProgressBar>>>>,
 }
@@ -313,6 +353,11 @@ impl Printer {
         self.progress = Some(slot);
     }
 
+    /// The table layout for this output (`cut`: a read on a terminal).
+    pub fn layout(&self, cut: bool) -> Layout {
+        Layout { cut, expanded: self.expanded, width: if self.terminal { terminal_width() } else { None } }
+    }
+
     /// Clears the progress line, if one is shown.
     pub fn clear_progress(&self) {
         if let Some(slot) = &self.progress
@@ -329,7 +374,7 @@ impl Printer {
             Ok(o) => {
                 // A write's rows hold what it did (and its secrets): never shortened.
                 let cut = self.terminal && o.write.is_none();
-                let written = write_all(out, self.format, &o.schema, &o.batches, cut);
+                let written = write_all(out, self.format, &o.schema, &o.batches, self.layout(cut));
                 for w in &o.warnings {
                     eprintln!("{w}");
                 }
@@ -368,7 +413,7 @@ impl Printer {
         };
         let crate::WriteDetail { not_attempted, warnings, secrets_file, .. } = detail.as_ref();
         if let Some(schema) = succeeded.first().map(|b| b.schema())
-            && let Err(err) = write_all(out, self.format, &schema, succeeded, false)
+            && let Err(err) = write_all(out, self.format, &schema, succeeded, self.layout(false))
         {
             let took = total - failed - not_attempted;
             eprintln!("error: cannot write the output ({err}): {}", lost_rows(verb, took, secrets_file.as_deref()));
@@ -406,10 +451,24 @@ fn write_all(
     format: Format,
     schema: &crate::arrow::datatypes::SchemaRef,
     batches: &[crate::arrow::record_batch::RecordBatch],
-    cut: bool,
+    layout: Layout,
 ) -> std::io::Result<()> {
-    format::write(out, format, schema, batches, cut)?;
+    format::write(out, format, schema, batches, layout)?;
     out.flush()
+}
+
+/// Columns of the terminal on stdout, if it is one (`COLUMNS` when the size is unknown).
+pub fn terminal_width() -> Option<usize> {
+    #[cfg(unix)]
+    {
+        let mut ws = libc::winsize { ws_row: 0, ws_col: 0, ws_xpixel: 0, ws_ypixel: 0 };
+        // SAFETY: TIOCGWINSZ writes a `winsize` into the pointer given, nothing else.
+        let ok = unsafe { libc::ioctl(libc::STDOUT_FILENO, libc::TIOCGWINSZ, &mut ws) } == 0;
+        if ok && ws.ws_col > 0 {
+            return Some(ws.ws_col as usize);
+        }
+    }
+    std::env::var("COLUMNS").ok().and_then(|c| c.parse().ok())
 }
 
 /// What the user must know when a write's rows could not be shown.

@@ -17,7 +17,7 @@ use rustyline::validate::{ValidationContext, ValidationResult, Validator};
 use rustyline::{Context, Editor, Helper};
 
 use super::Printer;
-use super::format::Format;
+use super::format::{Expanded, Format};
 use crate::Session;
 use crate::sql::split::split;
 
@@ -180,6 +180,7 @@ const HELP: &str = "Statements end with ';' and may span lines. Backslash comman
   \\d TABLE        columns of TABLE, with types and key params
   \\format NAME    output format: table, csv, tsv, json, ndjson, markdown
   \\timing         show how long each statement takes
+  \\x [on|off|auto] expanded display (one field per line); auto: when wider than the terminal
 Ctrl-C cancels the running statement (its HTTP calls stop) and keeps the session.
 Try: SHOW SERVICES;  SELECT name, expires_on FROM cloudflare.user.tokens LIMIT 5;";
 
@@ -245,6 +246,20 @@ pub fn run(rt: &tokio::runtime::Runtime, session: Arc<Session>, format: Format, 
                     Err(e) => eprintln!("error: {e}"),
                 },
                 ("format", None) => println!("format is {} (\\format NAME to change)", printer.format.name()),
+                ("x", arg) => {
+                    let next = match arg {
+                        None if printer.expanded == Expanded::On => Ok(Expanded::Off),
+                        None => Ok(Expanded::On),
+                        Some(a) => a.parse::<Expanded>(),
+                    };
+                    match next {
+                        Ok(x) => {
+                            printer.expanded = x;
+                            println!("expanded display is {}", format!("{x:?}").to_ascii_lowercase());
+                        }
+                        Err(e) => eprintln!("error: \\x: {e}"),
+                    }
+                }
                 ("d", None) => run_one(rt, &session, &printer, &mut interrupts, "SHOW RESOURCES", timing),
                 ("d", Some(t)) => run_one(rt, &session, &printer, &mut interrupts, &format!("DESCRIBE {t}"), timing),
                 (other, _) => eprintln!("error: unknown command \\{other} (\\? lists them)"),
