@@ -86,6 +86,11 @@ pub struct Config {
     pub audit_log: Option<PathBuf>,
     /// Largest response body read (default 64 MiB); a larger one is an error, not memory.
     pub max_response_bytes: u64,
+    /// Longest a statement waits in all for the API budget before it fails (default 15 min,
+    /// enough to sit out one 5-minute block); zero fails at once.
+    pub budget_wait: Duration,
+    /// How long GET answers are reused within a session (default 60 s; zero turns the cache off).
+    pub cache_ttl: Duration,
     /// Most pages one listing reads (default 10,000, i.e. 500,000 rows at 50 a page), so a
     /// server that ignores `page` cannot keep cfql paging forever.
     pub max_pages: u64,
@@ -116,6 +121,8 @@ impl Default for Config {
             vars: HashMap::new(),
             secrets_file: None,
             audit_log: None,
+            budget_wait: Duration::from_secs(900),
+            cache_ttl: Duration::from_secs(60),
             max_response_bytes: 64 << 20,
             max_pages: 10_000,
         }
@@ -140,6 +147,8 @@ struct Profile {
     fanout_errors: Option<String>,
     max_response_mb: Option<u64>,
     max_pages: Option<u64>,
+    budget_wait_secs: Option<u64>,
+    cache_ttl_secs: Option<u64>,
 }
 
 impl Config {
@@ -162,6 +171,8 @@ impl Config {
             ("retry_budget_secs", self.retry_budget),
             ("request_timeout_secs", self.request_timeout),
             ("connect_timeout", self.connect_timeout),
+            ("budget_wait_secs", self.budget_wait),
+            ("cache_ttl_secs", self.cache_ttl),
         ];
         for (name, d) in durations {
             if d > MAX_DURATION {
@@ -295,6 +306,12 @@ impl Config {
         }
         if let Some(v) = p.max_pages {
             self.max_pages = v;
+        }
+        if let Some(v) = p.budget_wait_secs {
+            self.budget_wait = Duration::from_secs(v);
+        }
+        if let Some(v) = p.cache_ttl_secs {
+            self.cache_ttl = Duration::from_secs(v);
         }
         self.check().map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
         match p.fanout_errors.as_deref() {

@@ -120,6 +120,20 @@ pub enum Error {
     /// A value in a statement is not acceptable.
     #[error("{0}")]
     InvalidInput(String),
+    /// The statement would have to wait longer than its ceiling for the API budget.
+    #[error(
+        "{why}: the statement would have to wait {} for the API budget, more than the {} allowed (budget_wait_secs); run it later or raise the ceiling",
+        crate::budget::human(*.needed),
+        crate::budget::human(*.ceiling)
+    )]
+    BudgetWait {
+        /// How long the next call would have to wait.
+        needed: std::time::Duration,
+        /// The ceiling.
+        ceiling: std::time::Duration,
+        /// Why: the budget is spent, or a 429.
+        why: String,
+    },
     /// Some scopes of a fan-out failed; the query stopped rather than return partial rows.
     #[error(
         "{table}: {failed} of {total} scopes failed; the query was stopped rather than return partial rows (fanout_errors = \"warn\" in the profile returns the others' rows with warnings):\n  {}",
@@ -336,6 +350,30 @@ impl Error {
             Error::Api { errors, .. } => errors.iter().map(|e| e.code).collect(),
             Error::RateLimited { code, .. } => code.iter().copied().collect(),
             _ => Vec::new(),
+        }
+    }
+
+    /// A copy of an error the HTTP client returns (a failed GET shared by every caller
+    /// that waited on it). Other variants, which the client never returns, keep their text.
+    pub fn duplicate(&self) -> Error {
+        match self {
+            Error::Api { status, method, path, errors } => {
+                Error::Api { status: *status, method: method.clone(), path: path.clone(), errors: errors.clone() }
+            }
+            Error::RateLimited { method, path, code, attempts, retry_after } => Error::RateLimited {
+                method: method.clone(),
+                path: path.clone(),
+                code: *code,
+                attempts: *attempts,
+                retry_after: *retry_after,
+            },
+            Error::Network { method, url, detail } => Error::Network { method: method.clone(), url: url.clone(), detail: detail.clone() },
+            Error::Decode { method, path, status, detail } => {
+                Error::Decode { method: method.clone(), path: path.clone(), status: *status, detail: detail.clone() }
+            }
+            Error::Cancelled { what } => Error::Cancelled { what: what.clone() },
+            Error::BudgetWait { needed, ceiling, why } => Error::BudgetWait { needed: *needed, ceiling: *ceiling, why: why.clone() },
+            other => Error::Config(other.to_string()),
         }
     }
 

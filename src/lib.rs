@@ -13,6 +13,7 @@
 //! Data flows one way: SQL -> [`sql::parse`] -> DataFusion plan -> [`table`] provider ->
 //! [`http`] client -> Arrow batches -> the caller (or the CLI's printer).
 
+pub mod budget;
 pub mod cancel;
 pub mod catalog;
 #[cfg(feature = "cli")]

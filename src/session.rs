@@ -180,6 +180,7 @@ impl Session {
         let vars = self.vars.lock().unwrap_or_else(|p| p.into_inner()).clone();
         let text = template::render(sql, &vars)?;
         let stmt = parse::parse(&text, &self.engine.registry)?;
+        self.engine.client.budget.begin_statement();
         let result = if stmt.is_write() {
             // Never dropped mid-way: the write itself watches `cancel`.
             self.run(stmt, &text, false, cancel).await
@@ -218,25 +219,38 @@ impl Session {
             CfqlStatement::ShowMethods(t) => Ok(batch_out(info::show_methods(reg, &t)?)),
             CfqlStatement::Describe { table, extended } => Ok(batch_out(info::describe(reg, &table, extended)?)),
             CfqlStatement::SetOption { name, value } => {
-                let on = match value.as_str() {
-                    "true" | "on" | "1" => true,
-                    "false" | "off" | "0" => false,
-                    v => return Err(Error::InvalidInput(format!("SET cfql.{name}: expected true or false, got '{v}'"))),
-                };
-                let mut f = self.flags.lock().unwrap_or_else(|p| p.into_inner());
-                match name.as_str() {
-                    "allow_unfiltered_writes" => f.allow_unfiltered = on,
-                    "dry_run" => f.dry_run = on,
-                    other => {
-                        return Err(Error::InvalidInput(format!(
-                            "unknown option cfql.{other} (options: cfql.allow_unfiltered_writes, cfql.dry_run)"
-                        )));
-                    }
-                }
-                let b = info::text_batch(&["option", "value"], vec![vec![format!("cfql.{name}"), on.to_string()]])?;
+                let shown = self.set_option(&name, &value)?;
+                let b = info::text_batch(&["option", "value"], vec![vec![format!("cfql.{name}"), shown]])?;
                 Ok(batch_out(b))
             }
         }
+    }
+
+    /// `SET cfql.<name> = <value>`; returns the value as set.
+    fn set_option(&self, name: &str, value: &str) -> Result<String> {
+        if name == "cache_ttl" {
+            let secs: u64 = value.trim_end_matches('s').parse().map_err(|_| {
+                Error::InvalidInput(format!("SET cfql.cache_ttl: expected whole seconds (0 turns the cache off), got '{value}'"))
+            })?;
+            self.engine.client.set_cache_ttl(std::time::Duration::from_secs(secs));
+            return Ok(secs.to_string());
+        }
+        let on = match value {
+            "true" | "on" | "1" => true,
+            "false" | "off" | "0" => false,
+            v => return Err(Error::InvalidInput(format!("SET cfql.{name}: expected true or false, got '{v}'"))),
+        };
+        let mut f = self.flags.lock().unwrap_or_else(|p| p.into_inner());
+        match name {
+            "allow_unfiltered_writes" => f.allow_unfiltered = on,
+            "dry_run" => f.dry_run = on,
+            other => {
+                return Err(Error::InvalidInput(format!(
+                    "unknown option cfql.{other} (options: cfql.allow_unfiltered_writes, cfql.dry_run, cfql.cache_ttl)"
+                )));
+            }
+        }
+        Ok(on.to_string())
     }
 
     /// Runs a query (SQL text) through DataFusion, with id-param rewriting.

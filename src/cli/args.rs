@@ -180,9 +180,12 @@ pub struct SimArgs {
     /// Faults, e.g. "latency=20,429=0.05,500#3,drop-after@PUT:/user/tokens/{token_id}/value#1,seed=7".
     #[arg(long, value_name = "SPEC", value_parser = parse_faults)]
     pub faults: Option<FaultSpec>,
-    /// Emulated rate limit per credential per 300 s.
+    /// Emulated rate limit: calls per credential per window (past it, one window of 429).
     #[arg(long, default_value_t = 1200, value_name = "N")]
     pub rate_limit: usize,
+    /// Window of the emulated rate limit, in seconds (tests shrink Cloudflare's 300).
+    #[arg(long, default_value_t = 300, value_name = "SECS")]
+    pub rate_window: u64,
 }
 
 fn parse_var(s: &str) -> Result<(String, String), String> {

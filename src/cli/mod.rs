@@ -106,7 +106,7 @@ async fn run_sim(a: &SimArgs) -> ExitCode {
         latency_ms: a.latency_ms,
         faults: a.faults.clone().unwrap_or_default(),
         rate_limit: a.rate_limit.max(1),
-        rate_window: Duration::from_secs(300),
+        rate_window: Duration::from_secs(a.rate_window.clamp(1, 86_400)),
     };
     if a.tokens > crate::sim::USER_TOKEN_QUOTA || a.account_tokens > crate::sim::ACCOUNT_TOKEN_QUOTA {
         eprintln!(

@@ -41,6 +41,10 @@ pub struct ApiResponse {
     pub result_info: Option<ResultInfo>,
     /// The `messages` member (usually empty).
     pub messages: Value,
+    /// Served from the session's cache (or shared with an identical call in flight).
+    pub cached: bool,
+    /// Size of the body it came from, for the cache's memory bound.
+    pub body_len: usize,
 }
 
 impl std::fmt::Debug for ApiResponse {
@@ -110,7 +114,7 @@ pub fn decode(method: &str, path: &str, status: u16, body: &[u8]) -> Result<ApiR
     });
     let result = v.get("result").cloned().unwrap_or(Value::Null);
     let messages = v.get("messages").cloned().unwrap_or_else(|| Value::Array(Vec::new()));
-    Ok(ApiResponse { status, result, result_info: info, messages })
+    Ok(ApiResponse { status, result, result_info: info, messages, cached: false, body_len: body.len() })
 }
 
 /// The Cloudflare code of a 429 body, if readable.

@@ -3,12 +3,10 @@
 
 pub mod envelope;
 
-use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use rand::Rng;
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
@@ -16,6 +14,7 @@ use tokio::sync::Semaphore;
 
 pub use envelope::{ApiResponse, ResultInfo};
 
+use crate::budget::Budget;
 use crate::cancel::Cancel;
 use crate::config::{Config, Credentials, MAX_DURATION};
 use crate::error::{Error, Result};
@@ -82,7 +81,11 @@ pub struct Client {
     max_body: u64,
     /// Behind a lock because rolling the session's own token swaps in its new value.
     credentials: RwLock<Option<Credentials>>,
-    limiter: DefaultDirectRateLimiter,
+    /// The API budget: no call is sent unless it allows it.
+    pub budget: Budget,
+    cache: ResponseCache,
+    cache_ttl: RwLock<Duration>,
+    cache_hits: AtomicU64,
     permits: Semaphore,
     max_retries: u32,
     retry_budget: Duration,
@@ -95,6 +98,23 @@ impl std::fmt::Debug for Client {
         f.debug_struct("Client").field("base_url", &self.base_url).field("credentials", &self.credentials()).finish_non_exhaustive()
     }
 }
+
+/// Cached GET answers: (credential fingerprint, path and query) -> (when, answer).
+type ResponseCache = moka::future::Cache<(u64, String), Arc<(std::time::Instant, ApiResponse)>>;
+
+/// A cache bounded by the size of the bodies it holds (64 MiB), entries kept at most an
+/// hour (the session's TTL, checked on each read, is usually far shorter).
+fn new_cache() -> ResponseCache {
+    moka::future::Cache::builder()
+        .max_capacity(64 << 10)
+        .weigher(|_, v: &Arc<(std::time::Instant, ApiResponse)>| u32::try_from(v.1.body_len / 1024 + 1).unwrap_or(u32::MAX))
+        .time_to_live(Duration::from_secs(3600))
+        .support_invalidation_closures()
+        .build()
+}
+
+/// 429s one call waits out before it gives up (each wait is bounded by the budget's ceiling).
+const MAX_429_RETRIES: u32 = 8;
 
 /// What one attempt of a call came back with.
 enum Answer {
@@ -131,15 +151,15 @@ impl Client {
             .user_agent(concat!("cfql/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| Error::Config(format!("cannot build the HTTP client: {e}")))?;
-        let limit = NonZeroU32::new(config.rate_limit.max(1)).expect("max(1) is non-zero");
-        let period = config.rate_window / limit.get();
-        let quota = Quota::with_period(period.max(Duration::from_nanos(1))).expect("non-zero period").allow_burst(limit);
         Ok(Arc::new(Self {
             http,
             base_url,
             max_body: config.max_response_bytes,
             credentials: RwLock::new(config.credentials.clone()),
-            limiter: RateLimiter::direct(quota),
+            budget: Budget::new(config.rate_limit, config.rate_window, config.budget_wait, config.concurrency),
+            cache: new_cache(),
+            cache_ttl: RwLock::new(config.cache_ttl),
+            cache_hits: AtomicU64::new(0),
             permits: Semaphore::new(config.concurrency.max(1)),
             max_retries: config.max_retries,
             retry_budget: config.retry_budget,
@@ -186,8 +206,69 @@ impl Client {
 
     /// [`Client::call`], which gives up with [`Error::Cancelled`] once `cancel` fires, but
     /// only while the request has not been sent: a call in flight is always awaited, so
-    /// the answer of a create or roll (its secret) is never dropped.
+    /// the answer of a create or roll (its secret) is never dropped. A GET is answered from
+    /// the session's cache when a fresh answer is there, and shares one call with an
+    /// identical GET in flight. Other methods are never cached (their answers hold secrets).
     pub async fn call_with(&self, req: &ApiRequest, cancel: Option<&Cancel>) -> Result<ApiResponse> {
+        let ttl = *self.cache_ttl.read().unwrap_or_else(|p| p.into_inner());
+        if !req.idempotent() || ttl.is_zero() {
+            return self.call_uncached(req, cancel).await;
+        }
+        let key = (self.credential_fingerprint(), req.display_path());
+        if let Some(hit) = self.cache.get(&key).await {
+            if hit.0.elapsed() <= ttl {
+                self.cache_hits.fetch_add(1, Ordering::Relaxed);
+                return Ok(ApiResponse { cached: true, ..hit.1.clone() });
+            }
+            self.cache.invalidate(&key).await;
+        }
+        let ran = std::sync::atomic::AtomicBool::new(false);
+        let load = async {
+            ran.store(true, Ordering::Relaxed);
+            self.call_uncached(req, cancel).await.map(|r| Arc::new((std::time::Instant::now(), r)))
+        };
+        match self.cache.try_get_with(key, load).await {
+            Ok(v) if ran.load(Ordering::Relaxed) => Ok(v.1.clone()),
+            Ok(v) => {
+                self.cache_hits.fetch_add(1, Ordering::Relaxed);
+                Ok(ApiResponse { cached: true, ..v.1.clone() })
+            }
+            Err(e) => Err(e.duplicate()),
+        }
+    }
+
+    /// GETs answered from the cache (or shared with an identical call) so far.
+    pub fn cache_hits(&self) -> u64 {
+        self.cache_hits.load(Ordering::Relaxed)
+    }
+
+    /// Sets how long GET answers are reused (zero: not at all, from now on).
+    pub fn set_cache_ttl(&self, ttl: Duration) {
+        *self.cache_ttl.write().unwrap_or_else(|p| p.into_inner()) = ttl;
+        if ttl.is_zero() {
+            self.cache.invalidate_all();
+        }
+    }
+
+    /// Forgets every cached answer whose path starts with `prefix` (a write changed it).
+    pub fn invalidate(&self, prefix: &str) {
+        let prefix = prefix.to_string();
+        let _ = self.cache.invalidate_entries_if(move |k, _| k.1.starts_with(&prefix));
+    }
+
+    /// Keys the cache by credential without keeping the credential.
+    fn credential_fingerprint(&self) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        match self.credentials() {
+            Some(Credentials::ApiToken(t)) => t.hash(&mut h),
+            Some(Credentials::GlobalKey { email, key }) => (email, key).hash(&mut h),
+            None => {}
+        }
+        h.finish()
+    }
+
+    async fn call_uncached(&self, req: &ApiRequest, cancel: Option<&Cancel>) -> Result<ApiResponse> {
         let Some(creds) = self.credentials() else {
             return Err(Error::Config(
                 "no Cloudflare credential: set CLOUDFLARE_API_TOKEN (or CLOUDFLARE_EMAIL and CLOUDFLARE_API_KEY), or use a --profile"
@@ -212,7 +293,7 @@ impl Client {
     /// One attempt: wait for the rate limiter and a connection slot (both cancellable,
     /// nothing is sent yet), then send and read the whole answer.
     async fn attempt(&self, req: &ApiRequest, creds: &Credentials, cancel: Option<&Cancel>) -> Result<Answer> {
-        until_cancelled(cancel, self.limiter.until_ready(), req).await?;
+        self.budget.acquire(cancel).await?;
         let _permit = until_cancelled(cancel, self.permits.acquire(), req).await?.expect("semaphore is never closed");
         if cancel.is_some_and(Cancel::is_cancelled) {
             return Err(not_sent(req));
@@ -230,11 +311,9 @@ impl Client {
         Ok(match rb.send().await {
             Ok(resp) => {
                 let status = resp.status();
-                let retry_after = resp
-                    .headers()
-                    .get(reqwest::header::RETRY_AFTER)
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.trim().parse::<u64>().ok());
+                let header = |name: &str| resp.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
+                let retry_after = header("retry-after").and_then(|v| v.trim().parse::<u64>().ok());
+                self.budget.observe(header("ratelimit").as_deref());
                 match read_capped(resp, self.max_body).await {
                     Ok(Some(body)) => Answer::Reply { status, retry_after, body },
                     Ok(None) => Answer::Oversized { status },
@@ -271,12 +350,14 @@ impl Client {
             Answer::Reply { status, retry_after, body } => (status, retry_after, body),
         };
         if status == StatusCode::TOO_MANY_REQUESTS {
-            // A 429 means the server did nothing, so any call may wait and try again.
-            // Clamped: a Retry-After of u64::MAX seconds must not overflow a deadline.
+            // A 429 means the server did nothing, so any call may wait and try again: the
+            // budget pauses every call for the Retry-After (clamped: u64::MAX seconds must
+            // not overflow a deadline), and the wait counts against the statement's ceiling.
             let wait = retry_after.map(|s| Duration::from_secs(s.min(MAX_DURATION.as_secs()))).unwrap_or_else(|| self.backoff(attempt));
-            if can_wait(wait) {
-                tracing::warn!(method = %method, path = %path, wait_ms = wait.as_millis() as u64, "rate limited (429); retrying");
-                return Step::RetryAfter(wait);
+            if attempt <= MAX_429_RETRIES {
+                tracing::debug!(method = %method, path = %path, wait_ms = wait.as_millis() as u64, "rate limited (429); waiting");
+                self.budget.pause(wait);
+                return Step::RetryAfter(Duration::ZERO);
             }
             return Step::Done(Err(Error::RateLimited { method, path, code: envelope::first_code(&body), attempts: attempt, retry_after }));
         }

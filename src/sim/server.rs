@@ -170,9 +170,11 @@ async fn answer(
         }
         return r;
     }
-    if let Err(wait) = lock(state).rate.check(fp) {
+    let verdict = lock(state).rate.check(fp);
+    if !verdict.allowed {
         let mut r = error(429, codes::RATE_LIMITED, "Rate limited: more than the allowed requests per window");
-        r.headers_mut().insert("retry-after", HeaderValue::from(wait));
+        r.headers_mut().insert("retry-after", HeaderValue::from(verdict.reset_secs));
+        rate_headers(state, &mut r, verdict);
         return r;
     }
     let mut parts = parts;
@@ -192,7 +194,24 @@ async fn answer(
     if decision.drop_after {
         resp.extensions_mut().insert(DropConnection);
     }
+    rate_headers(state, &mut resp, verdict);
     resp
+}
+
+/// Cloudflare's budget headers (the IETF RateLimit fields draft): what is left of the
+/// window, when it frees up, and the policy.
+fn rate_headers(state: &Shared, resp: &mut Response, v: super::state::RateVerdict) {
+    let (limit, window) = {
+        let st = lock(state);
+        (st.rate.limit, st.rate.window.as_secs())
+    };
+    let h = resp.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&format!("\"default\";r={};t={}", v.remaining, v.reset_secs)) {
+        h.insert("ratelimit", v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&format!("\"burst\";q={limit};w={window}")) {
+        h.insert("ratelimit-policy", v);
+    }
 }
 
 /// Drops `page=` from the query, so the handler answers page 1 whatever was asked.

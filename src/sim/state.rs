@@ -137,27 +137,49 @@ pub struct RateLimit {
     /// Window length.
     pub window: StdDuration,
     hits: HashMap<u64, VecDeque<Instant>>,
+    blocked: HashMap<u64, Instant>,
+}
+
+/// What the limit says of one request: allowed (with what is left) or refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateVerdict {
+    /// Whether the request may proceed.
+    pub allowed: bool,
+    /// Requests left in the window after this one.
+    pub remaining: usize,
+    /// Seconds until the window frees a request (or the block ends), rounded up.
+    pub reset_secs: u64,
 }
 
 impl RateLimit {
     /// A limit of `limit` requests per `window`.
     pub fn new(limit: usize, window: StdDuration) -> Self {
-        Self { limit, window, hits: HashMap::new() }
+        Self { limit, window, hits: HashMap::new(), blocked: HashMap::new() }
     }
 
-    /// Records a request of this credential; `Err(seconds to wait)` when over the limit.
-    pub fn check(&mut self, credential: u64) -> Result<(), u64> {
+    /// Counts a request of this credential, Cloudflare's way: past the limit, every request
+    /// of the credential is refused for one whole window.
+    pub fn check(&mut self, credential: u64) -> RateVerdict {
         let now = Instant::now();
+        let secs = |d: StdDuration| d.as_secs() + u64::from(d.subsec_nanos() > 0);
+        if let Some(until) = self.blocked.get(&credential).copied() {
+            if now < until {
+                return RateVerdict { allowed: false, remaining: 0, reset_secs: secs(until - now) };
+            }
+            self.blocked.remove(&credential);
+            self.hits.remove(&credential);
+        }
         let q = self.hits.entry(credential).or_default();
         while q.front().is_some_and(|t| now.duration_since(*t) >= self.window) {
             q.pop_front();
         }
         if q.len() >= self.limit {
-            let wait = q.front().map(|t| self.window.saturating_sub(now.duration_since(*t))).unwrap_or_default();
-            return Err(wait.as_secs().max(1));
+            self.blocked.insert(credential, now + self.window);
+            return RateVerdict { allowed: false, remaining: 0, reset_secs: secs(self.window) };
         }
         q.push_back(now);
-        Ok(())
+        let reset = q.front().map(|t| self.window.saturating_sub(now.duration_since(*t))).unwrap_or(self.window);
+        RateVerdict { allowed: true, remaining: self.limit - q.len(), reset_secs: secs(reset) }
     }
 }
 

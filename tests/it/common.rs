@@ -15,10 +15,13 @@ pub async fn sim_opts(seed: SeedOptions) -> Simulator {
     Simulator::start(SimOptions { seed, ..SimOptions::default() }).await.expect("simulator starts")
 }
 
-/// A config pointed at the simulator, authenticated with its admin token, quick retries.
+/// A config pointed at the simulator, authenticated with its admin token, quick retries,
+/// and no response cache (tests count the calls each statement makes; the cache has tests
+/// of its own that turn it on).
 pub fn config(sim: &Simulator) -> Config {
     let mut c = Config::new(sim.base_url()).with_api_token(sim.admin_token());
     c.retry_base_delay = std::time::Duration::from_millis(5);
+    c.cache_ttl = std::time::Duration::ZERO;
     c
 }
 

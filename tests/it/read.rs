@@ -203,16 +203,14 @@ async fn retries_429_and_500_then_succeeds() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn rate_limited_past_the_budget_fails_clearly() {
+async fn endless_429s_fail_clearly() {
     let sim = sim_with(20).await;
     sim.set_faults(FaultSpec::parse("429@GET:/user/tokens,retry-after=0").unwrap());
-    let mut c = config(&sim);
-    c.max_retries = 2;
-    let s = Session::new(c).await.unwrap();
+    let s = session(&sim).await;
     let e = s.sql("SELECT id FROM cloudflare.user.tokens").await.unwrap_err();
-    assert!(matches!(e, Error::RateLimited { attempts: 3, code: Some(10100), .. }), "{e:?}");
+    assert!(matches!(e, Error::RateLimited { attempts: 9, code: Some(10100), .. }), "{e:?}");
     assert!(e.to_string().contains("HTTP 429, code 10100"), "{e}");
-    assert_eq!(sim.count("GET", "/user/tokens"), 3);
+    assert_eq!(sim.count("GET", "/user/tokens"), 9, "each 429 waited out, 8 times");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -410,15 +408,18 @@ async fn redirects_to_another_host_are_refused_without_credentials() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn retry_after_beyond_the_budget_fails_at_once() {
+async fn a_wait_beyond_the_ceiling_fails_at_once() {
     let sim = sim_with(300).await;
     sim.set_rate_limit(2, Duration::from_secs(120));
-    let s = session(&sim).await;
+    let mut c = config(&sim);
+    c.budget_wait = Duration::from_secs(5);
+    let s = Session::new(c).await.unwrap();
     let e = s.sql("SELECT id FROM cloudflare.user.tokens").await.unwrap_err();
     let text = e.to_string();
-    assert!(matches!(e, Error::RateLimited { attempts: 1, .. }), "{e:?}");
-    assert!(text.contains("is beyond the retry budget"), "{text}");
-    assert_eq!(sim.count("GET", "/user/tokens"), 6, "each of the 6 pages asked once: the 429s are not retried");
+    assert!(matches!(e, Error::BudgetWait { .. }), "{e:?}");
+    assert!(text.contains("would have to wait 2m00s") && text.contains("more than the 5s allowed"), "{text}");
+    assert_eq!(sim.count("GET", "/user/tokens"), 1, "the first page's Ratelimit header said the budget is spent");
+    assert_eq!(sim.requests().iter().filter(|r| r.status == Some(429)).count(), 0, "no call past the limit");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -183,10 +183,13 @@ impl<'a> Tally<'a> {
             Err(Error::OutcomeUnknown { .. }) => RowState::MayHaveTakenEffect,
             Err(_) => RowState::Failed,
         };
-        if state != RowState::NotAttempted
-            && let Err(w) = self.recorder.audit(&call, result.as_ref().map(|r| r.status))
-        {
-            self.warnings.push(w);
+        if state != RowState::NotAttempted {
+            // Whatever the outcome, the call may have changed the resource: a later read
+            // in this session must not be answered from the cache.
+            engine.client.invalidate(&collection_path(self.resource, &call));
+            if let Err(w) = self.recorder.audit(&call, result.as_ref().map(|r| r.status)) {
+                self.warnings.push(w);
+            }
         }
         match result {
             Ok(resp) => {
@@ -285,6 +288,14 @@ impl<'a> Tally<'a> {
             succeeded: crate::error::Rows(batches),
             detail: Box::new(detail),
         })
+    }
+}
+
+/// The path under which a call's object is listed and read (`/accounts/A/tokens`).
+fn collection_path(resource: &Resource, call: &PlannedCall) -> String {
+    match resource.spec.method(Verb::Select, false) {
+        Some(list) => list.path.replace("{scope}", &call.scope.prefix),
+        None => call.request.path.clone(),
     }
 }
 

@@ -1,0 +1,275 @@
+//! The API budget. Cloudflare allows `rate_limit` calls per `rate_window` per user, counted
+//! across every tool and the dashboard; one call past it blocks every call for a whole
+//! window. So no call is sent unless the budget allows it: the server's `Ratelimit` headers
+//! are the truth when present (they see other tools and processes; a small reserve is left
+//! for them), else a local window of the calls this session sent. When the budget is spent,
+//! or a 429 names a `Retry-After`, the statement waits (visibly) instead of failing, up to
+//! `budget_wait` in all; past that it fails saying how long it would need.
+//!
+//! A refilling token bucket (such as `governor`) is the wrong model here: it allows a burst
+//! of `limit` and then one call per `window / limit`, which trips Cloudflare's rule.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use crate::cancel::Cancel;
+use crate::error::{Error, Result};
+
+/// Told when a statement starts to wait for the budget: the line to show the user.
+pub type NoticeFn = dyn Fn(&str) + Send + Sync;
+
+/// The budget of one session (shared by its tables, statements and connections).
+pub struct Budget {
+    limit: u32,
+    window: Duration,
+    /// Calls left to other tools when pacing by the server's headers.
+    reserve: u64,
+    max_wait: Duration,
+    state: Mutex<State>,
+    notice: Mutex<Option<Arc<NoticeFn>>>,
+}
+
+#[derive(Default)]
+struct State {
+    /// When each call of the last window was sent (local accounting).
+    sent: VecDeque<Instant>,
+    /// The server's last word on the budget.
+    server: Option<ServerView>,
+    /// No call before this (a 429's Retry-After).
+    paused_until: Option<Instant>,
+    /// Time this statement has waited (distinct waits, not one per task).
+    waited: Duration,
+    /// The end of the wait this statement is in, if any.
+    waiting_until: Option<Instant>,
+    /// Calls sent in this statement.
+    calls: u64,
+}
+
+#[derive(Clone, Copy)]
+struct ServerView {
+    remaining: u64,
+    reset_at: Instant,
+    /// Calls sent since this view was read.
+    sent_since: u64,
+}
+
+enum Decision {
+    Go,
+    Wait(Instant, &'static str),
+}
+
+impl Budget {
+    /// `limit` calls per `window`; a statement waits at most `max_wait` in all.
+    /// `concurrency` calls may be in flight when a header is read, so they are kept in reserve.
+    pub fn new(limit: u32, window: Duration, max_wait: Duration, concurrency: usize) -> Self {
+        let reserve = (u64::from(limit) / 50).max(concurrency as u64).max(1);
+        Self { limit: limit.max(1), window, reserve, max_wait, state: Mutex::default(), notice: Mutex::new(None) }
+    }
+
+    /// Where to tell the user that a statement waits.
+    pub fn set_notice(&self, f: Option<Arc<NoticeFn>>) {
+        *self.notice.lock().unwrap_or_else(|p| p.into_inner()) = f;
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A statement starts: its waits are counted afresh against `max_wait`.
+    pub fn begin_statement(&self) {
+        let mut st = self.state();
+        st.waited = Duration::ZERO;
+        st.waiting_until = None;
+        st.calls = 0;
+    }
+
+    /// Calls this statement has sent.
+    pub fn statement_calls(&self) -> u64 {
+        self.state().calls
+    }
+
+    /// Calls the budget allows now, by the server's view or the local window.
+    pub fn available(&self) -> u64 {
+        let now = Instant::now();
+        let mut st = self.state();
+        if let Some(sv) = st.server.filter(|sv| now < sv.reset_at) {
+            return sv.remaining.saturating_sub(sv.sent_since).saturating_sub(self.reserve);
+        }
+        Self::forget_old(&mut st, now, self.window);
+        u64::from(self.limit).saturating_sub(st.sent.len() as u64)
+    }
+
+    /// The time `calls` more calls need at least: whole windows beyond what is left now.
+    pub fn time_for(&self, calls: u64) -> Duration {
+        let beyond = calls.saturating_sub(self.available());
+        self.window.saturating_mul(beyond.div_ceil(u64::from(self.limit)) as u32)
+    }
+
+    /// Waits until the budget allows one call, then counts it. Fails with
+    /// [`Error::BudgetWait`] when the statement would wait longer than `max_wait` in all,
+    /// and with [`Error::Cancelled`] when `cancel` fires first (nothing was sent).
+    pub async fn acquire(&self, cancel: Option<&Cancel>) -> Result<()> {
+        loop {
+            let now = Instant::now();
+            let (until, why) = match self.decide(now) {
+                Decision::Go => return Ok(()),
+                Decision::Wait(until, why) => (until, why),
+            };
+            self.account_wait(now, until, why)?;
+            let sleep = tokio::time::sleep_until(until);
+            match cancel {
+                None => sleep.await,
+                Some(c) => tokio::select! {
+                    _ = c.cancelled() => return Err(Error::Cancelled { what: "stopped while waiting for the API budget".into() }),
+                    _ = sleep => {}
+                },
+            }
+        }
+    }
+
+    fn decide(&self, now: Instant) -> Decision {
+        let mut st = self.state();
+        if let Some(p) = st.paused_until {
+            if now < p {
+                return Decision::Wait(p, "Cloudflare answered 429");
+            }
+            st.paused_until = None;
+        }
+        Self::forget_old(&mut st, now, self.window);
+        match st.server {
+            Some(sv) if now < sv.reset_at => {
+                if sv.remaining.saturating_sub(sv.sent_since) <= self.reserve {
+                    return Decision::Wait(sv.reset_at, "the API budget is spent (Cloudflare's Ratelimit header)");
+                }
+                st.server = Some(ServerView { sent_since: sv.sent_since + 1, ..sv });
+            }
+            _ => {
+                st.server = None;
+                if st.sent.len() >= self.limit as usize {
+                    let oldest = *st.sent.front().expect("non-empty at the limit");
+                    return Decision::Wait(oldest + self.window, "the API budget is spent");
+                }
+            }
+        }
+        st.sent.push_back(now);
+        st.calls += 1;
+        Decision::Go
+    }
+
+    fn forget_old(st: &mut State, now: Instant, window: Duration) {
+        while st.sent.front().is_some_and(|t| now.duration_since(*t) >= window) {
+            st.sent.pop_front();
+        }
+    }
+
+    /// Counts a wait against the statement's ceiling and tells the user once per wait.
+    fn account_wait(&self, now: Instant, until: Instant, why: &str) -> Result<()> {
+        let mut st = self.state();
+        let already = st.waiting_until.filter(|w| *w >= until).is_some();
+        if already {
+            return Ok(());
+        }
+        let from = st.waiting_until.filter(|w| *w > now).unwrap_or(now);
+        let added = until.saturating_duration_since(from);
+        if st.waited + added > self.max_wait {
+            return Err(Error::BudgetWait { needed: until.saturating_duration_since(now), ceiling: self.max_wait, why: why.to_string() });
+        }
+        st.waited += added;
+        st.waiting_until = Some(until);
+        let calls = st.calls;
+        drop(st);
+        let line = format!("{why}: waiting {} before the next call ({calls} calls so far)", human(until - now));
+        tracing::debug!("{line}");
+        if let Some(f) = self.notice.lock().unwrap_or_else(|p| p.into_inner()).clone() {
+            f(&line);
+        }
+        Ok(())
+    }
+
+    /// Reads the server's budget headers (`Ratelimit: "default";r=R;t=T`). Kept unless an
+    /// older answer arrives after a newer one (the smaller `remaining` wins within a window).
+    pub fn observe(&self, ratelimit: Option<&str>) {
+        let Some((remaining, reset)) = ratelimit.and_then(parse_ratelimit) else { return };
+        let now = Instant::now();
+        let view = ServerView { remaining, reset_at: now + Duration::from_secs(reset), sent_since: 0 };
+        let mut st = self.state();
+        st.server = match st.server {
+            Some(old) if now < old.reset_at && old.remaining.saturating_sub(old.sent_since) < remaining => Some(old),
+            _ => Some(view),
+        };
+    }
+
+    /// A 429 said to wait `secs` (Cloudflare blocks the credential that long).
+    pub fn pause(&self, wait: Duration) {
+        let until = Instant::now() + wait;
+        let mut st = self.state();
+        st.paused_until = Some(st.paused_until.map_or(until, |p| p.max(until)));
+    }
+}
+
+/// `"default";r=50;t=30` → (50, 30). Parameters in any order; unknown ones ignored.
+pub fn parse_ratelimit(v: &str) -> Option<(u64, u64)> {
+    let (mut r, mut t) = (None, None);
+    for part in v.split([';', ',']) {
+        match part.trim().split_once('=') {
+            Some(("r", n)) => r = n.trim().parse().ok(),
+            Some(("t", n)) => t = n.trim().parse().ok(),
+            _ => {}
+        }
+    }
+    Some((r?, t?))
+}
+
+/// `3m41s`, `12s`, `1h02m`.
+pub fn human(d: Duration) -> String {
+    let s = d.as_secs() + u64::from(d.subsec_millis() >= 500);
+    match s {
+        0..60 => format!("{s}s"),
+        60..3600 => format!("{}m{:02}s", s / 60, s % 60),
+        _ => format!("{}h{:02}m", s / 3600, (s % 3600) / 60),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_cloudflare_headers() {
+        assert_eq!(parse_ratelimit("\"default\";r=50;t=30"), Some((50, 30)));
+        assert_eq!(parse_ratelimit("\"default\";t=7;r=0"), Some((0, 7)));
+        assert_eq!(parse_ratelimit("garbage"), None);
+        assert_eq!(human(Duration::from_secs(221)), "3m41s");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_window_not_a_bucket() {
+        let b = Budget::new(3, Duration::from_secs(10), Duration::from_secs(60), 1);
+        let start = Instant::now();
+        for _ in 0..3 {
+            b.acquire(None).await.unwrap();
+        }
+        assert_eq!(start.elapsed(), Duration::ZERO, "the window's calls go at once");
+        b.acquire(None).await.unwrap();
+        assert_eq!(start.elapsed(), Duration::from_secs(10), "the 4th waits for the window");
+        let tight = Budget::new(1, Duration::from_secs(10), Duration::from_secs(5), 1);
+        tight.acquire(None).await.unwrap();
+        let e = tight.acquire(None).await.unwrap_err().to_string();
+        assert!(e.contains("10s") && e.contains("5s"), "{e}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_server_view_wins_and_keeps_a_reserve() {
+        let b = Budget::new(1200, Duration::from_secs(300), Duration::from_secs(900), 4);
+        b.observe(Some("\"default\";r=30;t=20"));
+        assert_eq!(b.available(), 6, "30 left minus a reserve of 24 (2% of 1,200)");
+        let start = Instant::now();
+        for _ in 0..7 {
+            b.acquire(None).await.unwrap();
+        }
+        assert_eq!(start.elapsed(), Duration::from_secs(20), "the 7th waits for the server's reset");
+    }
+}
