@@ -25,8 +25,6 @@ pub type NoticeFn = dyn Fn(&str) + Send + Sync;
 pub struct Budget {
     limit: u32,
     window: Duration,
-    /// Calls left to other tools when pacing by the server's headers.
-    reserve: u64,
     max_wait: Duration,
     state: Mutex<State>,
     notice: Mutex<Option<Arc<NoticeFn>>>,
@@ -46,14 +44,21 @@ struct State {
     waiting_until: Option<Instant>,
     /// Calls sent in this statement.
     calls: u64,
+    /// Calls sent and not yet answered (the server's last word may not count them).
+    in_flight: u64,
 }
 
 #[derive(Clone, Copy)]
 struct ServerView {
     remaining: u64,
     reset_at: Instant,
-    /// Calls sent since this view was read.
+    /// Calls the server may not have counted yet: sent since this view was read, plus
+    /// those in flight when it was.
     sent_since: u64,
+    /// Calls left to other tools: 2% of the server's quota (`Ratelimit-Policy`).
+    reserve: u64,
+    /// The server's quota and window, when it named them.
+    policy: Option<(u64, Duration)>,
 }
 
 enum Decision {
@@ -63,10 +68,8 @@ enum Decision {
 
 impl Budget {
     /// `limit` calls per `window`; a statement waits at most `max_wait` in all.
-    /// `concurrency` calls may be in flight when a header is read, so they are kept in reserve.
-    pub fn new(limit: u32, window: Duration, max_wait: Duration, concurrency: usize) -> Self {
-        let reserve = (u64::from(limit) / 50).max(concurrency as u64).max(1);
-        Self { limit: limit.max(1), window, reserve, max_wait, state: Mutex::default(), notice: Mutex::new(None) }
+    pub fn new(limit: u32, window: Duration, max_wait: Duration) -> Self {
+        Self { limit: limit.max(1), window, max_wait, state: Mutex::default(), notice: Mutex::new(None) }
     }
 
     /// Where to tell the user that a statement waits.
@@ -96,7 +99,7 @@ impl Budget {
         let now = Instant::now();
         let mut st = self.state();
         if let Some(sv) = st.server.filter(|sv| now < sv.reset_at) {
-            return sv.remaining.saturating_sub(sv.sent_since).saturating_sub(self.reserve);
+            return sv.remaining.saturating_sub(sv.sent_since).saturating_sub(sv.reserve);
         }
         Self::forget_old(&mut st, now, self.window);
         u64::from(self.limit).saturating_sub(st.sent.len() as u64)
@@ -105,7 +108,9 @@ impl Budget {
     /// The time `calls` more calls need at least: whole windows beyond what is left now.
     pub fn time_for(&self, calls: u64) -> Duration {
         let beyond = calls.saturating_sub(self.available());
-        self.window.saturating_mul(beyond.div_ceil(u64::from(self.limit)) as u32)
+        let policy = self.state().server.and_then(|sv| sv.policy);
+        let (quota, window) = policy.unwrap_or((u64::from(self.limit), self.window));
+        window.saturating_mul(beyond.div_ceil(quota.max(1)) as u32)
     }
 
     /// Waits until the budget allows one call, then counts it. Fails with
@@ -141,7 +146,7 @@ impl Budget {
         Self::forget_old(&mut st, now, self.window);
         match st.server {
             Some(sv) if now < sv.reset_at => {
-                if sv.remaining.saturating_sub(sv.sent_since) <= self.reserve {
+                if sv.remaining.saturating_sub(sv.sent_since) <= sv.reserve {
                     return Decision::Wait(sv.reset_at, "the API budget is spent (Cloudflare's Ratelimit header)");
                 }
                 st.server = Some(ServerView { sent_since: sv.sent_since + 1, ..sv });
@@ -156,12 +161,33 @@ impl Budget {
         }
         st.sent.push_back(now);
         st.calls += 1;
+        st.in_flight += 1;
         Decision::Go
     }
 
     fn forget_old(st: &mut State, now: Instant, window: Duration) {
         while st.sent.front().is_some_and(|t| now.duration_since(*t) >= window) {
             st.sent.pop_front();
+        }
+    }
+
+    /// Tells the user something about the budget now (not after the statement).
+    pub fn notice(&self, line: &str) {
+        tracing::debug!("{line}");
+        if let Some(f) = self.notice.lock().unwrap_or_else(|p| p.into_inner()).clone() {
+            f(line);
+        }
+    }
+
+    /// Before a statement's calls: says so when they need more than the budget has left,
+    /// with the least time they will take.
+    pub fn forecast(&self, what: &str, calls: u64) {
+        let left = self.available();
+        if calls > left {
+            self.notice(&format!(
+                "note: {what} needs at least {calls} API calls and the budget allows {left} now: expect at least {} of waiting",
+                human(self.time_for(calls))
+            ));
         }
     }
 
@@ -181,23 +207,35 @@ impl Budget {
         st.waiting_until = Some(until);
         let calls = st.calls;
         drop(st);
-        let line = format!("{why}: waiting {} before the next call ({calls} calls so far)", human(until - now));
-        tracing::debug!("{line}");
-        if let Some(f) = self.notice.lock().unwrap_or_else(|p| p.into_inner()).clone() {
-            f(&line);
+        // A wait under a second (a window sliding by) is not worth a line.
+        if until - now >= Duration::from_secs(1) {
+            self.notice(&format!("{why}: waiting {} before the next call ({calls} calls so far)", human(until - now)));
         }
         Ok(())
     }
 
-    /// Reads the server's budget headers (`Ratelimit: "default";r=R;t=T`). Kept unless an
-    /// older answer arrives after a newer one (the smaller `remaining` wins within a window).
-    pub fn observe(&self, ratelimit: Option<&str>) {
-        let Some((remaining, reset)) = ratelimit.and_then(parse_ratelimit) else { return };
-        let now = Instant::now();
-        let view = ServerView { remaining, reset_at: now + Duration::from_secs(reset), sent_since: 0 };
+    /// A call counted by [`Budget::acquire`] got its answer (or none).
+    pub fn complete(&self) {
         let mut st = self.state();
+        st.in_flight = st.in_flight.saturating_sub(1);
+    }
+
+    /// Reads the server's budget headers (`Ratelimit: "default";r=R;t=T` and
+    /// `Ratelimit-Policy: "burst";q=Q;w=W`) from an answer, before that call completes.
+    /// An older answer arriving after a newer one does not raise what is left.
+    pub fn observe(&self, ratelimit: Option<&str>, policy: Option<&str>) {
+        let Some((remaining, reset)) = ratelimit.and_then(parse_ratelimit) else { return };
+        let policy = policy.and_then(parse_policy);
+        let quota = policy.map_or(u64::from(self.limit), |p| p.0);
+        let now = Instant::now();
+        let mut st = self.state();
+        let uncounted = st.in_flight.saturating_sub(1);
+        let reset_at = now + Duration::from_secs(reset);
+        let view = ServerView { remaining, reset_at, sent_since: uncounted, reserve: (quota / 50).max(1), policy };
         st.server = match st.server {
-            Some(old) if now < old.reset_at && old.remaining.saturating_sub(old.sent_since) < remaining => Some(old),
+            Some(old) if now < old.reset_at && old.remaining.saturating_sub(old.sent_since) < remaining.saturating_sub(uncounted) => {
+                Some(old)
+            }
             _ => Some(view),
         };
     }
@@ -221,6 +259,19 @@ pub fn parse_ratelimit(v: &str) -> Option<(u64, u64)> {
         }
     }
     Some((r?, t?))
+}
+
+/// `"burst";q=1200;w=300` → (1200, 300 s).
+pub fn parse_policy(v: &str) -> Option<(u64, Duration)> {
+    let (mut q, mut w) = (None, None);
+    for part in v.split([';', ',']) {
+        match part.trim().split_once('=') {
+            Some(("q", n)) => q = n.trim().parse().ok(),
+            Some(("w", n)) => w = n.trim().parse().ok().map(Duration::from_secs),
+            _ => {}
+        }
+    }
+    Some((q?, w?))
 }
 
 /// `3m41s`, `12s`, `1h02m`.
@@ -247,7 +298,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_window_not_a_bucket() {
-        let b = Budget::new(3, Duration::from_secs(10), Duration::from_secs(60), 1);
+        let b = Budget::new(3, Duration::from_secs(10), Duration::from_secs(60));
         let start = Instant::now();
         for _ in 0..3 {
             b.acquire(None).await.unwrap();
@@ -255,7 +306,7 @@ mod tests {
         assert_eq!(start.elapsed(), Duration::ZERO, "the window's calls go at once");
         b.acquire(None).await.unwrap();
         assert_eq!(start.elapsed(), Duration::from_secs(10), "the 4th waits for the window");
-        let tight = Budget::new(1, Duration::from_secs(10), Duration::from_secs(5), 1);
+        let tight = Budget::new(1, Duration::from_secs(10), Duration::from_secs(5));
         tight.acquire(None).await.unwrap();
         let e = tight.acquire(None).await.unwrap_err().to_string();
         assert!(e.contains("10s") && e.contains("5s"), "{e}");
@@ -263,13 +314,16 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn the_server_view_wins_and_keeps_a_reserve() {
-        let b = Budget::new(1200, Duration::from_secs(300), Duration::from_secs(900), 4);
-        b.observe(Some("\"default\";r=30;t=20"));
+        let b = Budget::new(1200, Duration::from_secs(300), Duration::from_secs(900));
+        b.acquire(None).await.unwrap();
+        b.observe(Some("\"default\";r=30;t=20"), Some("\"burst\";q=1200;w=300"));
+        b.complete();
         assert_eq!(b.available(), 6, "30 left minus a reserve of 24 (2% of 1,200)");
         let start = Instant::now();
         for _ in 0..7 {
             b.acquire(None).await.unwrap();
         }
         assert_eq!(start.elapsed(), Duration::from_secs(20), "the 7th waits for the server's reset");
+        assert_eq!(parse_policy("\"burst\";q=50;w=5"), Some((50, Duration::from_secs(5))));
     }
 }

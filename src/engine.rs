@@ -291,11 +291,11 @@ impl Engine {
         .pages()
     }
 
-    /// GET of one object by id; `Ok(None)` when the API says 404.
-    pub async fn get_one(&self, resource: &Resource, method: &MethodSpec, scope: &ScopeBinding, id: &str) -> Result<Option<Value>> {
+    /// GET of one object by id (and whether the cache answered); `Ok(None)` when the API says 404.
+    pub async fn get_one(&self, resource: &Resource, method: &MethodSpec, scope: &ScopeBinding, id: &str) -> Result<Option<(Value, bool)>> {
         let path = Self::fill_path(resource, method, scope, Some(id))?;
         match self.client.call(&ApiRequest::get(path)).await {
-            Ok(resp) => Ok(Some(resp.result)),
+            Ok(resp) => Ok(Some((resp.result, resp.cached))),
             Err(Error::Api { status: 404, .. }) => Ok(None),
             Err(e) => Err(e),
         }

@@ -22,6 +22,8 @@ pub struct Page {
     pub rows: Vec<Value>,
     /// Notes for the user (a repeated page, a list that changed while read, rows dropped as repeats).
     pub notes: Vec<String>,
+    /// Served from the session's cache (no call made).
+    pub cached: bool,
 }
 
 /// What one listing reads.
@@ -45,6 +47,7 @@ struct Fetched {
     rows: Vec<Value>,
     info: Option<ResultInfo>,
     note: Option<String>,
+    cached: bool,
 }
 
 impl Lister {
@@ -75,7 +78,7 @@ impl Lister {
         let resp = self.client.call(&req).await?;
         let endpoint = req.display_path();
         let rows = crate::engine::rows_of(&resp.result, self.shape, &req.method, &endpoint)?;
-        Ok(Fetched { endpoint, rows, info: resp.result_info, note: None })
+        Ok(Fetched { endpoint, rows, info: resp.result_info, note: None, cached: resp.cached })
     }
 
     /// The pages after the first: all at once when the total is known, else one by one.
@@ -193,7 +196,7 @@ impl Seen {
                 before - rows.len()
             ));
         }
-        Page { endpoint: f.endpoint, rows, notes }
+        Page { endpoint: f.endpoint, rows, notes, cached: f.cached }
     }
 }
 
@@ -204,7 +207,13 @@ mod tests {
 
     fn fetched(ids: &[&str], total: u64) -> Fetched {
         let info = ResultInfo { total_count: Some(total), ..Default::default() };
-        Fetched { endpoint: "GET /t".into(), rows: ids.iter().map(|i| json!({"id": i})).collect(), info: Some(info), note: None }
+        Fetched {
+            endpoint: "GET /t".into(),
+            rows: ids.iter().map(|i| json!({"id": i})).collect(),
+            info: Some(info),
+            note: None,
+            cached: false,
+        }
     }
 
     #[test]

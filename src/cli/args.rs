@@ -88,6 +88,17 @@ pub struct Cli {
     #[arg(long, value_name = "N", global = true)]
     pub concurrency: Option<usize>,
 
+    /// Longest a statement waits in all for the API budget (Cloudflare's 1,200 calls per
+    /// 5 minutes) before it fails; 0 fails at once (default 900).
+    /// Example: --budget-wait 60
+    #[arg(long, value_name = "SECS", global = true)]
+    pub budget_wait: Option<u64>,
+
+    /// How long GET answers are reused within this run (default 60; 0 turns the cache off).
+    /// Example: --cache-ttl 0
+    #[arg(long, value_name = "SECS", global = true)]
+    pub cache_ttl: Option<u64>,
+
     /// Allow UPDATE/DELETE without WHERE for this run.
     /// Example: cfql --allow-unfiltered-writes -c "DELETE FROM cloudflare.user.tokens" --dry-run
     #[arg(long)]

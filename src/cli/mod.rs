@@ -149,6 +149,13 @@ fn build_config(cli: &Cli) -> Result<Config, Error> {
         }
         c.concurrency = n;
     }
+    if let Some(s) = cli.budget_wait {
+        c.budget_wait = Duration::from_secs(s);
+    }
+    if let Some(s) = cli.cache_ttl {
+        c.cache_ttl = Duration::from_secs(s);
+    }
+    c.check().map_err(|e| Error::Config(format!("{e} (from the flags or profile)")))?;
     c.dry_run |= cli.dry_run;
     c.allow_unfiltered_writes |= cli.allow_unfiltered_writes;
     c.secrets_file = cli.secrets_file.clone().or(c.secrets_file);
@@ -203,6 +210,7 @@ fn run_client(rt: &tokio::runtime::Runtime, cli: Cli, sources: Vec<Source>) -> E
     if std::io::stderr().is_terminal() {
         printer.install_progress(&session);
     }
+    printer.install_notice(&session);
     if let Some(a) = check {
         return check::run(rt, &session, &scripts, a.format, &printer);
     }
@@ -351,6 +359,27 @@ impl Printer {
             b.tick();
         })));
         self.progress = Some(slot);
+    }
+
+    /// Shows a wait for the API budget: on the progress line when one is drawn, else as
+    /// one line on stderr (a log or CI output gets one line per wait).
+    fn install_notice(&self, session: &Session) {
+        let slot = self.progress.clone();
+        let on_terminal = std::io::stderr().is_terminal();
+        session.engine().client.budget.set_notice(Some(Arc::new(move |line: &str| {
+            if on_terminal && let Some(slot) = &slot {
+                let mut bar = slot.lock().unwrap_or_else(|p| p.into_inner());
+                let b = bar.get_or_insert_with(|| {
+                    let b = indicatif::ProgressBar::new_spinner();
+                    b.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+                    b.enable_steady_tick(Duration::from_millis(200));
+                    b
+                });
+                b.set_message(line.to_string());
+                return;
+            }
+            eprintln!("{line}");
+        })));
     }
 
     /// The table layout for this output (`cut`: a read on a terminal).

@@ -179,7 +179,7 @@ const HELP: &str = "Statements end with ';' and may span lines. Backslash comman
   \\d              list tables
   \\d TABLE        columns of TABLE, with types and key params
   \\format NAME    output format: table, csv, tsv, json, ndjson, markdown
-  \\timing         show how long each statement takes
+  \\timing         show how long each statement takes, its API calls and cache hits
   \\x [on|off|auto] expanded display (one field per line); auto: when wider than the terminal
 Ctrl-C cancels the running statement (its HTTP calls stop) and keeps the session.
 Try: SHOW SERVICES;  SELECT name, expires_on FROM cloudflare.user.tokens LIMIT 5;";
@@ -313,6 +313,7 @@ impl Interrupts {
 
 fn run_one(rt: &tokio::runtime::Runtime, session: &Session, printer: &Printer, interrupts: &mut Interrupts, sql: &str, timing: bool) {
     let start = Instant::now();
+    let (calls_before, hits_before) = (session.engine().client.calls_made(), session.engine().client.cache_hits());
     let cancel = crate::Cancel::new();
     // Ctrl-C cancels the statement but never drops it: a write must keep the answers of
     // the calls it already sent (their secrets), so the statement is awaited to its end.
@@ -336,6 +337,8 @@ fn run_one(rt: &tokio::runtime::Runtime, session: &Session, printer: &Printer, i
     let mut out = std::io::stdout().lock();
     printer.print(&mut out, result, "statement");
     if timing {
-        eprintln!("time: {:.3}s", start.elapsed().as_secs_f64());
+        let client = &session.engine().client;
+        let (calls, hits) = (client.calls_made() - calls_before, client.cache_hits() - hits_before);
+        eprintln!("time: {:.3}s, {calls} API call(s), {hits} served from cache", start.elapsed().as_secs_f64());
     }
 }

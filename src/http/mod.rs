@@ -113,6 +113,15 @@ fn new_cache() -> ResponseCache {
         .build()
 }
 
+/// Marks a budgeted call answered when dropped.
+struct Answered<'a>(&'a Budget);
+
+impl Drop for Answered<'_> {
+    fn drop(&mut self) {
+        self.0.complete();
+    }
+}
+
 /// 429s one call waits out before it gives up (each wait is bounded by the budget's ceiling).
 const MAX_429_RETRIES: u32 = 8;
 
@@ -156,7 +165,7 @@ impl Client {
             base_url,
             max_body: config.max_response_bytes,
             credentials: RwLock::new(config.credentials.clone()),
-            budget: Budget::new(config.rate_limit, config.rate_window, config.budget_wait, config.concurrency),
+            budget: Budget::new(config.rate_limit, config.rate_window, config.budget_wait),
             cache: new_cache(),
             cache_ttl: RwLock::new(config.cache_ttl),
             cache_hits: AtomicU64::new(0),
@@ -210,13 +219,13 @@ impl Client {
     /// the session's cache when a fresh answer is there, and shares one call with an
     /// identical GET in flight. Other methods are never cached (their answers hold secrets).
     pub async fn call_with(&self, req: &ApiRequest, cancel: Option<&Cancel>) -> Result<ApiResponse> {
-        let ttl = *self.cache_ttl.read().unwrap_or_else(|p| p.into_inner());
-        if !req.idempotent() || ttl.is_zero() {
+        if !req.idempotent() {
             return self.call_uncached(req, cancel).await;
         }
+        let ttl = *self.cache_ttl.read().unwrap_or_else(|p| p.into_inner());
         let key = (self.credential_fingerprint(), req.display_path());
         if let Some(hit) = self.cache.get(&key).await {
-            if hit.0.elapsed() <= ttl {
+            if !ttl.is_zero() && hit.0.elapsed() <= ttl {
                 self.cache_hits.fetch_add(1, Ordering::Relaxed);
                 return Ok(ApiResponse { cached: true, ..hit.1.clone() });
             }
@@ -227,7 +236,12 @@ impl Client {
             ran.store(true, Ordering::Relaxed);
             self.call_uncached(req, cancel).await.map(|r| Arc::new((std::time::Instant::now(), r)))
         };
-        match self.cache.try_get_with(key, load).await {
+        let loaded = self.cache.try_get_with(key.clone(), load).await;
+        if ttl.is_zero() {
+            // No cache: the entry only let identical calls in flight share one answer.
+            self.cache.invalidate(&key).await;
+        }
+        match loaded {
             Ok(v) if ran.load(Ordering::Relaxed) => Ok(v.1.clone()),
             Ok(v) => {
                 self.cache_hits.fetch_add(1, Ordering::Relaxed);
@@ -294,6 +308,8 @@ impl Client {
     /// nothing is sent yet), then send and read the whole answer.
     async fn attempt(&self, req: &ApiRequest, creds: &Credentials, cancel: Option<&Cancel>) -> Result<Answer> {
         self.budget.acquire(cancel).await?;
+        // However this attempt ends, its call no longer counts as in flight.
+        let _answered = Answered(&self.budget);
         let _permit = until_cancelled(cancel, self.permits.acquire(), req).await?.expect("semaphore is never closed");
         if cancel.is_some_and(Cancel::is_cancelled) {
             return Err(not_sent(req));
@@ -308,12 +324,12 @@ impl Client {
         }
         self.calls.fetch_add(1, Ordering::Relaxed);
         tracing::debug!(method = %req.method, path = %req.display_path(), "calling Cloudflare");
-        Ok(match rb.send().await {
+        let answer = match rb.send().await {
             Ok(resp) => {
                 let status = resp.status();
                 let header = |name: &str| resp.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
                 let retry_after = header("retry-after").and_then(|v| v.trim().parse::<u64>().ok());
-                self.budget.observe(header("ratelimit").as_deref());
+                self.budget.observe(header("ratelimit").as_deref(), header("ratelimit-policy").as_deref());
                 match read_capped(resp, self.max_body).await {
                     Ok(Some(body)) => Answer::Reply { status, retry_after, body },
                     Ok(None) => Answer::Oversized { status },
@@ -321,7 +337,8 @@ impl Client {
                 }
             }
             Err(e) => Answer::Lost { not_sent: e.is_connect(), detail: describe(e) },
-        })
+        };
+        Ok(answer)
     }
 
     /// Decides what an attempt means: a result, or a wait and another attempt. A call that

@@ -12,6 +12,7 @@ use datafusion::error::Result as DfResult;
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
 use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType, ReplaceChildrenOptions};
+use datafusion::physical_plan::metrics::{Count, ExecutionPlanMetricsSet, MetricBuilder, MetricsSet};
 use datafusion::physical_plan::stream::RecordBatchReceiverStream;
 use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties};
 use futures::StreamExt;
@@ -30,6 +31,7 @@ pub struct ApiScanExec {
     job: ScanJob,
     props: Arc<PlanProperties>,
     description: String,
+    metrics: ExecutionPlanMetricsSet,
 }
 
 impl fmt::Debug for ApiScanExec {
@@ -55,7 +57,13 @@ impl ApiScanExec {
             EmissionType::Incremental,
             Boundedness::Bounded,
         ));
-        Ok(Self { job: ScanJob { engine, resource, plan, cols, schema, limit }, props, description })
+        let calls = Calls::default();
+        Ok(Self {
+            job: ScanJob { engine, resource, plan, cols, schema, limit, calls },
+            props,
+            description,
+            metrics: ExecutionPlanMetricsSet::new(),
+        })
     }
 }
 
@@ -101,7 +109,44 @@ fn describe(engine: &Engine, resource: &Resource, plan: &ScanPlan, limit: Option
     if let Some(l) = limit {
         parts.push(format!("limit={l}"));
     }
+    parts.push(format!("cost={}", cost(engine, resource, method, plan, limit, by_id)));
     Ok(parts.join(", "))
+}
+
+/// The API calls the scan will make, as a number or a formula (the budget is 1,200 calls
+/// per 5 minutes, so this is what bounds a query at scale).
+fn cost(
+    engine: &Engine,
+    resource: &Resource,
+    method: &crate::provider::MethodSpec,
+    plan: &ScanPlan,
+    limit: Option<usize>,
+    by_id: bool,
+) -> String {
+    let per_scope = if by_id {
+        format!("{}", plan.ids.as_ref().map_or(0, Vec::len))
+    } else {
+        match (method.per_page, limit) {
+            (Some(p), Some(l)) => format!("{}", l.div_ceil(p as usize).max(1)),
+            (Some(p), None) => format!("ceil(rows/{p}) (at least 1)"),
+            (None, _) => "1".into(),
+        }
+    };
+    match engine.scope_source(resource, method, &plan.scopes) {
+        ScopeSource::Pinned => {
+            let n: usize = plan.scopes.values().map(Vec::len).sum();
+            if n == 1 { format!("{per_scope} call(s)") } else { format!("{per_scope} call(s) per scope x {n} scopes") }
+        }
+        ScopeSource::FanOut(source) => {
+            let per = engine
+                .registry
+                .resolve(&source.split('.').map(str::to_string).collect::<Vec<_>>())
+                .and_then(|t| t.spec.method(Verb::Select, false).and_then(|m| m.per_page))
+                .unwrap_or(50);
+            format!("ceil(accounts/{per}) to list the accounts + {per_scope} per account")
+        }
+        _ => format!("{per_scope} call(s)"),
+    }
 }
 
 impl DisplayAs for ApiScanExec {
@@ -139,10 +184,19 @@ impl ExecutionPlan for ApiScanExec {
         Ok(self)
     }
 
-    fn execute(&self, _partition: usize, _context: Arc<TaskContext>) -> DfResult<SendableRecordBatchStream> {
+    fn metrics(&self) -> Option<MetricsSet> {
+        Some(self.metrics.clone_inner())
+    }
+
+    fn execute(&self, partition: usize, _context: Arc<TaskContext>) -> DfResult<SendableRecordBatchStream> {
         let mut builder = RecordBatchReceiverStream::builder(self.job.schema.clone(), 4);
         let tx = builder.tx();
-        let job = self.job.clone();
+        let mut job = self.job.clone();
+        // EXPLAIN ANALYZE shows what the scan cost: calls made and calls the cache answered.
+        job.calls = Calls {
+            made: Some(MetricBuilder::new(&self.metrics).counter("api_calls", partition)),
+            cached: Some(MetricBuilder::new(&self.metrics).counter("api_cache_hits", partition)),
+        };
         builder.spawn(async move { job.run(tx).await.map_err(Into::into) });
         Ok(builder.build())
     }
@@ -157,6 +211,23 @@ struct ScanJob {
     cols: Vec<ColumnSpec>,
     schema: SchemaRef,
     limit: Option<usize>,
+    calls: Calls,
+}
+
+/// The scan's call counters (set when it executes).
+#[derive(Clone, Default)]
+struct Calls {
+    made: Option<Count>,
+    cached: Option<Count>,
+}
+
+impl Calls {
+    fn add(&self, cached: bool) {
+        let c = if cached { &self.cached } else { &self.made };
+        if let Some(c) = c {
+            c.add(1);
+        }
+    }
 }
 
 impl ScanJob {
@@ -168,6 +239,8 @@ impl ScanJob {
         let fanned = matches!(self.engine.scope_source(&self.resource, &method, &self.plan.scopes), ScopeSource::FanOut(_));
         let scopes = self.engine.resolve_scopes(&self.resource, &method, &self.plan.scopes).await?;
         let n_scopes = scopes.len();
+        let least = if by_id { n_scopes * self.plan.ids.as_ref().map_or(0, Vec::len) } else { n_scopes };
+        self.engine.client.budget.forecast(&table, least as u64);
         let conc = self.engine.config.concurrency.max(1);
         let mut failures: Vec<(String, Error)> = Vec::new();
         let (mut pages, mut rows_sent) = (0u64, 0u64);
@@ -185,7 +258,8 @@ impl ScanJob {
                 .buffer_unordered(conc);
             while let Some((scope, id, r)) = results.next().await {
                 match r {
-                    Ok(Some(obj)) => {
+                    Ok(Some((obj, cached))) => {
+                        self.calls.add(cached);
                         let path = Engine::fill_path(resource, method, &scope, Some(&id)).unwrap_or(id);
                         let batch = rows_to_batch(&self.schema, &self.cols, &[obj], &scope.values, "GET", &path)?;
                         if tx.send(Ok(batch)).await.is_err() {
@@ -213,7 +287,8 @@ impl ScanJob {
                     continue;
                 }
                 match r {
-                    Ok(Page { endpoint, rows, notes }) => {
+                    Ok(Page { endpoint, rows, notes, cached }) => {
+                        self.calls.add(cached);
                         for n in notes {
                             self.engine.warn(n);
                         }

@@ -1,5 +1,6 @@
 //! Integration tests: everything runs against the simulator over real HTTP on loopback.
 
+mod budget;
 mod check;
 mod cli;
 mod common;
