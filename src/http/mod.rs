@@ -379,7 +379,10 @@ impl Client {
             return Step::Done(Err(Error::RateLimited { method, path, code: envelope::first_code(&body), attempts: attempt, retry_after }));
         }
         if status.is_redirection() {
-            let detail = format!("HTTP {} redirect to another host refused (credentials are never sent to another host)", status.as_u16());
+            let detail = format!(
+                "HTTP {} redirect to another host refused (a redirect must keep the scheme, host and port: credentials are never sent elsewhere or in clear text)",
+                status.as_u16()
+            );
             return Step::Done(Err(Error::Network { method, url: format!("{}{}", self.base_url, path), detail }));
         }
         if status.is_server_error() && req.idempotent() && can_wait(self.backoff(attempt)) {

@@ -372,9 +372,15 @@ async fn register_into_an_existing_context() {
 /// A one-shot HTTP server on loopback answering every request with `response`, and
 /// reporting the request heads it received.
 async fn canned_server(response: String) -> (String, tokio::sync::mpsc::UnboundedReceiver<String>) {
+    canned_server_with(|_| response).await
+}
+
+/// A server answering every connection with the response `make` writes for its address.
+async fn canned_server_with(make: impl FnOnce(&str) -> String) -> (String, tokio::sync::mpsc::UnboundedReceiver<String>) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = l.local_addr().unwrap();
+    let response = make(&format!("127.0.0.1:{}", addr.port()));
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     tokio::spawn(async move {
         while let Ok((mut sock, _)) = l.accept().await {
@@ -405,6 +411,15 @@ async fn redirects_to_another_host_are_refused_without_credentials() {
     assert!(first_seen.recv().await.unwrap().to_lowercase().contains("authorization: bearer sekret-credential-value"));
     assert!(other_seen.try_recv().is_err(), "the other host was contacted");
     assert!(!e.contains("sekret"), "{e}");
+    // Same host and port, but a change of scheme is not followed either.
+    let (first, mut first_seen) =
+        canned_server_with(|me| format!("HTTP/1.1 302 Found\r\nlocation: https://{me}/client/v4/user/tokens\r\ncontent-length: 0\r\n\r\n"))
+            .await;
+    let s = Session::new(Config::new(format!("http://{first}/client/v4")).with_api_token("t")).await.unwrap();
+    let e = s.sql("SELECT id FROM cloudflare.user.tokens").await.unwrap_err().to_string();
+    assert!(e.contains("must keep the scheme, host and port"), "{e}");
+    assert!(first_seen.recv().await.is_some());
+    assert!(first_seen.try_recv().is_err(), "the https redirect was not followed");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
