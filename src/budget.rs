@@ -18,6 +18,10 @@ use tokio::time::Instant;
 use crate::cancel::Cancel;
 use crate::error::{Error, Result};
 
+/// Added to the local window: the server counts a call when it arrives, a little after it
+/// was sent, so a call must age out of the local window a little later than the nominal end.
+const ARRIVAL_MARGIN: Duration = Duration::from_millis(250);
+
 /// Told when a statement starts to wait for the budget: the line to show the user.
 pub type NoticeFn = dyn Fn(&str) + Send + Sync;
 
@@ -101,7 +105,7 @@ impl Budget {
         if let Some(sv) = st.server.filter(|sv| now < sv.reset_at) {
             return sv.remaining.saturating_sub(sv.sent_since).saturating_sub(sv.reserve);
         }
-        Self::forget_old(&mut st, now, self.window);
+        Self::forget_old(&mut st, now, self.window + ARRIVAL_MARGIN);
         u64::from(self.limit).saturating_sub(st.sent.len() as u64)
     }
 
@@ -143,7 +147,7 @@ impl Budget {
             }
             st.paused_until = None;
         }
-        Self::forget_old(&mut st, now, self.window);
+        Self::forget_old(&mut st, now, self.window + ARRIVAL_MARGIN);
         match st.server {
             Some(sv) if now < sv.reset_at => {
                 if sv.remaining.saturating_sub(sv.sent_since) <= sv.reserve {
@@ -155,7 +159,7 @@ impl Budget {
                 st.server = None;
                 if st.sent.len() >= self.limit as usize {
                     let oldest = *st.sent.front().expect("non-empty at the limit");
-                    return Decision::Wait(oldest + self.window, "the API budget is spent");
+                    return Decision::Wait(oldest + self.window + ARRIVAL_MARGIN, "the API budget is spent");
                 }
             }
         }
@@ -305,11 +309,11 @@ mod tests {
         }
         assert_eq!(start.elapsed(), Duration::ZERO, "the window's calls go at once");
         b.acquire(None).await.unwrap();
-        assert_eq!(start.elapsed(), Duration::from_secs(10), "the 4th waits for the window");
+        assert_eq!(start.elapsed(), Duration::from_secs(10) + ARRIVAL_MARGIN, "the 4th waits for the window");
         let tight = Budget::new(1, Duration::from_secs(10), Duration::from_secs(5));
         tight.acquire(None).await.unwrap();
         let e = tight.acquire(None).await.unwrap_err().to_string();
-        assert!(e.contains("10s") && e.contains("5s"), "{e}");
+        assert!(e.contains("would have to wait 10s") && e.contains("the 5s allowed"), "{e}");
     }
 
     #[tokio::test(start_paused = true)]
