@@ -198,6 +198,11 @@ impl Budget {
     /// Counts a wait against the statement's ceiling and tells the user once per wait.
     fn account_wait(&self, now: Instant, until: Instant, why: &str) -> Result<()> {
         let mut st = self.state();
+        // A context that never says where statements begin (`cfql::register`): a wait
+        // that ended a window ago belongs to an earlier statement.
+        if st.waiting_until.is_some_and(|w| now > w + self.window) {
+            st.waited = Duration::ZERO;
+        }
         let already = st.waiting_until.filter(|w| *w >= until).is_some();
         if already {
             return Ok(());

@@ -43,8 +43,8 @@ pub struct ApiResponse {
     pub messages: Value,
     /// Served from the session's cache (or shared with an identical call in flight).
     pub cached: bool,
-    /// Size of the body it came from, for the cache's memory bound.
-    pub body_len: usize,
+    /// The body it was decoded from (shared, not copied): what the cache keeps.
+    pub body: bytes::Bytes,
 }
 
 impl std::fmt::Debug for ApiResponse {
@@ -71,7 +71,7 @@ fn messages(v: Option<&Value>) -> Vec<ApiMessage> {
 }
 
 /// Decodes a response body. `Err` for error statuses, `success: false` and unreadable bodies.
-pub fn decode(method: &str, path: &str, status: u16, body: &[u8]) -> Result<ApiResponse, Error> {
+pub fn decode(method: &str, path: &str, status: u16, body: &bytes::Bytes) -> Result<ApiResponse, Error> {
     let parsed: Result<Value, _> = serde_json::from_slice(body);
     let v = match parsed {
         Ok(v @ Value::Object(_)) => v,
@@ -114,7 +114,7 @@ pub fn decode(method: &str, path: &str, status: u16, body: &[u8]) -> Result<ApiR
     });
     let result = v.get("result").cloned().unwrap_or(Value::Null);
     let messages = v.get("messages").cloned().unwrap_or_else(|| Value::Array(Vec::new()));
-    Ok(ApiResponse { status, result, result_info: info, messages, cached: false, body_len: body.len() })
+    Ok(ApiResponse { status, result, result_info: info, messages, cached: false, body: body.clone() })
 }
 
 /// The Cloudflare code of a 429 body, if readable.

@@ -4,7 +4,7 @@
 pub mod envelope;
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use rand::Rng;
@@ -99,15 +99,19 @@ impl std::fmt::Debug for Client {
     }
 }
 
-/// Cached GET answers: (credential fingerprint, path and query) -> (when, answer).
-type ResponseCache = moka::future::Cache<(u64, String), Arc<(std::time::Instant, ApiResponse)>>;
+/// A cached GET answer: when, its status, its body.
+type CacheEntry = Arc<(std::time::Instant, u16, bytes::Bytes)>;
 
-/// A cache bounded by the size of the bodies it holds (64 MiB), entries kept at most an
-/// hour (the session's TTL, checked on each read, is usually far shorter).
+/// Cached GET answers by (credential fingerprint, path and query).
+type ResponseCache = moka::future::Cache<(u64, String), CacheEntry>;
+
+/// A cache bounded to 32 MiB of response bodies, entries kept at most an hour (the
+/// session's TTL, checked on each read, is usually far shorter). A listing larger than
+/// that (100,000 tokens) keeps only some of its pages: memory stays bounded.
 fn new_cache() -> ResponseCache {
     moka::future::Cache::builder()
-        .max_capacity(64 << 10)
-        .weigher(|_, v: &Arc<(std::time::Instant, ApiResponse)>| u32::try_from(v.1.body_len / 1024 + 1).unwrap_or(u32::MAX))
+        .max_capacity(32 << 10)
+        .weigher(|_, v: &CacheEntry| u32::try_from(v.2.len() / 1024 + 1).unwrap_or(u32::MAX))
         .time_to_live(Duration::from_secs(3600))
         .support_invalidation_closures()
         .build()
@@ -226,29 +230,36 @@ impl Client {
         let key = (self.credential_fingerprint(), req.display_path());
         if let Some(hit) = self.cache.get(&key).await {
             if !ttl.is_zero() && hit.0.elapsed() <= ttl {
-                self.cache_hits.fetch_add(1, Ordering::Relaxed);
-                return Ok(ApiResponse { cached: true, ..hit.1.clone() });
+                return self.from_cache(req, &hit);
             }
             self.cache.invalidate(&key).await;
         }
-        let ran = std::sync::atomic::AtomicBool::new(false);
+        // The first caller makes the call and keeps its parsed answer; callers that came
+        // while it was in flight decode the same body.
+        let mine: Mutex<Option<ApiResponse>> = Mutex::new(None);
         let load = async {
-            ran.store(true, Ordering::Relaxed);
-            self.call_uncached(req, cancel).await.map(|r| Arc::new((std::time::Instant::now(), r)))
+            let resp = self.call_uncached(req, cancel).await?;
+            let entry = Arc::new((std::time::Instant::now(), resp.status, resp.body.clone()));
+            *mine.lock().unwrap_or_else(|p| p.into_inner()) = Some(resp);
+            Ok::<_, Error>(entry)
         };
         let loaded = self.cache.try_get_with(key.clone(), load).await;
         if ttl.is_zero() {
             // No cache: the entry only let identical calls in flight share one answer.
             self.cache.invalidate(&key).await;
         }
-        match loaded {
-            Ok(v) if ran.load(Ordering::Relaxed) => Ok(v.1.clone()),
-            Ok(v) => {
-                self.cache_hits.fetch_add(1, Ordering::Relaxed);
-                Ok(ApiResponse { cached: true, ..v.1.clone() })
-            }
-            Err(e) => Err(e.duplicate()),
+        let entry = loaded.map_err(|e| e.duplicate())?;
+        match mine.into_inner().unwrap_or_else(|p| p.into_inner()) {
+            Some(resp) => Ok(resp),
+            None => self.from_cache(req, &entry),
         }
+    }
+
+    /// An answer from the cache: its body decoded again (bodies are what the cache holds).
+    fn from_cache(&self, req: &ApiRequest, entry: &CacheEntry) -> Result<ApiResponse> {
+        self.cache_hits.fetch_add(1, Ordering::Relaxed);
+        let resp = envelope::decode(req.method.as_str(), &req.display_path(), entry.1, &entry.2)?;
+        Ok(ApiResponse { cached: true, ..resp })
     }
 
     /// GETs answered from the cache (or shared with an identical call) so far.
