@@ -230,7 +230,7 @@ impl Client {
         let key = (self.credential_fingerprint(), req.display_path());
         if let Some(hit) = self.cache.get(&key).await {
             if !ttl.is_zero() && hit.0.elapsed() <= ttl {
-                return self.from_cache(req, &hit);
+                return self.answer_from_cache(req, &hit);
             }
             self.cache.invalidate(&key).await;
         }
@@ -251,12 +251,12 @@ impl Client {
         let entry = loaded.map_err(|e| e.duplicate())?;
         match mine.into_inner().unwrap_or_else(|p| p.into_inner()) {
             Some(resp) => Ok(resp),
-            None => self.from_cache(req, &entry),
+            None => self.answer_from_cache(req, &entry),
         }
     }
 
     /// An answer from the cache: its body decoded again (bodies are what the cache holds).
-    fn from_cache(&self, req: &ApiRequest, entry: &CacheEntry) -> Result<ApiResponse> {
+    fn answer_from_cache(&self, req: &ApiRequest, entry: &CacheEntry) -> Result<ApiResponse> {
         self.cache_hits.fetch_add(1, Ordering::Relaxed);
         let resp = envelope::decode(req.method.as_str(), &req.display_path(), entry.1, &entry.2)?;
         Ok(ApiResponse { cached: true, ..resp })
