@@ -154,23 +154,12 @@ pub fn history_path() -> Option<PathBuf> {
     std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share/cfql/history"))
 }
 
-/// Creates the history file with mode 0600 (or tightens an existing one).
+/// Creates the history file with mode 0600 (or tightens an existing one), never through a link.
 fn prepare_history(path: &PathBuf) -> std::io::Result<()> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
-    let mut opts = std::fs::OpenOptions::new();
-    opts.create(true).append(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-        opts.mode(0o600);
-        opts.open(path)?;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
-    }
-    #[cfg(not(unix))]
-    opts.open(path)?;
-    Ok(())
+    crate::private_file::open_append(path, crate::private_file::Shared::Tighten).map(drop)
 }
 
 const HELP: &str = "Statements end with ';' and may span lines. Backslash commands:
