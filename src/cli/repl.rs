@@ -155,7 +155,7 @@ pub fn history_path() -> Option<PathBuf> {
 }
 
 /// Creates the history file with mode 0600 (or tightens an existing one), never through a link.
-fn prepare_history(path: &PathBuf) -> std::io::Result<()> {
+fn prepare_history(path: &std::path::Path) -> std::io::Result<()> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
