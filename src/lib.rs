@@ -23,6 +23,7 @@ pub mod engine;
 pub mod error;
 pub mod http;
 pub mod listing;
+pub mod output;
 pub mod private_file;
 pub mod provider;
 mod session;

@@ -6,10 +6,8 @@ use std::sync::{Arc, Mutex};
 
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
-use datafusion::error::DataFusionError;
 use datafusion::execution::SessionStateBuilder;
 use datafusion::prelude::{SessionConfig, SessionContext};
-use datafusion::sql::parser::Statement as DfStatement;
 use datafusion::sql::sqlparser::ast::Statement;
 
 use crate::cancel::Cancel;
@@ -17,55 +15,11 @@ use crate::catalog::register_catalog;
 use crate::config::Config;
 use crate::engine::{Engine, ProgressFn};
 use crate::error::{Error, Result};
+pub use crate::output::{Output, WriteSummary};
 use crate::provider::Registry;
-use crate::sql::parse::{self, CfqlStatement, closest, unknown_table};
-use crate::sql::write::{self, WriteOptions};
-use crate::sql::{info, rewrite, template};
-
-/// The result of one statement. `Debug` shows its shape, never its values (a
-/// write's result holds secrets).
-#[derive(Clone)]
-pub struct Output {
-    /// Schema of the rows (also for zero rows).
-    pub schema: SchemaRef,
-    /// The rows.
-    pub batches: Vec<RecordBatch>,
-    /// Notes for the user (dry-run summary, fan-out warnings), meant for stderr.
-    pub warnings: Vec<String>,
-    /// Set for a write that took effect: a printer that cannot show the rows must say
-    /// what took effect and where the secrets went.
-    pub write: Option<WriteSummary>,
-}
-
-/// What a write statement did, for the caller to report when its rows cannot be shown.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct WriteSummary {
-    /// INSERT, UPDATE, DELETE or EXEC.
-    pub verb: String,
-    /// Rows that took effect.
-    pub took_effect: usize,
-    /// The secrets file the returned secrets were appended to, if any.
-    pub secrets_file: Option<std::path::PathBuf>,
-}
-
-impl std::fmt::Debug for Output {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let cols: Vec<&str> = self.schema.fields().iter().map(|c| c.name().as_str()).collect();
-        f.debug_struct("Output").field("columns", &cols).field("rows", &self.num_rows()).field("warnings", &self.warnings).finish()
-    }
-}
-
-impl Output {
-    /// An output of these batches.
-    pub fn from_batches(schema: SchemaRef, batches: Vec<RecordBatch>) -> Self {
-        Self { schema, batches, warnings: Vec::new(), write: None }
-    }
-
-    /// Total rows.
-    pub fn num_rows(&self) -> usize {
-        self.batches.iter().map(RecordBatch::num_rows).sum()
-    }
-}
+use crate::sql::parse::{self, CfqlStatement};
+use crate::sql::write::{self, WriteContext, WriteOptions};
+use crate::sql::{info, template};
 
 #[derive(Debug, Default)]
 struct Flags {
@@ -209,10 +163,10 @@ impl Session {
                 let (schema, batches) = self.query_statement(*s).await?;
                 Ok(Output::from_batches(schema, batches))
             }
-            CfqlStatement::Insert(i) => write::insert(self, &i, &self.write_options(text, force_dry, cancel)).await,
-            CfqlStatement::Update(u) => write::update(self, &u, &self.write_options(text, force_dry, cancel)).await,
-            CfqlStatement::Delete(d) => write::delete(self, &d, &self.write_options(text, force_dry, cancel)).await,
-            CfqlStatement::Exec(e) => write::exec(self, &e, &self.write_options(text, force_dry, cancel)).await,
+            CfqlStatement::Insert(i) => write::insert(&self.write_context(), &i, &self.write_options(text, force_dry, cancel)).await,
+            CfqlStatement::Update(u) => write::update(&self.write_context(), &u, &self.write_options(text, force_dry, cancel)).await,
+            CfqlStatement::Delete(d) => write::delete(&self.write_context(), &d, &self.write_options(text, force_dry, cancel)).await,
+            CfqlStatement::Exec(e) => write::exec(&self.write_context(), &e, &self.write_options(text, force_dry, cancel)).await,
             CfqlStatement::ExplainWrite(inner) => Box::pin(self.run(*inner, text, true, cancel)).await,
             CfqlStatement::ShowServices => Ok(batch_out(info::show_services(reg)?)),
             CfqlStatement::ShowResources(s) => Ok(batch_out(info::show_resources(reg, s.as_deref())?)),
@@ -253,49 +207,12 @@ impl Session {
         Ok(on.to_string())
     }
 
-    /// Runs a query (SQL text) through DataFusion, with id-param rewriting.
-    pub(crate) async fn query(&self, sql: &str) -> Result<Vec<RecordBatch>> {
-        match parse::parse(sql, &self.engine.registry)? {
-            CfqlStatement::Query(s) => Ok(self.query_statement(*s).await?.1),
-            _ => Err(Error::Sql(format!("expected a query, got: {sql}"))),
-        }
+    async fn query_statement(&self, stmt: Statement) -> Result<(SchemaRef, Vec<RecordBatch>)> {
+        crate::sql::query::query_statement(&self.ctx, &self.engine.registry, stmt).await
     }
 
-    async fn query_statement(&self, mut stmt: Statement) -> Result<(SchemaRef, Vec<RecordBatch>)> {
-        rewrite::rename_id_params(&mut stmt, &self.engine.registry);
-        let state = self.ctx.state();
-        let plan = state.statement_to_plan(DfStatement::Statement(Box::new(stmt))).await.map_err(|e| self.friendly(e))?;
-        let df = self.ctx.execute_logical_plan(plan).await.map_err(|e| self.friendly(e))?;
-        let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
-        let batches = df.collect().await.map_err(|e| self.friendly(e))?;
-        Ok((schema, batches))
-    }
-
-    /// Adds suggestions to unknown-table and unknown-column errors.
-    fn friendly(&self, e: DataFusionError) -> Error {
-        let text = e.to_string();
-        if let Some(rest) = text.split("table '").nth(1)
-            && let Some(name) = rest.split('\'').next()
-            && text.contains("not found")
-        {
-            let parts: Vec<String> = name.split('.').map(str::to_string).collect();
-            return unknown_table(&self.engine.registry, &parts);
-        }
-        if let DataFusionError::SchemaError(se, _) = e.find_root()
-            && let datafusion::common::SchemaError::FieldNotFound { field, valid_fields } = se.as_ref()
-        {
-            let names: Vec<String> = valid_fields.iter().map(|c| c.name.clone()).collect();
-            let hint = closest(&field.name, names.iter().map(String::as_str));
-            let mut uniq = names.clone();
-            uniq.sort();
-            uniq.dedup();
-            return Error::InvalidInput(format!(
-                "unknown column '{}'{} (columns: {})",
-                field.name,
-                hint.map(|h| format!("; did you mean {h}?")).unwrap_or_default(),
-                uniq.join(", ")
-            ));
-        }
-        Error::from(e)
+    /// What a write needs of this session: its context and engine.
+    fn write_context(&self) -> WriteContext<'_> {
+        WriteContext::new(&self.ctx, &self.engine)
     }
 }

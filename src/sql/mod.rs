@@ -3,6 +3,7 @@
 
 pub mod info;
 pub mod parse;
+pub mod query;
 pub mod rewrite;
 pub mod split;
 pub mod template;

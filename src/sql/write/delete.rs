@@ -75,7 +75,7 @@ fn refuse_unsupported(del: &ast::Delete, tables: &[ast::TableWithJoins]) -> Resu
 
 /// DELETE: one DELETE per matching id; no list call when the WHERE pins the ids (and at
 /// most one scope). ORDER BY and LIMIT pick the rows: the WHERE's matches in that order.
-pub async fn delete(session: &Session, del: &ast::Delete, opts: &WriteOptions<'_>) -> Result<Output> {
+pub async fn delete(session: &WriteContext<'_>, del: &ast::Delete, opts: &WriteOptions<'_>) -> Result<Output> {
     let tables = match &del.from {
         ast::FromTable::WithFromKeyword(t) | ast::FromTable::WithoutKeyword(t) => t,
     };
@@ -146,7 +146,7 @@ fn delete_call(
 }
 
 async fn delete_by_read(
-    session: &Session,
+    session: &WriteContext<'_>,
     resource: &Resource,
     method: &MethodSpec,
     spec: &ReadSpec<'_>,

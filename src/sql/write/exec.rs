@@ -7,7 +7,7 @@ use super::*;
 use crate::sql::parse::ExecStatement;
 
 /// Values of an EXEC param: a literal, a scalar expression, or every row of a subquery.
-async fn param_values(session: &Session, e: &Expr, cancel: &Cancel) -> Result<Vec<Value>> {
+async fn param_values(session: &WriteContext<'_>, e: &Expr, cancel: &Cancel) -> Result<Vec<Value>> {
     if let Expr::Value(v) = e {
         return Ok(vec![match &v.value {
             ast::Value::SingleQuotedString(s) | ast::Value::DoubleQuotedString(s) => json!(s),
@@ -26,7 +26,7 @@ async fn param_values(session: &Session, e: &Expr, cancel: &Cancel) -> Result<Ve
 }
 
 /// EXEC of a lifecycle method; a subquery param runs it once per value.
-pub async fn exec(session: &Session, ex: &ExecStatement, opts: &WriteOptions<'_>) -> Result<Output> {
+pub async fn exec(session: &WriteContext<'_>, ex: &ExecStatement, opts: &WriteOptions<'_>) -> Result<Output> {
     let reg = &session.engine().registry;
     let mut parts = ex.name.clone();
     if parts.first().is_some_and(|p| p.eq_ignore_ascii_case(crate::provider::CATALOG)) {

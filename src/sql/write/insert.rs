@@ -27,7 +27,7 @@ fn refuse_unsupported(ins: &ast::Insert) -> Result<()> {
 }
 
 /// INSERT: one create call per source row, after every row validated.
-pub async fn insert(session: &Session, ins: &ast::Insert, opts: &WriteOptions<'_>) -> Result<Output> {
+pub async fn insert(session: &WriteContext<'_>, ins: &ast::Insert, opts: &WriteOptions<'_>) -> Result<Output> {
     refuse_unsupported(ins)?;
     let TableObject::TableName(name) = &ins.table else { return Err(Error::Sql("INSERT needs a table name".into())) };
     let resource = resolve_target(session, &name_parts(name))?;

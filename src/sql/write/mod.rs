@@ -18,6 +18,9 @@ pub use insert::insert;
 pub use update::update;
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use datafusion::prelude::SessionContext;
 
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
@@ -32,14 +35,37 @@ use crate::cancel::Cancel;
 use crate::engine::{Engine, ScopeBinding, ScopeSource, scope_binding};
 use crate::error::{Error, Result, RowOutcome};
 use crate::http::ApiRequest;
+use crate::output::Output;
 use crate::provider::{ColumnSpec, ColumnType, MethodSpec, Resource, ResponseShape, Verb};
-use crate::session::{Output, Session};
 use crate::table::convert::schema_of;
 use run::run_calls;
 
 /// Envelope members RETURNING may name (StackQL style).
 const ENVELOPE: &[(&str, ColumnType)] =
     &[("success", ColumnType::Boolean), ("errors", ColumnType::Json), ("messages", ColumnType::Json), ("result", ColumnType::Json)];
+
+/// What a write needs of the session: the DataFusion context (the reads that pick the
+/// rows run there) and the engine. Writes never call back into the `Session`.
+pub struct WriteContext<'a> {
+    ctx: &'a SessionContext,
+    engine: &'a Arc<Engine>,
+}
+
+impl<'a> WriteContext<'a> {
+    /// A context for writes run by a session with `ctx` and `engine`.
+    pub fn new(ctx: &'a SessionContext, engine: &'a Arc<Engine>) -> Self {
+        Self { ctx, engine }
+    }
+
+    /// The engine (client, manifests, configuration).
+    pub fn engine(&self) -> &Arc<Engine> {
+        self.engine
+    }
+
+    async fn query(&self, sql: &str) -> Result<Vec<RecordBatch>> {
+        crate::sql::query::query(self.ctx, &self.engine.registry, sql).await
+    }
+}
 
 /// Options of one write.
 pub struct WriteOptions<'a> {
@@ -84,7 +110,7 @@ fn parse_returning(items: Option<&Vec<SelectItem>>) -> Result<Returning> {
     Ok(Returning::Columns(cols))
 }
 
-fn resolve_target(session: &Session, parts: &[String]) -> Result<Resource> {
+fn resolve_target(session: &WriteContext<'_>, parts: &[String]) -> Result<Resource> {
     let reg = &session.engine().registry;
     reg.resolve(parts).ok_or_else(|| unknown_table(reg, parts))
 }
@@ -220,7 +246,7 @@ fn result_columns(resource: &Resource, method: &MethodSpec, verb: Verb, returnin
 }
 
 /// Runs a read that a write depends on. Cancel stops it at once: nothing was changed yet.
-async fn read(session: &Session, sql: &str, cancel: &Cancel) -> Result<Vec<RecordBatch>> {
+async fn read(session: &WriteContext<'_>, sql: &str, cancel: &Cancel) -> Result<Vec<RecordBatch>> {
     tokio::select! {
         biased;
         _ = cancel.cancelled() => Err(Error::Cancelled { what: "stopped while reading what to change; nothing was changed".into() }),

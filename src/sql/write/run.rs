@@ -15,12 +15,12 @@ use super::*;
 use crate::cancel::Cancel;
 use crate::error::{RowState, WriteDetail};
 use crate::http::ApiResponse;
-use crate::session::WriteSummary;
+use crate::output::WriteSummary;
 use crate::table::convert::row_lenient;
 
 /// Runs the planned calls (or lists them, in a dry run) and builds the result.
 pub(super) async fn run_calls(
-    session: &Session,
+    session: &WriteContext<'_>,
     resource: &Resource,
     method: &MethodSpec,
     verb: Verb,

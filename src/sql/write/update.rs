@@ -25,7 +25,7 @@ fn refuse_unsupported(up: &ast::Update) -> Result<()> {
 }
 
 /// UPDATE / REPLACE: read each matching object, apply the assignments, PUT the whole object.
-pub async fn update(session: &Session, up: &ast::Update, opts: &WriteOptions<'_>) -> Result<Output> {
+pub async fn update(session: &WriteContext<'_>, up: &ast::Update, opts: &WriteOptions<'_>) -> Result<Output> {
     refuse_unsupported(up)?;
     let TableFactor::Table { name, alias, .. } = &up.table.relation else { return Err(Error::Sql("UPDATE needs a table name".into())) };
     let resource = resolve_target(session, &name_parts(name))?;
