@@ -27,7 +27,20 @@ async fn param_values(session: &WriteContext<'_>, e: &Expr, cancel: &Cancel) -> 
 
 /// EXEC of a lifecycle method; a subquery param runs it once per value.
 pub async fn exec(session: &WriteContext<'_>, ex: &ExecStatement, opts: &WriteOptions<'_>) -> Result<Output> {
-    let reg = &session.engine().registry;
+    let (resource, method) = exec_method(&session.engine().registry, ex)?;
+    let params = Params::read(session, &resource, &method, ex, &opts.cancel).await?;
+    params.check_required(&resource, &method)?;
+    let base_body = json_body(session, ex, &opts.cancel).await?;
+    let mut calls = Vec::new();
+    for row in 0..params.rows() {
+        calls.push(plan_call(session.engine(), &resource, &method, &params, row, &base_body)?);
+    }
+    run_calls(session, &resource, &method, Verb::Exec, calls, &Returning::Default, opts).await
+}
+
+/// The resource and the method an EXEC names (`cloudflare.` optional), with a suggestion
+/// when the method is unknown.
+fn exec_method(reg: &crate::provider::Registry, ex: &ExecStatement) -> Result<(Resource, MethodSpec)> {
     let mut parts = ex.name.clone();
     if parts.first().is_some_and(|p| p.eq_ignore_ascii_case(crate::provider::CATALOG)) {
         parts.remove(0);
@@ -37,131 +50,182 @@ pub async fn exec(session: &WriteContext<'_>, ex: &ExecStatement, opts: &WriteOp
     }
     let resource = reg.resolve(&parts[..2]).ok_or_else(|| unknown_table(reg, &parts[..2]))?;
     let spec = &resource.spec;
-    let method = spec.methods.iter().find(|m| m.verb == Verb::Exec && m.answers_to(&parts[2])).cloned().ok_or_else(|| {
-        let names: Vec<_> = spec.methods.iter().filter(|m| m.verb == Verb::Exec).map(|m| m.name.clone()).collect();
-        let all: Vec<_> =
-            spec.methods.iter().filter(|m| m.verb == Verb::Exec).flat_map(|m| std::iter::once(&m.name).chain(&m.aliases)).collect();
+    let exec_methods = || spec.methods.iter().filter(|m| m.verb == Verb::Exec);
+    let Some(method) = exec_methods().find(|m| m.answers_to(&parts[2])).cloned() else {
+        let names: Vec<_> = exec_methods().map(|m| m.name.clone()).collect();
+        let all: Vec<_> = exec_methods().flat_map(|m| std::iter::once(&m.name).chain(&m.aliases)).collect();
         let hint = closest(&parts[2].to_ascii_lowercase(), all.iter().map(|s| s.as_str()))
             .map(|s| format!("did you mean {s}? "))
             .unwrap_or_default();
-        Error::InvalidInput(format!(
+        return Err(Error::InvalidInput(format!(
             "{} has no method '{}'; {hint}(EXEC methods: {}; SHOW METHODS IN {} lists all)",
             resource.qualified_name(),
             parts[2],
             if names.is_empty() { "none".into() } else { names.join(", ") },
             resource.qualified_name()
-        ))
-    })?;
-    let table = resource.qualified_name();
-    let id_param = spec.id.as_ref().map(|i| i.param.clone());
-    // Every param's values; at most one may have several (a subquery).
-    let mut values: Vec<(String, Vec<Value>)> = Vec::new();
-    for (name, expr) in &ex.params {
-        let canonical =
-            if Some(name) == spec.id.as_ref().map(|i| &i.column) { id_param.clone().unwrap_or_else(|| name.clone()) } else { name.clone() };
-        let known = Some(&canonical) == id_param.as_ref()
-            || spec.scope(&canonical).is_some()
-            || method.body.contains(&canonical)
-            || method.optional.contains(&canonical);
-        if !known {
-            let mut accepted: Vec<String> = id_param.iter().cloned().collect();
-            accepted.extend(spec.scopes.iter().map(|s| s.column.clone()));
-            accepted.extend(method.body.iter().cloned());
-            let hint = closest(&canonical, accepted.iter().map(String::as_str)).map(|s| format!("did you mean @{s}? ")).unwrap_or_default();
+        )));
+    };
+    Ok((resource, method))
+}
+
+/// Every `@param` of an EXEC with its values: one each, except at most one subquery.
+struct Params {
+    table: String,
+    method: String,
+    id_param: Option<String>,
+    values: Vec<(String, Vec<Value>)>,
+}
+
+impl Params {
+    async fn read(
+        session: &WriteContext<'_>,
+        resource: &Resource,
+        method: &MethodSpec,
+        ex: &ExecStatement,
+        cancel: &Cancel,
+    ) -> Result<Self> {
+        let spec = &resource.spec;
+        let id_param = spec.id.as_ref().map(|i| i.param.clone());
+        let mut me = Self { table: resource.qualified_name(), method: method.name.clone(), id_param, values: Vec::new() };
+        for (name, expr) in &ex.params {
+            let is_id_column = Some(name) == spec.id.as_ref().map(|i| &i.column);
+            let canonical = if is_id_column { me.id_param.clone().unwrap_or_else(|| name.clone()) } else { name.clone() };
+            me.check_known(resource, method, name, &canonical)?;
+            if me.has(&canonical) {
+                return Err(Error::InvalidInput(format!(
+                    "EXEC {}.{}: @{canonical} is given twice; give each parameter once (a subquery runs the method once per row)",
+                    me.table, me.method
+                )));
+            }
+            let values = param_values(session, expr, cancel).await?;
+            me.values.push((canonical, values));
+        }
+        let multi: Vec<_> = me.values.iter().filter(|(_, v)| v.len() != 1).map(|(n, _)| n.clone()).collect();
+        if multi.len() > 1 {
             return Err(Error::InvalidInput(format!(
-                "EXEC {table}.{}: unknown parameter @{name}; {hint}(parameters: {})",
-                method.name,
-                accepted.iter().map(|a| format!("@{a}")).collect::<Vec<_>>().join(", ")
+                "EXEC: only one parameter may be a subquery with several rows (got {})",
+                multi.join(", ")
             )));
         }
-        if values.iter().any(|(p, _)| p == &canonical) {
-            return Err(Error::InvalidInput(format!(
-                "EXEC {table}.{}: @{canonical} is given twice; give each parameter once (a subquery runs the method once per row)",
-                method.name
-            )));
-        }
-        values.push((canonical, param_values(session, expr, &opts.cancel).await?));
+        Ok(me)
     }
-    let multi: Vec<_> = values.iter().filter(|(_, v)| v.len() != 1).map(|(n, _)| n.clone()).collect();
-    if multi.len() > 1 {
+
+    fn check_known(&self, resource: &Resource, method: &MethodSpec, name: &str, canonical: &String) -> Result<()> {
+        let spec = &resource.spec;
+        let known = Some(canonical) == self.id_param.as_ref()
+            || spec.scope(canonical).is_some()
+            || method.body.contains(canonical)
+            || method.optional.contains(canonical);
+        if known {
+            return Ok(());
+        }
+        let mut accepted: Vec<String> = self.id_param.iter().cloned().collect();
+        accepted.extend(spec.scopes.iter().map(|s| s.column.clone()));
+        accepted.extend(method.body.iter().cloned());
+        let hint = closest(canonical, accepted.iter().map(String::as_str)).map(|s| format!("did you mean @{s}? ")).unwrap_or_default();
+        Err(Error::InvalidInput(format!(
+            "EXEC {}.{}: unknown parameter @{name}; {hint}(parameters: {})",
+            self.table,
+            self.method,
+            accepted.iter().map(|a| format!("@{a}")).collect::<Vec<_>>().join(", ")
+        )))
+    }
+
+    fn has(&self, name: &str) -> bool {
+        self.values.iter().any(|(p, _)| p == name)
+    }
+
+    /// The id param and every required body param must be given.
+    fn check_required(&self, resource: &Resource, method: &MethodSpec) -> Result<()> {
+        let (table, m) = (&self.table, &self.method);
+        if let Some(idp) = &self.id_param
+            && method.required.contains(idp)
+            && !self.has(idp)
+        {
+            return Err(Error::MissingParam {
+                table: format!("EXEC {table}.{m}"),
+                param: idp.clone(),
+                hint: format!("add @{idp}='<id>' (or @{idp} = (SELECT id FROM {table} WHERE ...))"),
+            });
+        }
+        match check_required(resource, method, &|n| self.has(n)) {
+            Some(missing) => Err(Error::MissingParam {
+                table: format!("EXEC {table}.{m}"),
+                param: missing.clone(),
+                hint: format!("add @{missing}='...'"),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// Calls to make: the subquery's row count, else one.
+    fn rows(&self) -> usize {
+        self.values.iter().map(|(_, v)| v.len()).find(|&l| l != 1).unwrap_or(1)
+    }
+
+    /// The value of `name` in call `row` (a single value serves every row).
+    fn pick(&self, name: &str, row: usize) -> Option<Value> {
+        self.values.iter().find(|(p, _)| p == name).map(|(_, v)| if v.len() == 1 { v[0].clone() } else { v[row].clone() })
+    }
+}
+
+/// The body given with `@@json='{...}'`, else empty.
+async fn json_body(session: &WriteContext<'_>, ex: &ExecStatement, cancel: &Cancel) -> Result<Map<String, Value>> {
+    let Some(e) = &ex.json else { return Ok(Map::new()) };
+    let text = param_values(session, e, cancel).await?.into_iter().next().unwrap_or(Value::Null);
+    match text.as_str().map(serde_json::from_str::<Value>) {
+        Some(Ok(Value::Object(m))) => Ok(m),
+        Some(Ok(_)) => Err(Error::InvalidInput("@@json must be a JSON object".into())),
+        Some(Err(err)) => Err(Error::InvalidInput(format!("@@json is not valid JSON: {err}"))),
+        None => Err(Error::InvalidInput("@@json takes a JSON object in quotes: @@json='{...}'".into())),
+    }
+}
+
+/// The call of one row: its scope, id (never NULL), path and body.
+fn plan_call(
+    engine: &Engine,
+    resource: &Resource,
+    method: &MethodSpec,
+    params: &Params,
+    row: usize,
+    base_body: &Map<String, Value>,
+) -> Result<PlannedCall> {
+    let spec = &resource.spec;
+    let mut scope_row = Map::new();
+    for s in &spec.scopes {
+        if let Some(v) = params.pick(&s.column, row).filter(|v| !v.is_null()) {
+            scope_row.insert(s.column.clone(), Value::String(crate::table::convert::value_text(&v)));
+        }
+    }
+    let scope = scope_of_row(engine, resource, method, &scope_row)?;
+    let idp = params.id_param.as_deref().unwrap_or("id");
+    let id_value = params.id_param.as_deref().and_then(|p| params.pick(p, row));
+    if id_value.as_ref().is_some_and(Value::is_null) {
         return Err(Error::InvalidInput(format!(
-            "EXEC: only one parameter may be a subquery with several rows (got {})",
-            multi.join(", ")
+            "EXEC {}.{}: @{idp} is NULL in row {} of its values; nothing was sent (filter NULLs out of the subquery)",
+            params.table,
+            params.method,
+            row + 1
         )));
     }
-    let has = |n: &str| values.iter().any(|(p, _)| p == n);
-    if let Some(idp) = &id_param
-        && method.required.contains(idp)
-        && !has(idp)
-    {
-        return Err(Error::MissingParam {
-            table: format!("EXEC {table}.{}", method.name),
-            param: idp.clone(),
-            hint: format!("add @{idp}='<id>' (or @{idp} = (SELECT id FROM {table} WHERE ...))"),
-        });
-    }
-    if let Some(missing) = check_required(&resource, &method, &has) {
-        return Err(Error::MissingParam {
-            table: format!("EXEC {table}.{}", method.name),
-            param: missing.clone(),
-            hint: format!("add @{missing}='...'"),
-        });
-    }
-    let base_body = match &ex.json {
-        None => Map::new(),
-        Some(e) => {
-            let text = param_values(session, e, &opts.cancel).await?.into_iter().next().unwrap_or(Value::Null);
-            match text.as_str().map(serde_json::from_str::<Value>) {
-                Some(Ok(Value::Object(m))) => m,
-                Some(Ok(_)) => return Err(Error::InvalidInput("@@json must be a JSON object".into())),
-                Some(Err(err)) => return Err(Error::InvalidInput(format!("@@json is not valid JSON: {err}"))),
-                None => return Err(Error::InvalidInput("@@json takes a JSON object in quotes: @@json='{...}'".into())),
+    let id = id_value.map(|v| crate::table::convert::value_text(&v));
+    let path = Engine::fill_path(resource, method, &scope, id.as_deref())?;
+    let mut body = base_body.clone();
+    for b in &method.body {
+        if let Some(v) = params.pick(b, row).filter(|v| !v.is_null()) {
+            let ty = method.param_types.get(b).copied().unwrap_or(ColumnType::Utf8);
+            let col = spec.column(b).cloned().unwrap_or_else(|| ColumnSpec::named(b, ty));
+            if let Some(v) = coerce(&col, &v).map_err(Error::InvalidInput)? {
+                body.insert(b.clone(), v);
             }
         }
-    };
-    let n = values.iter().map(|(_, v)| v.len()).find(|&l| l != 1).unwrap_or(1);
-    let mut calls = Vec::new();
-    for i in 0..n {
-        let pick = |name: &str| -> Option<Value> {
-            values.iter().find(|(p, _)| p == name).map(|(_, v)| if v.len() == 1 { v[0].clone() } else { v[i].clone() })
-        };
-        let mut scope_row = Map::new();
-        for s in &spec.scopes {
-            if let Some(v) = pick(&s.column).filter(|v| !v.is_null()) {
-                scope_row.insert(s.column.clone(), Value::String(crate::table::convert::value_text(&v)));
-            }
-        }
-        let scope = scope_of_row(session.engine(), &resource, &method, &scope_row)?;
-        let id_value = id_param.as_deref().and_then(pick);
-        if id_value.as_ref().is_some_and(Value::is_null) {
-            let idp = id_param.as_deref().unwrap_or("id");
-            return Err(Error::InvalidInput(format!(
-                "EXEC {table}.{}: @{idp} is NULL in row {} of its values; nothing was sent (filter NULLs out of the subquery)",
-                method.name,
-                i + 1
-            )));
-        }
-        let id = id_value.map(|v| crate::table::convert::value_text(&v));
-        let path = Engine::fill_path(&resource, &method, &scope, id.as_deref())?;
-        let mut body = base_body.clone();
-        for b in &method.body {
-            if let Some(v) = pick(b).filter(|v| !v.is_null()) {
-                let ty = method.param_types.get(b).copied().unwrap_or(ColumnType::Utf8);
-                let col = spec.column(b).cloned().unwrap_or_else(|| ColumnSpec::named(b, ty));
-                if let Some(v) = coerce(&col, &v).map_err(Error::InvalidInput)? {
-                    body.insert(b.clone(), v);
-                }
-            }
-        }
-        let idp = id_param.clone().unwrap_or_default();
-        let mut req = request(&method, path, Some(body))?;
-        req.check_hint = Some(format!(
-            "the previous secret may already be invalid; run EXEC {table}.{} @{idp}='{}' again to get a new one",
-            method.name,
-            id.as_deref().unwrap_or("<id>")
-        ));
-        calls.push(PlannedCall { row: i + 1, id, scope, request: req, prior: Map::new() });
     }
-    let returning = Returning::Default;
-    run_calls(session, &resource, &method, Verb::Exec, calls, &returning, opts).await
+    let mut request = request(method, path, Some(body))?;
+    request.check_hint = Some(format!(
+        "the previous secret may already be invalid; run EXEC {}.{} @{idp}='{}' again to get a new one",
+        params.table,
+        params.method,
+        id.as_deref().unwrap_or("<id>")
+    ));
+    Ok(PlannedCall { row: row + 1, id, scope, request, prior: Map::new() })
 }
