@@ -356,12 +356,14 @@ impl Client {
     /// may have acted (not a GET) is retried only when the server certainly did not act.
     fn judge(&self, req: &ApiRequest, answer: Answer, attempt: u32, waited: Duration) -> Step {
         let (method, path) = (req.method.as_str().to_string(), req.display_path());
+        // One backoff per attempt (it has jitter): the wait checked is the wait taken.
+        let backoff = self.backoff(attempt);
         let can_wait = |d: Duration| attempt <= self.max_retries && waited.saturating_add(d) <= self.retry_budget;
         let (status, retry_after, body) = match answer {
             Answer::Lost { not_sent, detail } => {
-                if (not_sent || req.idempotent()) && can_wait(self.backoff(attempt)) {
+                if (not_sent || req.idempotent()) && can_wait(backoff) {
                     tracing::warn!(method = %method, path = %path, error = %detail, "network error; retrying");
-                    return Step::RetryAfter(self.backoff(attempt));
+                    return Step::RetryAfter(backoff);
                 }
                 if !not_sent && !req.idempotent() {
                     return Step::Done(Err(outcome_unknown(req, format!("no answer ({detail})"))));
@@ -381,7 +383,7 @@ impl Client {
             // A 429 means the server did nothing, so any call may wait and try again: the
             // budget pauses every call for the Retry-After (clamped: u64::MAX seconds must
             // not overflow a deadline), and the wait counts against the statement's ceiling.
-            let wait = retry_after.map(|s| Duration::from_secs(s.min(MAX_DURATION.as_secs()))).unwrap_or_else(|| self.backoff(attempt));
+            let wait = retry_after.map(|s| Duration::from_secs(s.min(MAX_DURATION.as_secs()))).unwrap_or(backoff);
             if attempt <= MAX_429_RETRIES {
                 tracing::debug!(method = %method, path = %path, wait_ms = wait.as_millis() as u64, "rate limited (429); waiting");
                 self.budget.pause(wait);
@@ -396,16 +398,16 @@ impl Client {
             );
             return Step::Done(Err(Error::Network { method, url: format!("{}{}", self.base_url, path), detail }));
         }
-        if status.is_server_error() && req.idempotent() && can_wait(self.backoff(attempt)) {
+        if status.is_server_error() && req.idempotent() && can_wait(backoff) {
             tracing::warn!(method = %method, path = %path, status = status.as_u16(), "server error; retrying");
-            return Step::RetryAfter(self.backoff(attempt));
+            return Step::RetryAfter(backoff);
         }
         let decoded = envelope::decode(&method, &path, status.as_u16(), &body);
         if req.idempotent() {
             // A truncated or garbled body is a network fault: read it again.
-            if matches!(decoded, Err(Error::Decode { .. })) && can_wait(self.backoff(attempt)) {
+            if matches!(decoded, Err(Error::Decode { .. })) && can_wait(backoff) {
                 tracing::warn!(method = %method, path = %path, "unreadable response; retrying");
-                return Step::RetryAfter(self.backoff(attempt));
+                return Step::RetryAfter(backoff);
             }
             return Step::Done(decoded);
         }

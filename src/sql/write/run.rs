@@ -148,6 +148,8 @@ struct Tally<'a> {
     outcomes: Vec<RowOutcome>,
     failures: Vec<Error>,
     warnings: Vec<String>,
+    /// Collections the calls may have changed.
+    touched: std::collections::BTreeSet<String>,
 }
 
 impl<'a> Tally<'a> {
@@ -172,6 +174,7 @@ impl<'a> Tally<'a> {
             outcomes: Vec::new(),
             failures: Vec::new(),
             warnings: Vec::new(),
+            touched: Default::default(),
         }
     }
 
@@ -185,8 +188,9 @@ impl<'a> Tally<'a> {
         };
         if state != RowState::NotAttempted {
             // Whatever the outcome, the call may have changed the resource: a later read
-            // in this session must not be answered from the cache.
-            engine.client.invalidate(&collection_path(self.resource, &call));
+            // in this session must not be answered from the cache (forgotten in `finish`,
+            // once per collection, before the statement returns).
+            self.touched.insert(collection_path(self.resource, &call));
             if let Err(w) = self.recorder.audit(&call, result.as_ref().map(|r| r.status)) {
                 self.warnings.push(w);
             }
@@ -255,6 +259,9 @@ impl<'a> Tally<'a> {
     }
 
     fn finish(mut self, engine: &Engine, cancelled: bool) -> Result<Output> {
+        for path in &self.touched {
+            engine.client.invalidate(path);
+        }
         self.rows.sort_by_key(|(row, _)| *row);
         self.outcomes.sort_by_key(|o| o.row);
         let batches: Vec<RecordBatch> = self.rows.into_iter().map(|(_, b)| b).collect();
