@@ -88,7 +88,8 @@ impl Lister {
             return Ok(stream::empty().boxed());
         }
         let Some(total) = first.info.and_then(|i| i.pages(per)) else {
-            return Ok(self.one_by_one(first.rows.clone()));
+            let keys = self.page_keys(&first.rows);
+            return Ok(self.one_by_one(keys));
         };
         let last = total.min(self.wanted_pages);
         if last > self.max_pages {
@@ -100,9 +101,9 @@ impl Lister {
 
     /// Page after page until a short or empty one (the official SDKs' way when no total is
     /// given). A page identical to the one before means the server ignores `page`: stop.
-    fn one_by_one(self: Arc<Self>, first_rows: Vec<Value>) -> BoxStream<'static, Result<Fetched>> {
+    fn one_by_one(self: Arc<Self>, first_keys: Vec<Value>) -> BoxStream<'static, Result<Fetched>> {
         let per = self.per_page.unwrap_or(u64::MAX);
-        stream::unfold(Some((2u64, first_rows)), move |state| {
+        stream::unfold(Some((2u64, first_keys)), move |state| {
             let me = self.clone();
             async move {
                 let (page, previous) = state?;
@@ -114,7 +115,7 @@ impl Lister {
                 }
                 match me.clone().fetch(page).await {
                     Err(e) => Some((Err(e), None)),
-                    Ok(f) if !f.rows.is_empty() && me.same_rows(&f.rows, &previous) => {
+                    Ok(f) if !f.rows.is_empty() && me.page_keys(&f.rows) == previous => {
                         let note = format!(
                             "warning: {}: page {page} repeats page {} (the API ignores paging); stopped there",
                             f.endpoint,
@@ -124,7 +125,7 @@ impl Lister {
                     }
                     Ok(f) => {
                         let more = f.rows.len() as u64 >= per && !f.rows.is_empty();
-                        let next = more.then(|| (page + 1, f.rows.clone()));
+                        let next = more.then(|| (page + 1, me.page_keys(&f.rows)));
                         Some((Ok(f), next))
                     }
                 }
@@ -133,12 +134,12 @@ impl Lister {
         .boxed()
     }
 
-    /// Whether two pages hold the same rows: the same ids in the same order (fields such
-    /// as `last_used_on` may move between two reads), or equal rows when there is no id.
-    fn same_rows(&self, a: &[Value], b: &[Value]) -> bool {
+    /// What tells two pages apart: their ids in order (fields such as `last_used_on` may
+    /// move between two reads), or the whole rows when there is no id.
+    fn page_keys(&self, rows: &[Value]) -> Vec<Value> {
         match &self.id_key {
-            Some(k) => a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.get(k) == y.get(k)),
-            None => a == b,
+            Some(k) => rows.iter().map(|r| r.get(k).cloned().unwrap_or(Value::Null)).collect(),
+            None => rows.to_vec(),
         }
     }
 
