@@ -35,7 +35,10 @@ async fn serve_child(tokens: usize) {
     // 100,000 tokens are 2,000 pages: more than Cloudflare's 1,200 requests per 5 minutes,
     // so the emulated limit is lifted here (and the client's below) to measure the engine.
     let sim = Simulator::start(SimOptions {
-        seed: SeedOptions { tokens, ..SeedOptions::default() },
+        seed: SeedOptions {
+            tokens,
+            ..SeedOptions::default()
+        },
         rate_limit: 1_000_000,
         ..SimOptions::default()
     })
@@ -54,7 +57,10 @@ async fn serve_child(tokens: usize) {
 
 async fn count_all(session: &Session) -> (Duration, String) {
     let t = Instant::now();
-    let b = session.sql("SELECT count(*) FROM cloudflare.user.tokens").await.expect("query");
+    let b = session
+        .sql("SELECT count(*) FROM cloudflare.user.tokens")
+        .await
+        .expect("query");
     let n = cfql::arrow::util::display::array_value_to_string(b[0].column(0), 0).unwrap();
     (t.elapsed(), n)
 }
@@ -76,27 +82,46 @@ async fn main() {
         .spawn()
         .unwrap();
     let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
     let mut parts = line.split_whitespace();
-    let (url, token) = (parts.next().unwrap().to_string(), parts.next().unwrap().to_string());
+    let (url, token) = (
+        parts.next().unwrap().to_string(),
+        parts.next().unwrap().to_string(),
+    );
     let rss_before = peak_rss_mb();
     let mut config = Config::new(url.clone()).with_api_token(token.clone());
     config.rate_limit = 1_000_000;
     let session = Session::new(config).await.unwrap();
     let t = Instant::now();
-    let batches = session.sql("SELECT * FROM cloudflare.user.tokens").await.unwrap();
+    let batches = session
+        .sql("SELECT * FROM cloudflare.user.tokens")
+        .await
+        .unwrap();
     let elapsed = t.elapsed();
     let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
     let bytes: usize = batches.iter().map(|b| b.get_array_memory_size()).sum();
     println!("## SELECT * over 100,000 tokens (simulator in another process, no added latency)");
-    println!("rows: {rows}, wall: {:.3} s, rows per second end to end: {:.0}", elapsed.as_secs_f64(), rows as f64 / elapsed.as_secs_f64());
+    println!(
+        "rows: {rows}, wall: {:.3} s, rows per second end to end: {:.0}",
+        elapsed.as_secs_f64(),
+        rows as f64 / elapsed.as_secs_f64()
+    );
     println!("result size in Arrow: {:.1} MB", bytes as f64 / 1_048_576.0);
-    println!("peak RSS of the engine process: {:.1} MB (before the query: {:.1} MB)", peak_rss_mb(), rss_before);
+    println!(
+        "peak RSS of the engine process: {:.1} MB (before the query: {:.1} MB)",
+        peak_rss_mb(),
+        rss_before
+    );
     drop(batches);
 
     // 2. Concurrency against latency.
     let sim = Simulator::start(SimOptions {
-        seed: SeedOptions { tokens: 10_000, ..SeedOptions::default() },
+        seed: SeedOptions {
+            tokens: 10_000,
+            ..SeedOptions::default()
+        },
         latency_ms: 50,
         rate_limit: 1_000_000,
         ..SimOptions::default()
@@ -111,46 +136,73 @@ async fn main() {
     let (t_slow, n2) = count_all(&slow).await;
     assert_eq!(n, n2);
     println!("\n## concurrent paging: 10,000 tokens, 50 ms per request");
-    println!("default (concurrency 16): {:>8.3} s, {calls_fast} calls, count = {n}", t_fast.as_secs_f64());
+    println!(
+        "default (concurrency 16): {:>8.3} s, {calls_fast} calls, count = {n}",
+        t_fast.as_secs_f64()
+    );
     println!("concurrency 1:            {:>8.3} s", t_slow.as_secs_f64());
-    println!("speed-up:                 {:>8.1}x", t_slow.as_secs_f64() / t_fast.as_secs_f64());
+    println!(
+        "speed-up:                 {:>8.1}x",
+        t_slow.as_secs_f64() / t_fast.as_secs_f64()
+    );
     drop(sim);
 
     // 3. Decoding alone: the same 2,000 pages as raw JSON, parsed and turned into Arrow.
     let http = reqwest::Client::new();
     let mut pages = Vec::new();
     for page in 1..=2000 {
-        let r =
-            http.get(format!("{url}/user/tokens?include_expired=true&per_page=50&page={page}")).bearer_auth(&token).send().await.unwrap();
+        let r = http
+            .get(format!(
+                "{url}/user/tokens?include_expired=true&per_page=50&page={page}"
+            ))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
         pages.push(r.bytes().await.unwrap());
     }
     let registry = cfql::provider::Registry::embedded().unwrap();
     let spec = registry.resource("user", "tokens").unwrap().spec;
     let cols: Vec<_> = spec.readable_columns().cloned().collect();
-    let schema = cfql::table::convert::schema_of(&cols);
+    let schema = cfql::convert::schema_of(&cols);
     let t = Instant::now();
     let mut decoded = 0;
     for body in &pages {
         let v: serde_json::Value = serde_json::from_slice(body).unwrap();
         let rows = v["result"].as_array().unwrap();
-        decoded += cfql::table::convert::rows_to_batch(&schema, &cols, rows, &[], "GET", "bench").unwrap().num_rows();
+        decoded += cfql::convert::rows_to_batch(&schema, &cols, rows, &[], "GET", "bench")
+            .unwrap()
+            .num_rows();
     }
     let d = t.elapsed();
     println!("\n## decoding alone (JSON text -> Arrow, all 12 columns, one core)");
-    println!("rows: {decoded}, {:.3} s, rows decoded per second: {:.0}", d.as_secs_f64(), decoded as f64 / d.as_secs_f64());
+    println!(
+        "rows: {decoded}, {:.3} s, rows decoded per second: {:.0}",
+        d.as_secs_f64(),
+        decoded as f64 / d.as_secs_f64()
+    );
 
     // 4. Simulator page cost at 100,000 tokens.
     let n = 200;
     let t = Instant::now();
     for i in 0..n {
         let page = 1 + (i * 37) % 2000;
-        let r =
-            http.get(format!("{url}/user/tokens?include_expired=true&per_page=50&page={page}")).bearer_auth(&token).send().await.unwrap();
+        let r = http
+            .get(format!(
+                "{url}/user/tokens?include_expired=true&per_page=50&page={page}"
+            ))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
         assert!(r.status().is_success());
         r.bytes().await.unwrap();
     }
     println!("\n## simulator: one page of 50 out of 100,000 tokens");
-    println!("mean round trip on loopback (HTTP + JSON included): {:.3} ms", t.elapsed().as_secs_f64() * 1000.0 / n as f64);
+    println!(
+        "mean round trip on loopback (HTTP + JSON included): {:.3} ms",
+        t.elapsed().as_secs_f64() * 1000.0 / n as f64
+    );
     drop(child.stdin.take());
     let _ = child.wait();
 
@@ -162,7 +214,13 @@ async fn main() {
 async fn org_scale() {
     let window = Duration::from_secs(10);
     let sim = Simulator::start(SimOptions {
-        seed: SeedOptions { tokens: 40, accounts: 2000, account_tokens: 1, service_tokens: 1, ..SeedOptions::default() },
+        seed: SeedOptions {
+            tokens: 40,
+            accounts: 2000,
+            account_tokens: 1,
+            service_tokens: 1,
+            ..SeedOptions::default()
+        },
         rate_limit: 1200,
         rate_window: window,
         ..SimOptions::default()
@@ -173,14 +231,24 @@ async fn org_scale() {
     config.rate_window = window;
     let session = Session::new(config).await.unwrap();
     let t = Instant::now();
-    let b = session.sql("SELECT kind, count(*) FROM cloudflare.audit.credentials GROUP BY kind").await.expect("audit");
+    let b = session
+        .sql("SELECT kind, count(*) FROM cloudflare.audit.credentials GROUP BY kind")
+        .await
+        .expect("audit");
     let wall = t.elapsed();
     let calls = sim.total_requests() as u64;
     let minimum = 1 + 2000u64.div_ceil(50) + 2 * 2000;
-    let refused = sim.requests().iter().filter(|r| r.status == Some(429)).count();
+    let refused = sim
+        .requests()
+        .iter()
+        .filter(|r| r.status == Some(429))
+        .count();
     let bound = window * (calls.div_ceil(1200) - 1) as u32;
     println!("\n## org scale: audit.credentials over 2,000 accounts, 1,200 calls per 10 s window");
-    println!("rows: {}, calls made: {calls} (minimum {minimum}), responses 429: {refused}", b.iter().map(|b| b.num_rows()).sum::<usize>());
+    println!(
+        "rows: {}, calls made: {calls} (minimum {minimum}), responses 429: {refused}",
+        b.iter().map(|b| b.num_rows()).sum::<usize>()
+    );
     println!(
         "wall: {:.2} s, physical bound: {:.0} s, ratio {:.3}",
         wall.as_secs_f64(),
@@ -192,15 +260,29 @@ async fn org_scale() {
 /// 6. Every audit of examples/ in one session (cache on) against one listing per table.
 async fn audits_in_one_run() {
     let sim = Simulator::start(SimOptions::default()).await.unwrap();
-    let session = Session::new(Config::new(sim.base_url()).with_api_token(sim.admin_token())).await.unwrap();
-    for t in ["cloudflare.user.tokens", "cloudflare.accounts.tokens", "cloudflare.access.service_tokens"] {
+    let session = Session::new(Config::new(sim.base_url()).with_api_token(sim.admin_token()))
+        .await
+        .unwrap();
+    for t in [
+        "cloudflare.user.tokens",
+        "cloudflare.accounts.tokens",
+        "cloudflare.access.service_tokens",
+    ] {
         session.sql(&format!("SELECT * FROM {t}")).await.unwrap();
     }
     let one_listing_each = sim.total_requests();
     sim.reset_counts();
-    let session = Session::new(Config::new(sim.base_url()).with_api_token(sim.admin_token())).await.unwrap();
+    let session = Session::new(Config::new(sim.base_url()).with_api_token(sim.admin_token()))
+        .await
+        .unwrap();
     let mut statements = 0;
-    for name in ["expiring_credentials", "unused_tokens", "unrestricted_tokens", "wildcard_policies", "stale_service_tokens"] {
+    for name in [
+        "expiring_credentials",
+        "unused_tokens",
+        "unrestricted_tokens",
+        "wildcard_policies",
+        "stale_service_tokens",
+    ] {
         let text = std::fs::read_to_string(format!("examples/{name}.sql")).unwrap();
         for st in cfql::sql::split::split(&text).0 {
             session.sql(&st.text).await.unwrap();
@@ -208,5 +290,8 @@ async fn audits_in_one_run() {
         }
     }
     println!("\n## cache: the five example audits ({statements} statements) in one run");
-    println!("calls: {} (one listing of each table: {one_listing_each} calls)", sim.total_requests());
+    println!(
+        "calls: {} (one listing of each table: {one_listing_each} calls)",
+        sim.total_requests()
+    );
 }

@@ -22,8 +22,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // The same engine inside a DataFusion context you own (for BI tools and host programs).
     let ctx = cfql::datafusion::prelude::SessionContext::new();
-    cfql::register(&ctx, Config::new(sim.base_url()).with_api_token(sim.admin_token()))?;
-    let df = ctx.sql("SELECT count(*) AS user_tokens FROM cloudflare.user.tokens").await?;
+    cfql::register(
+        &ctx,
+        Config::new(sim.base_url()).with_api_token(sim.admin_token()),
+    )?;
+    let df = ctx
+        .sql("SELECT count(*) AS user_tokens FROM cloudflare.user.tokens")
+        .await?;
     print_batches(&df.collect().await?)?;
     Ok(())
 }

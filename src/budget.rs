@@ -73,7 +73,13 @@ enum Decision {
 impl Budget {
     /// `limit` calls per `window`; a statement waits at most `max_wait` in all.
     pub fn new(limit: u32, window: Duration, max_wait: Duration) -> Self {
-        Self { limit: limit.max(1), window, max_wait, state: Mutex::default(), notice: Mutex::new(None) }
+        Self {
+            limit: limit.max(1),
+            window,
+            max_wait,
+            state: Mutex::default(),
+            notice: Mutex::new(None),
+        }
     }
 
     /// Where to tell the user that a statement waits.
@@ -103,7 +109,10 @@ impl Budget {
         let now = Instant::now();
         let mut st = self.state();
         if let Some(sv) = st.server.filter(|sv| now < sv.reset_at) {
-            return sv.remaining.saturating_sub(sv.sent_since).saturating_sub(sv.reserve);
+            return sv
+                .remaining
+                .saturating_sub(sv.sent_since)
+                .saturating_sub(sv.reserve);
         }
         Self::forget_old(&mut st, now, self.window + ARRIVAL_MARGIN);
         u64::from(self.limit).saturating_sub(st.sent.len() as u64)
@@ -151,15 +160,24 @@ impl Budget {
         match st.server {
             Some(sv) if now < sv.reset_at => {
                 if sv.remaining.saturating_sub(sv.sent_since) <= sv.reserve {
-                    return Decision::Wait(sv.reset_at, "the API budget is spent (Cloudflare's Ratelimit header)");
+                    return Decision::Wait(
+                        sv.reset_at,
+                        "the API budget is spent (Cloudflare's Ratelimit header)",
+                    );
                 }
-                st.server = Some(ServerView { sent_since: sv.sent_since + 1, ..sv });
+                st.server = Some(ServerView {
+                    sent_since: sv.sent_since + 1,
+                    ..sv
+                });
             }
             _ => {
                 st.server = None;
                 if st.sent.len() >= self.limit as usize {
                     let oldest = *st.sent.front().expect("non-empty at the limit");
-                    return Decision::Wait(oldest + self.window + ARRIVAL_MARGIN, "the API budget is spent");
+                    return Decision::Wait(
+                        oldest + self.window + ARRIVAL_MARGIN,
+                        "the API budget is spent",
+                    );
                 }
             }
         }
@@ -170,7 +188,11 @@ impl Budget {
     }
 
     fn forget_old(st: &mut State, now: Instant, window: Duration) {
-        while st.sent.front().is_some_and(|t| now.duration_since(*t) >= window) {
+        while st
+            .sent
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= window)
+        {
             st.sent.pop_front();
         }
     }
@@ -178,7 +200,12 @@ impl Budget {
     /// Tells the user something about the budget now (not after the statement).
     pub fn notice(&self, line: &str) {
         tracing::debug!("{line}");
-        if let Some(f) = self.notice.lock().unwrap_or_else(|p| p.into_inner()).clone() {
+        if let Some(f) = self
+            .notice
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+        {
             f(line);
         }
     }
@@ -210,7 +237,11 @@ impl Budget {
         let from = st.waiting_until.filter(|w| *w > now).unwrap_or(now);
         let added = until.saturating_duration_since(from);
         if st.waited + added > self.max_wait {
-            return Err(Error::BudgetWait { needed: until.saturating_duration_since(now), ceiling: self.max_wait, why: why.to_string() });
+            return Err(Error::BudgetWait {
+                needed: until.saturating_duration_since(now),
+                ceiling: self.max_wait,
+                why: why.to_string(),
+            });
         }
         st.waited += added;
         st.waiting_until = Some(until);
@@ -218,7 +249,10 @@ impl Budget {
         drop(st);
         // A wait under a second (a window sliding by) is not worth a line.
         if until - now >= Duration::from_secs(1) {
-            self.notice(&format!("{why}: waiting {} before the next call ({calls} calls so far)", human(until - now)));
+            self.notice(&format!(
+                "{why}: waiting {} before the next call ({calls} calls so far)",
+                human(until - now)
+            ));
         }
         Ok(())
     }
@@ -233,16 +267,28 @@ impl Budget {
     /// `Ratelimit-Policy: "burst";q=Q;w=W`) from an answer, before that call completes.
     /// An older answer arriving after a newer one does not raise what is left.
     pub fn observe(&self, ratelimit: Option<&str>, policy: Option<&str>) {
-        let Some((remaining, reset)) = ratelimit.and_then(parse_ratelimit) else { return };
+        let Some((remaining, reset)) = ratelimit.and_then(parse_ratelimit) else {
+            return;
+        };
         let policy = policy.and_then(parse_policy);
         let quota = policy.map_or(u64::from(self.limit), |p| p.0);
         let now = Instant::now();
         let mut st = self.state();
         let uncounted = st.in_flight.saturating_sub(1);
         let reset_at = now + Duration::from_secs(reset);
-        let view = ServerView { remaining, reset_at, sent_since: uncounted, reserve: (quota / 50).max(1), policy };
+        let view = ServerView {
+            remaining,
+            reset_at,
+            sent_since: uncounted,
+            reserve: (quota / 50).max(1),
+            policy,
+        };
         st.server = match st.server {
-            Some(old) if now < old.reset_at && old.remaining.saturating_sub(old.sent_since) < remaining.saturating_sub(uncounted) => {
+            Some(old)
+                if now < old.reset_at
+                    && old.remaining.saturating_sub(old.sent_since)
+                        < remaining.saturating_sub(uncounted) =>
+            {
                 Some(old)
             }
             _ => Some(view),
@@ -312,27 +358,52 @@ mod tests {
         for _ in 0..3 {
             b.acquire(None).await.unwrap();
         }
-        assert_eq!(start.elapsed(), Duration::ZERO, "the window's calls go at once");
+        assert_eq!(
+            start.elapsed(),
+            Duration::ZERO,
+            "the window's calls go at once"
+        );
         b.acquire(None).await.unwrap();
-        assert_eq!(start.elapsed(), Duration::from_secs(10) + ARRIVAL_MARGIN, "the 4th waits for the window");
+        assert_eq!(
+            start.elapsed(),
+            Duration::from_secs(10) + ARRIVAL_MARGIN,
+            "the 4th waits for the window"
+        );
         let tight = Budget::new(1, Duration::from_secs(10), Duration::from_secs(5));
         tight.acquire(None).await.unwrap();
         let e = tight.acquire(None).await.unwrap_err().to_string();
-        assert!(e.contains("would have to wait 10s") && e.contains("the 5s allowed"), "{e}");
+        assert!(
+            e.contains("would have to wait 10s") && e.contains("the 5s allowed"),
+            "{e}"
+        );
     }
 
     #[tokio::test(start_paused = true)]
     async fn the_server_view_wins_and_keeps_a_reserve() {
         let b = Budget::new(1200, Duration::from_secs(300), Duration::from_secs(900));
         b.acquire(None).await.unwrap();
-        b.observe(Some("\"default\";r=30;t=20"), Some("\"burst\";q=1200;w=300"));
+        b.observe(
+            Some("\"default\";r=30;t=20"),
+            Some("\"burst\";q=1200;w=300"),
+        );
         b.complete();
-        assert_eq!(b.available(), 6, "30 left minus a reserve of 24 (2% of 1,200)");
+        assert_eq!(
+            b.available(),
+            6,
+            "30 left minus a reserve of 24 (2% of 1,200)"
+        );
         let start = Instant::now();
         for _ in 0..7 {
             b.acquire(None).await.unwrap();
         }
-        assert_eq!(start.elapsed(), Duration::from_secs(20), "the 7th waits for the server's reset");
-        assert_eq!(parse_policy("\"burst\";q=50;w=5"), Some((50, Duration::from_secs(5))));
+        assert_eq!(
+            start.elapsed(),
+            Duration::from_secs(20),
+            "the 7th waits for the server's reset"
+        );
+        assert_eq!(
+            parse_policy("\"burst\";q=50;w=5"),
+            Some((50, Duration::from_secs(5)))
+        );
     }
 }

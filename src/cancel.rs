@@ -24,7 +24,9 @@ impl Default for Cancel {
 impl Cancel {
     /// A signal that has not fired.
     pub fn new() -> Self {
-        Self { tx: Arc::new(watch::channel(false).0) }
+        Self {
+            tx: Arc::new(watch::channel(false).0),
+        }
     }
 
     /// Fires the signal (idempotent).

@@ -31,7 +31,9 @@ impl fmt::Debug for Credentials {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Credentials::ApiToken(_) => f.write_str("ApiToken(<redacted>)"),
-            Credentials::GlobalKey { .. } => f.write_str("GlobalKey { email: <redacted>, key: <redacted> }"),
+            Credentials::GlobalKey { .. } => {
+                f.write_str("GlobalKey { email: <redacted>, key: <redacted> }")
+            }
         }
     }
 }
@@ -154,14 +156,20 @@ struct Profile {
 impl Config {
     /// Defaults pointed at `base_url`, with no credential.
     pub fn new(base_url: impl Into<String>) -> Self {
-        Self { base_url: base_url.into(), ..Self::default() }
+        Self {
+            base_url: base_url.into(),
+            ..Self::default()
+        }
     }
 
     /// Checks that every limit is in range (a huge concurrency or window would overflow
     /// the rate limiter). The message names the setting as the profile spells it.
     pub fn check(&self) -> std::result::Result<(), String> {
         if !(1..=MAX_CONCURRENCY).contains(&self.concurrency) {
-            return Err(format!("concurrency must be between 1 and {MAX_CONCURRENCY}, got {}", self.concurrency));
+            return Err(format!(
+                "concurrency must be between 1 and {MAX_CONCURRENCY}, got {}",
+                self.concurrency
+            ));
         }
         if self.rate_limit == 0 {
             return Err("rate_limit must be at least 1".into());
@@ -176,7 +184,11 @@ impl Config {
         ];
         for (name, d) in durations {
             if d > MAX_DURATION {
-                return Err(format!("{name} must be at most {} seconds (one day), got {}", MAX_DURATION.as_secs(), d.as_secs()));
+                return Err(format!(
+                    "{name} must be at most {} seconds (one day), got {}",
+                    MAX_DURATION.as_secs(),
+                    d.as_secs()
+                ));
             }
         }
         if self.rate_window.is_zero() {
@@ -196,7 +208,10 @@ impl Config {
 
     /// Uses the global key.
     pub fn with_global_key(mut self, email: impl Into<String>, key: impl Into<String>) -> Self {
-        self.credentials = Some(Credentials::GlobalKey { email: email.into(), key: key.into() });
+        self.credentials = Some(Credentials::GlobalKey {
+            email: email.into(),
+            key: key.into(),
+        });
         self
     }
 
@@ -236,8 +251,8 @@ impl Config {
     /// else `default` when it exists. `path` names the file in errors.
     pub fn from_profile_text(text: &str, profile: Option<&str>, path: &Path) -> Result<Self> {
         let mut c = Self::default();
-        let mut profiles: HashMap<String, Profile> =
-            toml::from_str(text).map_err(|e| Error::Config(format!("{}: {}", path.display(), e.message())))?;
+        let mut profiles: HashMap<String, Profile> = toml::from_str(text)
+            .map_err(|e| Error::Config(format!("{}: {}", path.display(), e.message())))?;
         let name = profile.unwrap_or("default");
         match profiles.remove(name) {
             Some(p) => c.apply_profile(p, path)?,
@@ -247,7 +262,11 @@ impl Config {
                 return Err(Error::Config(format!(
                     "profile '{name}' is not in {} (profiles there: {})",
                     path.display(),
-                    if known.is_empty() { "none".into() } else { known.join(", ") }
+                    if known.is_empty() {
+                        "none".into()
+                    } else {
+                        known.join(", ")
+                    }
                 )));
             }
             None => {}
@@ -261,12 +280,17 @@ impl Config {
         let path = file.map(Path::to_path_buf).or_else(default_config_path);
         let mut c = Self::default();
         if let Some(path) = path.filter(|p| p.exists() || file.is_some()) {
-            let text = std::fs::read_to_string(&path).map_err(|source| Error::Io { path: path.clone(), source })?;
+            let text = std::fs::read_to_string(&path).map_err(|source| Error::Io {
+                path: path.clone(),
+                source,
+            })?;
             c = Self::from_profile_text(&text, profile, &path)?;
         } else if let Some(p) = profile {
             return Err(Error::Config(format!(
                 "profile '{p}' was asked for but there is no config file (expected {})",
-                default_config_path().map(|p| p.display().to_string()).unwrap_or_else(|| "~/.config/cfql/config.toml".into())
+                default_config_path()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_else(|| "~/.config/cfql/config.toml".into())
             )));
         }
         c.apply_env(|k| std::env::var(k).ok());
@@ -313,12 +337,16 @@ impl Config {
         if let Some(v) = p.cache_ttl_secs {
             self.cache_ttl = Duration::from_secs(v);
         }
-        self.check().map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
+        self.check()
+            .map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
         match p.fanout_errors.as_deref() {
             None | Some("fail") => {}
             Some("warn") => self.fanout_errors = FanoutErrors::Warn,
             Some(o) => {
-                return Err(Error::Config(format!("{}: fanout_errors must be 'fail' or 'warn', got '{o}'", path.display())));
+                return Err(Error::Config(format!(
+                    "{}: fanout_errors must be 'fail' or 'warn', got '{o}'",
+                    path.display()
+                )));
             }
         }
         Ok(())
@@ -328,7 +356,9 @@ impl Config {
         let get = |k: &str| get(k).filter(|v| !v.is_empty());
         if let Some(t) = get("CLOUDFLARE_API_TOKEN") {
             self.credentials = Some(Credentials::ApiToken(t));
-        } else if let (Some(email), Some(key)) = (get("CLOUDFLARE_EMAIL"), get("CLOUDFLARE_API_KEY")) {
+        } else if let (Some(email), Some(key)) =
+            (get("CLOUDFLARE_EMAIL"), get("CLOUDFLARE_API_KEY"))
+        {
             self.credentials = Some(Credentials::GlobalKey { email, key });
         }
         if let Some(u) = get("CLOUDFLARE_BASE_URL") {

@@ -29,12 +29,19 @@ pub struct ScopeBinding {
 impl ScopeBinding {
     /// The unscoped binding.
     pub fn none() -> Self {
-        Self { values: Vec::new(), prefix: String::new() }
+        Self {
+            values: Vec::new(),
+            prefix: String::new(),
+        }
     }
 
     /// `account_id=...` for messages.
     pub fn label(&self) -> String {
-        self.values.iter().filter_map(|(c, v)| v.as_ref().map(|v| format!("{c} {v}"))).collect::<Vec<_>>().join(", ")
+        self.values
+            .iter()
+            .filter_map(|(c, v)| v.as_ref().map(|v| format!("{c} {v}")))
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 }
 
@@ -70,7 +77,9 @@ pub struct Engine {
 
 impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Engine").field("client", &self.client).finish_non_exhaustive()
+        f.debug_struct("Engine")
+            .field("client", &self.client)
+            .finish_non_exhaustive()
     }
 }
 
@@ -94,7 +103,10 @@ impl Engine {
     /// (fan-out failures under `warn`); the CLI prints them on stderr.
     pub fn warn(&self, w: String) {
         tracing::debug!("{w}");
-        self.warnings.lock().unwrap_or_else(|p| p.into_inner()).push(w);
+        self.warnings
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(w);
     }
 
     /// Takes the warnings recorded so far.
@@ -109,7 +121,11 @@ impl Engine {
 
     /// Reports progress, if anyone listens.
     pub fn report_progress(&self, table: &str, pages: u64, rows: u64) {
-        let f = self.progress.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let f = self
+            .progress
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
         if let Some(f) = f {
             f(table, pages, rows);
         }
@@ -118,15 +134,23 @@ impl Engine {
     /// The token this session authenticates with, as (scope prefix, id), when it is an
     /// object of `resource` under one of `prefixes`. `None` for the global key, or when no
     /// verify endpoint claims the token. Each endpoint is asked once per session.
-    pub async fn own_token(&self, resource: &Resource, prefixes: &[String]) -> Option<(String, String)> {
+    pub async fn own_token(
+        &self,
+        resource: &Resource,
+        prefixes: &[String],
+    ) -> Option<(String, String)> {
         let template = resource.spec.verify.as_deref()?;
         if !self.client.uses_api_token() {
             return None;
         }
         // A token has one owner: when an unscoped verify (the user's) claims it, no
         // scoped one (an account's) will, so those calls are saved.
-        let unscoped: Vec<String> =
-            self.registry.resources().filter_map(|r| r.spec.verify.clone()).filter(|t| !t.contains("{scope}")).collect();
+        let unscoped: Vec<String> = self
+            .registry
+            .resources()
+            .filter_map(|r| r.spec.verify.clone())
+            .filter(|t| !t.contains("{scope}"))
+            .collect();
         for t in &unscoped {
             if let Some(id) = self.verify(t).await {
                 return (t == template).then(|| (String::new(), id));
@@ -146,7 +170,11 @@ impl Engine {
             return known.clone();
         }
         let id = match self.client.call(&ApiRequest::get(path)).await {
-            Ok(resp) => resp.result.get("id").and_then(Value::as_str).map(str::to_string),
+            Ok(resp) => resp
+                .result
+                .get("id")
+                .and_then(Value::as_str)
+                .map(str::to_string),
             Err(e) => {
                 tracing::debug!(path, error = %e, "verify did not claim the session's token");
                 None
@@ -157,32 +185,56 @@ impl Engine {
     }
 
     /// How the scopes of a statement on `resource` will be found.
-    pub fn scope_source(&self, resource: &Resource, method: &MethodSpec, pinned: &BTreeMap<String, Vec<String>>) -> ScopeSource {
+    pub fn scope_source(
+        &self,
+        resource: &Resource,
+        method: &MethodSpec,
+        pinned: &BTreeMap<String, Vec<String>>,
+    ) -> ScopeSource {
         let spec = &resource.spec;
-        let allowed: Vec<_> = spec.scopes.iter().filter(|s| method.scopes.is_empty() || method.scopes.contains(&s.column)).collect();
         if spec.scopes.is_empty() {
             return ScopeSource::Unscoped;
         }
+        let allowed: Vec<_> = spec.allowed_scopes(method).collect();
         if allowed.iter().any(|s| pinned.contains_key(&s.column)) {
             return ScopeSource::Pinned;
         }
-        if self.config.account_id.is_some() && allowed.iter().any(|s| s.column == "account_id") {
+        if self.config.account_id.is_some() && allowed.iter().any(|s| s.default_account) {
             return ScopeSource::DefaultAccount;
         }
         if let Some(src) = allowed.iter().find_map(|s| s.fanout.clone()) {
             return ScopeSource::FanOut(src);
         }
         let names: Vec<_> = allowed.iter().map(|s| s.column.as_str()).collect();
-        let param = names.join(" or ");
         let example = names.first().copied().unwrap_or("account_id");
         ScopeSource::Missing(Error::MissingParam {
             table: resource.qualified_name(),
-            param: param.clone(),
+            param: names.join(" or "),
             hint: format!(
                 "add WHERE {example} = '<id>' (or @{example}='<id>' in EXEC){}",
-                if names.contains(&"account_id") { ", or set CLOUDFLARE_ACCOUNT_ID / account_id in the profile" } else { "" }
+                if allowed.iter().any(|s| s.default_account) {
+                    ", or set CLOUDFLARE_ACCOUNT_ID / account_id in the profile"
+                } else {
+                    ""
+                }
             ),
         })
+    }
+
+    /// The binding of the configured default account, in the scope that takes it.
+    pub fn default_scope(&self, resource: &Resource, method: &MethodSpec) -> Result<ScopeBinding> {
+        let account = self.config.account_id.as_deref().unwrap_or_default();
+        match resource
+            .spec
+            .allowed_scopes(method)
+            .find(|s| s.default_account)
+        {
+            Some(s) => scope_binding(resource, &s.column, account),
+            None => Err(Error::Config(format!(
+                "{} has no scope the default account fills",
+                resource.qualified_name()
+            ))),
+        }
     }
 
     /// The scopes a statement runs in, listing accounts for a fan-out.
@@ -193,29 +245,31 @@ impl Engine {
         pinned: &BTreeMap<String, Vec<String>>,
     ) -> Result<Vec<ScopeBinding>> {
         let spec = &resource.spec;
-        let binding = |col: &str, val: &str| scope_binding(resource, col, val);
         match self.scope_source(resource, method, pinned) {
             ScopeSource::Unscoped => Ok(vec![ScopeBinding::none()]),
-            ScopeSource::Pinned => {
-                let mut out = Vec::new();
-                for s in &spec.scopes {
-                    if !method.scopes.is_empty() && !method.scopes.contains(&s.column) {
-                        continue;
-                    }
-                    for v in pinned.get(&s.column).into_iter().flatten() {
-                        out.push(binding(&s.column, v)?);
-                    }
-                }
-                Ok(out)
-            }
-            ScopeSource::DefaultAccount => {
-                let a = self.config.account_id.clone().unwrap_or_default();
-                Ok(vec![binding("account_id", &a)?])
-            }
+            ScopeSource::Pinned => spec
+                .allowed_scopes(method)
+                .flat_map(|s| {
+                    pinned
+                        .get(&s.column)
+                        .into_iter()
+                        .flatten()
+                        .map(move |v| scope_binding(resource, &s.column, v))
+                })
+                .collect(),
+            ScopeSource::DefaultAccount => Ok(vec![self.default_scope(resource, method)?]),
             ScopeSource::FanOut(source) => {
-                let col = spec.scopes.iter().find(|s| s.fanout.is_some()).map(|s| s.column.clone()).unwrap_or_default();
+                let col = spec
+                    .scopes
+                    .iter()
+                    .find(|s| s.fanout.is_some())
+                    .map(|s| s.column.clone())
+                    .unwrap_or_default();
                 let values = self.list_ids(&source).await?;
-                values.iter().map(|a| binding(&col, a)).collect()
+                values
+                    .iter()
+                    .map(|a| scope_binding(resource, &col, a))
+                    .collect()
             }
             ScopeSource::Missing(e) => Err(e),
         }
@@ -224,9 +278,21 @@ impl Engine {
     /// The ids of every row of a fan-out source table (`service.table`), paging its list.
     pub async fn list_ids(&self, source: &str) -> Result<Vec<String>> {
         let parts: Vec<String> = source.split('.').map(str::to_string).collect();
-        let table = self.registry.resolve(&parts).ok_or_else(|| Error::Config(format!("fan-out source {source} is not a table")))?;
-        let method = table.spec.method(Verb::Select, false).cloned().expect("validated when the manifests loaded");
-        let idcol = table.spec.id.as_ref().map(|i| i.column.clone()).expect("validated when the manifests loaded");
+        let table = self
+            .registry
+            .resolve(&parts)
+            .ok_or_else(|| Error::Config(format!("fan-out source {source} is not a table")))?;
+        let method = table
+            .spec
+            .method(Verb::Select, false)
+            .cloned()
+            .expect("validated when the manifests loaded");
+        let idcol = table
+            .spec
+            .id
+            .as_ref()
+            .map(|i| i.column.clone())
+            .expect("validated when the manifests loaded");
         let mut pages = self.list_pages(&table, &method, &ScopeBinding::none(), Vec::new(), None);
         let mut ids = Vec::new();
         while let Some(page) = pages.next().await {
@@ -244,7 +310,12 @@ impl Engine {
     }
 
     /// Fills a method's path with the scope prefix and the id.
-    pub fn fill_path(resource: &Resource, method: &MethodSpec, scope: &ScopeBinding, id: Option<&str>) -> Result<String> {
+    pub fn fill_path(
+        resource: &Resource,
+        method: &MethodSpec,
+        scope: &ScopeBinding,
+        id: Option<&str>,
+    ) -> Result<String> {
         let mut path = method.path.replace("{scope}", &scope.prefix);
         if let Some(idspec) = &resource.spec.id {
             let ph = format!("{{{}}}", idspec.param);
@@ -252,7 +323,10 @@ impl Engine {
                 let id = id.ok_or_else(|| Error::MissingParam {
                     table: resource.qualified_name(),
                     param: idspec.param.clone(),
-                    hint: format!("add WHERE {} = '<id>' or @{}='<id>'", idspec.column, idspec.param),
+                    hint: format!(
+                        "add WHERE {} = '<id>' or @{}='<id>'",
+                        idspec.column, idspec.param
+                    ),
                 })?;
                 path = path.replace(&ph, &path_segment(&idspec.param, id)?);
             }
@@ -270,7 +344,11 @@ impl Engine {
         filters: Vec<(String, String)>,
         max_rows: Option<usize>,
     ) -> BoxStream<'static, Result<Page>> {
-        let mut query: Vec<(String, String)> = method.query.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        let mut query: Vec<(String, String)> = method
+            .query
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
         query.extend(filters);
         let per_page = method.per_page.map(u64::from);
         let wanted_pages = match (max_rows, per_page) {
@@ -292,7 +370,13 @@ impl Engine {
     }
 
     /// GET of one object by id (and whether the cache answered); `Ok(None)` when the API says 404.
-    pub async fn get_one(&self, resource: &Resource, method: &MethodSpec, scope: &ScopeBinding, id: &str) -> Result<Option<(Value, bool)>> {
+    pub async fn get_one(
+        &self,
+        resource: &Resource,
+        method: &MethodSpec,
+        scope: &ScopeBinding,
+        id: &str,
+    ) -> Result<Option<(Value, bool)>> {
         let path = Self::fill_path(resource, method, scope, Some(id))?;
         match self.client.call(&ApiRequest::get(path)).await {
             Ok(resp) => Ok(Some((resp.result, resp.cached))),
@@ -303,7 +387,12 @@ impl Engine {
 
     /// Applies the fan-out failure policy to per-scope failures: one line per cause, with
     /// its count and a few example scopes (the full list goes to the debug log).
-    pub fn fanout_outcome(&self, table: &str, failures: Vec<(String, Error)>, total: usize) -> Result<()> {
+    pub fn fanout_outcome(
+        &self,
+        table: &str,
+        failures: Vec<(String, Error)>,
+        total: usize,
+    ) -> Result<()> {
         if failures.is_empty() {
             return Ok(());
         }
@@ -322,7 +411,12 @@ impl Engine {
                 }
                 Ok(())
             }
-            FanoutErrors::Fail => Err(Error::FanOut { table: table.to_string(), failed, total, causes }),
+            FanoutErrors::Fail => Err(Error::FanOut {
+                table: table.to_string(),
+                failed,
+                total,
+                causes,
+            }),
         }
     }
 }
@@ -341,7 +435,12 @@ fn group_by_cause(failures: &[(String, Error)]) -> Vec<String> {
     groups
         .into_iter()
         .map(|(cause, scopes)| {
-            let examples = scopes.iter().take(3).copied().collect::<Vec<_>>().join(", ");
+            let examples = scopes
+                .iter()
+                .take(3)
+                .copied()
+                .collect::<Vec<_>>()
+                .join(", ");
             let more = if scopes.len() > 3 { ", ..." } else { "" };
             format!("{} scope(s): {cause} (e.g. {examples}{more})", scopes.len())
         })
@@ -351,14 +450,30 @@ fn group_by_cause(failures: &[(String, Error)]) -> Vec<String> {
 /// The binding of scope column `col` = `val` (the value is percent-encoded into the prefix).
 pub fn scope_binding(resource: &Resource, col: &str, val: &str) -> Result<ScopeBinding> {
     let spec = &resource.spec;
-    let scope = spec.scope(col).ok_or_else(|| Error::InvalidInput(format!("{} has no scope column {col}", resource.qualified_name())))?;
-    let prefix = scope.prefix.replace(&format!("{{{col}}}"), &path_segment(col, val)?);
-    let values = spec.scopes.iter().map(|s| (s.column.clone(), (s.column == col).then(|| val.to_string()))).collect();
+    let scope = spec.scope(col).ok_or_else(|| {
+        Error::Config(format!(
+            "{} has no scope column {col}",
+            resource.qualified_name()
+        ))
+    })?;
+    let prefix = scope
+        .prefix
+        .replace(&format!("{{{col}}}"), &path_segment(col, val)?);
+    let values = spec
+        .scopes
+        .iter()
+        .map(|s| (s.column.clone(), (s.column == col).then(|| val.to_string())))
+        .collect();
     Ok(ScopeBinding { values, prefix })
 }
 
 /// The rows of a response, by the method's response shape.
-pub fn rows_of(result: &Value, shape: ResponseShape, method: &Method, endpoint: &str) -> Result<Vec<Value>> {
+pub fn rows_of(
+    result: &Value,
+    shape: ResponseShape,
+    method: &Method,
+    endpoint: &str,
+) -> Result<Vec<Value>> {
     match (shape, result) {
         (ResponseShape::List, Value::Array(a)) => Ok(a.clone()),
         (ResponseShape::List, Value::Null) => Ok(Vec::new()),
@@ -370,7 +485,11 @@ pub fn rows_of(result: &Value, shape: ResponseShape, method: &Method, endpoint: 
             status: 200,
             detail: format!(
                 "expected {} in 'result', got {}",
-                if shape == ResponseShape::List { "an array" } else { "an object" },
+                if shape == ResponseShape::List {
+                    "an array"
+                } else {
+                    "an object"
+                },
                 match other {
                     Value::Null => "null",
                     Value::Bool(_) => "a boolean",

@@ -57,7 +57,7 @@ pub enum Error {
     },
     /// Still rate limited (HTTP 429) after the retry budget was spent.
     #[error(
-        "rate limited by Cloudflare on {method} {path} (HTTP 429{}): gave up after {attempts} attempt(s){}; wait and retry, or lower --concurrency / the rate limit in the config",
+        "rate limited by Cloudflare on {method} {path} (HTTP 429{}): gave up after {attempts} attempt(s){}; wait and retry, or make fewer calls at once",
         .code.map(|c| format!(", code {c}")).unwrap_or_default(),
         .retry_after.map(|s| format!(" (Retry-After {s} s is beyond the retry budget)")).unwrap_or_default()
     )]
@@ -96,7 +96,9 @@ pub enum Error {
         detail: String,
     },
     /// A call that is not a GET got no answer, a 5xx or an unreadable one: it may have happened.
-    #[error("{method} {path}: {detail}; the call may have taken effect on Cloudflare's side. It was not retried. Check with: {check}")]
+    #[error(
+        "{method} {path}: {detail}; the call may have taken effect on Cloudflare's side. It was not retried. Check with: {check}"
+    )]
     OutcomeUnknown {
         /// HTTP method.
         method: String,
@@ -117,9 +119,108 @@ pub enum Error {
         /// How to supply it.
         hint: String,
     },
-    /// A value in a statement is not acceptable.
-    #[error("{0}")]
-    InvalidInput(String),
+    /// A name in a statement is not a table.
+    #[error("table '{name}' not found{} (SHOW RESOURCES lists the tables)", did_you_mean(.suggestion))]
+    UnknownTable {
+        /// The name as written.
+        name: String,
+        /// The closest table name, if one is close.
+        suggestion: Option<String>,
+    },
+    /// A name is not a service (`SHOW RESOURCES IN x`).
+    #[error("unknown service '{name}' (services: {})", .services.join(", "))]
+    UnknownService {
+        /// The name as written.
+        name: String,
+        /// The services there are.
+        services: Vec<String>,
+    },
+    /// A column a statement names does not exist where it is used.
+    #[error("{}unknown column '{column}'{} (columns: {})", prefix(.context), did_you_mean(.suggestion), .columns.join(", "))]
+    UnknownColumn {
+        /// Where (`RETURNING of cloudflare.user.tokens`), when it helps.
+        context: Option<String>,
+        /// The name as written.
+        column: String,
+        /// The closest column, if one is close.
+        suggestion: Option<String>,
+        /// The columns there are.
+        columns: Vec<String>,
+    },
+    /// A write names a column it may not set (INSERT) or change (UPDATE).
+    #[error("{statement}: column '{column}' cannot be {}; {}({}: {})", .action.past(), did_you_mean_then(.suggestion), .action.adjective(), .allowed.join(", "))]
+    NotSettable {
+        /// `INSERT INTO cloudflare.user.tokens` or `UPDATE ...`.
+        statement: String,
+        /// Whether the column was set on create or changed by an update.
+        action: SetAction,
+        /// The column.
+        column: String,
+        /// The closest column that can be set.
+        suggestion: Option<String>,
+        /// The columns that can be.
+        allowed: Vec<String>,
+    },
+    /// EXEC names a method the resource does not have.
+    #[error("{table} has no method '{method}'; {}(EXEC methods: {}; SHOW METHODS IN {table} lists all)", did_you_mean_then(.suggestion), if .methods.is_empty() { "none".to_string() } else { .methods.join(", ") })]
+    UnknownMethod {
+        /// The table.
+        table: String,
+        /// The method as written.
+        method: String,
+        /// The closest method name.
+        suggestion: Option<String>,
+        /// The EXEC methods there are.
+        methods: Vec<String>,
+    },
+    /// EXEC passes a parameter the method does not take.
+    #[error("{statement}: unknown parameter @{param}; {}(parameters: {})", did_you_mean_then(&.suggestion.as_ref().map(|s| format!("@{s}"))), .params.iter().map(|a| format!("@{a}")).collect::<Vec<_>>().join(", "))]
+    UnknownParam {
+        /// `EXEC cloudflare.user.tokens.roll`.
+        statement: String,
+        /// The parameter as written.
+        param: String,
+        /// The closest parameter.
+        suggestion: Option<String>,
+        /// The parameters the method takes.
+        params: Vec<String>,
+    },
+    /// A table has no method for this kind of statement.
+    #[error("{table} does not support {verb}; its methods are: {}", .methods.join(", "))]
+    NotSupported {
+        /// The table.
+        table: String,
+        /// SELECT, INSERT, UPDATE, DELETE or EXEC.
+        verb: String,
+        /// Its methods, as `name (VERB)`.
+        methods: Vec<String>,
+    },
+    /// Rows of a write failed validation: nothing was sent.
+    #[error("{statement} refused, nothing was {}: {}", .action.outcome(), .rows.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    RowsRejected {
+        /// `INSERT INTO cloudflare.user.tokens`, `UPDATE ...`.
+        statement: String,
+        /// What the statement would have done.
+        action: SetAction,
+        /// Each rejected row with its problems.
+        rows: Vec<RejectedRow>,
+    },
+    /// `SET` names an option cfql does not have.
+    #[error("unknown option {name} (options: {})", .options.join(", "))]
+    UnknownOption {
+        /// The option as written.
+        name: String,
+        /// The options there are.
+        options: Vec<String>,
+    },
+    /// A value is not acceptable where it is used.
+    #[error("{place}: {problem}")]
+    InvalidValue {
+        /// Where the value is (`SET cfql.dry_run`, `@@json`, `column expires_on`).
+        place: String,
+        /// What is wrong with it and what is expected.
+        problem: String,
+    },
     /// The statement would have to wait longer than its ceiling for the API budget.
     #[error(
         "{why}: the statement would have to wait {} for the API budget, more than the {} allowed (budget_wait_secs); run it later or raise the ceiling",
@@ -175,11 +276,14 @@ pub enum Error {
     /// A statement was refused for safety.
     #[error("{0}")]
     Refused(String),
-    /// Statement text could not be parsed.
-    #[error("SQL error: {0}")]
-    Sql(String),
+    /// Statement text could not be parsed (the message names the line and column).
+    #[error("SQL error: {message}")]
+    Syntax {
+        /// The parser's message, or what cfql expected.
+        message: String,
+    },
     /// A `{{ name }}` variable had no value.
-    #[error("template variable '{{{{ {name} }}}}' has no value: pass --var {name}=VALUE")]
+    #[error("template variable '{{{{ {name} }}}}' has no value")]
     MissingVariable {
         /// The variable.
         name: String,
@@ -241,6 +345,74 @@ pub enum Error {
     DataFusion(Box<DataFusionError>),
 }
 
+/// What a write does to the columns it names: for error wording.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SetAction {
+    /// INSERT: set on create.
+    Create,
+    /// UPDATE / REPLACE: changed.
+    Change,
+}
+
+impl SetAction {
+    fn past(self) -> &'static str {
+        match self {
+            SetAction::Create => "set on create",
+            SetAction::Change => "changed",
+        }
+    }
+
+    fn outcome(self) -> &'static str {
+        match self {
+            SetAction::Create => "created",
+            SetAction::Change => "changed",
+        }
+    }
+
+    fn adjective(self) -> &'static str {
+        match self {
+            SetAction::Create => "settable",
+            SetAction::Change => "changeable",
+        }
+    }
+}
+
+/// A row of a write that failed validation, with every problem found in it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RejectedRow {
+    /// 1-based row number in the statement's input.
+    pub row: usize,
+    /// The object's id, for an UPDATE.
+    pub id: Option<String>,
+    /// What is wrong with the row.
+    pub problems: Vec<String>,
+}
+
+impl std::fmt::Display for RejectedRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.id {
+            Some(id) => write!(f, "row {} ({id}): {}", self.row, self.problems.join("; ")),
+            None => write!(f, "row {}: {}", self.row, self.problems.join("; ")),
+        }
+    }
+}
+
+fn did_you_mean(s: &Option<String>) -> String {
+    s.as_ref()
+        .map(|s| format!("; did you mean {s}?"))
+        .unwrap_or_default()
+}
+
+fn did_you_mean_then(s: &Option<String>) -> String {
+    s.as_ref()
+        .map(|s| format!("did you mean {s}? "))
+        .unwrap_or_default()
+}
+
+fn prefix(s: &Option<String>) -> String {
+    s.as_ref().map(|s| format!("{s}: ")).unwrap_or_default()
+}
+
 /// More about a bulk write that did not fully succeed.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct WriteDetail {
@@ -280,25 +452,50 @@ fn format_messages(errors: &[ApiMessage]) -> String {
     if errors.is_empty() {
         return "no error details in the response".into();
     }
-    errors.iter().map(|e| format!("code {}: {}", e.code, e.message)).collect::<Vec<_>>().join("; ")
+    errors
+        .iter()
+        .map(|e| format!("code {}: {}", e.code, e.message))
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 fn summarize(outcomes: &[RowOutcome]) -> String {
     outcomes
         .iter()
         .filter(|o| o.state != RowState::NotAttempted)
-        .filter_map(|o| o.error.as_ref().map(|e| format!("row {} ({}): {e}", o.row, o.id.as_deref().unwrap_or("no id"))))
+        .filter_map(|o| {
+            o.error.as_ref().map(|e| {
+                format!(
+                    "row {} ({}): {e}",
+                    o.row,
+                    o.id.as_deref().unwrap_or("no id")
+                )
+            })
+        })
         .collect::<Vec<_>>()
         .join("; ")
 }
 
 /// The one-line account of a write that did not fully succeed: what took effect, what may
 /// have, what failed and what was never sent.
-fn report(verb: &str, failed: usize, total: usize, detail: &WriteDetail, outcomes: &[RowOutcome]) -> String {
-    let WriteDetail { uncertain, not_attempted, cancelled, .. } = *detail;
+fn report(
+    verb: &str,
+    failed: usize,
+    total: usize,
+    detail: &WriteDetail,
+    outcomes: &[RowOutcome],
+) -> String {
+    let WriteDetail {
+        uncertain,
+        not_attempted,
+        cancelled,
+        ..
+    } = *detail;
     let took = total - failed - not_attempted;
     let mut text = if cancelled {
-        format!("{verb} cancelled: {took} of {total} rows took effect, {not_attempted} not attempted")
+        format!(
+            "{verb} cancelled: {took} of {total} rows took effect, {not_attempted} not attempted"
+        )
     } else {
         format!("{verb} failed for {failed} of {total} rows ({took} took effect)")
     };
@@ -306,7 +503,9 @@ fn report(verb: &str, failed: usize, total: usize, detail: &WriteDetail, outcome
         text.push_str(&format!(", {failed} failed"));
     }
     if uncertain > 0 {
-        text.push_str(&format!("; {uncertain} may have taken effect (see each row)"));
+        text.push_str(&format!(
+            "; {uncertain} may have taken effect (see each row)"
+        ));
     }
     let rows = summarize(outcomes);
     if !rows.is_empty() {
@@ -325,7 +524,9 @@ impl From<DataFusionError> for Error {
                 Err(other) => Error::DataFusion(Box::new(DataFusionError::External(other))),
             },
             DataFusionError::Context(ctx, inner) => match Error::from(*inner) {
-                Error::DataFusion(d) => Error::DataFusion(Box::new(DataFusionError::Context(ctx, d))),
+                Error::DataFusion(d) => {
+                    Error::DataFusion(Box::new(DataFusionError::Context(ctx, d)))
+                }
                 mine => mine,
             },
             DataFusionError::Shared(arc) => match std::sync::Arc::try_unwrap(arc) {
@@ -344,6 +545,13 @@ impl From<Error> for DataFusionError {
 }
 
 impl Error {
+    /// A syntax error with this message.
+    pub(crate) fn syntax(message: impl Into<String>) -> Self {
+        Error::Syntax {
+            message: message.into(),
+        }
+    }
+
     /// The Cloudflare error codes carried, if the API answered.
     pub fn api_codes(&self) -> Vec<i64> {
         match self {
@@ -357,22 +565,60 @@ impl Error {
     /// that waited on it). Other variants, which the client never returns, keep their text.
     pub fn duplicate(&self) -> Error {
         match self {
-            Error::Api { status, method, path, errors } => {
-                Error::Api { status: *status, method: method.clone(), path: path.clone(), errors: errors.clone() }
-            }
-            Error::RateLimited { method, path, code, attempts, retry_after } => Error::RateLimited {
+            Error::Api {
+                status,
+                method,
+                path,
+                errors,
+            } => Error::Api {
+                status: *status,
+                method: method.clone(),
+                path: path.clone(),
+                errors: errors.clone(),
+            },
+            Error::RateLimited {
+                method,
+                path,
+                code,
+                attempts,
+                retry_after,
+            } => Error::RateLimited {
                 method: method.clone(),
                 path: path.clone(),
                 code: *code,
                 attempts: *attempts,
                 retry_after: *retry_after,
             },
-            Error::Network { method, url, detail } => Error::Network { method: method.clone(), url: url.clone(), detail: detail.clone() },
-            Error::Decode { method, path, status, detail } => {
-                Error::Decode { method: method.clone(), path: path.clone(), status: *status, detail: detail.clone() }
-            }
+            Error::Network {
+                method,
+                url,
+                detail,
+            } => Error::Network {
+                method: method.clone(),
+                url: url.clone(),
+                detail: detail.clone(),
+            },
+            Error::Decode {
+                method,
+                path,
+                status,
+                detail,
+            } => Error::Decode {
+                method: method.clone(),
+                path: path.clone(),
+                status: *status,
+                detail: detail.clone(),
+            },
             Error::Cancelled { what } => Error::Cancelled { what: what.clone() },
-            Error::BudgetWait { needed, ceiling, why } => Error::BudgetWait { needed: *needed, ceiling: *ceiling, why: why.clone() },
+            Error::BudgetWait {
+                needed,
+                ceiling,
+                why,
+            } => Error::BudgetWait {
+                needed: *needed,
+                ceiling: *ceiling,
+                why: why.clone(),
+            },
             other => Error::Config(other.to_string()),
         }
     }
@@ -381,7 +627,13 @@ impl Error {
     /// (a printer shows the rows on lines of their own).
     pub fn headline(&self) -> String {
         match self {
-            Error::PartialFailure { verb, failed, total, detail, .. } => report(verb, *failed, *total, detail, &[]),
+            Error::PartialFailure {
+                verb,
+                failed,
+                total,
+                detail,
+                ..
+            } => report(verb, *failed, *total, detail, &[]),
             other => other.to_string(),
         }
     }
@@ -390,12 +642,19 @@ impl Error {
     /// scopes read the same (for grouping fan-out failures).
     pub fn cause(&self) -> String {
         match self {
-            Error::Api { status, errors, .. } => format!("HTTP {status}: {}", format_messages(errors)),
+            Error::Api { status, errors, .. } => {
+                format!("HTTP {status}: {}", format_messages(errors))
+            }
             Error::RateLimited { code, .. } => {
-                format!("rate limited (HTTP 429{})", code.map(|c| format!(", code {c}")).unwrap_or_default())
+                format!(
+                    "rate limited (HTTP 429{})",
+                    code.map(|c| format!(", code {c}")).unwrap_or_default()
+                )
             }
             Error::Network { detail, .. } => format!("network error: {detail}"),
-            Error::Decode { status, detail, .. } => format!("unreadable response (HTTP {status}): {detail}"),
+            Error::Decode { status, detail, .. } => {
+                format!("unreadable response (HTTP {status}): {detail}")
+            }
             other => other.to_string(),
         }
     }

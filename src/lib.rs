@@ -19,6 +19,7 @@ pub mod catalog;
 #[cfg(feature = "cli")]
 pub mod cli;
 pub mod config;
+pub mod convert;
 pub mod engine;
 pub mod error;
 pub mod http;
@@ -30,7 +31,9 @@ mod session;
 #[cfg(feature = "sim")]
 pub mod sim;
 pub mod sql;
+mod suggest;
 pub mod table;
+mod write;
 
 pub use cancel::Cancel;
 pub use config::{Config, Credentials, FanoutErrors};

@@ -64,7 +64,9 @@ impl Lister {
                     Err(e) => stream::iter([Err(e)]).boxed(),
                 },
             })
-            .scan(Seen::new(id_key), |seen, f| futures::future::ready(Some(f.map(|f| seen.page(f)))))
+            .scan(Seen::new(id_key), |seen, f| {
+                futures::future::ready(Some(f.map(|f| seen.page(f))))
+            })
             .boxed()
     }
 
@@ -78,12 +80,20 @@ impl Lister {
         let resp = self.client.call(&req).await?;
         let endpoint = req.display_path();
         let rows = crate::engine::rows_of(&resp.result, self.shape, &req.method, &endpoint)?;
-        Ok(Fetched { endpoint, rows, info: resp.result_info, note: None, cached: resp.cached })
+        Ok(Fetched {
+            endpoint,
+            rows,
+            info: resp.result_info,
+            note: None,
+            cached: resp.cached,
+        })
     }
 
     /// The pages after the first: all at once when the total is known, else one by one.
     fn rest(self: Arc<Self>, first: &Fetched) -> Result<BoxStream<'static, Result<Fetched>>> {
-        let Some(per) = self.per_page else { return Ok(stream::empty().boxed()) };
+        let Some(per) = self.per_page else {
+            return Ok(stream::empty().boxed());
+        };
         if (first.rows.len() as u64) < per || self.wanted_pages <= 1 {
             return Ok(stream::empty().boxed());
         }
@@ -96,7 +106,10 @@ impl Lister {
             return Err(self.too_many(&first.endpoint, Some(total)));
         }
         let conc = self.concurrency;
-        Ok(stream::iter(2..=last).map(move |p| self.clone().fetch(p)).buffered(conc).boxed())
+        Ok(stream::iter(2..=last)
+            .map(move |p| self.clone().fetch(p))
+            .buffered(conc)
+            .boxed())
     }
 
     /// Page after page until a short or empty one (the official SDKs' way when no total is
@@ -138,13 +151,20 @@ impl Lister {
     /// move between two reads), or the whole rows when there is no id.
     fn page_keys(&self, rows: &[Value]) -> Vec<Value> {
         match &self.id_key {
-            Some(k) => rows.iter().map(|r| r.get(k).cloned().unwrap_or(Value::Null)).collect(),
+            Some(k) => rows
+                .iter()
+                .map(|r| r.get(k).cloned().unwrap_or(Value::Null))
+                .collect(),
             None => rows.to_vec(),
         }
     }
 
     fn too_many(&self, endpoint: &str, total: Option<u64>) -> Error {
-        Error::TooManyPages { endpoint: endpoint.to_string(), pages: total, max: self.max_pages }
+        Error::TooManyPages {
+            endpoint: endpoint.to_string(),
+            pages: total,
+            max: self.max_pages,
+        }
     }
 }
 
@@ -159,7 +179,12 @@ struct Seen {
 
 impl Seen {
     fn new(id_key: Option<String>) -> Self {
-        Self { id_key, ids: HashSet::new(), first_total: None, changed: false }
+        Self {
+            id_key,
+            ids: HashSet::new(),
+            first_total: None,
+            changed: false,
+        }
     }
 
     fn page(&mut self, f: Fetched) -> Page {
@@ -197,7 +222,12 @@ impl Seen {
                 before - rows.len()
             ));
         }
-        Page { endpoint: f.endpoint, rows, notes, cached: f.cached }
+        Page {
+            endpoint: f.endpoint,
+            rows,
+            notes,
+            cached: f.cached,
+        }
     }
 }
 
@@ -207,7 +237,10 @@ mod tests {
     use serde_json::json;
 
     fn fetched(ids: &[&str], total: u64) -> Fetched {
-        let info = ResultInfo { total_count: Some(total), ..Default::default() };
+        let info = ResultInfo {
+            total_count: Some(total),
+            ..Default::default()
+        };
         Fetched {
             endpoint: "GET /t".into(),
             rows: ids.iter().map(|i| json!({"id": i})).collect(),

@@ -32,15 +32,29 @@ pub struct WriteSummary {
 
 impl std::fmt::Debug for Output {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let cols: Vec<&str> = self.schema.fields().iter().map(|c| c.name().as_str()).collect();
-        f.debug_struct("Output").field("columns", &cols).field("rows", &self.num_rows()).field("warnings", &self.warnings).finish()
+        let cols: Vec<&str> = self
+            .schema
+            .fields()
+            .iter()
+            .map(|c| c.name().as_str())
+            .collect();
+        f.debug_struct("Output")
+            .field("columns", &cols)
+            .field("rows", &self.num_rows())
+            .field("warnings", &self.warnings)
+            .finish()
     }
 }
 
 impl Output {
     /// An output of these batches.
     pub fn from_batches(schema: SchemaRef, batches: Vec<RecordBatch>) -> Self {
-        Self { schema, batches, warnings: Vec::new(), write: None }
+        Self {
+            schema,
+            batches,
+            warnings: Vec::new(),
+            write: None,
+        }
     }
 
     /// Total rows.

@@ -25,7 +25,8 @@ pub fn open_append(path: &Path, shared: Shared) -> io::Result<File> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(0o600).custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC);
+        opts.mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC);
     }
     let file = opts.open(path).map_err(|e| {
         if e.raw_os_error() == Some(ELOOP) {
@@ -36,7 +37,10 @@ pub fn open_append(path: &Path, shared: Shared) -> io::Result<File> {
     })?;
     let meta = file.metadata()?;
     if !meta.is_file() {
-        return Err(io::Error::new(io::ErrorKind::InvalidInput, "is not a regular file"));
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "is not a regular file",
+        ));
     }
     #[cfg(unix)]
     {
@@ -77,16 +81,25 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("s.jsonl");
         open_append(&p, Shared::Refuse).unwrap();
-        assert_eq!(std::fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            std::fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
         let link = dir.path().join("link");
         std::os::unix::fs::symlink(&p, &link).unwrap();
         let e = open_append(&link, Shared::Refuse).unwrap_err();
         assert!(e.to_string().contains("symbolic link"), "{e}");
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
         let e = open_append(&p, Shared::Refuse).unwrap_err();
-        assert!(e.to_string().contains("mode 644") && e.to_string().contains("chmod 600"), "{e}");
+        assert!(
+            e.to_string().contains("mode 644") && e.to_string().contains("chmod 600"),
+            "{e}"
+        );
         open_append(&p, Shared::Tighten).unwrap();
-        assert_eq!(std::fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            std::fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
         assert!(open_append(dir.path(), Shared::Keep).is_err());
     }
 }

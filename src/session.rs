@@ -44,7 +44,9 @@ pub struct Session {
 
 impl std::fmt::Debug for Session {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Session").field("engine", &self.engine).finish_non_exhaustive()
+        f.debug_struct("Session")
+            .field("engine", &self.engine)
+            .finish_non_exhaustive()
     }
 }
 
@@ -58,7 +60,8 @@ pub fn register(ctx: &SessionContext, config: Config) -> Result<()> {
         let state = ctx.state_ref();
         let mut state = state.write();
         datafusion_functions_json::register_all(&mut *state)?;
-        state.config_mut().options_mut().sql_parser.dialect = datafusion::config::Dialect::PostgreSQL;
+        state.config_mut().options_mut().sql_parser.dialect =
+            datafusion::config::Dialect::PostgreSQL;
     }
     register_catalog(ctx, &engine)
 }
@@ -67,16 +70,29 @@ impl Session {
     /// A session for `config`. Nothing is called until a statement runs.
     pub async fn new(config: Config) -> Result<Self> {
         let engine = Engine::new(config)?;
-        let mut cfg = SessionConfig::new().with_information_schema(true).with_default_catalog_and_schema("cloudflare", "user");
+        let mut cfg = SessionConfig::new()
+            .with_information_schema(true)
+            .with_default_catalog_and_schema("cloudflare", "user");
         // PostgreSQL precedence for `->` / `->>` (tighter than `=` and IS NULL).
         cfg.options_mut().sql_parser.dialect = datafusion::config::Dialect::PostgreSQL;
-        let mut state = SessionStateBuilder::new().with_config(cfg).with_default_features().build();
+        let mut state = SessionStateBuilder::new()
+            .with_config(cfg)
+            .with_default_features()
+            .build();
         datafusion_functions_json::register_all(&mut state)?;
         let ctx = SessionContext::new_with_state(state);
         register_catalog(&ctx, &engine)?;
-        let flags = Flags { dry_run: engine.config.dry_run, allow_unfiltered: engine.config.allow_unfiltered_writes };
+        let flags = Flags {
+            dry_run: engine.config.dry_run,
+            allow_unfiltered: engine.config.allow_unfiltered_writes,
+        };
         let vars = engine.config.vars.clone();
-        Ok(Self { ctx, engine, flags: Mutex::new(flags), vars: Mutex::new(vars) })
+        Ok(Self {
+            ctx,
+            engine,
+            flags: Mutex::new(flags),
+            vars: Mutex::new(vars),
+        })
     }
 
     /// The DataFusion context (register more tables, run DataFusion APIs).
@@ -96,7 +112,10 @@ impl Session {
 
     /// Sets a `{{ name }}` template variable.
     pub fn set_var(&self, name: impl Into<String>, value: impl Into<String>) {
-        self.vars.lock().unwrap_or_else(|p| p.into_inner()).insert(name.into(), value.into());
+        self.vars
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(name.into(), value.into());
     }
 
     /// Sets the progress callback (table, pages, rows) called as scans receive pages.
@@ -150,12 +169,25 @@ impl Session {
         Ok(out)
     }
 
-    fn write_options<'a>(&self, text: &'a str, force_dry: bool, cancel: &Cancel) -> WriteOptions<'a> {
+    /// What a write needs of this session: its context, engine and options.
+    fn write_context(&self, text: &str, force_dry: bool, cancel: &Cancel) -> WriteContext<'_> {
         let f = self.flags.lock().unwrap_or_else(|p| p.into_inner());
-        WriteOptions { dry_run: f.dry_run || force_dry, allow_unfiltered: f.allow_unfiltered, statement: text, cancel: cancel.clone() }
+        let opts = WriteOptions {
+            dry_run: f.dry_run || force_dry,
+            allow_unfiltered: f.allow_unfiltered,
+            statement: text.to_string(),
+            cancel: cancel.clone(),
+        };
+        WriteContext::new(&self.ctx, &self.engine, opts)
     }
 
-    async fn run(&self, stmt: CfqlStatement, text: &str, force_dry: bool, cancel: &Cancel) -> Result<Output> {
+    async fn run(
+        &self,
+        stmt: CfqlStatement,
+        text: &str,
+        force_dry: bool,
+        cancel: &Cancel,
+    ) -> Result<Output> {
         let reg = &self.engine.registry;
         let batch_out = |b: RecordBatch| Output::from_batches(b.schema(), vec![b]);
         match stmt {
@@ -163,18 +195,35 @@ impl Session {
                 let (schema, batches) = self.query_statement(*s).await?;
                 Ok(Output::from_batches(schema, batches))
             }
-            CfqlStatement::Insert(i) => write::insert(&self.write_context(), &i, &self.write_options(text, force_dry, cancel)).await,
-            CfqlStatement::Update(u) => write::update(&self.write_context(), &u, &self.write_options(text, force_dry, cancel)).await,
-            CfqlStatement::Delete(d) => write::delete(&self.write_context(), &d, &self.write_options(text, force_dry, cancel)).await,
-            CfqlStatement::Exec(e) => write::exec(&self.write_context(), &e, &self.write_options(text, force_dry, cancel)).await,
-            CfqlStatement::ExplainWrite(inner) => Box::pin(self.run(*inner, text, true, cancel)).await,
+            CfqlStatement::Insert(i) => {
+                write::insert(&self.write_context(text, force_dry, cancel), &i).await
+            }
+            CfqlStatement::Update(u) => {
+                write::update(&self.write_context(text, force_dry, cancel), &u).await
+            }
+            CfqlStatement::Delete(d) => {
+                write::delete(&self.write_context(text, force_dry, cancel), &d).await
+            }
+            CfqlStatement::Exec(e) => {
+                write::exec(&self.write_context(text, force_dry, cancel), &e).await
+            }
+            CfqlStatement::ExplainWrite(inner) => {
+                Box::pin(self.run(*inner, text, true, cancel)).await
+            }
             CfqlStatement::ShowServices => Ok(batch_out(info::show_services(reg)?)),
-            CfqlStatement::ShowResources(s) => Ok(batch_out(info::show_resources(reg, s.as_deref())?)),
+            CfqlStatement::ShowResources(s) => {
+                Ok(batch_out(info::show_resources(reg, s.as_deref())?))
+            }
             CfqlStatement::ShowMethods(t) => Ok(batch_out(info::show_methods(reg, &t)?)),
-            CfqlStatement::Describe { table, extended } => Ok(batch_out(info::describe(reg, &table, extended)?)),
+            CfqlStatement::Describe { table, extended } => {
+                Ok(batch_out(info::describe(reg, &table, extended)?))
+            }
             CfqlStatement::SetOption { name, value } => {
                 let shown = self.set_option(&name, &value)?;
-                let b = info::text_batch(&["option", "value"], vec![vec![format!("cfql.{name}"), shown]])?;
+                let b = crate::convert::text_batch(
+                    &["option", "value"],
+                    vec![vec![format!("cfql.{name}"), shown]],
+                )?;
                 Ok(batch_out(b))
             }
         }
@@ -183,25 +232,46 @@ impl Session {
     /// `SET cfql.<name> = <value>`; returns the value as set.
     fn set_option(&self, name: &str, value: &str) -> Result<String> {
         if name == "cache_ttl" {
-            let secs: u64 = value.trim_end_matches('s').parse().map_err(|_| {
-                Error::InvalidInput(format!("SET cfql.cache_ttl: expected whole seconds (0 turns the cache off), got '{value}'"))
-            })?;
-            self.engine.client.set_cache_ttl(std::time::Duration::from_secs(secs));
+            let secs: u64 =
+                value
+                    .trim_end_matches('s')
+                    .parse()
+                    .map_err(|_| Error::InvalidValue {
+                        place: "SET cfql.cache_ttl".into(),
+                        problem: format!(
+                            "expected whole seconds (0 turns the cache off), got '{value}'"
+                        ),
+                    })?;
+            self.engine
+                .client
+                .set_cache_ttl(std::time::Duration::from_secs(secs));
             return Ok(secs.to_string());
         }
         let on = match value {
             "true" | "on" | "1" => true,
             "false" | "off" | "0" => false,
-            v => return Err(Error::InvalidInput(format!("SET cfql.{name}: expected true or false, got '{v}'"))),
+            v => {
+                return Err(Error::InvalidValue {
+                    place: format!("SET cfql.{name}"),
+                    problem: format!("expected true or false, got '{v}'"),
+                });
+            }
         };
         let mut f = self.flags.lock().unwrap_or_else(|p| p.into_inner());
         match name {
             "allow_unfiltered_writes" => f.allow_unfiltered = on,
             "dry_run" => f.dry_run = on,
             other => {
-                return Err(Error::InvalidInput(format!(
-                    "unknown option cfql.{other} (options: cfql.allow_unfiltered_writes, cfql.dry_run, cfql.cache_ttl)"
-                )));
+                return Err(Error::UnknownOption {
+                    name: format!("cfql.{other}"),
+                    options: [
+                        "cfql.allow_unfiltered_writes",
+                        "cfql.dry_run",
+                        "cfql.cache_ttl",
+                    ]
+                    .map(String::from)
+                    .to_vec(),
+                });
             }
         }
         Ok(on.to_string())
@@ -209,10 +279,5 @@ impl Session {
 
     async fn query_statement(&self, stmt: Statement) -> Result<(SchemaRef, Vec<RecordBatch>)> {
         crate::sql::query::query_statement(&self.ctx, &self.engine.registry, stmt).await
-    }
-
-    /// What a write needs of this session: its context and engine.
-    fn write_context(&self) -> WriteContext<'_> {
-        WriteContext::new(&self.ctx, &self.engine)
     }
 }

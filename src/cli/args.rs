@@ -135,12 +135,14 @@ pub enum Command {
 
 /// `cfql check` options (credentials, --var, --profile and --demo as for a run).
 #[derive(Debug, Args)]
-#[command(after_help = "Each SELECT is a control, titled by the first line of the comment block above it
+#[command(
+    after_help = "Each SELECT is a control, titled by the first line of the comment block above it
 (else FILE:LINE). No rows: ok. Rows: alarm, and the rows are its findings. A failed
 statement, or any write (INSERT, UPDATE, DELETE, EXEC: nothing is sent), is an error.
 SET and template variables work as in scripts.
 Exit codes: 0 all ok, 3 at least one alarm and no error, 1 any error, 2 usage.
-Example: cfql check --demo -f examples/expiring_credentials.sql --format junit > report.xml")]
+Example: cfql check --demo -f examples/expiring_credentials.sql --format junit > report.xml"
+)]
 pub struct CheckArgs {
     /// A file of controls (repeatable). Example: -f examples/unused_tokens.sql
     #[arg(short = 'f', long = "file", value_name = "FILE", required = true)]

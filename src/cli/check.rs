@@ -86,9 +86,15 @@ pub(super) fn run(
         }
         Ok(()) => {}
     }
-    if controls.iter().any(|c| matches!(c.status, Status::Error(_))) {
+    if controls
+        .iter()
+        .any(|c| matches!(c.status, Status::Error(_)))
+    {
         ExitCode::from(EXIT_FAILED)
-    } else if controls.iter().any(|c| matches!(c.status, Status::Alarm(_))) {
+    } else if controls
+        .iter()
+        .any(|c| matches!(c.status, Status::Alarm(_)))
+    {
         ExitCode::from(EXIT_ALARM)
     } else {
         ExitCode::SUCCESS
@@ -97,13 +103,28 @@ pub(super) fn run(
 
 /// A control for a query (or a failed or refused statement); `None` for set-up statements
 /// (`SET`, `CREATE VIEW`) that ran.
-fn run_statement(rt: &tokio::runtime::Runtime, session: &Session, file: &str, st: &ScriptStatement) -> Option<Control> {
+fn run_statement(
+    rt: &tokio::runtime::Runtime,
+    session: &Session,
+    file: &str,
+    st: &ScriptStatement,
+) -> Option<Control> {
     // The title as the variables make it ("within {{ days }} days" reads "within 30 days").
-    let rendered = ScriptStatement { line: st.line, text: session.render(&st.text).unwrap_or_else(|_| st.text.clone()) };
+    let rendered = ScriptStatement {
+        line: st.line,
+        text: session.render(&st.text).unwrap_or_else(|_| st.text.clone()),
+    };
     let (title, line) = title_and_line(file, &rendered);
-    let control = |status| Some(Control { file: file.to_string(), line, title: title.clone(), status });
+    let control = |status| {
+        Some(Control {
+            file: file.to_string(),
+            line,
+            title: title.clone(),
+            status,
+        })
+    };
     let is_control = match session.statement(&st.text) {
-        Err(e) => return control(Status::Error(e.to_string())),
+        Err(e) => return control(Status::Error(super::render(&e))),
         Ok(s) if s.is_write() || matches!(s, CfqlStatement::ExplainWrite(_)) => {
             return control(Status::Error(
                 "check mode never writes: a write (INSERT, UPDATE, DELETE, EXEC) is refused, and nothing was sent".into(),
@@ -114,7 +135,7 @@ fn run_statement(rt: &tokio::runtime::Runtime, session: &Session, file: &str, st
         Ok(_) => true,
     };
     match rt.block_on(session.execute(&st.text)) {
-        Err(e) => control(Status::Error(e.to_string())),
+        Err(e) => control(Status::Error(super::render(&e))),
         Ok(_) if !is_control => None,
         Ok(o) if o.num_rows() == 0 => control(Status::Ok),
         Ok(o) => control(Status::Alarm(o)),
@@ -135,7 +156,10 @@ fn title_and_line(file: &str, st: &ScriptStatement) -> (String, usize) {
             comments.clear(); // a blank line ends a block that is not right above
         }
     }
-    let title = comments.into_iter().find(|c| !c.is_empty()).unwrap_or_else(|| format!("{file}:{}", st.line));
+    let title = comments
+        .into_iter()
+        .find(|c| !c.is_empty())
+        .unwrap_or_else(|| format!("{file}:{}", st.line));
     (title, st.line)
 }
 
@@ -153,7 +177,11 @@ fn summary(controls: &[Control]) -> String {
     )
 }
 
-fn write_table(out: &mut dyn Write, controls: &[Control], printer: &Printer) -> std::io::Result<()> {
+fn write_table(
+    out: &mut dyn Write,
+    controls: &[Control],
+    printer: &Printer,
+) -> std::io::Result<()> {
     for c in controls {
         let n = c.findings();
         writeln!(
@@ -163,10 +191,20 @@ fn write_table(out: &mut dyn Write, controls: &[Control], printer: &Printer) -> 
             c.title,
             c.file,
             c.line,
-            if n > 0 { format!("  {n} finding(s)") } else { String::new() }
+            if n > 0 {
+                format!("  {n} finding(s)")
+            } else {
+                String::new()
+            }
         )?;
         match &c.status {
-            Status::Alarm(o) => format::write(out, Format::Table, &o.schema, &o.batches, printer.layout(printer.terminal))?,
+            Status::Alarm(o) => format::write(
+                out,
+                Format::Table,
+                &o.schema,
+                &o.batches,
+                printer.layout(printer.terminal),
+            )?,
             Status::Error(e) => writeln!(out, "       {e}")?,
             Status::Ok => {}
         }
@@ -176,17 +214,41 @@ fn write_table(out: &mut dyn Write, controls: &[Control], printer: &Printer) -> 
 
 fn write_markdown(out: &mut dyn Write, controls: &[Control]) -> std::io::Result<()> {
     let esc = |s: &str| s.replace('|', "\\|").replace('\n', " ");
-    writeln!(out, "| status | control | location | findings |\n|---|---|---|---|")?;
+    writeln!(
+        out,
+        "| status | control | location | findings |\n|---|---|---|---|"
+    )?;
     for c in controls {
-        writeln!(out, "| {} | {} | {}:{} | {} |", c.word(), esc(&c.title), c.file, c.line, c.findings())?;
+        writeln!(
+            out,
+            "| {} | {} | {}:{} | {} |",
+            c.word(),
+            esc(&c.title),
+            c.file,
+            c.line,
+            c.findings()
+        )?;
     }
     for c in controls {
         match &c.status {
             Status::Alarm(o) => {
                 writeln!(out, "\n### {} ({}:{})\n", esc(&c.title), c.file, c.line)?;
-                format::write(out, Format::Markdown, &o.schema, &o.batches, Default::default())?;
+                format::write(
+                    out,
+                    Format::Markdown,
+                    &o.schema,
+                    &o.batches,
+                    Default::default(),
+                )?;
             }
-            Status::Error(e) => writeln!(out, "\n### {} ({}:{})\n\nerror: {}", esc(&c.title), c.file, c.line, esc(e))?,
+            Status::Error(e) => writeln!(
+                out,
+                "\n### {} ({}:{})\n\nerror: {}",
+                esc(&c.title),
+                c.file,
+                c.line,
+                esc(e)
+            )?,
             Status::Ok => {}
         }
     }
@@ -214,7 +276,11 @@ fn write_json(out: &mut dyn Write, controls: &[Control]) -> std::io::Result<()> 
 
 /// JUnit XML, the report format CI systems display: a testsuite per file, a testcase
 /// per control, `<failure>` holding an alarm's findings, `<error>` an error.
-fn write_junit(out: &mut dyn Write, files: &[(String, String)], controls: &[Control]) -> std::io::Result<()> {
+fn write_junit(
+    out: &mut dyn Write,
+    files: &[(String, String)],
+    controls: &[Control],
+) -> std::io::Result<()> {
     let count = |cs: &[&Control], w: &str| cs.iter().filter(|c| c.word() == w).count();
     let all: Vec<&Control> = controls.iter().collect();
     writeln!(out, r#"<?xml version="1.0" encoding="UTF-8"?>"#)?;
@@ -236,14 +302,27 @@ fn write_junit(out: &mut dyn Write, files: &[(String, String)], controls: &[Cont
             count(&cs, "error")
         )?;
         for c in cs {
-            write!(out, r#"    <testcase name="{}" classname="{}" file="{}" line="{}""#, xml(&c.title), xml(file), xml(file), c.line)?;
+            write!(
+                out,
+                r#"    <testcase name="{}" classname="{}" file="{}" line="{}""#,
+                xml(&c.title),
+                xml(file),
+                xml(file),
+                c.line
+            )?;
             match &c.status {
                 Status::Ok => writeln!(out, "/>")?,
                 Status::Alarm(o) => {
-                    let text =
-                        datafusion::arrow::util::pretty::pretty_format_batches(&o.batches).map(|t| t.to_string()).unwrap_or_default();
+                    let text = datafusion::arrow::util::pretty::pretty_format_batches(&o.batches)
+                        .map(|t| t.to_string())
+                        .unwrap_or_default();
                     writeln!(out, ">")?;
-                    writeln!(out, r#"      <failure type="alarm" message="{} finding(s)">{}</failure>"#, o.num_rows(), xml(&text))?;
+                    writeln!(
+                        out,
+                        r#"      <failure type="alarm" message="{} finding(s)">{}</failure>"#,
+                        o.num_rows(),
+                        xml(&text)
+                    )?;
                     writeln!(out, "    </testcase>")?;
                 }
                 Status::Error(e) => {
@@ -282,10 +361,22 @@ mod tests {
 
     #[test]
     fn titles_come_from_the_comment_block_right_above() {
-        let st = |text: &str| ScriptStatement { line: 3, text: text.into() };
-        assert_eq!(title_and_line("a.sql", &st("-- Expiring soon\n-- more words\nSELECT 1")), ("Expiring soon".into(), 3));
-        assert_eq!(title_and_line("a.sql", &st("\n-- old note\n\nSELECT 1")), ("a.sql:3".into(), 3));
-        assert_eq!(title_and_line("a.sql", &st("SELECT 1")), ("a.sql:3".into(), 3));
+        let st = |text: &str| ScriptStatement {
+            line: 3,
+            text: text.into(),
+        };
+        assert_eq!(
+            title_and_line("a.sql", &st("-- Expiring soon\n-- more words\nSELECT 1")),
+            ("Expiring soon".into(), 3)
+        );
+        assert_eq!(
+            title_and_line("a.sql", &st("\n-- old note\n\nSELECT 1")),
+            ("a.sql:3".into(), 3)
+        );
+        assert_eq!(
+            title_and_line("a.sql", &st("SELECT 1")),
+            ("a.sql:3".into(), 3)
+        );
         assert_eq!(xml("a<b & \"c\"\u{1}"), "a&lt;b &amp; &quot;c&quot;");
     }
 }

@@ -10,8 +10,7 @@ use crate::arrow::array::{Array, ArrayRef, AsArray, RecordBatch, StringArray};
 use crate::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use crate::arrow::util::display::{ArrayFormatter, FormatOptions};
 use crate::arrow::util::pretty::pretty_format_batches;
-use crate::sql::values::cell_json;
-use crate::table::convert::{JSON_METADATA, SECRET_METADATA};
+use crate::convert::{JSON_METADATA, SECRET_METADATA, cell_json};
 use serde_json::{Map, Value};
 
 /// An output format.
@@ -41,7 +40,11 @@ impl FromStr for Format {
             "json" => Format::Json,
             "ndjson" | "jsonl" => Format::Ndjson,
             "markdown" | "md" => Format::Markdown,
-            other => return Err(format!("unknown format '{other}' (formats: table, csv, tsv, json, ndjson, markdown)")),
+            other => {
+                return Err(format!(
+                    "unknown format '{other}' (formats: table, csv, tsv, json, ndjson, markdown)"
+                ));
+            }
         })
     }
 }
@@ -101,7 +104,12 @@ pub fn json_rows(batches: &[RecordBatch]) -> Vec<Value> {
     for b in batches {
         let s = b.schema();
         for i in 0..b.num_rows() {
-            let m: Map<String, Value> = s.fields().iter().zip(b.columns()).map(|(f, a)| (f.name().clone(), json_cell(f, a, i))).collect();
+            let m: Map<String, Value> = s
+                .fields()
+                .iter()
+                .zip(b.columns())
+                .map(|(f, a)| (f.name().clone(), json_cell(f, a, i)))
+                .collect();
             objs.push(Value::Object(m));
         }
     }
@@ -110,17 +118,33 @@ pub fn json_rows(batches: &[RecordBatch]) -> Vec<Value> {
 
 /// One field per line, a header per record (psql's expanded display).
 fn write_expanded(out: &mut dyn Write, batches: &[RecordBatch]) -> std::io::Result<()> {
-    let Some(schema) = batches.first().map(|b| b.schema()) else { return Ok(()) };
-    let width = schema.fields().iter().map(|f| f.name().chars().count()).max().unwrap_or(0);
+    let Some(schema) = batches.first().map(|b| b.schema()) else {
+        return Ok(());
+    };
+    let width = schema
+        .fields()
+        .iter()
+        .map(|f| f.name().chars().count())
+        .max()
+        .unwrap_or(0);
     let mut record = 0;
     for b in batches {
         let cols: Vec<Vec<Option<String>>> = b.columns().iter().map(text_cells).collect();
         for i in 0..b.num_rows() {
             record += 1;
             let head = format!("-[ RECORD {record} ]");
-            writeln!(out, "{head}{}", "-".repeat((width + 3).saturating_sub(head.len()).max(1)))?;
+            writeln!(
+                out,
+                "{head}{}",
+                "-".repeat((width + 3).saturating_sub(head.len()).max(1))
+            )?;
             for (f, c) in schema.fields().iter().zip(&cols) {
-                writeln!(out, "{:<width$} | {}", f.name(), c[i].as_deref().unwrap_or(""))?;
+                writeln!(
+                    out,
+                    "{:<width$} | {}",
+                    f.name(),
+                    c[i].as_deref().unwrap_or("")
+                )?;
             }
         }
     }
@@ -138,7 +162,10 @@ fn truncate(batches: &[RecordBatch]) -> Vec<RecordBatch> {
                 .zip(schema.fields())
                 .map(|(a, f)| {
                     if f.metadata().contains_key(SECRET_METADATA)
-                        || !matches!(a.data_type(), DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View)
+                        || !matches!(
+                            a.data_type(),
+                            DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
+                        )
                     {
                         return a.clone();
                     }
@@ -147,7 +174,10 @@ fn truncate(batches: &[RecordBatch]) -> Vec<RecordBatch> {
                         .map(|c| {
                             c.map(|s| {
                                 if s.chars().count() > TERMINAL_CELL {
-                                    format!("{}…", s.chars().take(TERMINAL_CELL - 1).collect::<String>())
+                                    format!(
+                                        "{}…",
+                                        s.chars().take(TERMINAL_CELL - 1).collect::<String>()
+                                    )
                                 } else {
                                     s
                                 }
@@ -214,8 +244,18 @@ pub struct Layout {
 
 /// Writes `batches` (with `schema`, for headers of empty results) in `format`. Only
 /// tables are shortened or expanded, as `layout` says.
-pub fn write(out: &mut dyn Write, format: Format, schema: &SchemaRef, batches: &[RecordBatch], layout: Layout) -> std::io::Result<()> {
-    let batches: Vec<RecordBatch> = batches.iter().filter(|b| b.num_rows() > 0).cloned().collect();
+pub fn write(
+    out: &mut dyn Write,
+    format: Format,
+    schema: &SchemaRef,
+    batches: &[RecordBatch],
+    layout: Layout,
+) -> std::io::Result<()> {
+    let batches: Vec<RecordBatch> = batches
+        .iter()
+        .filter(|b| b.num_rows() > 0)
+        .cloned()
+        .collect();
     match format {
         Format::Table => {
             if batches.is_empty() {
@@ -225,9 +265,17 @@ pub fn write(out: &mut dyn Write, format: Format, schema: &SchemaRef, batches: &
                 }
                 return writeln!(out, "(0 rows)");
             }
-            let shown = if layout.cut { truncate(&batches) } else { batches.clone() };
-            let text = pretty_format_batches(&shown).map_err(std::io::Error::other)?.to_string();
-            let too_wide = layout.width.is_some_and(|w| text.lines().any(|l| l.chars().count() > w));
+            let shown = if layout.cut {
+                truncate(&batches)
+            } else {
+                batches.clone()
+            };
+            let text = pretty_format_batches(&shown)
+                .map_err(std::io::Error::other)?
+                .to_string();
+            let too_wide = layout
+                .width
+                .is_some_and(|w| text.lines().any(|l| l.chars().count() > w));
             let n: usize = batches.iter().map(|b| b.num_rows()).sum();
             match (layout.expanded, too_wide) {
                 (Expanded::On, _) | (Expanded::Auto, true) => write_expanded(out, &shown)?,
@@ -236,12 +284,16 @@ pub fn write(out: &mut dyn Write, format: Format, schema: &SchemaRef, batches: &
             writeln!(out, "({n} row{})", if n == 1 { "" } else { "s" })
         }
         Format::Csv | Format::Tsv => {
-            let mut w = csv::WriterBuilder::new().delimiter(if format == Format::Csv { b',' } else { b'\t' }).from_writer(out);
-            w.write_record(schema.fields().iter().map(|f| f.name().as_str())).map_err(std::io::Error::other)?;
+            let mut w = csv::WriterBuilder::new()
+                .delimiter(if format == Format::Csv { b',' } else { b'\t' })
+                .from_writer(out);
+            w.write_record(schema.fields().iter().map(|f| f.name().as_str()))
+                .map_err(std::io::Error::other)?;
             for b in &batches {
                 let cols: Vec<Vec<Option<String>>> = b.columns().iter().map(text_cells).collect();
                 for i in 0..b.num_rows() {
-                    w.write_record(cols.iter().map(|c| c[i].clone().unwrap_or_default())).map_err(std::io::Error::other)?;
+                    w.write_record(cols.iter().map(|c| c[i].clone().unwrap_or_default()))
+                        .map_err(std::io::Error::other)?;
                 }
             }
             w.flush()
@@ -262,11 +314,18 @@ pub fn write(out: &mut dyn Write, format: Format, schema: &SchemaRef, batches: &
             let esc = |s: &str| s.replace('|', "\\|").replace('\n', " ");
             let names: Vec<String> = schema.fields().iter().map(|f| esc(f.name())).collect();
             writeln!(out, "| {} |", names.join(" | "))?;
-            writeln!(out, "|{}|", names.iter().map(|_| "---").collect::<Vec<_>>().join("|"))?;
+            writeln!(
+                out,
+                "|{}|",
+                names.iter().map(|_| "---").collect::<Vec<_>>().join("|")
+            )?;
             for b in &batches {
                 let cols: Vec<Vec<Option<String>>> = b.columns().iter().map(text_cells).collect();
                 for i in 0..b.num_rows() {
-                    let cells: Vec<String> = cols.iter().map(|c| esc(c[i].as_deref().unwrap_or(""))).collect();
+                    let cells: Vec<String> = cols
+                        .iter()
+                        .map(|c| esc(c[i].as_deref().unwrap_or("")))
+                        .collect();
                     writeln!(out, "| {} |", cells.join(" | "))?;
                 }
             }

@@ -44,7 +44,10 @@ pub fn main() -> ExitCode {
         }
         Err(e) => {
             let text = e.render().to_string();
-            let first = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("error: invalid arguments");
+            let first = text
+                .lines()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("error: invalid arguments");
             eprintln!("{first} (cfql --help lists the options)");
             return ExitCode::from(EXIT_USAGE);
         }
@@ -71,12 +74,22 @@ pub fn main() -> ExitCode {
     ordered.sort_by_key(|(i, _)| *i);
     let sources: Vec<Source> = ordered.into_iter().map(|(_, s)| s).collect();
 
-    let filter = tracing_subscriber::EnvFilter::try_from_env("CFQL_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let filter = tracing_subscriber::EnvFilter::try_from_env("CFQL_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
     // Colour only for a person at a terminal: CI logs and files get plain text.
-    let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).with_ansi(colour).try_init();
+    let colour = std::io::stderr().is_terminal()
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .with_ansi(colour)
+        .try_init();
 
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -108,7 +121,8 @@ async fn run_sim(a: &SimArgs) -> ExitCode {
         rate_limit: a.rate_limit.max(1),
         rate_window: Duration::from_secs(a.rate_window.clamp(1, 86_400)),
     };
-    if a.tokens > crate::sim::USER_TOKEN_QUOTA || a.account_tokens > crate::sim::ACCOUNT_TOKEN_QUOTA {
+    if a.tokens > crate::sim::USER_TOKEN_QUOTA || a.account_tokens > crate::sim::ACCOUNT_TOKEN_QUOTA
+    {
         eprintln!(
             "note: seeding beyond Cloudflare's quotas ({} user tokens, {} per account); creates past them are refused, as by the real API",
             crate::sim::USER_TOKEN_QUOTA,
@@ -125,7 +139,11 @@ async fn run_sim(a: &SimArgs) -> ExitCode {
     println!("cfql simulator listening on {}", sim.base_url());
     println!("  export CLOUDFLARE_BASE_URL={}", sim.base_url());
     println!("  export CLOUDFLARE_API_TOKEN={}", sim.admin_token());
-    println!("  or: export CLOUDFLARE_EMAIL={} CLOUDFLARE_API_KEY={}", sim.email(), sim.api_key());
+    println!(
+        "  or: export CLOUDFLARE_EMAIL={} CLOUDFLARE_API_KEY={}",
+        sim.email(),
+        sim.api_key()
+    );
     println!("  accounts: {}", sim.account_ids().join(", "));
     println!("  request log: http://{}/__sim/requests", sim.addr());
     println!("(these are the simulator's own sample credentials; Ctrl-C stops it)");
@@ -145,7 +163,10 @@ fn build_config(cli: &Cli) -> Result<Config, Error> {
     }
     if let Some(n) = cli.concurrency {
         if !(1..=crate::config::MAX_CONCURRENCY).contains(&n) {
-            return Err(Error::Config(format!("--concurrency must be between 1 and {}, got {n}", crate::config::MAX_CONCURRENCY)));
+            return Err(Error::Config(format!(
+                "--concurrency must be between 1 and {}, got {n}",
+                crate::config::MAX_CONCURRENCY
+            )));
         }
         c.concurrency = n;
     }
@@ -155,7 +176,8 @@ fn build_config(cli: &Cli) -> Result<Config, Error> {
     if let Some(s) = cli.cache_ttl {
         c.cache_ttl = Duration::from_secs(s);
     }
-    c.check().map_err(|e| Error::Config(format!("{e} (from the flags or profile)")))?;
+    c.check()
+        .map_err(|e| Error::Config(format!("{e} (from the flags or profile)")))?;
     c.dry_run |= cli.dry_run;
     c.allow_unfiltered_writes |= cli.allow_unfiltered_writes;
     c.secrets_file = cli.secrets_file.clone().or(c.secrets_file);
@@ -204,9 +226,22 @@ fn run_client(rt: &tokio::runtime::Runtime, cli: Cli, sources: Vec<Source>) -> E
         }
     };
     let stdout_tty = std::io::stdout().is_terminal();
-    let format = cli.format.unwrap_or(if stdout_tty { Format::Table } else { Format::Csv });
-    let expanded = if cli.expanded { Expanded::On } else { Expanded::Auto };
-    let mut printer = Printer { format, terminal: stdout_tty, expanded, progress: None };
+    let format = cli.format.unwrap_or(if stdout_tty {
+        Format::Table
+    } else {
+        Format::Csv
+    });
+    let expanded = if cli.expanded {
+        Expanded::On
+    } else {
+        Expanded::Auto
+    };
+    let mut printer = Printer {
+        format,
+        terminal: stdout_tty,
+        expanded,
+        progress: None,
+    };
     if std::io::stderr().is_terminal() {
         printer.install_progress(&session);
     }
@@ -247,9 +282,19 @@ fn read_scripts(sources: &[Source]) -> Result<Vec<(String, String)>, ExitCode> {
 }
 
 /// Starts the embedded simulator with its sample data and points `config` at it.
-fn start_demo(rt: &tokio::runtime::Runtime, config: &mut Config, interactive: bool) -> Result<Simulator, ExitCode> {
+fn start_demo(
+    rt: &tokio::runtime::Runtime,
+    config: &mut Config,
+    interactive: bool,
+) -> Result<Simulator, ExitCode> {
     let opts = SimOptions {
-        seed: SeedOptions { seed: 42, tokens: 40, accounts: 3, account_tokens: 8, service_tokens: 6 },
+        seed: SeedOptions {
+            seed: 42,
+            tokens: 40,
+            accounts: 3,
+            account_tokens: 8,
+            service_tokens: 6,
+        },
         ..SimOptions::default()
     };
     match rt.block_on(Simulator::start(opts)) {
@@ -257,7 +302,10 @@ fn start_demo(rt: &tokio::runtime::Runtime, config: &mut Config, interactive: bo
             config.base_url = sim.base_url();
             config.credentials = Some(crate::Credentials::ApiToken(sim.admin_token()));
             if interactive {
-                eprintln!("demo: the embedded simulator with sample data at {}", sim.base_url());
+                eprintln!(
+                    "demo: the embedded simulator with sample data at {}",
+                    sim.base_url()
+                );
             }
             Ok(sim)
         }
@@ -269,18 +317,31 @@ fn start_demo(rt: &tokio::runtime::Runtime, config: &mut Config, interactive: bo
 }
 
 /// Runs scripts statement by statement, stopping at the first failure or interrupt.
-fn run_scripts(rt: &tokio::runtime::Runtime, session: &Session, printer: &Printer, scripts: Vec<(String, String)>) -> ExitCode {
+fn run_scripts(
+    rt: &tokio::runtime::Runtime,
+    session: &Session,
+    printer: &Printer,
+    scripts: Vec<(String, String)>,
+) -> ExitCode {
     let cancel = crate::Cancel::new();
     catch_signals(rt, cancel.clone());
     let mut out = std::io::stdout().lock();
     for (name, text) in scripts {
         for st in split(&text).0 {
             if cancel.is_cancelled() {
-                eprintln!("error: interrupted; {name}:{}: {} and the statements after it were not run", st.line, snippet(&st.text));
+                eprintln!(
+                    "error: interrupted; {name}:{}: {} and the statements after it were not run",
+                    st.line,
+                    snippet(&st.text)
+                );
                 return ExitCode::from(EXIT_FAILED);
             }
             let result = rt.block_on(session.execute_with(&st.text, &cancel));
-            match printer.print(&mut out, result, &format!("{name}:{}: {}", st.line, snippet(&st.text))) {
+            match printer.print(
+                &mut out,
+                result,
+                &format!("{name}:{}: {}", st.line, snippet(&st.text)),
+            ) {
                 Printed::Ok => {}
                 Printed::Failed => return ExitCode::from(EXIT_FAILED),
                 Printed::OutputClosed => return ExitCode::SUCCESS,
@@ -302,8 +363,13 @@ fn catch_signals(rt: &tokio::runtime::Runtime, cancel: crate::Cancel) {
     {
         use tokio::signal::unix::{SignalKind, signal};
         let _guard = rt.enter();
-        let (Ok(mut int), Ok(mut term)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) else {
-            eprintln!("warning: cannot catch SIGINT/SIGTERM; an interrupted write may lose the answers of calls in flight");
+        let (Ok(mut int), Ok(mut term)) = (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+        ) else {
+            eprintln!(
+                "warning: cannot catch SIGINT/SIGTERM; an interrupted write may lose the answers of calls in flight"
+            );
             return;
         };
         rt.spawn(async move {
@@ -323,8 +389,17 @@ fn catch_signals(rt: &tokio::runtime::Runtime, cancel: crate::Cancel) {
 
 /// The start of a statement, on one line, for error messages.
 fn snippet(sql: &str) -> String {
-    let code: String = sql.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with("--")).collect::<Vec<_>>().join(" ");
-    if code.chars().count() > 60 { format!("`{}...`", code.chars().take(57).collect::<String>()) } else { format!("`{code}`") }
+    let code: String = sql
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with("--"))
+        .collect::<Vec<_>>()
+        .join(" ");
+    if code.chars().count() > 60 {
+        format!("`{}...`", code.chars().take(57).collect::<String>())
+    } else {
+        format!("`{code}`")
+    }
 }
 
 /// Prints statement results in one format, clearing the progress line first.
@@ -366,25 +441,37 @@ impl Printer {
     fn install_notice(&self, session: &Session) {
         let slot = self.progress.clone();
         let on_terminal = std::io::stderr().is_terminal();
-        session.engine().client.budget.set_notice(Some(Arc::new(move |line: &str| {
-            if on_terminal && let Some(slot) = &slot {
-                let mut bar = slot.lock().unwrap_or_else(|p| p.into_inner());
-                let b = bar.get_or_insert_with(|| {
-                    let b = indicatif::ProgressBar::new_spinner();
-                    b.set_draw_target(indicatif::ProgressDrawTarget::stderr());
-                    b.enable_steady_tick(Duration::from_millis(200));
-                    b
-                });
-                b.set_message(line.to_string());
-                return;
-            }
-            eprintln!("{line}");
-        })));
+        session
+            .engine()
+            .client
+            .budget
+            .set_notice(Some(Arc::new(move |line: &str| {
+                if on_terminal && let Some(slot) = &slot {
+                    let mut bar = slot.lock().unwrap_or_else(|p| p.into_inner());
+                    let b = bar.get_or_insert_with(|| {
+                        let b = indicatif::ProgressBar::new_spinner();
+                        b.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+                        b.enable_steady_tick(Duration::from_millis(200));
+                        b
+                    });
+                    b.set_message(line.to_string());
+                    return;
+                }
+                eprintln!("{line}");
+            })));
     }
 
     /// The table layout for this output (`cut`: a read on a terminal).
     pub fn layout(&self, cut: bool) -> Layout {
-        Layout { cut, expanded: self.expanded, width: if self.terminal { terminal_width() } else { None } }
+        Layout {
+            cut,
+            expanded: self.expanded,
+            width: if self.terminal {
+                terminal_width()
+            } else {
+                None
+            },
+        }
     }
 
     /// Clears the progress line, if one is shown.
@@ -397,7 +484,12 @@ impl Printer {
     }
 
     /// Prints a statement's result (stdout) or error (stderr, prefixed with `where_`).
-    pub fn print(&self, out: &mut dyn Write, result: crate::Result<Output>, where_: &str) -> Printed {
+    pub fn print(
+        &self,
+        out: &mut dyn Write,
+        result: crate::Result<Output>,
+        where_: &str,
+    ) -> Printed {
         self.clear_progress();
         match result {
             Ok(o) => {
@@ -409,7 +501,9 @@ impl Printer {
                 }
                 match (written, &o.write) {
                     (Ok(()), _) => Printed::Ok,
-                    (Err(e), None) if e.kind() == std::io::ErrorKind::BrokenPipe => Printed::OutputClosed,
+                    (Err(e), None) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+                        Printed::OutputClosed
+                    }
                     (Err(e), None) => {
                         eprintln!("error: {where_}: cannot write the output: {e}");
                         Printed::Failed
@@ -428,7 +522,7 @@ impl Printer {
                 Printed::Failed
             }
             Err(e) => {
-                eprintln!("error: {where_}: {e}");
+                eprintln!("error: {where_}: {}", render(&e));
                 Printed::Failed
             }
         }
@@ -437,15 +531,31 @@ impl Printer {
     /// A bulk write that did not fully succeed: the rows that took effect first (their
     /// secrets must reach the user), then every row's outcome, then the counts.
     fn print_partial(&self, out: &mut dyn Write, e: &Error, where_: &str) {
-        let Error::PartialFailure { verb, failed, total, outcomes, succeeded, detail } = e else {
+        let Error::PartialFailure {
+            verb,
+            failed,
+            total,
+            outcomes,
+            succeeded,
+            detail,
+        } = e
+        else {
             return;
         };
-        let crate::WriteDetail { not_attempted, warnings, secrets_file, .. } = detail.as_ref();
+        let crate::WriteDetail {
+            not_attempted,
+            warnings,
+            secrets_file,
+            ..
+        } = detail.as_ref();
         if let Some(schema) = succeeded.first().map(|b| b.schema())
             && let Err(err) = write_all(out, self.format, &schema, succeeded, self.layout(false))
         {
             let took = total - failed - not_attempted;
-            eprintln!("error: cannot write the output ({err}): {}", lost_rows(verb, took, secrets_file.as_deref()));
+            eprintln!(
+                "error: cannot write the output ({err}): {}",
+                lost_rows(verb, took, secrets_file.as_deref())
+            );
         }
         for w in warnings {
             eprintln!("{w}");
@@ -454,12 +564,26 @@ impl Printer {
             let id = o.id.as_deref().unwrap_or("-");
             match (&o.error, o.state) {
                 (None, _) => eprintln!("  row {} ({id}): ok", o.row),
-                (Some(_), crate::RowState::NotAttempted) => eprintln!("  row {} ({id}): not attempted (cancelled)", o.row),
-                (Some(err), crate::RowState::MayHaveTakenEffect) => eprintln!("  row {} ({id}): may have taken effect: {err}", o.row),
+                (Some(_), crate::RowState::NotAttempted) => {
+                    eprintln!("  row {} ({id}): not attempted (cancelled)", o.row)
+                }
+                (Some(err), crate::RowState::MayHaveTakenEffect) => {
+                    eprintln!("  row {} ({id}): may have taken effect: {err}", o.row)
+                }
                 (Some(err), _) => eprintln!("  row {} ({id}): error: {err}", o.row),
             }
         }
         eprintln!("error: {where_}: {}", e.headline());
+    }
+}
+
+/// An error as the command line shows it: the library's words, plus the flag that fixes
+/// it where there is one (the library names facts, never flags).
+pub(crate) fn render(e: &Error) -> String {
+    match e {
+        Error::MissingVariable { name } => format!("{e}: pass --var {name}=VALUE"),
+        Error::RateLimited { .. } => format!("{e} (--concurrency sets how many calls run at once)"),
+        _ => e.to_string(),
     }
 }
 
@@ -490,7 +614,12 @@ fn write_all(
 pub fn terminal_width() -> Option<usize> {
     #[cfg(unix)]
     {
-        let mut ws = libc::winsize { ws_row: 0, ws_col: 0, ws_xpixel: 0, ws_ypixel: 0 };
+        let mut ws = libc::winsize {
+            ws_row: 0,
+            ws_col: 0,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        };
         // SAFETY: TIOCGWINSZ writes a `winsize` into the pointer given, nothing else.
         let ok = unsafe { libc::ioctl(libc::STDOUT_FILENO, libc::TIOCGWINSZ, &mut ws) } == 0;
         if ok && ws.ws_col > 0 {

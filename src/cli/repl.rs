@@ -88,8 +88,19 @@ impl CfqlHelper {
             words.push(format!("cloudflare.{}", s.service));
         }
         for r in reg.resources() {
-            words.extend(r.spec.columns.iter().filter(|c| !c.secret).map(|c| c.name.clone()));
-            for m in r.spec.methods.iter().filter(|m| m.verb == crate::provider::Verb::Exec) {
+            words.extend(
+                r.spec
+                    .columns
+                    .iter()
+                    .filter(|c| !c.secret)
+                    .map(|c| c.name.clone()),
+            );
+            for m in r
+                .spec
+                .methods
+                .iter()
+                .filter(|m| m.verb == crate::provider::Verb::Exec)
+            {
                 words.push(format!("{}.{}", r.qualified_name(), m.name));
             }
         }
@@ -101,8 +112,16 @@ impl CfqlHelper {
 
 impl Completer for CfqlHelper {
     type Candidate = Pair;
-    fn complete(&self, line: &str, pos: usize, _ctx: &Context<'_>) -> rustyline::Result<(usize, Vec<Pair>)> {
-        let start = line[..pos].rfind(|c: char| !(c.is_alphanumeric() || c == '_' || c == '.')).map(|i| i + 1).unwrap_or(0);
+    fn complete(
+        &self,
+        line: &str,
+        pos: usize,
+        _ctx: &Context<'_>,
+    ) -> rustyline::Result<(usize, Vec<Pair>)> {
+        let start = line[..pos]
+            .rfind(|c: char| !(c.is_alphanumeric() || c == '_' || c == '.'))
+            .map(|i| i + 1)
+            .unwrap_or(0);
         let word = &line[start..pos];
         if word.is_empty() {
             return Ok((pos, Vec::new()));
@@ -115,8 +134,15 @@ impl Completer for CfqlHelper {
             .filter(|w| w.to_ascii_lowercase().starts_with(&lower))
             .map(|w| {
                 let is_kw = KEYWORDS.contains(&w.as_str());
-                let rep = if is_kw && !upper_case { w.to_ascii_lowercase() } else { w.clone() };
-                Pair { display: w.clone(), replacement: rep }
+                let rep = if is_kw && !upper_case {
+                    w.to_ascii_lowercase()
+                } else {
+                    w.clone()
+                };
+                Pair {
+                    display: w.clone(),
+                    replacement: rep,
+                }
             })
             .collect();
         Ok((start, pairs))
@@ -128,7 +154,11 @@ impl Hinter for CfqlHelper {
 }
 
 impl Highlighter for CfqlHelper {
-    fn highlight_prompt<'b, 's: 'b, 'p: 'b>(&'s self, prompt: &'p str, _default: bool) -> Cow<'b, str> {
+    fn highlight_prompt<'b, 's: 'b, 'p: 'b>(
+        &'s self,
+        prompt: &'p str,
+        _default: bool,
+    ) -> Cow<'b, str> {
         Cow::Borrowed(prompt)
     }
 }
@@ -174,7 +204,12 @@ Ctrl-C cancels the running statement (its HTTP calls stop) and keeps the session
 Try: SHOW SERVICES;  SELECT name, expires_on FROM cloudflare.user.tokens LIMIT 5;";
 
 /// Runs the REPL until `\q` or Ctrl-D.
-pub fn run(rt: &tokio::runtime::Runtime, session: Arc<Session>, format: Format, printer: Printer) -> ExitCode {
+pub fn run(
+    rt: &tokio::runtime::Runtime,
+    session: Arc<Session>,
+    format: Format,
+    printer: Printer,
+) -> ExitCode {
     let mut rl: Editor<CfqlHelper, DefaultHistory> = match Editor::new() {
         Ok(e) => e,
         Err(e) => {
@@ -200,7 +235,10 @@ pub fn run(rt: &tokio::runtime::Runtime, session: Arc<Session>, format: Format, 
             return ExitCode::from(super::EXIT_FAILED);
         }
     };
-    println!("cfql {} — SQL over Cloudflare credentials. \\? for help, \\q to quit.", env!("CARGO_PKG_VERSION"));
+    println!(
+        "cfql {} — SQL over Cloudflare credentials. \\? for help, \\q to quit.",
+        env!("CARGO_PKG_VERSION")
+    );
     let mut printer = Printer { format, ..printer };
     let mut timing = false;
     loop {
@@ -234,7 +272,10 @@ pub fn run(rt: &tokio::runtime::Runtime, session: Arc<Session>, format: Format, 
                     }
                     Err(e) => eprintln!("error: {e}"),
                 },
-                ("format", None) => println!("format is {} (\\format NAME to change)", printer.format.name()),
+                ("format", None) => println!(
+                    "format is {} (\\format NAME to change)",
+                    printer.format.name()
+                ),
                 ("x", arg) => {
                     let next = match arg {
                         None if printer.expanded == Expanded::On => Ok(Expanded::Off),
@@ -244,13 +285,30 @@ pub fn run(rt: &tokio::runtime::Runtime, session: Arc<Session>, format: Format, 
                     match next {
                         Ok(x) => {
                             printer.expanded = x;
-                            println!("expanded display is {}", format!("{x:?}").to_ascii_lowercase());
+                            println!(
+                                "expanded display is {}",
+                                format!("{x:?}").to_ascii_lowercase()
+                            );
                         }
                         Err(e) => eprintln!("error: \\x: {e}"),
                     }
                 }
-                ("d", None) => run_one(rt, &session, &printer, &mut interrupts, "SHOW RESOURCES", timing),
-                ("d", Some(t)) => run_one(rt, &session, &printer, &mut interrupts, &format!("DESCRIBE {t}"), timing),
+                ("d", None) => run_one(
+                    rt,
+                    &session,
+                    &printer,
+                    &mut interrupts,
+                    "SHOW RESOURCES",
+                    timing,
+                ),
+                ("d", Some(t)) => run_one(
+                    rt,
+                    &session,
+                    &printer,
+                    &mut interrupts,
+                    &format!("DESCRIBE {t}"),
+                    timing,
+                ),
                 (other, _) => eprintln!("error: unknown command \\{other} (\\? lists them)"),
             }
             continue;
@@ -277,7 +335,9 @@ impl Interrupts {
     fn new() -> std::io::Result<Self> {
         #[cfg(unix)]
         {
-            Ok(Self { signal: tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())? })
+            Ok(Self {
+                signal: tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?,
+            })
         }
         #[cfg(not(unix))]
         {
@@ -300,9 +360,19 @@ impl Interrupts {
     }
 }
 
-fn run_one(rt: &tokio::runtime::Runtime, session: &Session, printer: &Printer, interrupts: &mut Interrupts, sql: &str, timing: bool) {
+fn run_one(
+    rt: &tokio::runtime::Runtime,
+    session: &Session,
+    printer: &Printer,
+    interrupts: &mut Interrupts,
+    sql: &str,
+    timing: bool,
+) {
     let start = Instant::now();
-    let (calls_before, hits_before) = (session.engine().client.calls_made(), session.engine().client.cache_hits());
+    let (calls_before, hits_before) = (
+        session.engine().client.calls_made(),
+        session.engine().client.cache_hits(),
+    );
     let cancel = crate::Cancel::new();
     // Ctrl-C cancels the statement but never drops it: a write must keep the answers of
     // the calls it already sent (their secrets), so the statement is awaited to its end.
@@ -327,7 +397,13 @@ fn run_one(rt: &tokio::runtime::Runtime, session: &Session, printer: &Printer, i
     printer.print(&mut out, result, "statement");
     if timing {
         let client = &session.engine().client;
-        let (calls, hits) = (client.calls_made() - calls_before, client.cache_hits() - hits_before);
-        eprintln!("time: {:.3}s, {calls} API call(s), {hits} served from cache", start.elapsed().as_secs_f64());
+        let (calls, hits) = (
+            client.calls_made() - calls_before,
+            client.cache_hits() - hits_before,
+        );
+        eprintln!(
+            "time: {:.3}s, {calls} API call(s), {hits} served from cache",
+            start.elapsed().as_secs_f64()
+        );
     }
 }

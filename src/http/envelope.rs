@@ -63,7 +63,11 @@ fn messages(v: Option<&Value>) -> Vec<ApiMessage> {
             a.iter()
                 .map(|e| ApiMessage {
                     code: e.get("code").and_then(Value::as_i64).unwrap_or(0),
-                    message: e.get("message").and_then(Value::as_str).unwrap_or("(no message)").to_string(),
+                    message: e
+                        .get("message")
+                        .and_then(Value::as_str)
+                        .unwrap_or("(no message)")
+                        .to_string(),
                 })
                 .collect()
         })
@@ -71,12 +75,22 @@ fn messages(v: Option<&Value>) -> Vec<ApiMessage> {
 }
 
 /// Decodes a response body. `Err` for error statuses, `success: false` and unreadable bodies.
-pub fn decode(method: &str, path: &str, status: u16, body: &bytes::Bytes) -> Result<ApiResponse, Error> {
+pub fn decode(
+    method: &str,
+    path: &str,
+    status: u16,
+    body: &bytes::Bytes,
+) -> Result<ApiResponse, Error> {
     let parsed: Result<Value, _> = serde_json::from_slice(body);
     let v = match parsed {
         Ok(v @ Value::Object(_)) => v,
         Ok(_) | Err(_) if status >= 400 => {
-            return Err(Error::Api { status, method: method.into(), path: path.into(), errors: Vec::new() });
+            return Err(Error::Api {
+                status,
+                method: method.into(),
+                path: path.into(),
+                errors: Vec::new(),
+            });
         }
         Ok(_) => {
             return Err(Error::Decode {
@@ -87,12 +101,22 @@ pub fn decode(method: &str, path: &str, status: u16, body: &bytes::Bytes) -> Res
             });
         }
         Err(e) => {
-            return Err(Error::Decode { method: method.into(), path: path.into(), status, detail: format!("invalid JSON ({e})") });
+            return Err(Error::Decode {
+                method: method.into(),
+                path: path.into(),
+                status,
+                detail: format!("invalid JSON ({e})"),
+            });
         }
     };
     let success = v.get("success").and_then(Value::as_bool);
     if status >= 400 || success == Some(false) {
-        return Err(Error::Api { status, method: method.into(), path: path.into(), errors: messages(v.get("errors")) });
+        return Err(Error::Api {
+            status,
+            method: method.into(),
+            path: path.into(),
+            errors: messages(v.get("errors")),
+        });
     }
     if success.is_none() {
         return Err(Error::Decode {
@@ -113,8 +137,18 @@ pub fn decode(method: &str, path: &str, status: u16, body: &bytes::Bytes) -> Res
         }
     });
     let result = v.get("result").cloned().unwrap_or(Value::Null);
-    let messages = v.get("messages").cloned().unwrap_or_else(|| Value::Array(Vec::new()));
-    Ok(ApiResponse { status, result, result_info: info, messages, cached: false, body: body.clone() })
+    let messages = v
+        .get("messages")
+        .cloned()
+        .unwrap_or_else(|| Value::Array(Vec::new()));
+    Ok(ApiResponse {
+        status,
+        result,
+        result_info: info,
+        messages,
+        cached: false,
+        body: body.clone(),
+    })
 }
 
 /// The Cloudflare code of a 429 body, if readable.

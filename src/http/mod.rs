@@ -37,7 +37,13 @@ pub struct ApiRequest {
 impl ApiRequest {
     /// A GET of `path`.
     pub fn get(path: impl Into<String>) -> Self {
-        Self { method: Method::GET, path: path.into(), query: Vec::new(), body: None, check_hint: None }
+        Self {
+            method: Method::GET,
+            path: path.into(),
+            query: Vec::new(),
+            body: None,
+            check_hint: None,
+        }
     }
 
     /// Whether any failure may be retried (GET only; other methods retry only
@@ -51,7 +57,11 @@ impl ApiRequest {
         if self.query.is_empty() {
             self.path.clone()
         } else {
-            let q: Vec<String> = self.query.iter().map(|(k, v)| format!("{k}={}", encode_component(v))).collect();
+            let q: Vec<String> = self
+                .query
+                .iter()
+                .map(|(k, v)| format!("{k}={}", encode_component(v)))
+                .collect();
             format!("{}?{}", self.path, q.join("&"))
         }
     }
@@ -69,7 +79,10 @@ pub fn encode_component(s: &str) -> String {
 /// parsers resolve dot segments even when percent-encoded.
 pub fn path_segment(param: &str, value: &str) -> Result<String> {
     if value.is_empty() || value == "." || value == ".." {
-        return Err(Error::InvalidInput(format!("{param} '{value}' is not a valid identifier")));
+        return Err(Error::InvalidValue {
+            place: param.to_string(),
+            problem: format!("'{value}' is not a valid identifier"),
+        });
     }
     Ok(encode_component(value))
 }
@@ -95,7 +108,10 @@ pub struct Client {
 
 impl std::fmt::Debug for Client {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Client").field("base_url", &self.base_url).field("credentials", &self.credentials()).finish_non_exhaustive()
+        f.debug_struct("Client")
+            .field("base_url", &self.base_url)
+            .field("credentials", &self.credentials())
+            .finish_non_exhaustive()
     }
 }
 
@@ -132,7 +148,11 @@ const MAX_429_RETRIES: u32 = 8;
 /// What one attempt of a call came back with.
 enum Answer {
     /// The server answered (any status).
-    Reply { status: StatusCode, retry_after: Option<u64>, body: bytes::Bytes },
+    Reply {
+        status: StatusCode,
+        retry_after: Option<u64>,
+        body: bytes::Bytes,
+    },
     /// No (complete) answer. `not_sent`: the request certainly did not reach the server.
     Lost { not_sent: bool, detail: String },
     /// An answer larger than `max_response_bytes`: not read further.
@@ -153,9 +173,19 @@ impl Client {
         // Redirects: same scheme, host and port only, so credential headers never travel
         // elsewhere nor in clear text.
         let redirect = reqwest::redirect::Policy::custom(|attempt| {
-            let origin = |u: &url::Url| (u.scheme().to_string(), u.host_str().map(str::to_string), u.port_or_known_default());
+            let origin = |u: &url::Url| {
+                (
+                    u.scheme().to_string(),
+                    u.host_str().map(str::to_string),
+                    u.port_or_known_default(),
+                )
+            };
             let same_origin = attempt.previous().first().map(origin) == Some(origin(attempt.url()));
-            if attempt.previous().len() >= 5 || !same_origin { attempt.stop() } else { attempt.follow() }
+            if attempt.previous().len() >= 5 || !same_origin {
+                attempt.stop()
+            } else {
+                attempt.follow()
+            }
         });
         let http = reqwest::Client::builder()
             .connect_timeout(config.connect_timeout)
@@ -192,7 +222,10 @@ impl Client {
     }
 
     fn credentials(&self) -> Option<Credentials> {
-        self.credentials.read().unwrap_or_else(|p| p.into_inner()).clone()
+        self.credentials
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// Whether the session authenticates with an API token (which can roll itself).
@@ -203,7 +236,8 @@ impl Client {
     /// Uses `token` from now on: after the session rolled the token it authenticates
     /// with, the old value is dead and only the new one works.
     pub fn replace_api_token(&self, token: String) {
-        *self.credentials.write().unwrap_or_else(|p| p.into_inner()) = Some(Credentials::ApiToken(token));
+        *self.credentials.write().unwrap_or_else(|p| p.into_inner()) =
+            Some(Credentials::ApiToken(token));
     }
 
     fn backoff(&self, attempt: u32) -> Duration {
@@ -222,7 +256,11 @@ impl Client {
     /// the answer of a create or roll (its secret) is never dropped. A GET is answered from
     /// the session's cache when a fresh answer is there, and shares one call with an
     /// identical GET in flight. Other methods are never cached (their answers hold secrets).
-    pub async fn call_with(&self, req: &ApiRequest, cancel: Option<&Cancel>) -> Result<ApiResponse> {
+    pub async fn call_with(
+        &self,
+        req: &ApiRequest,
+        cancel: Option<&Cancel>,
+    ) -> Result<ApiResponse> {
         if !req.idempotent() {
             return self.call_uncached(req, cancel).await;
         }
@@ -259,7 +297,10 @@ impl Client {
     fn answer_from_cache(&self, req: &ApiRequest, entry: &CacheEntry) -> Result<ApiResponse> {
         self.cache_hits.fetch_add(1, Ordering::Relaxed);
         let resp = envelope::decode(req.method.as_str(), &req.display_path(), entry.1, &entry.2)?;
-        Ok(ApiResponse { cached: true, ..resp })
+        Ok(ApiResponse {
+            cached: true,
+            ..resp
+        })
     }
 
     /// GETs answered from the cache (or shared with an identical call) so far.
@@ -278,7 +319,9 @@ impl Client {
     /// Forgets every cached answer whose path starts with `prefix` (a write changed it).
     pub fn invalidate(&self, prefix: &str) {
         let prefix = prefix.to_string();
-        let _ = self.cache.invalidate_entries_if(move |k, _| k.1.starts_with(&prefix));
+        let _ = self
+            .cache
+            .invalidate_entries_if(move |k, _| k.1.starts_with(&prefix));
     }
 
     /// Keys the cache by credential without keeping the credential.
@@ -293,7 +336,11 @@ impl Client {
         h.finish()
     }
 
-    async fn call_uncached(&self, req: &ApiRequest, cancel: Option<&Cancel>) -> Result<ApiResponse> {
+    async fn call_uncached(
+        &self,
+        req: &ApiRequest,
+        cancel: Option<&Cancel>,
+    ) -> Result<ApiResponse> {
         let Some(creds) = self.credentials() else {
             return Err(Error::Config(
                 "no Cloudflare credential: set CLOUDFLARE_API_TOKEN (or CLOUDFLARE_EMAIL and CLOUDFLARE_API_KEY), or use a --profile"
@@ -317,18 +364,30 @@ impl Client {
 
     /// One attempt: wait for the rate limiter and a connection slot (both cancellable,
     /// nothing is sent yet), then send and read the whole answer.
-    async fn attempt(&self, req: &ApiRequest, creds: &Credentials, cancel: Option<&Cancel>) -> Result<Answer> {
+    async fn attempt(
+        &self,
+        req: &ApiRequest,
+        creds: &Credentials,
+        cancel: Option<&Cancel>,
+    ) -> Result<Answer> {
         self.budget.acquire(cancel).await?;
         // However this attempt ends, its call no longer counts as in flight.
         let _answered = Answered(&self.budget);
-        let _permit = until_cancelled(cancel, self.permits.acquire(), req).await?.expect("semaphore is never closed");
+        let _permit = until_cancelled(cancel, self.permits.acquire(), req)
+            .await?
+            .expect("semaphore is never closed");
         if cancel.is_some_and(Cancel::is_cancelled) {
             return Err(not_sent(req));
         }
-        let mut rb = self.http.request(req.method.clone(), format!("{}{}", self.base_url, req.path)).query(&req.query);
+        let mut rb = self
+            .http
+            .request(req.method.clone(), format!("{}{}", self.base_url, req.path))
+            .query(&req.query);
         rb = match creds {
             Credentials::ApiToken(t) => rb.bearer_auth(t),
-            Credentials::GlobalKey { email, key } => rb.header("X-Auth-Email", email).header("X-Auth-Key", key),
+            Credentials::GlobalKey { email, key } => {
+                rb.header("X-Auth-Email", email).header("X-Auth-Key", key)
+            }
         };
         if let Some(b) = &req.body {
             rb = rb.json(b);
@@ -338,16 +397,34 @@ impl Client {
         let answer = match rb.send().await {
             Ok(resp) => {
                 let status = resp.status();
-                let header = |name: &str| resp.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
+                let header = |name: &str| {
+                    resp.headers()
+                        .get(name)
+                        .and_then(|v| v.to_str().ok())
+                        .map(str::to_string)
+                };
                 let retry_after = header("retry-after").and_then(|v| v.trim().parse::<u64>().ok());
-                self.budget.observe(header("ratelimit").as_deref(), header("ratelimit-policy").as_deref());
+                self.budget.observe(
+                    header("ratelimit").as_deref(),
+                    header("ratelimit-policy").as_deref(),
+                );
                 match read_capped(resp, self.max_body).await {
-                    Ok(Some(body)) => Answer::Reply { status, retry_after, body },
+                    Ok(Some(body)) => Answer::Reply {
+                        status,
+                        retry_after,
+                        body,
+                    },
                     Ok(None) => Answer::Oversized { status },
-                    Err(e) => Answer::Lost { not_sent: false, detail: describe(e) },
+                    Err(e) => Answer::Lost {
+                        not_sent: false,
+                        detail: describe(e),
+                    },
                 }
             }
-            Err(e) => Answer::Lost { not_sent: e.is_connect(), detail: describe(e) },
+            Err(e) => Answer::Lost {
+                not_sent: e.is_connect(),
+                detail: describe(e),
+            },
         };
         Ok(answer)
     }
@@ -358,7 +435,9 @@ impl Client {
         let (method, path) = (req.method.as_str().to_string(), req.display_path());
         // One backoff per attempt (it has jitter): the wait checked is the wait taken.
         let backoff = self.backoff(attempt);
-        let can_wait = |d: Duration| attempt <= self.max_retries && waited.saturating_add(d) <= self.retry_budget;
+        let can_wait = |d: Duration| {
+            attempt <= self.max_retries && waited.saturating_add(d) <= self.retry_budget
+        };
         let (status, retry_after, body) = match answer {
             Answer::Lost { not_sent, detail } => {
                 if (not_sent || req.idempotent()) && can_wait(backoff) {
@@ -368,35 +447,69 @@ impl Client {
                 if !not_sent && !req.idempotent() {
                     return Step::Done(Err(outcome_unknown(req, format!("no answer ({detail})"))));
                 }
-                return Step::Done(Err(Error::Network { method, url: format!("{}{}", self.base_url, path), detail }));
+                return Step::Done(Err(Error::Network {
+                    method,
+                    url: format!("{}{}", self.base_url, path),
+                    detail,
+                }));
             }
             Answer::Oversized { status } => {
-                let limit =
-                    if self.max_body >= 1 << 20 { format!("{} MiB", self.max_body >> 20) } else { format!("{} bytes", self.max_body) };
-                let detail = format!("the body is larger than {limit} (max_response_mb in the profile raises the limit)");
-                let e = Error::Decode { method, path, status: status.as_u16(), detail };
-                return Step::Done(if req.idempotent() { Err(e) } else { Err(outcome_unknown(req, e.to_string())) });
+                let limit = if self.max_body >= 1 << 20 {
+                    format!("{} MiB", self.max_body >> 20)
+                } else {
+                    format!("{} bytes", self.max_body)
+                };
+                let detail = format!(
+                    "the body is larger than {limit} (max_response_mb in the profile raises the limit)"
+                );
+                let e = Error::Decode {
+                    method,
+                    path,
+                    status: status.as_u16(),
+                    detail,
+                };
+                return Step::Done(if req.idempotent() {
+                    Err(e)
+                } else {
+                    Err(outcome_unknown(req, e.to_string()))
+                });
             }
-            Answer::Reply { status, retry_after, body } => (status, retry_after, body),
+            Answer::Reply {
+                status,
+                retry_after,
+                body,
+            } => (status, retry_after, body),
         };
         if status == StatusCode::TOO_MANY_REQUESTS {
             // A 429 means the server did nothing, so any call may wait and try again: the
             // budget pauses every call for the Retry-After (clamped: u64::MAX seconds must
             // not overflow a deadline), and the wait counts against the statement's ceiling.
-            let wait = retry_after.map(|s| Duration::from_secs(s.min(MAX_DURATION.as_secs()))).unwrap_or(backoff);
+            let wait = retry_after
+                .map(|s| Duration::from_secs(s.min(MAX_DURATION.as_secs())))
+                .unwrap_or(backoff);
             if attempt <= MAX_429_RETRIES {
                 tracing::debug!(method = %method, path = %path, wait_ms = wait.as_millis() as u64, "rate limited (429); waiting");
                 self.budget.pause(wait);
                 return Step::RetryAfter(Duration::ZERO);
             }
-            return Step::Done(Err(Error::RateLimited { method, path, code: envelope::first_code(&body), attempts: attempt, retry_after }));
+            return Step::Done(Err(Error::RateLimited {
+                method,
+                path,
+                code: envelope::first_code(&body),
+                attempts: attempt,
+                retry_after,
+            }));
         }
         if status.is_redirection() {
             let detail = format!(
                 "HTTP {} redirect to another host refused (a redirect must keep the scheme, host and port: credentials are never sent elsewhere or in clear text)",
                 status.as_u16()
             );
-            return Step::Done(Err(Error::Network { method, url: format!("{}{}", self.base_url, path), detail }));
+            return Step::Done(Err(Error::Network {
+                method,
+                url: format!("{}{}", self.base_url, path),
+                detail,
+            }));
         }
         if status.is_server_error() && req.idempotent() && can_wait(backoff) {
             tracing::warn!(method = %method, path = %path, status = status.as_u16(), "server error; retrying");
@@ -413,17 +526,24 @@ impl Client {
         }
         // A 5xx may come from a gateway after the API acted; an unreadable 2xx did act.
         Step::Done(match decoded {
-            Err(e @ Error::Api { status: 500.., .. }) => {
-                Err(outcome_unknown(req, format!("{e} (a server error can come after the API acted)")))
-            }
-            Err(e @ Error::Decode { .. }) => Err(outcome_unknown(req, format!("{e}; the API accepted the call"))),
+            Err(e @ Error::Api { status: 500.., .. }) => Err(outcome_unknown(
+                req,
+                format!("{e} (a server error can come after the API acted)"),
+            )),
+            Err(e @ Error::Decode { .. }) => Err(outcome_unknown(
+                req,
+                format!("{e}; the API accepted the call"),
+            )),
             other => other,
         })
     }
 }
 
 /// Reads a whole body, or `None` once it passes `max` bytes (the rest is not read).
-async fn read_capped(mut resp: reqwest::Response, max: u64) -> reqwest::Result<Option<bytes::Bytes>> {
+async fn read_capped(
+    mut resp: reqwest::Response,
+    max: u64,
+) -> reqwest::Result<Option<bytes::Bytes>> {
     if resp.content_length().is_some_and(|n| n > max) {
         return Ok(None);
     }
@@ -441,8 +561,12 @@ async fn read_capped(mut resp: reqwest::Response, max: u64) -> reqwest::Result<O
 /// plain `http://` to anything but this machine, or a user and password inside it.
 fn checked_base_url(raw: &str) -> Result<String> {
     let base_url = raw.trim_end_matches('/').to_string();
-    let parsed = url::Url::parse(&base_url)
-        .map_err(|e| Error::Config(format!("base URL '{}' is not a URL ({e}); set CLOUDFLARE_BASE_URL", redact_userinfo(&base_url))))?;
+    let parsed = url::Url::parse(&base_url).map_err(|e| {
+        Error::Config(format!(
+            "base URL '{}' is not a URL ({e}); set CLOUDFLARE_BASE_URL",
+            redact_userinfo(&base_url)
+        ))
+    })?;
     let shown = redact_userinfo(&base_url);
     if !parsed.username().is_empty() || parsed.password().is_some() {
         return Err(Error::Config(format!(
@@ -461,14 +585,18 @@ fn checked_base_url(raw: &str) -> Result<String> {
         "http" => Err(Error::Config(format!(
             "base URL '{shown}' is plain http to another machine: the credential would travel in clear text; use https (plain http is allowed only to loopback, such as the simulator)"
         ))),
-        other => Err(Error::Config(format!("base URL '{shown}' must be https (got {other}://)"))),
+        other => Err(Error::Config(format!(
+            "base URL '{shown}' must be https (got {other}://)"
+        ))),
     }
 }
 
 /// A URL with any `user:password@` replaced by `***@`, for messages.
 fn redact_userinfo(raw: &str) -> String {
     match (raw.find("://"), raw.find('@')) {
-        (Some(scheme_end), Some(at)) if at > scheme_end && !raw[scheme_end + 3..at].contains('/') => {
+        (Some(scheme_end), Some(at))
+            if at > scheme_end && !raw[scheme_end + 3..at].contains('/') =>
+        {
             format!("{}***{}", &raw[..scheme_end + 3], &raw[at..])
         }
         _ => raw.to_string(),
@@ -476,7 +604,11 @@ fn redact_userinfo(raw: &str) -> String {
 }
 
 /// `fut`, unless `cancel` fires first: then the request was not sent.
-async fn until_cancelled<T>(cancel: Option<&Cancel>, fut: impl std::future::Future<Output = T>, req: &ApiRequest) -> Result<T> {
+async fn until_cancelled<T>(
+    cancel: Option<&Cancel>,
+    fut: impl std::future::Future<Output = T>,
+    req: &ApiRequest,
+) -> Result<T> {
     match cancel {
         None => Ok(fut.await),
         Some(c) => tokio::select! {
@@ -488,7 +620,9 @@ async fn until_cancelled<T>(cancel: Option<&Cancel>, fut: impl std::future::Futu
 }
 
 fn not_sent(req: &ApiRequest) -> Error {
-    Error::Cancelled { what: format!("{} {} was not sent", req.method, req.display_path()) }
+    Error::Cancelled {
+        what: format!("{} {} was not sent", req.method, req.display_path()),
+    }
 }
 
 fn outcome_unknown(req: &ApiRequest, detail: String) -> Error {
@@ -496,7 +630,10 @@ fn outcome_unknown(req: &ApiRequest, detail: String) -> Error {
         method: req.method.as_str().to_string(),
         path: req.display_path(),
         detail,
-        check: req.check_hint.clone().unwrap_or_else(|| "list the resource and look for the object".into()),
+        check: req
+            .check_hint
+            .clone()
+            .unwrap_or_else(|| "list the resource and look for the object".into()),
     }
 }
 

@@ -12,10 +12,22 @@ use crate::error::{Error, Result};
 
 /// The manifests shipped with cfql: (file name, text).
 pub const EMBEDDED: &[(&str, &str)] = &[
-    ("providers/cloudflare/user.toml", include_str!("../../providers/cloudflare/user.toml")),
-    ("providers/cloudflare/accounts.toml", include_str!("../../providers/cloudflare/accounts.toml")),
-    ("providers/cloudflare/access.toml", include_str!("../../providers/cloudflare/access.toml")),
-    ("providers/cloudflare/audit.toml", include_str!("../../providers/cloudflare/audit.toml")),
+    (
+        "providers/cloudflare/user.toml",
+        include_str!("../../providers/cloudflare/user.toml"),
+    ),
+    (
+        "providers/cloudflare/accounts.toml",
+        include_str!("../../providers/cloudflare/accounts.toml"),
+    ),
+    (
+        "providers/cloudflare/access.toml",
+        include_str!("../../providers/cloudflare/access.toml"),
+    ),
+    (
+        "providers/cloudflare/audit.toml",
+        include_str!("../../providers/cloudflare/audit.toml"),
+    ),
 ];
 
 /// Name of the catalog every service lives in.
@@ -57,22 +69,41 @@ impl Registry {
         let mut names = HashSet::new();
         for (file, text) in sources {
             let spec: ServiceSpec = toml::from_str(&text).map_err(|e| {
-                let field = e.span().map(|s| format!("at byte {}", s.start)).unwrap_or_else(|| "(document)".into());
-                Error::Manifest { file: file.clone(), field, message: e.message().to_string() }
+                let field = e
+                    .span()
+                    .map(|s| format!("at byte {}", s.start))
+                    .unwrap_or_else(|| "(document)".into());
+                Error::Manifest {
+                    file: file.clone(),
+                    field,
+                    message: e.message().to_string(),
+                }
             })?;
             validate(&file, &spec)?;
             for n in std::iter::once(&spec.service).chain(&spec.aliases) {
                 if !names.insert(n.clone()) {
-                    return Err(manifest_err(&file, "service", format!("service name '{n}' is declared twice")));
+                    return Err(manifest_err(
+                        &file,
+                        "service",
+                        format!("service name '{n}' is declared twice"),
+                    ));
                 }
             }
             services.push(Arc::new(spec));
         }
         let resources = services
             .iter()
-            .flat_map(|s| s.resources.iter().map(|r| Resource { service: s.service.clone(), spec: Arc::new(r.clone()) }))
+            .flat_map(|s| {
+                s.resources.iter().map(|r| Resource {
+                    service: s.service.clone(),
+                    spec: Arc::new(r.clone()),
+                })
+            })
             .collect();
-        let reg = Self { services, resources };
+        let reg = Self {
+            services,
+            resources,
+        };
         reg.validate_fanouts()?;
         Ok(reg)
     }
@@ -84,12 +115,16 @@ impl Registry {
                 for sc in &r.scopes {
                     let Some(src) = &sc.fanout else { continue };
                     let parts: Vec<String> = src.split('.').map(str::to_string).collect();
-                    let ok = self.resolve(&parts).is_some_and(|t| t.spec.id.is_some() && t.spec.method(Verb::Select, false).is_some());
+                    let ok = self.resolve(&parts).is_some_and(|t| {
+                        t.spec.id.is_some() && t.spec.method(Verb::Select, false).is_some()
+                    });
                     if !ok {
                         return Err(manifest_err(
                             &format!("providers/cloudflare/{}.toml", s.service),
                             &format!("resources ({}).scopes ({}).fanout", r.name, sc.column),
-                            format!("'{src}' is not a listable table with an id (expected service.table, such as accounts.accounts)"),
+                            format!(
+                                "'{src}' is not a listable table with an id (expected service.table, such as accounts.accounts)"
+                            ),
                         ));
                     }
                 }
@@ -106,14 +141,22 @@ impl Registry {
     /// The service with this name or alias.
     pub fn service(&self, name: &str) -> Option<&Arc<ServiceSpec>> {
         let name = name.to_ascii_lowercase();
-        self.services.iter().find(|s| s.service == name || s.aliases.contains(&name))
+        self.services
+            .iter()
+            .find(|s| s.service == name || s.aliases.contains(&name))
     }
 
     /// The resource `service.table` (names or aliases).
     pub fn resource(&self, service: &str, table: &str) -> Option<Resource> {
         let svc = self.service(service)?;
         let table = table.to_ascii_lowercase();
-        self.resources.iter().find(|r| r.service == svc.service && (r.spec.name == table || r.spec.aliases.contains(&table))).cloned()
+        self.resources
+            .iter()
+            .find(|r| {
+                r.service == svc.service
+                    && (r.spec.name == table || r.spec.aliases.contains(&table))
+            })
+            .cloned()
     }
 
     /// Every resource.
@@ -139,6 +182,23 @@ impl Registry {
         out
     }
 
+    /// [`Registry::resolve`], or the error naming the closest table.
+    pub fn resolve_or_suggest(&self, parts: &[String]) -> Result<Resource> {
+        self.resolve(parts).ok_or_else(|| self.unknown_table(parts))
+    }
+
+    /// The error for a name that is no table, with the closest table name.
+    pub fn unknown_table(&self, parts: &[String]) -> Error {
+        let name = parts.join(".");
+        let tables = self.all_table_names();
+        let suggestion = crate::suggest::closest(
+            &name.to_ascii_lowercase(),
+            tables.iter().map(String::as_str),
+        )
+        .map(str::to_string);
+        Error::UnknownTable { suggestion, name }
+    }
+
     /// Resolves a possibly partial table name (`tokens`, `user.tokens`, `cloudflare.user.tokens`).
     pub fn resolve(&self, parts: &[String]) -> Option<Resource> {
         match parts {
@@ -150,14 +210,20 @@ impl Registry {
 }
 
 fn manifest_err(file: &str, field: &str, message: impl Into<String>) -> Error {
-    Error::Manifest { file: file.into(), field: field.into(), message: message.into() }
+    Error::Manifest {
+        file: file.into(),
+        field: field.into(),
+        message: message.into(),
+    }
 }
 
 fn placeholders(path: &str) -> Vec<String> {
     let mut out = Vec::new();
     let mut rest = path;
     while let Some(start) = rest.find('{') {
-        let Some(end) = rest[start..].find('}') else { break };
+        let Some(end) = rest[start..].find('}') else {
+            break;
+        };
         out.push(rest[start + 1..start + end].to_string());
         rest = &rest[start + end + 1..];
     }
@@ -170,19 +236,40 @@ fn validate(file: &str, spec: &ServiceSpec) -> Result<()> {
         let at = |f: &str| format!("resources[{ri}] ({}).{f}", r.name);
         for n in std::iter::once(&r.name).chain(&r.aliases) {
             if !seen.insert(n.clone()) {
-                return Err(manifest_err(file, &at("name"), format!("table name '{n}' is declared twice")));
+                return Err(manifest_err(
+                    file,
+                    &at("name"),
+                    format!("table name '{n}' is declared twice"),
+                ));
             }
         }
         let mut cols = HashSet::new();
         for c in &r.columns {
             if !cols.insert(c.name.as_str()) {
-                return Err(manifest_err(file, &at("columns"), format!("column '{}' is declared twice", c.name)));
+                return Err(manifest_err(
+                    file,
+                    &at("columns"),
+                    format!("column '{}' is declared twice", c.name),
+                ));
             }
         }
         if let Some(id) = &r.id
             && r.column(&id.column).is_none()
         {
-            return Err(manifest_err(file, &at("id.column"), format!("no column named '{}'", id.column)));
+            return Err(manifest_err(
+                file,
+                &at("id.column"),
+                format!("no column named '{}'", id.column),
+            ));
+        }
+        if let Some(label) = &r.label
+            && r.column(label).is_none()
+        {
+            return Err(manifest_err(
+                file,
+                &at("label"),
+                format!("no column named '{label}'"),
+            ));
         }
         for s in &r.scopes {
             match r.column(&s.column) {
@@ -191,60 +278,122 @@ fn validate(file: &str, spec: &ServiceSpec) -> Result<()> {
                     return Err(manifest_err(
                         file,
                         &at("scopes"),
-                        format!("scope '{}' needs a column of that name with scope = true", s.column),
+                        format!(
+                            "scope '{}' needs a column of that name with scope = true",
+                            s.column
+                        ),
                     ));
                 }
             }
             if !placeholders(&s.prefix).iter().all(|p| p == &s.column) {
-                return Err(manifest_err(file, &at("scopes.prefix"), format!("prefix '{}' may only use {{{}}}", s.prefix, s.column)));
+                return Err(manifest_err(
+                    file,
+                    &at("scopes.prefix"),
+                    format!("prefix '{}' may only use {{{}}}", s.prefix, s.column),
+                ));
             }
         }
         if r.methods.is_empty() {
-            return Err(manifest_err(file, &at("methods"), "a resource needs at least one method"));
+            return Err(manifest_err(
+                file,
+                &at("methods"),
+                "a resource needs at least one method",
+            ));
         }
         for (mi, m) in r.methods.iter().enumerate() {
-            let mat = |f: &str| format!("resources[{ri}] ({}).methods[{mi}] ({}).{f}", r.name, m.name);
+            let mat = |f: &str| {
+                format!(
+                    "resources[{ri}] ({}).methods[{mi}] ({}).{f}",
+                    r.name, m.name
+                )
+            };
             if !["GET", "POST", "PUT", "PATCH", "DELETE"].contains(&m.http.as_str()) {
-                return Err(manifest_err(file, &mat("http"), format!("unknown HTTP method '{}'", m.http)));
+                return Err(manifest_err(
+                    file,
+                    &mat("http"),
+                    format!("unknown HTTP method '{}'", m.http),
+                ));
             }
             if !m.path.starts_with('/') && !m.path.starts_with("{scope}") {
-                return Err(manifest_err(file, &mat("path"), "a path starts with '/' or '{scope}'"));
+                return Err(manifest_err(
+                    file,
+                    &mat("path"),
+                    "a path starts with '/' or '{scope}'",
+                ));
             }
             for p in placeholders(&m.path) {
-                let known = (p == "scope" && !r.scopes.is_empty()) || r.id.as_ref().is_some_and(|i| i.param == p);
+                let known = (p == "scope" && !r.scopes.is_empty())
+                    || r.id.as_ref().is_some_and(|i| i.param == p);
                 if !known {
-                    return Err(manifest_err(file, &mat("path"), format!("placeholder {{{p}}} is neither {{scope}} nor the id param")));
+                    return Err(manifest_err(
+                        file,
+                        &mat("path"),
+                        format!("placeholder {{{p}}} is neither {{scope}} nor the id param"),
+                    ));
                 }
             }
             for s in &m.scopes {
                 if r.scope(s).is_none() {
-                    return Err(manifest_err(file, &mat("scopes"), format!("'{s}' is not a scope of the resource")));
+                    return Err(manifest_err(
+                        file,
+                        &mat("scopes"),
+                        format!("'{s}' is not a scope of the resource"),
+                    ));
                 }
             }
             for f in &m.filters {
                 if r.column(&f.column).is_none() {
-                    return Err(manifest_err(file, &mat("filters"), format!("no column named '{}'", f.column)));
+                    return Err(manifest_err(
+                        file,
+                        &mat("filters"),
+                        format!("no column named '{}'", f.column),
+                    ));
                 }
             }
             for b in &m.body {
                 if r.column(b).is_none() && !m.optional.contains(b) && !m.required.contains(b) {
-                    return Err(manifest_err(file, &mat("body"), format!("'{b}' is neither a column nor a param")));
+                    return Err(manifest_err(
+                        file,
+                        &mat("body"),
+                        format!("'{b}' is neither a column nor a param"),
+                    ));
                 }
             }
-            if m.response == ResponseShape::Value && m.result_column.as_deref().and_then(|c| r.column(c)).is_none() {
-                return Err(manifest_err(file, &mat("result_column"), "a value response needs result_column naming a column"));
+            if m.response == ResponseShape::Value
+                && m.result_column
+                    .as_deref()
+                    .and_then(|c| r.column(c))
+                    .is_none()
+            {
+                return Err(manifest_err(
+                    file,
+                    &mat("result_column"),
+                    "a value response needs result_column naming a column",
+                ));
             }
             if m.verb == Verb::Select && m.http != "GET" {
-                return Err(manifest_err(file, &mat("verb"), "select methods must be GET"));
+                return Err(manifest_err(
+                    file,
+                    &mat("verb"),
+                    "select methods must be GET",
+                ));
             }
         }
     }
     for (vi, v) in spec.views.iter().enumerate() {
         if !seen.insert(v.name.clone()) {
-            return Err(manifest_err(file, &format!("views[{vi}].name"), format!("table name '{}' is declared twice", v.name)));
+            return Err(manifest_err(
+                file,
+                &format!("views[{vi}].name"),
+                format!("table name '{}' is declared twice", v.name),
+            ));
         }
         if v.sql.trim().is_empty() {
-            return Err(manifest_err(file, &format!("views[{vi}].sql"), "empty view"));
+            return Err(manifest_err(
+                file,
+                &format!("views[{vi}].sql"),
+                "empty view",
+            ));
         }
     }
     Ok(())
@@ -275,7 +424,9 @@ verb = "select"
 http = "GET"
 path = "/x/{nope}"
 "#;
-        let e = Registry::from_sources([("providers/cloudflare/x.toml".to_string(), text.to_string())]).unwrap_err();
+        let e =
+            Registry::from_sources([("providers/cloudflare/x.toml".to_string(), text.to_string())])
+                .unwrap_err();
         let msg = e.to_string();
         assert!(msg.contains("providers/cloudflare/x.toml"), "{msg}");
         assert!(msg.contains("methods[0] (get).path"), "{msg}");
@@ -288,9 +439,18 @@ path = "/x/{nope}"
 
     #[test]
     fn fanout_must_name_a_listable_table() {
-        let mut sources: Vec<(String, String)> = EMBEDDED.iter().map(|(f, t)| (f.to_string(), t.to_string())).collect();
-        sources[1].1 = sources[1].1.replace("fanout = \"accounts.accounts\"", "fanout = \"accounts.nope\"");
+        let mut sources: Vec<(String, String)> = EMBEDDED
+            .iter()
+            .map(|(f, t)| (f.to_string(), t.to_string()))
+            .collect();
+        sources[1].1 = sources[1].1.replace(
+            "fanout = \"accounts.accounts\"",
+            "fanout = \"accounts.nope\"",
+        );
         let e = Registry::from_sources(sources).unwrap_err().to_string();
-        assert!(e.contains("scopes (account_id).fanout") && e.contains("accounts.nope"), "{e}");
+        assert!(
+            e.contains("scopes (account_id).fanout") && e.contains("accounts.nope"),
+            "{e}"
+        );
     }
 }

@@ -53,6 +53,10 @@ pub struct ResourceSpec {
     /// The key column and the API's name for it.
     #[serde(default)]
     pub id: Option<IdSpec>,
+    /// The column that names an object to a person (`name`): a DELETE shows it, and
+    /// the check after a create whose answer was lost looks for it.
+    #[serde(default)]
+    pub label: Option<String>,
     /// Path prefixes that scope the resource (account, zone).
     #[serde(default)]
     pub scopes: Vec<ScopeSpec>,
@@ -88,6 +92,10 @@ pub struct ScopeSpec {
     /// whose rows' ids are the scope values to query, concurrently.
     #[serde(default)]
     pub fanout: Option<String>,
+    /// Whether the configured default account (`CLOUDFLARE_ACCOUNT_ID`) fills this scope
+    /// when a statement gives no value.
+    #[serde(default)]
+    pub default_account: bool,
 }
 
 /// Arrow type of a column.
@@ -302,7 +310,8 @@ pub struct MethodSpec {
 impl MethodSpec {
     /// Whether `name` names this method.
     pub fn answers_to(&self, name: &str) -> bool {
-        self.name.eq_ignore_ascii_case(name) || self.aliases.iter().any(|a| a.eq_ignore_ascii_case(name))
+        self.name.eq_ignore_ascii_case(name)
+            || self.aliases.iter().any(|a| a.eq_ignore_ascii_case(name))
     }
 
     /// Whether the method is idempotent and so safe to retry on any failure.
@@ -319,8 +328,15 @@ impl ResourceSpec {
 
     /// The first method serving `verb`, preferring one with (or without) an id in its path.
     pub fn method(&self, verb: Verb, by_id: bool) -> Option<&MethodSpec> {
-        let has_id = |m: &&MethodSpec| self.id.as_ref().is_some_and(|id| m.path.contains(&format!("{{{}}}", id.param)));
-        self.methods.iter().filter(|m| m.verb == verb).find(|m| has_id(m) == by_id)
+        let has_id = |m: &&MethodSpec| {
+            self.id
+                .as_ref()
+                .is_some_and(|id| m.path.contains(&format!("{{{}}}", id.param)))
+        };
+        self.methods
+            .iter()
+            .filter(|m| m.verb == verb)
+            .find(|m| has_id(m) == by_id)
     }
 
     /// The method with this name or alias.
@@ -331,6 +347,21 @@ impl ResourceSpec {
     /// The scope spec of a column.
     pub fn scope(&self, column: &str) -> Option<&ScopeSpec> {
         self.scopes.iter().find(|s| s.column == column)
+    }
+
+    /// The scopes `method` may run in (all of them, unless the method names some).
+    pub fn allowed_scopes<'a>(
+        &'a self,
+        method: &'a MethodSpec,
+    ) -> impl Iterator<Item = &'a ScopeSpec> + 'a {
+        self.scopes
+            .iter()
+            .filter(move |s| method.scopes.is_empty() || method.scopes.contains(&s.column))
+    }
+
+    /// The column that holds an object's id (`id` when the manifest declares none).
+    pub fn id_column(&self) -> &str {
+        self.id.as_ref().map(|i| i.column.as_str()).unwrap_or("id")
     }
 
     /// Columns visible to SELECT (secrets excluded).

@@ -9,13 +9,19 @@ use serde_json::{Value, json};
 pub fn json_response(status: u16, body: &Value) -> Response {
     let mut r = Response::new(Body::from(body.to_string()));
     *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     r
 }
 
 /// `{"success": true, "result": ...}` with this status.
 pub fn ok_status(status: u16, result: Value) -> Response {
-    json_response(status, &json!({"success": true, "errors": [], "messages": [], "result": result}))
+    json_response(
+        status,
+        &json!({"success": true, "errors": [], "messages": [], "result": result}),
+    )
 }
 
 /// `{"success": true, "result": ...}` with status 200.
@@ -25,19 +31,30 @@ pub fn ok(result: Value) -> Response {
 
 /// A page of a list, with `result_info`. `total_count: None` leaves out `total_count`
 /// and `total_pages`, as some endpoints do (clients must then page until a short page).
-pub fn ok_list(result: Vec<Value>, page: usize, per_page: usize, total_count: Option<usize>) -> Response {
+pub fn ok_list(
+    result: Vec<Value>,
+    page: usize,
+    per_page: usize,
+    total_count: Option<usize>,
+) -> Response {
     let count = result.len();
     let mut info = json!({"page": page, "per_page": per_page, "count": count});
     if let Some(total) = total_count {
         info["total_count"] = json!(total);
         info["total_pages"] = json!(total.div_ceil(per_page.max(1)));
     }
-    json_response(200, &json!({"success": true, "errors": [], "messages": [], "result": result, "result_info": info}))
+    json_response(
+        200,
+        &json!({"success": true, "errors": [], "messages": [], "result": result, "result_info": info}),
+    )
 }
 
 /// `{"success": false, "errors": [{"code", "message"}], "result": null}`.
 pub fn error(status: u16, code: u32, message: impl Into<String>) -> Response {
-    json_response(status, &json!({"success": false, "errors": [{"code": code, "message": message.into()}], "messages": [], "result": null}))
+    json_response(
+        status,
+        &json!({"success": false, "errors": [{"code": code, "message": message.into()}], "messages": [], "result": null}),
+    )
 }
 
 /// Cloudflare error codes used by the simulator.

@@ -80,7 +80,11 @@ pub struct FaultSpec {
 
 impl Default for FaultSpec {
     fn default() -> Self {
-        Self { faults: Vec::new(), seed: 0, retry_after: 1 }
+        Self {
+            faults: Vec::new(),
+            seed: 0,
+            retry_after: 1,
+        }
     }
 }
 
@@ -102,14 +106,18 @@ impl FaultSpec {
         let mut out = FaultSpec::default();
         for raw in spec.split(',').map(str::trim).filter(|s| !s.is_empty()) {
             let err = |why: &str| {
-                FaultSpecError(format!("rule '{raw}': {why} (expected KIND[@[METHOD:]ROUTE](=P|#N), e.g. 500#3 or 429=0.1 or latency=50)"))
+                FaultSpecError(format!(
+                    "rule '{raw}': {why} (expected KIND[@[METHOD:]ROUTE](=P|#N), e.g. 500#3 or 429=0.1 or latency=50)"
+                ))
             };
             if let Some(v) = raw.strip_prefix("seed=") {
                 out.seed = v.parse().map_err(|_| err("seed must be a whole number"))?;
                 continue;
             }
             if let Some(v) = raw.strip_prefix("retry-after=") {
-                out.retry_after = v.parse().map_err(|_| err("retry-after must be whole seconds"))?;
+                out.retry_after = v
+                    .parse()
+                    .map_err(|_| err("retry-after must be whole seconds"))?;
                 continue;
             }
             let (head, trigger_part) = match raw.find(['=', '#']) {
@@ -158,14 +166,18 @@ impl FaultSpec {
                 let trigger = match trigger_part {
                     None => Trigger::Always,
                     Some(t) if t.starts_with('=') => {
-                        let p: f64 = t[1..].parse().map_err(|_| err("probability must be a number"))?;
+                        let p: f64 = t[1..]
+                            .parse()
+                            .map_err(|_| err("probability must be a number"))?;
                         if !(0.0..=1.0).contains(&p) {
                             return Err(err("probability must be between 0 and 1"));
                         }
                         Trigger::Probability(p)
                     }
                     Some(t) => {
-                        let n: u64 = t[1..].parse().map_err(|_| err("#N must be a whole number"))?;
+                        let n: u64 = t[1..]
+                            .parse()
+                            .map_err(|_| err("#N must be a whole number"))?;
                         if n == 0 {
                             return Err(err("#N counts from 1"));
                         }
@@ -174,7 +186,12 @@ impl FaultSpec {
                 };
                 (kind, trigger)
             };
-            out.faults.push(Fault { kind, method, route, trigger });
+            out.faults.push(Fault {
+                kind,
+                method,
+                route,
+                trigger,
+            });
         }
         Ok(out)
     }
@@ -210,7 +227,12 @@ impl FaultState {
     /// Faults from a spec.
     pub fn new(spec: FaultSpec) -> Self {
         let rng = ChaCha8Rng::seed_from_u64(spec.seed);
-        Self { spec, rng, per_route: Default::default(), total: 0 }
+        Self {
+            spec,
+            rng,
+            per_route: Default::default(),
+            total: 0,
+        }
     }
 
     /// Seconds for injected `Retry-After`.
@@ -223,18 +245,29 @@ impl FaultState {
         self.total += 1;
         let total_count = self.total;
         let route_count = {
-            let c = self.per_route.entry((method.to_string(), route.to_string())).or_insert(0);
+            let c = self
+                .per_route
+                .entry((method.to_string(), route.to_string()))
+                .or_insert(0);
             *c += 1;
             *c
         };
         let mut d = Decision::default();
         for f in &self.spec.faults {
-            if f.method.as_deref().is_some_and(|m| m != method) || f.route.as_deref().is_some_and(|r| r != route) {
+            if f.method.as_deref().is_some_and(|m| m != method)
+                || f.route.as_deref().is_some_and(|r| r != route)
+            {
                 continue;
             }
             let fires = match f.trigger {
                 Trigger::Always => true,
-                Trigger::Nth(n) => n == if f.route.is_some() { route_count } else { total_count },
+                Trigger::Nth(n) => {
+                    n == if f.route.is_some() {
+                        route_count
+                    } else {
+                        total_count
+                    }
+                }
                 Trigger::Probability(p) => self.rng.random_bool(p),
             };
             if !fires {

@@ -29,7 +29,13 @@ fn lock(s: &Shared) -> MutexGuard<'_, SimState> {
 }
 
 fn query_map(q: &Option<String>) -> HashMap<String, String> {
-    q.as_deref().map(|q| url::form_urlencoded::parse(q.as_bytes()).into_owned().collect()).unwrap_or_default()
+    q.as_deref()
+        .map(|q| {
+            url::form_urlencoded::parse(q.as_bytes())
+                .into_owned()
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 fn invalid(msg: impl Into<String>) -> Response {
@@ -37,37 +43,70 @@ fn invalid(msg: impl Into<String>) -> Response {
 }
 
 /// Reads `page`, `per_page` and `direction`, enforcing the documented bounds.
-fn paging(q: &HashMap<String, String>, default: usize, min: usize, max: usize) -> Result<PageRequest, Response> {
+fn paging(
+    q: &HashMap<String, String>,
+    default: usize,
+    min: usize,
+    max: usize,
+) -> Result<PageRequest, Response> {
     let page = match q.get("page") {
         None => 1,
         Some(p) => match p.parse::<usize>() {
             Ok(n) if n >= 1 => n,
-            _ => return Err(invalid(format!("page must be a whole number of at least 1, got '{p}'"))),
+            _ => {
+                return Err(invalid(format!(
+                    "page must be a whole number of at least 1, got '{p}'"
+                )));
+            }
         },
     };
     let per_page = match q.get("per_page") {
         None => default,
         Some(p) => match p.parse::<usize>() {
             Ok(n) if (min..=max).contains(&n) => n,
-            _ => return Err(invalid(format!("per_page must be a whole number from {min} to {max}, got '{p}'"))),
+            _ => {
+                return Err(invalid(format!(
+                    "per_page must be a whole number from {min} to {max}, got '{p}'"
+                )));
+            }
         },
     };
     let descending = match q.get("direction").map(String::as_str) {
         None | Some("asc") => false,
         Some("desc") => true,
-        Some(d) => return Err(invalid(format!("direction must be 'asc' or 'desc', got '{d}'"))),
+        Some(d) => {
+            return Err(invalid(format!(
+                "direction must be 'asc' or 'desc', got '{d}'"
+            )));
+        }
     };
-    Ok(PageRequest { page, per_page, descending })
+    Ok(PageRequest {
+        page,
+        per_page,
+        descending,
+    })
 }
 
 fn parse_body(body: &Bytes, allow_empty: bool) -> Result<Map<String, Value>, Response> {
     if body.iter().all(u8::is_ascii_whitespace) {
-        return if allow_empty { Ok(Map::new()) } else { Err(error(400, codes::MALFORMED_JSON, "Malformed JSON in request body")) };
+        return if allow_empty {
+            Ok(Map::new())
+        } else {
+            Err(error(
+                400,
+                codes::MALFORMED_JSON,
+                "Malformed JSON in request body",
+            ))
+        };
     }
     match serde_json::from_slice::<Value>(body) {
         Ok(Value::Object(m)) => Ok(m),
         Ok(_) => Err(invalid("request body must be a JSON object")),
-        Err(_) => Err(error(400, codes::MALFORMED_JSON, "Malformed JSON in request body")),
+        Err(_) => Err(error(
+            400,
+            codes::MALFORMED_JSON,
+            "Malformed JSON in request body",
+        )),
     }
 }
 
@@ -77,13 +116,21 @@ fn parse_time(body: &Map<String, Value>, field: &str) -> Result<Option<DateTime<
         Some(Value::String(s)) => DateTime::parse_from_rfc3339(s)
             .map(|t| Some(t.with_timezone(&Utc)))
             .map_err(|_| invalid(format!("{field}: '{s}' is not an RFC 3339 date-time"))),
-        Some(v) => Err(invalid(format!("{field}: expected an RFC 3339 date-time string, got {v}"))),
+        Some(v) => Err(invalid(format!(
+            "{field}: expected an RFC 3339 date-time string, got {v}"
+        ))),
     }
 }
 
 /// Checks that `caller` may act on tokens of `owner`.
 fn authorize(st: &SimState, caller: &Caller, owner: &Owner) -> Result<(), Response> {
-    let denied = || error(403, codes::UNAUTHORIZED_SCOPE, "Unauthorized to access requested resource");
+    let denied = || {
+        error(
+            403,
+            codes::UNAUTHORIZED_SCOPE,
+            "Unauthorized to access requested resource",
+        )
+    };
     match (owner, caller) {
         (Owner::User, Caller::AccountToken(..)) => Err(denied()),
         (Owner::User, _) => Ok(()),
@@ -101,7 +148,11 @@ fn owner_of(p: &HashMap<String, String>) -> Owner {
 }
 
 /// Locks the state and checks that the caller may act on the tokens the path names.
-fn lock_tokens<'a>(s: &'a Shared, c: &Caller, p: &HashMap<String, String>) -> Result<(MutexGuard<'a, SimState>, Owner), Response> {
+fn lock_tokens<'a>(
+    s: &'a Shared,
+    c: &Caller,
+    p: &HashMap<String, String>,
+) -> Result<(MutexGuard<'a, SimState>, Owner), Response> {
     let st = lock(s);
     let owner = owner_of(p);
     authorize(&st, c, &owner)?;
@@ -136,12 +187,18 @@ pub async fn list_tokens(
     let include_expired = match q.get("include_expired").map(String::as_str) {
         None | Some("false") => false,
         Some("true") => true,
-        Some(v) => return Err(invalid(format!("include_expired must be true or false, got '{v}'"))),
+        Some(v) => {
+            return Err(invalid(format!(
+                "include_expired must be true or false, got '{v}'"
+            )));
+        }
     };
     let (mut st, owner) = lock_tokens(&s, &c, &p)?;
     let now = st.now();
     let totals = st.list_totals;
-    let Some(store) = st.tokens_of(&owner) else { return Err(token_not_found()) };
+    let Some(store) = st.tokens_of(&owner) else {
+        return Err(token_not_found());
+    };
     let (total, ids): (usize, Vec<String>) = if include_expired {
         let all = store.tokens.ids();
         (all.len(), page.slice(all).into_iter().cloned().collect())
@@ -149,12 +206,25 @@ pub async fn list_tokens(
         let live = store.live_ids(now);
         (live.len(), page.slice(live).into_iter().cloned().collect())
     };
-    let rows = ids.iter().filter_map(|id| store.tokens.get(id)).map(|t| t.to_json(now)).collect();
-    Ok(ok_list(rows, page.page, page.per_page, totals.then_some(total)))
+    let rows = ids
+        .iter()
+        .filter_map(|id| store.tokens.get(id))
+        .map(|t| t.to_json(now))
+        .collect();
+    Ok(ok_list(
+        rows,
+        page.page,
+        page.per_page,
+        totals.then_some(total),
+    ))
 }
 
 /// GET /user/tokens/{token_id} and the account equivalent.
-pub async fn get_token(State(s): State<Shared>, Extension(c): Extension<Caller>, Path(p): Params) -> Result<Response, Response> {
+pub async fn get_token(
+    State(s): State<Shared>,
+    Extension(c): Extension<Caller>,
+    Path(p): Params,
+) -> Result<Response, Response> {
     let (mut st, owner) = lock_tokens(&s, &c, &p)?;
     let now = st.now();
     let id = path_id(&p, "token_id");
@@ -174,7 +244,11 @@ struct TokenFields {
     status: Option<StoredStatus>,
 }
 
-fn validate_token_body(body: &Map<String, Value>, ids: &mut super::seed::IdGen, allow_status: bool) -> Result<TokenFields, Response> {
+fn validate_token_body(
+    body: &Map<String, Value>,
+    ids: &mut super::seed::IdGen,
+    allow_status: bool,
+) -> Result<TokenFields, Response> {
     let name = match body.get("name") {
         Some(Value::String(n)) if !n.trim().is_empty() && n.chars().count() <= 120 => n.clone(),
         Some(Value::String(_)) => return Err(invalid("name: must be 1 to 120 characters")),
@@ -187,18 +261,33 @@ fn validate_token_body(body: &Map<String, Value>, ids: &mut super::seed::IdGen, 
         None => return Err(invalid("policies: required")),
     };
     for (i, pol) in policies.iter_mut().enumerate() {
-        let Value::Object(pm) = pol else { return Err(invalid(format!("policies[{i}]: must be an object"))) };
+        let Value::Object(pm) = pol else {
+            return Err(invalid(format!("policies[{i}]: must be an object")));
+        };
         match pm.get("effect").and_then(Value::as_str) {
             Some("allow" | "deny") => {}
-            _ => return Err(invalid(format!("policies[{i}].effect: must be 'allow' or 'deny'"))),
+            _ => {
+                return Err(invalid(format!(
+                    "policies[{i}].effect: must be 'allow' or 'deny'"
+                )));
+            }
         }
         match pm.get("resources") {
             Some(Value::Object(r)) if r.values().all(|v| v.is_string() || v.is_object()) => {}
-            _ => return Err(invalid(format!("policies[{i}].resources: must be an object of resource names"))),
+            _ => {
+                return Err(invalid(format!(
+                    "policies[{i}].resources: must be an object of resource names"
+                )));
+            }
         }
         match pm.get("permission_groups") {
-            Some(Value::Array(g)) if g.iter().all(|g| g.get("id").is_some_and(Value::is_string)) => {}
-            _ => return Err(invalid(format!("policies[{i}].permission_groups: must be an array of {{\"id\": ...}}"))),
+            Some(Value::Array(g))
+                if g.iter().all(|g| g.get("id").is_some_and(Value::is_string)) => {}
+            _ => {
+                return Err(invalid(format!(
+                    "policies[{i}].permission_groups: must be an array of {{\"id\": ...}}"
+                )));
+            }
         }
         if !pm.get("id").is_some_and(Value::is_string) {
             pm.insert("id".into(), json!(ids.id32()));
@@ -209,13 +298,20 @@ fn validate_token_body(body: &Map<String, Value>, ids: &mut super::seed::IdGen, 
         Some(Value::Object(c)) => {
             for (k, v) in c {
                 if k != "request_ip" && k != "request.ip" {
-                    return Err(invalid(format!("condition: unknown key '{k}' (expected request_ip)")));
+                    return Err(invalid(format!(
+                        "condition: unknown key '{k}' (expected request_ip)"
+                    )));
                 }
                 let ok = v.as_object().is_some_and(|m| {
-                    m.iter().all(|(k, l)| (k == "in" || k == "not_in") && l.as_array().is_some_and(|a| a.iter().all(Value::is_string)))
+                    m.iter().all(|(k, l)| {
+                        (k == "in" || k == "not_in")
+                            && l.as_array().is_some_and(|a| a.iter().all(Value::is_string))
+                    })
                 });
                 if !ok {
-                    return Err(invalid("condition.request_ip: expected {\"in\": [CIDR...], \"not_in\": [CIDR...]}"));
+                    return Err(invalid(
+                        "condition.request_ip: expected {\"in\": [CIDR...], \"not_in\": [CIDR...]}",
+                    ));
                 }
             }
             Some(Value::Object(c.clone()))
@@ -226,12 +322,25 @@ fn validate_token_body(body: &Map<String, Value>, ids: &mut super::seed::IdGen, 
     let not_before = parse_time(body, "not_before")?;
     let status = match body.get("status") {
         None | Some(Value::Null) => None,
-        Some(v) if !allow_status => return Err(invalid(format!("status: not accepted on create, got {v}"))),
+        Some(v) if !allow_status => {
+            return Err(invalid(format!("status: not accepted on create, got {v}")));
+        }
         Some(Value::String(s)) if s == "active" => Some(StoredStatus::Active),
         Some(Value::String(s)) if s == "disabled" => Some(StoredStatus::Disabled),
-        Some(v) => return Err(invalid(format!("status: must be 'active' or 'disabled', got {v}"))),
+        Some(v) => {
+            return Err(invalid(format!(
+                "status: must be 'active' or 'disabled', got {v}"
+            )));
+        }
     };
-    Ok(TokenFields { name, policies: Value::Array(policies), condition, expires_on, not_before, status })
+    Ok(TokenFields {
+        name,
+        policies: Value::Array(policies),
+        condition,
+        expires_on,
+        not_before,
+        status,
+    })
 }
 
 /// POST /user/tokens and the account equivalent: the result carries `value`.
@@ -248,8 +357,15 @@ pub async fn create_token(
         Owner::User => (USER_TOKEN_QUOTA, "per user"),
         Owner::Account(_) => (ACCOUNT_TOKEN_QUOTA, "per account"),
     };
-    if st.tokens_of(&owner).is_some_and(|s| s.tokens.len() >= quota) {
-        return Err(error(400, codes::QUOTA, format!("Token quota reached: at most {quota} API tokens {whose}; delete one first")));
+    if st
+        .tokens_of(&owner)
+        .is_some_and(|s| s.tokens.len() >= quota)
+    {
+        return Err(error(
+            400,
+            codes::QUOTA,
+            format!("Token quota reached: at most {quota} API tokens {whose}; delete one first"),
+        ));
     }
     let now = st.now();
     let id = st.ids.id32();
@@ -291,7 +407,9 @@ pub async fn update_token(
     let f = validate_token_body(&body, &mut st.ids, true)?;
     let now = st.now();
     let id = path_id(&p, "token_id");
-    let Some(tok) = st.tokens_of(&owner).and_then(|s| s.tokens.get_mut(&id)) else { return Err(token_not_found()) };
+    let Some(tok) = st.tokens_of(&owner).and_then(|s| s.tokens.get_mut(&id)) else {
+        return Err(token_not_found());
+    };
     tok.name = f.name;
     tok.policies = f.policies;
     tok.condition = f.condition;
@@ -305,10 +423,16 @@ pub async fn update_token(
 }
 
 /// DELETE /user/tokens/{token_id}: result `{"id": ...}`.
-pub async fn delete_token(State(s): State<Shared>, Extension(c): Extension<Caller>, Path(p): Params) -> Result<Response, Response> {
+pub async fn delete_token(
+    State(s): State<Shared>,
+    Extension(c): Extension<Caller>,
+    Path(p): Params,
+) -> Result<Response, Response> {
     let (mut st, owner) = lock_tokens(&s, &c, &p)?;
     let id = path_id(&p, "token_id");
-    let Some(tok) = st.tokens_of(&owner).and_then(|s| s.tokens.remove(&id)) else { return Err(token_not_found()) };
+    let Some(tok) = st.tokens_of(&owner).and_then(|s| s.tokens.remove(&id)) else {
+        return Err(token_not_found());
+    };
     st.secrets.remove(&tok.secret);
     Ok(ok(json!({"id": id})))
 }
@@ -326,7 +450,9 @@ pub async fn roll_token(
     let now = st.now();
     let id = path_id(&p, "token_id");
     let secret = st.ids.token_secret();
-    let Some(tok) = st.tokens_of(&owner).and_then(|s| s.tokens.get_mut(&id)) else { return Err(token_not_found()) };
+    let Some(tok) = st.tokens_of(&owner).and_then(|s| s.tokens.get_mut(&id)) else {
+        return Err(token_not_found());
+    };
     let old = std::mem::replace(&mut tok.secret, secret.clone());
     tok.modified_on = now;
     st.secrets.remove(&old);
@@ -335,23 +461,39 @@ pub async fn roll_token(
 }
 
 /// GET /user/tokens/verify (and the account equivalent): the calling token.
-pub async fn verify_token(State(s): State<Shared>, Extension(c): Extension<Caller>, Path(p): Params) -> Result<Response, Response> {
+pub async fn verify_token(
+    State(s): State<Shared>,
+    Extension(c): Extension<Caller>,
+    Path(p): Params,
+) -> Result<Response, Response> {
     let st = lock(&s);
     let owner = owner_of(&p);
     let (tok_owner, id) = match &c {
         Caller::UserToken(id) => (Owner::User, id.clone()),
         Caller::AccountToken(a, id) => (Owner::Account(a.clone()), id.clone()),
-        Caller::GlobalKey => return Err(error(400, 1000, "Invalid API Token: verify needs an API token (Authorization: Bearer)")),
+        Caller::GlobalKey => {
+            return Err(error(
+                400,
+                1000,
+                "Invalid API Token: verify needs an API token (Authorization: Bearer)",
+            ));
+        }
     };
     if tok_owner != owner {
-        return Err(error(403, codes::UNAUTHORIZED_SCOPE, "Unauthorized to access requested resource"));
+        return Err(error(
+            403,
+            codes::UNAUTHORIZED_SCOPE,
+            "Unauthorized to access requested resource",
+        ));
     }
     let now = st.now();
     let tok = match &owner {
         Owner::User => st.user.tokens.get(&id),
         Owner::Account(a) => st.account_tokens.get(a).and_then(|s| s.tokens.get(&id)),
     };
-    let Some(tok) = tok else { return Err(error(401, 1000, "Invalid API Token")) };
+    let Some(tok) = tok else {
+        return Err(error(401, 1000, "Invalid API Token"));
+    };
     let mut r = json!({"id": tok.id, "status": tok.status_at(now)});
     if let Some(e) = &tok.expires_on {
         r["expires_on"] = json!(super::model::ts(e));
@@ -375,7 +517,10 @@ pub async fn permission_groups(
     let rows: Vec<Value> = PERMISSION_GROUPS
         .iter()
         .filter(|g| q.get("name").is_none_or(|n| g.name == n))
-        .filter(|g| q.get("scope").is_none_or(|sc| g.scopes.contains(&sc.as_str())))
+        .filter(|g| {
+            q.get("scope")
+                .is_none_or(|sc| g.scopes.contains(&sc.as_str()))
+        })
         .map(|g| g.to_json())
         .collect();
     let n = rows.len();
@@ -383,19 +528,42 @@ pub async fn permission_groups(
 }
 
 /// GET /accounts.
-pub async fn list_accounts(State(s): State<Shared>, Extension(c): Extension<Caller>, RawQuery(q): RawQuery) -> Result<Response, Response> {
+pub async fn list_accounts(
+    State(s): State<Shared>,
+    Extension(c): Extension<Caller>,
+    RawQuery(q): RawQuery,
+) -> Result<Response, Response> {
     let q = query_map(&q);
     let page = paging(&q, 20, 5, 50)?;
     if matches!(c, Caller::AccountToken(..)) {
-        return Err(error(403, codes::ACCOUNT_OWNED_TOKEN, "List accounts endpoint does not support account owned tokens"));
+        return Err(error(
+            403,
+            codes::ACCOUNT_OWNED_TOKEN,
+            "List accounts endpoint does not support account owned tokens",
+        ));
     }
     let st = lock(&s);
     let ids: Vec<String> = match q.get("name") {
-        Some(n) => st.accounts.values().filter(|a| a.name.to_lowercase().contains(&n.to_lowercase())).map(|a| a.id.clone()).collect(),
+        Some(n) => st
+            .accounts
+            .values()
+            .filter(|a| a.name.to_lowercase().contains(&n.to_lowercase()))
+            .map(|a| a.id.clone())
+            .collect(),
         None => st.accounts.ids().to_vec(),
     };
-    let rows = page.slice(&ids).into_iter().filter_map(|id| st.accounts.get(id)).map(|a| a.to_json()).collect();
-    Ok(ok_list(rows, page.page, page.per_page, st.list_totals.then_some(ids.len())))
+    let rows = page
+        .slice(&ids)
+        .into_iter()
+        .filter_map(|id| st.accounts.get(id))
+        .map(|a| a.to_json())
+        .collect();
+    Ok(ok_list(
+        rows,
+        page.page,
+        page.per_page,
+        st.list_totals.then_some(ids.len()),
+    ))
 }
 
 // ---------- Access service tokens ----------
@@ -407,7 +575,13 @@ enum SvcScope {
 }
 
 fn svc_scope(st: &SimState, c: &Caller, p: &HashMap<String, String>) -> Result<SvcScope, Response> {
-    let denied = || error(403, codes::UNAUTHORIZED_SCOPE, "Unauthorized to access requested resource");
+    let denied = || {
+        error(
+            403,
+            codes::UNAUTHORIZED_SCOPE,
+            "Unauthorized to access requested resource",
+        )
+    };
     let (scope, account) = if let Some(a) = p.get("account_id") {
         (SvcScope::Account(a.clone()), Some(a.clone()))
     } else if let Some(z) = p.get("zone_id") {
@@ -415,13 +589,19 @@ fn svc_scope(st: &SimState, c: &Caller, p: &HashMap<String, String>) -> Result<S
     } else {
         return Err(denied());
     };
-    let Some(account) = account else { return Err(denied()) };
+    let Some(account) = account else {
+        return Err(denied());
+    };
     authorize(st, c, &Owner::Account(account))?;
     Ok(scope)
 }
 
 /// Locks the state and checks that the caller may act on the service tokens the path names.
-fn lock_services<'a>(s: &'a Shared, c: &Caller, p: &HashMap<String, String>) -> Result<(MutexGuard<'a, SimState>, SvcScope), Response> {
+fn lock_services<'a>(
+    s: &'a Shared,
+    c: &Caller,
+    p: &HashMap<String, String>,
+) -> Result<(MutexGuard<'a, SimState>, SvcScope), Response> {
     let st = lock(s);
     let scope = svc_scope(&st, c, p)?;
     Ok((st, scope))
@@ -450,13 +630,17 @@ pub fn parse_go_duration(s: &str) -> Result<Option<Duration>, String> {
     let mut total_ns: f64 = 0.0;
     let mut rest = s;
     while !rest.is_empty() {
-        let num_end = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).ok_or_else(bad)?;
+        let num_end = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .ok_or_else(bad)?;
         if num_end == 0 {
             return Err(bad());
         }
         let n: f64 = rest[..num_end].parse().map_err(|_| bad())?;
         rest = &rest[num_end..];
-        let unit_end = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
+        let unit_end = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
         let mult = match &rest[..unit_end] {
             "ns" => 1.0,
             "us" | "µs" => 1e3,
@@ -490,22 +674,45 @@ pub async fn list_service_tokens(
     let total;
     if name.is_none() && search.is_none() {
         total = store.len();
-        rows = page.slice(store.ids()).into_iter().filter_map(|id| store.get(id)).map(ServiceToken::to_json).collect();
+        rows = page
+            .slice(store.ids())
+            .into_iter()
+            .filter_map(|id| store.get(id))
+            .map(ServiceToken::to_json)
+            .collect();
     } else {
         let ids: Vec<String> = store
             .values()
             .filter(|t| name.is_none_or(|n| &t.name == n))
-            .filter(|t| search.as_ref().is_none_or(|q| t.name.to_lowercase().contains(q) || t.client_id.contains(q)))
+            .filter(|t| {
+                search
+                    .as_ref()
+                    .is_none_or(|q| t.name.to_lowercase().contains(q) || t.client_id.contains(q))
+            })
             .map(|t| t.id.clone())
             .collect();
         total = ids.len();
-        rows = page.slice(&ids).into_iter().filter_map(|id| store.get(id)).map(ServiceToken::to_json).collect();
+        rows = page
+            .slice(&ids)
+            .into_iter()
+            .filter_map(|id| store.get(id))
+            .map(ServiceToken::to_json)
+            .collect();
     }
-    Ok(ok_list(rows, page.page, page.per_page, totals.then_some(total)))
+    Ok(ok_list(
+        rows,
+        page.page,
+        page.per_page,
+        totals.then_some(total),
+    ))
 }
 
 /// GET .../access/service_tokens/{service_token_id}.
-pub async fn get_service_token(State(s): State<Shared>, Extension(c): Extension<Caller>, Path(p): Params) -> Result<Response, Response> {
+pub async fn get_service_token(
+    State(s): State<Shared>,
+    Extension(c): Extension<Caller>,
+    Path(p): Params,
+) -> Result<Response, Response> {
     let (mut st, scope) = lock_services(&s, &c, &p)?;
     let id = path_id(&p, "service_token_id");
     match svc_store(&mut st, &scope).get(&id) {
@@ -592,7 +799,9 @@ pub async fn update_service_token(
     let (mut st, scope) = lock_services(&s, &c, &p)?;
     let now = st.now();
     let id = path_id(&p, "service_token_id");
-    let Some(tok) = svc_store(&mut st, &scope).get_mut(&id) else { return Err(svc_not_found()) };
+    let Some(tok) = svc_store(&mut st, &scope).get_mut(&id) else {
+        return Err(svc_not_found());
+    };
     if let Some(n) = name {
         tok.name = n;
     }
@@ -610,7 +819,11 @@ pub async fn update_service_token(
 }
 
 /// DELETE .../access/service_tokens/{id}: the deleted token.
-pub async fn delete_service_token(State(s): State<Shared>, Extension(c): Extension<Caller>, Path(p): Params) -> Result<Response, Response> {
+pub async fn delete_service_token(
+    State(s): State<Shared>,
+    Extension(c): Extension<Caller>,
+    Path(p): Params,
+) -> Result<Response, Response> {
     let (mut st, scope) = lock_services(&s, &c, &p)?;
     let id = path_id(&p, "service_token_id");
     match svc_store(&mut st, &scope).remove(&id) {
@@ -628,7 +841,9 @@ pub async fn refresh_service_token(
     let (mut st, scope) = lock_services(&s, &c, &p)?;
     let now = st.now();
     let id = path_id(&p, "service_token_id");
-    let Some(tok) = svc_store(&mut st, &scope).get_mut(&id) else { return Err(svc_not_found()) };
+    let Some(tok) = svc_store(&mut st, &scope).get_mut(&id) else {
+        return Err(svc_not_found());
+    };
     let dur = parse_go_duration(&tok.duration).unwrap_or(Some(Duration::hours(8760)));
     tok.expires_at = dur.map(|d| now + d);
     tok.updated_at = now;
@@ -649,7 +864,9 @@ pub async fn rotate_service_token(
     let now = st.now();
     let secret = st.ids.hex(64);
     let id = path_id(&p, "service_token_id");
-    let Some(tok) = svc_store(&mut st, &scope).get_mut(&id) else { return Err(svc_not_found()) };
+    let Some(tok) = svc_store(&mut st, &scope).get_mut(&id) else {
+        return Err(svc_not_found());
+    };
     let old = std::mem::replace(&mut tok.client_secret, secret);
     tok.previous_secret = Some((old, prev_exp.unwrap_or(now)));
     tok.updated_at = now;
@@ -659,19 +876,39 @@ pub async fn rotate_service_token(
 /// `GET /__sim/access/check`: an Access-protected application. Answers 200 when
 /// `CF-Access-Client-Id` + `CF-Access-Client-Secret` name an enabled, unexpired
 /// service token (current secret, or the previous one within its grace window).
-pub async fn access_check(State(s): State<Shared>, headers: HeaderMap) -> Result<Response, Response> {
-    let id = headers.get("cf-access-client-id").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
-    let secret = headers.get("cf-access-client-secret").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
+pub async fn access_check(
+    State(s): State<Shared>,
+    headers: HeaderMap,
+) -> Result<Response, Response> {
+    let id = headers
+        .get("cf-access-client-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    let secret = headers
+        .get("cf-access-client-secret")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
     let mut st = lock(&s);
     let now = st.now();
     let st = &mut *st;
-    let stores = st.account_services.values_mut().chain(st.zone_services.values_mut());
+    let stores = st
+        .account_services
+        .values_mut()
+        .chain(st.zone_services.values_mut());
     for store in stores {
-        let found = store.values().find(|t| t.client_id == id).map(|t| t.id.clone());
+        let found = store
+            .values()
+            .find(|t| t.client_id == id)
+            .map(|t| t.id.clone());
         if let Some(tid) = found {
             let tok = store.get_mut_untracked(&tid).expect("found above");
-            let secret_ok =
-                tok.client_secret == secret || tok.previous_secret.as_ref().is_some_and(|(p, until)| p == &secret && now < *until);
+            let secret_ok = tok.client_secret == secret
+                || tok
+                    .previous_secret
+                    .as_ref()
+                    .is_some_and(|(p, until)| p == &secret && now < *until);
             let live = tok.enabled && tok.expires_at.is_none_or(|e| now < e);
             if secret_ok && live {
                 tok.last_seen_at = Some(now);
@@ -680,5 +917,9 @@ pub async fn access_check(State(s): State<Shared>, headers: HeaderMap) -> Result
             break;
         }
     }
-    Err(error(403, 10000, "Forbidden: invalid service token credentials"))
+    Err(error(
+        403,
+        10000,
+        "Forbidden: invalid service token credentials",
+    ))
 }

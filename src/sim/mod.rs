@@ -79,7 +79,9 @@ pub struct Simulator {
 
 impl std::fmt::Debug for Simulator {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Simulator").field("addr", &self.addr).finish_non_exhaustive()
+        f.debug_struct("Simulator")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
     }
 }
 
@@ -90,12 +92,31 @@ impl Simulator {
         let addr = listener.local_addr()?;
         let data = seed::generate(&opts.seed, chrono::Utc::now());
         let account_ids = data.accounts.iter().map(|a| a.0.id.clone()).collect();
-        let zone_ids = data.accounts.iter().flat_map(|a| a.0.zones.clone()).collect();
-        let st = SimState::new(data, opts.faults, RateLimit::new(opts.rate_limit, opts.rate_window), opts.latency_ms);
+        let zone_ids = data
+            .accounts
+            .iter()
+            .flat_map(|a| a.0.zones.clone())
+            .collect();
+        let st = SimState::new(
+            data,
+            opts.faults,
+            RateLimit::new(opts.rate_limit, opts.rate_window),
+            opts.latency_ms,
+        );
         let state: Shared = Arc::new(Mutex::new(st));
         let (stop, stop_rx) = watch::channel(false);
-        tokio::spawn(server::serve(listener, server::router(state.clone()), stop_rx));
-        Ok(Self { addr, state, stop, account_ids, zone_ids })
+        tokio::spawn(server::serve(
+            listener,
+            server::router(state.clone()),
+            stop_rx,
+        ));
+        Ok(Self {
+            addr,
+            state,
+            stop,
+            account_ids,
+            zone_ids,
+        })
     }
 
     fn st(&self) -> std::sync::MutexGuard<'_, SimState> {
@@ -139,7 +160,12 @@ impl Simulator {
 
     /// Requests received for this method and route template (such as `/user/tokens/{token_id}`).
     pub fn count(&self, method: &str, route: &str) -> u64 {
-        self.st().log.counts.get(&(method.to_string(), route.to_string())).copied().unwrap_or(0)
+        self.st()
+            .log
+            .counts
+            .get(&(method.to_string(), route.to_string()))
+            .copied()
+            .unwrap_or(0)
     }
 
     /// The authenticated requests received so far (the last 10,000), oldest first.
@@ -213,7 +239,11 @@ impl Simulator {
 
     /// Ids of the account-level service tokens of an account.
     pub fn service_token_ids(&self, account_id: &str) -> Vec<String> {
-        self.st().account_services.get(account_id).map(|s| s.ids().to_vec()).unwrap_or_default()
+        self.st()
+            .account_services
+            .get(account_id)
+            .map(|s| s.ids().to_vec())
+            .unwrap_or_default()
     }
 
     /// Stops serving. Also happens on drop.

@@ -79,7 +79,9 @@ impl Token {
 
     /// Whether the token may authenticate a request at `now`.
     pub fn usable_at(&self, now: DateTime<Utc>) -> bool {
-        self.status == StoredStatus::Active && !self.is_expired(now) && self.not_before.is_none_or(|nb| nb <= now)
+        self.status == StoredStatus::Active
+            && !self.is_expired(now)
+            && self.not_before.is_none_or(|nb| nb <= now)
     }
 
     /// The token's JSON, without its secret.
@@ -221,11 +223,36 @@ const USER: &[&str] = &["com.cloudflare.api.user"];
 
 /// The fixed permission-group catalogue.
 pub const PERMISSION_GROUPS: &[PermissionGroup] = &[
-    PermissionGroup { id: "c8fed203ed3043cba015a93ad1616f1f", name: "Zone Read", category: "dns_and_zones", scopes: ZONE },
-    PermissionGroup { id: "e6d2666161e84845a636613608cee8d5", name: "Zone Write", category: "dns_and_zones", scopes: ZONE },
-    PermissionGroup { id: "82e64a83756745bbbb1c9c2701bf816b", name: "DNS Read", category: "dns_and_zones", scopes: ZONE },
-    PermissionGroup { id: "4755a26eedb94da69e1066d98aa820be", name: "DNS Write", category: "dns_and_zones", scopes: ZONE },
-    PermissionGroup { id: "7cf72faf220841aabcfdfab81c43c4f6", name: "Billing Read", category: "account_and_billing", scopes: ACCT },
+    PermissionGroup {
+        id: "c8fed203ed3043cba015a93ad1616f1f",
+        name: "Zone Read",
+        category: "dns_and_zones",
+        scopes: ZONE,
+    },
+    PermissionGroup {
+        id: "e6d2666161e84845a636613608cee8d5",
+        name: "Zone Write",
+        category: "dns_and_zones",
+        scopes: ZONE,
+    },
+    PermissionGroup {
+        id: "82e64a83756745bbbb1c9c2701bf816b",
+        name: "DNS Read",
+        category: "dns_and_zones",
+        scopes: ZONE,
+    },
+    PermissionGroup {
+        id: "4755a26eedb94da69e1066d98aa820be",
+        name: "DNS Write",
+        category: "dns_and_zones",
+        scopes: ZONE,
+    },
+    PermissionGroup {
+        id: "7cf72faf220841aabcfdfab81c43c4f6",
+        name: "Billing Read",
+        category: "account_and_billing",
+        scopes: ACCT,
+    },
     PermissionGroup {
         id: "9d24387c6e8544e2bc4024a03991339f",
         name: "Load Balancing: Monitors and Pools Read",
@@ -250,8 +277,18 @@ pub const PERMISSION_GROUPS: &[PermissionGroup] = &[
         category: "account_and_billing",
         scopes: ACCT,
     },
-    PermissionGroup { id: "5bc3f8b21c554832afc660159ab75fa4", name: "API Tokens Read", category: "account_and_billing", scopes: USER },
-    PermissionGroup { id: "686d18d5ac6c441c867cbf6771e58a0a", name: "API Tokens Write", category: "account_and_billing", scopes: USER },
+    PermissionGroup {
+        id: "5bc3f8b21c554832afc660159ab75fa4",
+        name: "API Tokens Read",
+        category: "account_and_billing",
+        scopes: USER,
+    },
+    PermissionGroup {
+        id: "686d18d5ac6c441c867cbf6771e58a0a",
+        name: "API Tokens Write",
+        category: "account_and_billing",
+        scopes: USER,
+    },
     PermissionGroup {
         id: "7ea222f6d5064cfa89ea366d7c1fee89",
         name: "Access: Service Tokens Read",
@@ -264,20 +301,70 @@ pub const PERMISSION_GROUPS: &[PermissionGroup] = &[
         category: "cloudflare_one_and_zero_trust",
         scopes: ACCT,
     },
-    PermissionGroup { id: "e086da7e2179491d91ee5f35b3ca210a", name: "Workers Scripts Write", category: "developer_platform", scopes: ACCT },
-    PermissionGroup { id: "1a71c399035b4950a1bd1466bbe4f420", name: "Workers Scripts Read", category: "developer_platform", scopes: ACCT },
-    PermissionGroup { id: "b89a480218d04ceb98b4fe57ca29dc1f", name: "Analytics Read", category: "analytics_and_logs", scopes: ZONE },
-    PermissionGroup { id: "3030687196b94b638145a3953da2b699", name: "Cache Purge", category: "cache_and_performance", scopes: ZONE },
-    PermissionGroup { id: "ed07f6c337da4195b4e72a1fb2c6bcae", name: "Page Rules Write", category: "rules_and_configuration", scopes: ZONE },
-    PermissionGroup { id: "fb6778dc191143babbfaa57993f1d275", name: "Zone WAF Write", category: "app_security", scopes: ZONE },
-    PermissionGroup { id: "bf7481a1826f439697cb59a20b22293e", name: "Workers AI Read", category: "ai_and_machine_learning", scopes: ACCT },
-    PermissionGroup { id: "6c80e02421494afc9ae14414ed442632", name: "Stream Write", category: "media", scopes: ACCT },
+    PermissionGroup {
+        id: "e086da7e2179491d91ee5f35b3ca210a",
+        name: "Workers Scripts Write",
+        category: "developer_platform",
+        scopes: ACCT,
+    },
+    PermissionGroup {
+        id: "1a71c399035b4950a1bd1466bbe4f420",
+        name: "Workers Scripts Read",
+        category: "developer_platform",
+        scopes: ACCT,
+    },
+    PermissionGroup {
+        id: "b89a480218d04ceb98b4fe57ca29dc1f",
+        name: "Analytics Read",
+        category: "analytics_and_logs",
+        scopes: ZONE,
+    },
+    PermissionGroup {
+        id: "3030687196b94b638145a3953da2b699",
+        name: "Cache Purge",
+        category: "cache_and_performance",
+        scopes: ZONE,
+    },
+    PermissionGroup {
+        id: "ed07f6c337da4195b4e72a1fb2c6bcae",
+        name: "Page Rules Write",
+        category: "rules_and_configuration",
+        scopes: ZONE,
+    },
+    PermissionGroup {
+        id: "fb6778dc191143babbfaa57993f1d275",
+        name: "Zone WAF Write",
+        category: "app_security",
+        scopes: ZONE,
+    },
+    PermissionGroup {
+        id: "bf7481a1826f439697cb59a20b22293e",
+        name: "Workers AI Read",
+        category: "ai_and_machine_learning",
+        scopes: ACCT,
+    },
+    PermissionGroup {
+        id: "6c80e02421494afc9ae14414ed442632",
+        name: "Stream Write",
+        category: "media",
+        scopes: ACCT,
+    },
     PermissionGroup {
         id: "755c05aa014b4f9ab263aa80b8167bd8",
         name: "Email Routing Rules Write",
         category: "email_and_messaging",
         scopes: ZONE,
     },
-    PermissionGroup { id: "3b94c49258ec4573b06d51d99b6416c0", name: "Magic Transit Read", category: "network_services", scopes: ACCT },
-    PermissionGroup { id: "de7a688cc47d43bd9ea700b467a09c96", name: "Logs Read", category: "other", scopes: ACCT },
+    PermissionGroup {
+        id: "3b94c49258ec4573b06d51d99b6416c0",
+        name: "Magic Transit Read",
+        category: "network_services",
+        scopes: ACCT,
+    },
+    PermissionGroup {
+        id: "de7a688cc47d43bd9ea700b467a09c96",
+        name: "Logs Read",
+        category: "other",
+        scopes: ACCT,
+    },
 ];

@@ -24,7 +24,13 @@ pub struct SeedOptions {
 
 impl Default for SeedOptions {
     fn default() -> Self {
-        Self { seed: 42, tokens: 25, accounts: 3, account_tokens: 5, service_tokens: 8 }
+        Self {
+            seed: 42,
+            tokens: 25,
+            accounts: 3,
+            account_tokens: 5,
+            service_tokens: 8,
+        }
     }
 }
 
@@ -36,7 +42,9 @@ pub struct IdGen {
 impl IdGen {
     /// A generator from a seed.
     pub fn new(seed: u64) -> Self {
-        Self { rng: ChaCha8Rng::seed_from_u64(seed) }
+        Self {
+            rng: ChaCha8Rng::seed_from_u64(seed),
+        }
     }
 
     /// The underlying RNG.
@@ -47,7 +55,9 @@ impl IdGen {
     /// `n` lowercase hex characters.
     pub fn hex(&mut self, n: usize) -> String {
         const HEX: &[u8] = b"0123456789abcdef";
-        (0..n).map(|_| HEX[self.rng.random_range(0..16)] as char).collect()
+        (0..n)
+            .map(|_| HEX[self.rng.random_range(0..16)] as char)
+            .collect()
     }
 
     /// A 32-hex-character Cloudflare identifier.
@@ -59,13 +69,23 @@ impl IdGen {
     pub fn uuid(&mut self) -> String {
         let h = self.hex(32);
         let variant = ["8", "9", "a", "b"][self.rng.random_range(0..4)];
-        format!("{}-{}-4{}-{}{}-{}", &h[0..8], &h[8..12], &h[13..16], variant, &h[17..20], &h[20..32])
+        format!(
+            "{}-{}-4{}-{}{}-{}",
+            &h[0..8],
+            &h[8..12],
+            &h[13..16],
+            variant,
+            &h[17..20],
+            &h[20..32]
+        )
     }
 
     /// A 40-character API token secret.
     pub fn token_secret(&mut self) -> String {
         const ALPHA: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-";
-        (0..40).map(|_| ALPHA[self.rng.random_range(0..ALPHA.len())] as char).collect()
+        (0..40)
+            .map(|_| ALPHA[self.rng.random_range(0..ALPHA.len())] as char)
+            .collect()
     }
 }
 
@@ -118,23 +138,36 @@ pub fn generate(opts: &SeedOptions, now: DateTime<Utc>) -> SeedData {
         let zones: Vec<String> = (0..2).map(|_| ids.id32()).collect();
         let account = Account {
             id: account_id.clone(),
-            name: format!("{} Account {}", ["Acme", "Globex", "Initech", "Umbrella", "Hooli"][a % 5], a + 1),
+            name: format!(
+                "{} Account {}",
+                ["Acme", "Globex", "Initech", "Umbrella", "Hooli"][a % 5],
+                a + 1
+            ),
             kind: if a % 3 == 2 { "enterprise" } else { "standard" },
             created_on: anchor - Duration::days(400 + 37 * a as i64),
             enforce_twofactor: a % 2 == 0,
             zones: zones.clone(),
         };
-        let toks = (0..opts.account_tokens).map(|i| sample_token(&mut ids, anchor, i, Some(&account_id), &zones)).collect();
-        let svc = (0..opts.service_tokens).map(|i| sample_service_token(&mut ids, anchor, i)).collect();
+        let toks = (0..opts.account_tokens)
+            .map(|i| sample_token(&mut ids, anchor, i, Some(&account_id), &zones))
+            .collect();
+        let svc = (0..opts.service_tokens)
+            .map(|i| sample_service_token(&mut ids, anchor, i))
+            .collect();
         for (z, zone) in zones.iter().enumerate() {
             let n = 1 + z;
-            let zt = (0..n).map(|i| sample_service_token(&mut ids, anchor, i + 100)).collect();
+            let zt = (0..n)
+                .map(|i| sample_service_token(&mut ids, anchor, i + 100))
+                .collect();
             zone_service_tokens.push((zone.clone(), zt));
         }
         accounts.push((account, toks, svc));
     }
 
-    let first_zones: Vec<String> = accounts.first().map(|a| a.0.zones.clone()).unwrap_or_default();
+    let first_zones: Vec<String> = accounts
+        .first()
+        .map(|a| a.0.zones.clone())
+        .unwrap_or_default();
     let mut user_tokens = Vec::with_capacity(opts.tokens);
     for i in 0..opts.tokens {
         let mut t = sample_token(&mut ids, anchor, i, None, &first_zones);
@@ -156,7 +189,14 @@ pub fn generate(opts: &SeedOptions, now: DateTime<Utc>) -> SeedData {
         }
         user_tokens.push(t);
     }
-    SeedData { user_tokens, accounts, zone_service_tokens, email, api_key, ids }
+    SeedData {
+        user_tokens,
+        accounts,
+        zone_service_tokens,
+        email,
+        api_key,
+        ids,
+    }
 }
 
 fn pick_groups(ids: &mut IdGen, n: usize) -> Value {
@@ -170,13 +210,25 @@ fn pick_groups(ids: &mut IdGen, n: usize) -> Value {
 
 /// One sample API token: the mix covers active, disabled, expired, expiring in
 /// 7 and 30 days, never used, stale, IP-restricted (both spellings), broad and narrow.
-fn sample_token(ids: &mut IdGen, anchor: DateTime<Utc>, i: usize, account: Option<&str>, zones: &[String]) -> Token {
+fn sample_token(
+    ids: &mut IdGen,
+    anchor: DateTime<Utc>,
+    i: usize,
+    account: Option<&str>,
+    zones: &[String],
+) -> Token {
     let id = ids.id32();
     let secret = ids.token_secret();
     let base = NAMES[i % NAMES.len()];
-    let name = if i < NAMES.len() { base.to_string() } else { format!("{base}-{i}") };
+    let name = if i < NAMES.len() {
+        base.to_string()
+    } else {
+        format!("{base}-{i}")
+    };
     let r: u32 = ids.rng().random_range(0..100);
-    let issued_on = anchor - Duration::days(ids.rng().random_range(30..900)) - Duration::minutes(i as i64 % 1440);
+    let issued_on = anchor
+        - Duration::days(ids.rng().random_range(30..900))
+        - Duration::minutes(i as i64 % 1440);
     let expires_on = match r {
         0..=9 => Some(anchor - Duration::days(ids.rng().random_range(1..200))), // expired
         10..=19 => Some(anchor + Duration::hours(ids.rng().random_range(2..160))), // within 7 days
@@ -184,7 +236,11 @@ fn sample_token(ids: &mut IdGen, anchor: DateTime<Utc>, i: usize, account: Optio
         30..=64 => Some(anchor + Duration::days(ids.rng().random_range(60..700))),
         _ => None,
     };
-    let status = if ids.rng().random_range(0..100) < 12 { StoredStatus::Disabled } else { StoredStatus::Active };
+    let status = if ids.rng().random_range(0..100) < 12 {
+        StoredStatus::Disabled
+    } else {
+        StoredStatus::Active
+    };
     let u: u32 = ids.rng().random_range(0..100);
     let last_used_on = match u {
         0..=19 => None,
@@ -194,7 +250,9 @@ fn sample_token(ids: &mut IdGen, anchor: DateTime<Utc>, i: usize, account: Optio
     .map(|t: DateTime<Utc>| t.max(issued_on));
     let c: u32 = ids.rng().random_range(0..100);
     let condition = match c {
-        0..=24 => Some(json!({"request_ip": {"in": ["192.0.2.0/24", "2001:db8::/32"], "not_in": ["192.0.2.77/32"]}})),
+        0..=24 => Some(
+            json!({"request_ip": {"in": ["192.0.2.0/24", "2001:db8::/32"], "not_in": ["192.0.2.77/32"]}}),
+        ),
         25..=29 => Some(json!({"request.ip": {"in": ["198.51.100.0/24"]}})),
         _ => None,
     };
@@ -207,17 +265,25 @@ fn sample_token(ids: &mut IdGen, anchor: DateTime<Utc>, i: usize, account: Optio
             let acct = account.map(str::to_string).unwrap_or_else(|| "*".into());
             json!({format!("com.cloudflare.api.account.{acct}"): {format!("com.cloudflare.api.account.zone.{}", zones[1 % zones.len()]): "*"}})
         }
-        _ if !zones.is_empty() => json!({format!("com.cloudflare.api.account.zone.{}", zones[0]): "*"}),
+        _ if !zones.is_empty() => {
+            json!({format!("com.cloudflare.api.account.zone.{}", zones[0]): "*"})
+        }
         _ => json!({"com.cloudflare.api.user.*": "*"}),
     };
     let n_groups = ids.rng().random_range(1..=3);
     let groups = pick_groups(ids, n_groups);
-    let mut policies = vec![json!({"id": ids.id32(), "effect": "allow", "resources": resources, "permission_groups": groups})];
+    let mut policies = vec![
+        json!({"id": ids.id32(), "effect": "allow", "resources": resources, "permission_groups": groups}),
+    ];
     if ids.rng().random_range(0..100) < 10 {
         let deny_groups = pick_groups(ids, 1);
         policies.push(json!({"id": ids.id32(), "effect": "deny", "resources": {"com.cloudflare.api.account.zone.*": "*"}, "permission_groups": deny_groups}));
     }
-    let fractional = if ids.rng().random_range(0..100) < 20 { Duration::microseconds(123_456) } else { Duration::zero() };
+    let fractional = if ids.rng().random_range(0..100) < 20 {
+        Duration::microseconds(123_456)
+    } else {
+        Duration::zero()
+    };
     Token {
         id,
         name,
@@ -225,7 +291,11 @@ fn sample_token(ids: &mut IdGen, anchor: DateTime<Utc>, i: usize, account: Optio
         issued_on: issued_on + fractional,
         modified_on: issued_on + Duration::days(ids.rng().random_range(0..20)),
         last_used_on,
-        not_before: if r.is_multiple_of(7) { Some(issued_on) } else { None },
+        not_before: if r.is_multiple_of(7) {
+            Some(issued_on)
+        } else {
+            None
+        },
         expires_on,
         policies: Value::Array(policies),
         condition,
@@ -242,9 +312,18 @@ fn sample_service_token(ids: &mut IdGen, anchor: DateTime<Utc>, i: usize) -> Ser
     let r: u32 = ids.rng().random_range(0..100);
     let (duration, expires_at) = match r {
         0..=14 => ("forever".to_string(), None),
-        15..=29 => ("8760h".to_string(), Some(anchor + Duration::days(ids.rng().random_range(1..29)))),
-        30..=39 => ("8760h".to_string(), Some(anchor - Duration::days(ids.rng().random_range(1..60)))),
-        _ => ("8760h".to_string(), Some(anchor + Duration::days(ids.rng().random_range(30..365)))),
+        15..=29 => (
+            "8760h".to_string(),
+            Some(anchor + Duration::days(ids.rng().random_range(1..29))),
+        ),
+        30..=39 => (
+            "8760h".to_string(),
+            Some(anchor - Duration::days(ids.rng().random_range(1..60))),
+        ),
+        _ => (
+            "8760h".to_string(),
+            Some(anchor + Duration::days(ids.rng().random_range(30..365))),
+        ),
     };
     let s: u32 = ids.rng().random_range(0..100);
     let last_seen_at = match s {
@@ -254,7 +333,11 @@ fn sample_service_token(ids: &mut IdGen, anchor: DateTime<Utc>, i: usize) -> Ser
     };
     ServiceToken {
         id,
-        name: format!("{}-svc-{}", ["origin", "ci", "monitoring", "backup", "edge-worker"][i % 5], i + 1),
+        name: format!(
+            "{}-svc-{}",
+            ["origin", "ci", "monitoring", "backup", "edge-worker"][i % 5],
+            i + 1
+        ),
         client_id,
         client_secret,
         previous_secret: None,

@@ -44,16 +44,36 @@ pub const API_PREFIX: &str = "/client/v4";
 
 fn api_routes() -> Router<Shared> {
     let tokens = |r: Router<Shared>, base: &str| {
-        r.route(&format!("{base}/tokens"), get(h::list_tokens).post(h::create_token))
-            .route(&format!("{base}/tokens/verify"), get(h::verify_token))
-            .route(&format!("{base}/tokens/permission_groups"), get(h::permission_groups))
-            .route(&format!("{base}/tokens/{{token_id}}"), get(h::get_token).put(h::update_token).delete(h::delete_token))
-            .route(&format!("{base}/tokens/{{token_id}}/value"), put(h::roll_token))
+        r.route(
+            &format!("{base}/tokens"),
+            get(h::list_tokens).post(h::create_token),
+        )
+        .route(&format!("{base}/tokens/verify"), get(h::verify_token))
+        .route(
+            &format!("{base}/tokens/permission_groups"),
+            get(h::permission_groups),
+        )
+        .route(
+            &format!("{base}/tokens/{{token_id}}"),
+            get(h::get_token)
+                .put(h::update_token)
+                .delete(h::delete_token),
+        )
+        .route(
+            &format!("{base}/tokens/{{token_id}}/value"),
+            put(h::roll_token),
+        )
     };
     let services = |r: Router<Shared>, base: &str| {
-        r.route(&format!("{base}/access/service_tokens"), get(h::list_service_tokens).post(h::create_service_token)).route(
+        r.route(
+            &format!("{base}/access/service_tokens"),
+            get(h::list_service_tokens).post(h::create_service_token),
+        )
+        .route(
             &format!("{base}/access/service_tokens/{{service_token_id}}"),
-            get(h::get_service_token).put(h::update_service_token).delete(h::delete_service_token),
+            get(h::get_service_token)
+                .put(h::update_service_token)
+                .delete(h::delete_service_token),
         )
     };
     let mut r = Router::new().route("/accounts", get(h::list_accounts));
@@ -61,8 +81,14 @@ fn api_routes() -> Router<Shared> {
     r = tokens(r, "/accounts/{account_id}");
     r = services(r, "/accounts/{account_id}");
     r = services(r, "/zones/{zone_id}");
-    r.route("/accounts/{account_id}/access/service_tokens/{service_token_id}/refresh", post(h::refresh_service_token))
-        .route("/accounts/{account_id}/access/service_tokens/{service_token_id}/rotate", post(h::rotate_service_token))
+    r.route(
+        "/accounts/{account_id}/access/service_tokens/{service_token_id}/refresh",
+        post(h::refresh_service_token),
+    )
+    .route(
+        "/accounts/{account_id}/access/service_tokens/{service_token_id}/rotate",
+        post(h::rotate_service_token),
+    )
 }
 
 /// The whole router: the API under `/client/v4` behind the gate, plus `/__sim/*`.
@@ -90,10 +116,24 @@ fn auth_kind(req: &Request) -> AuthKind {
 /// Runs before every API handler: counts the request, authenticates it, logs it (an
 /// unauthenticated request is counted but not logged, so it cannot fill memory), applies
 /// faults and the rate limit, calls the handler, and logs the answer's status.
-async fn gate(State(state): State<Shared>, matched: MatchedPath, req: Request, next: Next) -> Response {
+async fn gate(
+    State(state): State<Shared>,
+    matched: MatchedPath,
+    req: Request,
+    next: Next,
+) -> Response {
     let method = req.method().to_string();
-    let route = matched.as_str().strip_prefix(API_PREFIX).unwrap_or(matched.as_str()).to_string();
-    let path = req.uri().path().strip_prefix(API_PREFIX).unwrap_or(req.uri().path()).to_string();
+    let route = matched
+        .as_str()
+        .strip_prefix(API_PREFIX)
+        .unwrap_or(matched.as_str())
+        .to_string();
+    let path = req
+        .uri()
+        .path()
+        .strip_prefix(API_PREFIX)
+        .unwrap_or(req.uri().path())
+        .to_string();
     let query = req.uri().query().unwrap_or_default().to_string();
     let auth = auth_kind(&req);
     let (parts, body) = req.into_parts();
@@ -107,10 +147,23 @@ async fn gate(State(state): State<Shared>, matched: MatchedPath, req: Request, n
     };
     let entry = RecordedRequest::new(&method, &path, &route, &query, &bytes, auth);
     let seq = lock(&state).log.push(entry);
-    let resp = answer(&state, &method, &route, parts, bytes, (caller, fingerprint), next).await;
+    let resp = answer(
+        &state,
+        &method,
+        &route,
+        parts,
+        bytes,
+        (caller, fingerprint),
+        next,
+    )
+    .await;
     let processed = resp.extensions().get::<NotProcessed>().is_none();
     let status = processed.then(|| resp.status().as_u16());
-    lock(&state).log.answer(seq, status, resp.extensions().get::<DropConnection>().is_some());
+    lock(&state).log.answer(
+        seq,
+        status,
+        resp.extensions().get::<DropConnection>().is_some(),
+    );
     resp
 }
 
@@ -119,18 +172,34 @@ fn lock(state: &Shared) -> std::sync::MutexGuard<'_, super::state::SimState> {
 }
 
 /// The caller a request's credential headers name, and its rate-limit fingerprint.
-fn authenticate(state: &Shared, h: &axum::http::HeaderMap) -> Result<(Caller, u64), (u16, u32, &'static str)> {
+fn authenticate(
+    state: &Shared,
+    h: &axum::http::HeaderMap,
+) -> Result<(Caller, u64), (u16, u32, &'static str)> {
     let text = |n: &str| h.get(n).and_then(|v| v.to_str().ok()).map(str::to_string);
     let mut st = lock(state);
     let (result, fp) = if let Some(a) = text("authorization") {
         match a.strip_prefix("Bearer ") {
-            Some(tok) => (st.authenticate_bearer(tok.trim()), fingerprint(&["bearer", tok.trim()])),
-            None => (Err((400, 6111, "Invalid format for Authorization header")), 0),
+            Some(tok) => (
+                st.authenticate_bearer(tok.trim()),
+                fingerprint(&["bearer", tok.trim()]),
+            ),
+            None => (
+                Err((400, 6111, "Invalid format for Authorization header")),
+                0,
+            ),
         }
     } else if let (Some(e), Some(k)) = (text("x-auth-email"), text("x-auth-key")) {
         (st.authenticate_key(&e, &k), fingerprint(&["key", &e, &k]))
     } else {
-        (Err((401, codes::MISSING_AUTH, "Missing X-Auth-Key, X-Auth-Email or Authorization headers")), 0)
+        (
+            Err((
+                401,
+                codes::MISSING_AUTH,
+                "Missing X-Auth-Key, X-Auth-Email or Authorization headers",
+            )),
+            0,
+        )
     };
     result.map(|c| (c, fp))
 }
@@ -162,18 +231,28 @@ async fn answer(
     }
     if let Some(status) = decision.status {
         let mut r = match status {
-            429 => error(429, codes::RATE_LIMITED, "Please wait and consider throttling your request speed"),
+            429 => error(
+                429,
+                codes::RATE_LIMITED,
+                "Please wait and consider throttling your request speed",
+            ),
             s => error(s, codes::INTERNAL, "Internal server error (injected)"),
         };
         if status == 429 {
-            r.headers_mut().insert("retry-after", HeaderValue::from(retry_after));
+            r.headers_mut()
+                .insert("retry-after", HeaderValue::from(retry_after));
         }
         return r;
     }
     let verdict = lock(state).rate.check(fp);
     if !verdict.allowed {
-        let mut r = error(429, codes::RATE_LIMITED, "Rate limited: more than the allowed requests per window");
-        r.headers_mut().insert("retry-after", HeaderValue::from(verdict.reset_secs));
+        let mut r = error(
+            429,
+            codes::RATE_LIMITED,
+            "Rate limited: more than the allowed requests per window",
+        );
+        r.headers_mut()
+            .insert("retry-after", HeaderValue::from(verdict.reset_secs));
         rate_headers(state, &mut r, verdict);
         return r;
     }
@@ -185,8 +264,11 @@ async fn answer(
     req.extensions_mut().insert(caller);
     let mut resp = envelope_rejection(next.run(req).await).await;
     if decision.malformed {
-        resp = Response::new(Body::from("{\"success\": true, \"result\": [{\"id\": \"trunc"));
-        resp.headers_mut().insert("content-type", HeaderValue::from_static("application/json"));
+        resp = Response::new(Body::from(
+            "{\"success\": true, \"result\": [{\"id\": \"trunc",
+        ));
+        resp.headers_mut()
+            .insert("content-type", HeaderValue::from_static("application/json"));
     }
     if decision.mistyped {
         resp = mistype(resp).await;
@@ -206,7 +288,9 @@ fn rate_headers(state: &Shared, resp: &mut Response, v: super::state::RateVerdic
         (st.rate.limit, st.rate.window.as_secs())
     };
     let h = resp.headers_mut();
-    if let Ok(v) = HeaderValue::from_str(&format!("\"default\";r={};t={}", v.remaining, v.reset_secs)) {
+    if let Ok(v) =
+        HeaderValue::from_str(&format!("\"default\";r={};t={}", v.remaining, v.reset_secs))
+    {
         h.insert("ratelimit", v);
     }
     if let Ok(v) = HeaderValue::from_str(&format!("\"burst\";q={limit};w={window}")) {
@@ -227,22 +311,36 @@ fn ignore_page(parts: &mut axum::http::request::Parts) {
 /// A request the router's extractors refused (a path that is not valid UTF-8 once
 /// decoded, such as `%FF`) gets a Cloudflare envelope, like every other answer.
 async fn envelope_rejection(resp: Response) -> Response {
-    let is_json = resp.headers().get(axum::http::header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    let is_json = resp
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
     if is_json || !resp.status().is_client_error() {
         return resp;
     }
     let status = resp.status().as_u16();
-    let text = axum::body::to_bytes(resp.into_body(), 64 << 10).await.unwrap_or_default();
-    error(status, codes::INVALID, format!("Invalid request: {}", String::from_utf8_lossy(&text).trim()))
+    let text = axum::body::to_bytes(resp.into_body(), 64 << 10)
+        .await
+        .unwrap_or_default();
+    error(
+        status,
+        codes::INVALID,
+        format!("Invalid request: {}", String::from_utf8_lossy(&text).trim()),
+    )
 }
 
 /// The same answer with the result's times as bare dates and booleans as words: what a
 /// client must survive without reporting a call that took effect as failed.
 async fn mistype(resp: Response) -> Response {
     let (parts, body) = resp.into_parts();
-    let Ok(bytes) = axum::body::to_bytes(body, 64 << 20).await else { return Response::from_parts(parts, Body::empty()) };
+    let Ok(bytes) = axum::body::to_bytes(body, 64 << 20).await else {
+        return Response::from_parts(parts, Body::empty());
+    };
     let mut v: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
-    if let Some(result) = v.get_mut("result").and_then(serde_json::Value::as_object_mut) {
+    if let Some(result) = v
+        .get_mut("result")
+        .and_then(serde_json::Value::as_object_mut)
+    {
         for (k, field) in result.iter_mut() {
             if field.is_boolean() {
                 *field = json!("yes");
@@ -263,7 +361,11 @@ async fn unmatched(State(state): State<Shared>, req: Request) -> Response {
     }
     // A path that is not valid UTF-8 once decoded (`%FF`) lands here too: the answer is
     // always a Cloudflare envelope.
-    if req.method() == Method::GET || req.method() == Method::POST || req.method() == Method::PUT || req.method() == Method::DELETE {
+    if req.method() == Method::GET
+        || req.method() == Method::POST
+        || req.method() == Method::PUT
+        || req.method() == Method::DELETE
+    {
         error(404, codes::NO_ROUTE, "No route for the URI")
     } else {
         error(405, codes::NO_ROUTE, "Method not allowed")
@@ -272,7 +374,12 @@ async fn unmatched(State(state): State<Shared>, req: Request) -> Response {
 
 async fn requests_report(State(state): State<Shared>) -> Response {
     let st = lock(&state);
-    let mut counts: Vec<_> = st.log.counts.iter().map(|((m, r), n)| json!({"method": m, "route": r, "count": n})).collect();
+    let mut counts: Vec<_> = st
+        .log
+        .counts
+        .iter()
+        .map(|((m, r), n)| json!({"method": m, "route": r, "count": n}))
+        .collect();
     counts.sort_by_key(|v| v.to_string());
     let body = json!({"total": st.log.total, "kept": st.log.requests.len(), "counts": counts, "requests": st.log.requests});
     json_response(200, &body)
@@ -291,20 +398,22 @@ pub async fn serve(listener: TcpListener, router: Router, mut stop: watch::Recei
         let router = router.clone();
         let mut stop = stop.clone();
         tokio::spawn(async move {
-            let svc = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-                let router = router.clone();
-                async move {
-                    let resp = match router.oneshot(req.map(Body::new)).await {
-                        Ok(r) => r,
-                        Err(e) => match e {},
-                    };
-                    if resp.extensions().get::<DropConnection>().is_some() {
-                        return Err(Dropped);
+            let svc =
+                hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                    let router = router.clone();
+                    async move {
+                        let resp = match router.oneshot(req.map(Body::new)).await {
+                            Ok(r) => r,
+                            Err(e) => match e {},
+                        };
+                        if resp.extensions().get::<DropConnection>().is_some() {
+                            return Err(Dropped);
+                        }
+                        Ok::<_, Dropped>(resp)
                     }
-                    Ok::<_, Dropped>(resp)
-                }
-            });
-            let conn = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), svc);
+                });
+            let conn = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), svc);
             tokio::select! {
                 _ = conn => {}
                 _ = stop.changed() => {}

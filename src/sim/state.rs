@@ -66,8 +66,16 @@ pub const LOG_CAPACITY: usize = 10_000;
 
 impl RecordedRequest {
     /// An entry for a request, its body cut to [`LOG_BODY_BYTES`].
-    pub fn new(method: &str, path: &str, route: &str, query: &str, body: &[u8], auth: AuthKind) -> Self {
-        let mut text = String::from_utf8_lossy(&body[..body.len().min(LOG_BODY_BYTES)]).into_owned();
+    pub fn new(
+        method: &str,
+        path: &str,
+        route: &str,
+        query: &str,
+        body: &[u8],
+        auth: AuthKind,
+    ) -> Self {
+        let mut text =
+            String::from_utf8_lossy(&body[..body.len().min(LOG_BODY_BYTES)]).into_owned();
         if body.len() > LOG_BODY_BYTES {
             text.push_str(&format!("...({} bytes)", body.len()));
         }
@@ -103,7 +111,10 @@ pub struct RequestLog {
 impl RequestLog {
     /// Counts a request on arrival.
     pub fn count(&mut self, method: &str, route: &str) {
-        *self.counts.entry((method.to_string(), route.to_string())).or_insert(0) += 1;
+        *self
+            .counts
+            .entry((method.to_string(), route.to_string()))
+            .or_insert(0) += 1;
         self.total += 1;
         if method != "GET" {
             self.mutating += 1;
@@ -154,7 +165,12 @@ pub struct RateVerdict {
 impl RateLimit {
     /// A limit of `limit` requests per `window`.
     pub fn new(limit: usize, window: StdDuration) -> Self {
-        Self { limit, window, hits: HashMap::new(), blocked: HashMap::new() }
+        Self {
+            limit,
+            window,
+            hits: HashMap::new(),
+            blocked: HashMap::new(),
+        }
     }
 
     /// Counts a request of this credential, Cloudflare's way: past the limit, every request
@@ -164,22 +180,40 @@ impl RateLimit {
         let secs = |d: StdDuration| d.as_secs() + u64::from(d.subsec_nanos() > 0);
         if let Some(until) = self.blocked.get(&credential).copied() {
             if now < until {
-                return RateVerdict { allowed: false, remaining: 0, reset_secs: secs(until - now) };
+                return RateVerdict {
+                    allowed: false,
+                    remaining: 0,
+                    reset_secs: secs(until - now),
+                };
             }
             self.blocked.remove(&credential);
             self.hits.remove(&credential);
         }
         let q = self.hits.entry(credential).or_default();
-        while q.front().is_some_and(|t| now.duration_since(*t) >= self.window) {
+        while q
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= self.window)
+        {
             q.pop_front();
         }
         if q.len() >= self.limit {
             self.blocked.insert(credential, now + self.window);
-            return RateVerdict { allowed: false, remaining: 0, reset_secs: secs(self.window) };
+            return RateVerdict {
+                allowed: false,
+                remaining: 0,
+                reset_secs: secs(self.window),
+            };
         }
         q.push_back(now);
-        let reset = q.front().map(|t| self.window.saturating_sub(now.duration_since(*t))).unwrap_or(self.window);
-        RateVerdict { allowed: true, remaining: self.limit - q.len(), reset_secs: secs(reset) }
+        let reset = q
+            .front()
+            .map(|t| self.window.saturating_sub(now.duration_since(*t)))
+            .unwrap_or(self.window);
+        RateVerdict {
+            allowed: true,
+            remaining: self.limit - q.len(),
+            reset_secs: secs(reset),
+        }
     }
 }
 
@@ -226,10 +260,20 @@ pub struct SimState {
 impl SimState {
     /// A world holding the seed data.
     pub fn new(seed: SeedData, faults: FaultSpec, rate: RateLimit, latency_ms: u64) -> Self {
-        let SeedData { user_tokens, accounts, zone_service_tokens, email, api_key, ids } = seed;
+        let SeedData {
+            user_tokens,
+            accounts,
+            zone_service_tokens,
+            email,
+            api_key,
+            ids,
+        } = seed;
         let mut secrets = HashMap::new();
         let mut user = TokenStore::default();
-        let admin_secret = user_tokens.first().map(|t| t.secret.clone()).unwrap_or_default();
+        let admin_secret = user_tokens
+            .first()
+            .map(|t| t.secret.clone())
+            .unwrap_or_default();
         for t in user_tokens {
             secrets.insert(t.secret.clone(), (Owner::User, t.id.clone()));
             user.tokens.insert(t.id.clone(), t);
@@ -241,7 +285,10 @@ impl SimState {
         for (a, toks, svcs) in accounts {
             let mut ts = TokenStore::default();
             for t in toks {
-                secrets.insert(t.secret.clone(), (Owner::Account(a.id.clone()), t.id.clone()));
+                secrets.insert(
+                    t.secret.clone(),
+                    (Owner::Account(a.id.clone()), t.id.clone()),
+                );
                 ts.tokens.insert(t.id.clone(), t);
             }
             let mut ss = OrderedStore::default();
@@ -300,7 +347,10 @@ impl SimState {
 
     /// Authenticates a bearer token, touching its `last_used_on`.
     /// `Err((status, code, message))` when it does not authenticate.
-    pub fn authenticate_bearer(&mut self, secret: &str) -> Result<Caller, (u16, u32, &'static str)> {
+    pub fn authenticate_bearer(
+        &mut self,
+        secret: &str,
+    ) -> Result<Caller, (u16, u32, &'static str)> {
         let now = self.now();
         let invalid = (401, 1000, "Invalid API Token");
         let (owner, id) = self.secrets.get(secret).cloned().ok_or(invalid)?;
@@ -317,7 +367,11 @@ impl SimState {
     }
 
     /// Authenticates the global key.
-    pub fn authenticate_key(&self, email: &str, key: &str) -> Result<Caller, (u16, u32, &'static str)> {
+    pub fn authenticate_key(
+        &self,
+        email: &str,
+        key: &str,
+    ) -> Result<Caller, (u16, u32, &'static str)> {
         if email.eq_ignore_ascii_case(&self.email) && key == self.api_key {
             Ok(Caller::GlobalKey)
         } else {
@@ -342,13 +396,27 @@ mod tests {
         let mut log = RequestLog::default();
         for i in 0..LOG_CAPACITY + 50 {
             log.count("GET", "/user/tokens");
-            let seq = log.push(RecordedRequest::new("GET", "/user/tokens", "/user/tokens", "", &[b'x'; 5000], AuthKind::Bearer));
+            let seq = log.push(RecordedRequest::new(
+                "GET",
+                "/user/tokens",
+                "/user/tokens",
+                "",
+                &[b'x'; 5000],
+                AuthKind::Bearer,
+            ));
             log.answer(seq, Some(200 + (i % 2) as u16), false);
         }
         assert_eq!(log.requests.len(), LOG_CAPACITY);
         assert_eq!(log.total, (LOG_CAPACITY + 50) as u64);
-        assert_eq!(log.counts[&("GET".to_string(), "/user/tokens".to_string())], (LOG_CAPACITY + 50) as u64);
+        assert_eq!(
+            log.counts[&("GET".to_string(), "/user/tokens".to_string())],
+            (LOG_CAPACITY + 50) as u64
+        );
         assert_eq!(log.requests.front().unwrap().seq, 51);
-        assert!(log.requests.iter().all(|r| r.status.is_some() && r.body.ends_with("...(5000 bytes)")));
+        assert!(
+            log.requests
+                .iter()
+                .all(|r| r.status.is_some() && r.body.ends_with("...(5000 bytes)"))
+        );
     }
 }

@@ -16,7 +16,11 @@ pub struct OrderedStore<T> {
 
 impl<T> Default for OrderedStore<T> {
     fn default() -> Self {
-        Self { order: Vec::new(), by_id: HashMap::new(), version: 0 }
+        Self {
+            order: Vec::new(),
+            by_id: HashMap::new(),
+            version: 0,
+        }
     }
 }
 
@@ -125,7 +129,9 @@ impl TokenStore {
     /// Ids of tokens not expired at `now`, in creation order. Rebuilt only when
     /// the store changed or the earliest listed expiry has passed.
     pub fn live_ids(&mut self, now: DateTime<Utc>) -> &[String] {
-        let fresh = self.live_cache.as_ref().is_some_and(|c| c.version == self.tokens.version() && c.valid_until.is_none_or(|t| now < t));
+        let fresh = self.live_cache.as_ref().is_some_and(|c| {
+            c.version == self.tokens.version() && c.valid_until.is_none_or(|t| now < t)
+        });
         if !fresh {
             let mut ids = Vec::new();
             let mut valid_until: Option<DateTime<Utc>> = None;
@@ -137,7 +143,11 @@ impl TokenStore {
                     }
                 }
             }
-            self.live_cache = Some(LiveCache { version: self.tokens.version(), valid_until, ids });
+            self.live_cache = Some(LiveCache {
+                version: self.tokens.version(),
+                valid_until,
+                ids,
+            });
         }
         &self.live_cache.as_ref().expect("cache was just filled").ids
     }

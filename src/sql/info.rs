@@ -1,23 +1,10 @@
 //! `SHOW SERVICES`, `SHOW RESOURCES`, `SHOW METHODS` and `DESCRIBE`: the catalog as result sets.
 
-use std::sync::Arc;
-
-use datafusion::arrow::array::{ArrayRef, StringArray};
-use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::arrow::record_batch::RecordBatch;
 
-use super::parse::unknown_table;
+use crate::convert::text_batch;
 use crate::error::{Error, Result};
-use crate::provider::{CATALOG, Registry, Resource, Verb};
-
-/// A batch of text columns.
-pub fn text_batch(headers: &[&str], rows: Vec<Vec<String>>) -> Result<RecordBatch> {
-    let schema = Arc::new(Schema::new(headers.iter().map(|h| Field::new(*h, DataType::Utf8, true)).collect::<Vec<_>>()));
-    let cols: Vec<ArrayRef> = (0..headers.len())
-        .map(|i| Arc::new(StringArray::from(rows.iter().map(|r| r[i].clone()).collect::<Vec<_>>())) as ArrayRef)
-        .collect();
-    RecordBatch::try_new(schema, cols).map_err(|e| Error::DataFusion(Box::new(e.into())))
-}
+use crate::provider::{CATALOG, Registry, Verb};
 
 /// `SHOW SERVICES`.
 pub fn show_services(reg: &Registry) -> Result<RecordBatch> {
@@ -27,7 +14,11 @@ pub fn show_services(reg: &Registry) -> Result<RecordBatch> {
         .map(|s| {
             vec![
                 format!("{CATALOG}.{}", s.service),
-                s.aliases.iter().map(|a| format!("{CATALOG}.{a}")).collect::<Vec<_>>().join(", "),
+                s.aliases
+                    .iter()
+                    .map(|a| format!("{CATALOG}.{a}"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
                 s.description.clone(),
             ]
         })
@@ -38,38 +29,56 @@ pub fn show_services(reg: &Registry) -> Result<RecordBatch> {
 /// `SHOW RESOURCES [IN cloudflare.<service>]`.
 pub fn show_resources(reg: &Registry, service: Option<&str>) -> Result<RecordBatch> {
     let services: Vec<_> = match service {
-        Some(s) => vec![reg.service(s).cloned().ok_or_else(|| {
-            let names: Vec<_> = reg.services().iter().map(|s| s.service.clone()).collect();
-            Error::InvalidInput(format!("unknown service '{s}' (services: {})", names.join(", ")))
-        })?],
+        Some(s) => vec![
+            reg.service(s)
+                .cloned()
+                .ok_or_else(|| Error::UnknownService {
+                    name: s.to_string(),
+                    services: reg.services().iter().map(|s| s.service.clone()).collect(),
+                })?,
+        ],
         None => reg.services().to_vec(),
     };
     let mut rows = Vec::new();
     for s in services {
         for r in &s.resources {
-            rows.push(vec![format!("{CATALOG}.{}.{}", s.service, r.name), "table".into(), r.aliases.join(", "), r.description.clone()]);
+            rows.push(vec![
+                format!("{CATALOG}.{}.{}", s.service, r.name),
+                "table".into(),
+                r.aliases.join(", "),
+                r.description.clone(),
+            ]);
         }
         for v in &s.views {
-            rows.push(vec![format!("{CATALOG}.{}.{}", s.service, v.name), "view".into(), String::new(), v.description.clone()]);
+            rows.push(vec![
+                format!("{CATALOG}.{}.{}", s.service, v.name),
+                "view".into(),
+                String::new(),
+                v.description.clone(),
+            ]);
         }
     }
     text_batch(&["resource", "kind", "aliases", "description"], rows)
 }
 
-fn resolve(reg: &Registry, parts: &[String]) -> Result<Resource> {
-    reg.resolve(parts).ok_or_else(|| unknown_table(reg, parts))
-}
-
 /// `SHOW METHODS IN <table>`: each method with its SQL verb and params.
 pub fn show_methods(reg: &Registry, parts: &[String]) -> Result<RecordBatch> {
-    let r = resolve(reg, parts)?;
+    let r = reg.resolve_or_suggest(parts)?;
     let rows = r
         .spec
         .methods
         .iter()
         .map(|m| {
-            let name = if m.aliases.is_empty() { m.name.clone() } else { format!("{} (alias {})", m.name, m.aliases.join(", ")) };
-            let verb = if m.verb == Verb::Exec { format!("EXEC {}.{}", r.qualified_name(), m.name) } else { m.verb.sql().to_string() };
+            let name = if m.aliases.is_empty() {
+                m.name.clone()
+            } else {
+                format!("{} (alias {})", m.name, m.aliases.join(", "))
+            };
+            let verb = if m.verb == Verb::Exec {
+                format!("EXEC {}.{}", r.qualified_name(), m.name)
+            } else {
+                m.verb.sql().to_string()
+            };
             vec![
                 name,
                 verb,
@@ -80,22 +89,40 @@ pub fn show_methods(reg: &Registry, parts: &[String]) -> Result<RecordBatch> {
             ]
         })
         .collect();
-    text_batch(&["method", "sql_verb", "required_params", "optional_params", "http", "description"], rows)
+    text_batch(
+        &[
+            "method",
+            "sql_verb",
+            "required_params",
+            "optional_params",
+            "http",
+            "description",
+        ],
+        rows,
+    )
 }
 
 /// `DESCRIBE [EXTENDED] <table>`: columns with types and the params they key.
 pub fn describe(reg: &Registry, parts: &[String], extended: bool) -> Result<RecordBatch> {
-    let r = resolve(reg, parts)?;
+    let r = reg.resolve_or_suggest(parts)?;
     let spec = &r.spec;
     let mut rows = Vec::new();
     for c in &spec.columns {
         let mut key = Vec::new();
         if spec.id.as_ref().is_some_and(|i| i.column == c.name) {
             let p = &spec.id.as_ref().expect("checked").param;
-            key.push(format!("id (WHERE {} = ... or {p} = ...: GET by id)", c.name));
+            key.push(format!(
+                "id (WHERE {} = ... or {p} = ...: GET by id)",
+                c.name
+            ));
         }
         if let Some(s) = spec.scope(&c.name) {
-            let others: Vec<&str> = spec.scopes.iter().filter(|o| o.column != s.column).map(|o| o.column.as_str()).collect();
+            let others: Vec<&str> = spec
+                .scopes
+                .iter()
+                .filter(|o| o.column != s.column)
+                .map(|o| o.column.as_str())
+                .collect();
             key.push(match (&s.fanout, others.is_empty()) {
                 (Some(src), _) => format!("scope (optional: fans out over {src})"),
                 (None, true) => "scope (required)".to_string(),
@@ -111,14 +138,22 @@ pub fn describe(reg: &Registry, parts: &[String], extended: bool) -> Result<Reco
         }
         let mut row = vec![c.name.clone(), c.ty.name().to_string(), key.join("; ")];
         if extended {
-            let writable: Vec<_> = spec.methods.iter().filter(|m| m.body.contains(&c.name)).map(|m| m.name.clone()).collect();
+            let writable: Vec<_> = spec
+                .methods
+                .iter()
+                .filter(|m| m.body.contains(&c.name))
+                .map(|m| m.name.clone())
+                .collect();
             row.push(writable.join(", "));
             row.push(c.description.clone());
         }
         rows.push(row);
     }
     if extended {
-        text_batch(&["column", "type", "key", "writable_by", "description"], rows)
+        text_batch(
+            &["column", "type", "key", "writable_by", "description"],
+            rows,
+        )
     } else {
         text_batch(&["column", "type", "key"], rows)
     }

@@ -7,5 +7,4 @@ pub mod query;
 pub mod rewrite;
 pub mod split;
 pub mod template;
-pub mod values;
 pub mod write;

@@ -2,7 +2,9 @@
 //! SERVICES/RESOURCES/METHODS, DESCRIBE, SET cfql.*) and writes to `cloudflare` tables;
 //! everything else goes to DataFusion unchanged.
 
-use datafusion::sql::sqlparser::ast::{self, Expr, ObjectName, Statement, TableFactor, TableObject};
+use datafusion::sql::sqlparser::ast::{
+    self, Expr, ObjectName, Statement, TableFactor, TableObject,
+};
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::keywords::Keyword;
 use datafusion::sql::sqlparser::parser::Parser;
@@ -62,12 +64,15 @@ pub enum CfqlStatement {
 impl CfqlStatement {
     /// Whether this statement changes anything through the API.
     pub fn is_write(&self) -> bool {
-        matches!(self, Self::Insert(_) | Self::Update(_) | Self::Delete(_) | Self::Exec(_))
+        matches!(
+            self,
+            Self::Insert(_) | Self::Update(_) | Self::Delete(_) | Self::Exec(_)
+        )
     }
 }
 
 fn sql_err(e: impl std::fmt::Display) -> Error {
-    Error::Sql(e.to_string())
+    Error::syntax(e.to_string())
 }
 
 /// The name parts of an object name.
@@ -93,7 +98,10 @@ fn first_word(sql: &str) -> Option<(usize, usize, String)> {
         } else if sql[i..].starts_with("/*") {
             i += sql[i..].find("*/").map(|n| n + 2).unwrap_or(b.len() - i);
         } else {
-            let end = sql[i..].find(|c: char| !(c.is_alphanumeric() || c == '_')).map(|n| i + n).unwrap_or(b.len());
+            let end = sql[i..]
+                .find(|c: char| !(c.is_alphanumeric() || c == '_'))
+                .map(|n| i + n)
+                .unwrap_or(b.len());
             return Some((i, end, sql[i..end].to_ascii_uppercase()));
         }
     }
@@ -105,27 +113,9 @@ fn is_cloudflare(registry: &Registry, parts: &[String]) -> Result<bool> {
         return Ok(true);
     }
     if parts.len() == 3 && parts[0].eq_ignore_ascii_case(CATALOG) {
-        return Err(unknown_table(registry, parts));
+        return Err(registry.unknown_table(parts));
     }
     Ok(false)
-}
-
-/// "table 'x' not found; did you mean 'y'?" with the closest known name.
-pub fn unknown_table(registry: &Registry, parts: &[String]) -> Error {
-    let name = parts.join(".");
-    let hint = closest(&name.to_ascii_lowercase(), registry.all_table_names().iter().map(String::as_str))
-        .map(|s| format!("; did you mean {s}?"))
-        .unwrap_or_default();
-    Error::InvalidInput(format!("table '{name}' not found{hint} (SHOW RESOURCES lists the tables)"))
-}
-
-/// The candidate closest to `name` by edit distance, if reasonably close.
-pub fn closest<'a>(name: &str, candidates: impl Iterator<Item = &'a str>) -> Option<&'a str> {
-    candidates
-        .map(|c| (datafusion::common::utils::datafusion_strsim::levenshtein(name, c), c))
-        .filter(|(d, c)| *d <= (c.len() / 3).max(2))
-        .min_by_key(|(d, _)| *d)
-        .map(|(_, c)| c)
 }
 
 /// Most operators one statement may hold. Planning a left-deep chain such as `1+1+...`
@@ -138,18 +128,25 @@ pub const MAX_OPERATORS: usize = 400;
 /// before anything recursive runs).
 fn check_size(sql: &str) -> Result<()> {
     use datafusion::sql::sqlparser::tokenizer::Tokenizer;
-    let Ok(tokens) = Tokenizer::new(&PostgreSqlDialect {}, sql).tokenize() else { return Ok(()) };
+    let Ok(tokens) = Tokenizer::new(&PostgreSqlDialect {}, sql).tokenize() else {
+        return Ok(());
+    };
     let operators = tokens
         .iter()
         .filter(|t| match t {
-            Token::Plus | Token::Minus | Token::Mul | Token::Div | Token::Mod | Token::StringConcat => true,
+            Token::Plus
+            | Token::Minus
+            | Token::Mul
+            | Token::Div
+            | Token::Mod
+            | Token::StringConcat => true,
             Token::Eq | Token::Neq | Token::Lt | Token::Gt | Token::LtEq | Token::GtEq => true,
             Token::Word(w) => matches!(w.keyword, Keyword::AND | Keyword::OR | Keyword::NOT),
             _ => false,
         })
         .count();
     if operators > MAX_OPERATORS {
-        return Err(Error::Sql(format!(
+        return Err(Error::syntax(format!(
             "the statement has {operators} operators; at most {MAX_OPERATORS} are accepted (use IN (...) for long lists of values)"
         )));
     }
@@ -160,7 +157,7 @@ fn check_size(sql: &str) -> Result<()> {
 pub fn parse(sql: &str, registry: &Registry) -> Result<CfqlStatement> {
     check_size(sql)?;
     let Some((start, end, word)) = first_word(sql) else {
-        return Err(Error::Sql("empty statement".into()));
+        return Err(Error::syntax("empty statement"));
     };
     match word.as_str() {
         "EXEC" | "EXECUTE" => parse_exec(&sql[end..]).map(|e| CfqlStatement::Exec(Box::new(e))),
@@ -168,7 +165,9 @@ pub fn parse(sql: &str, registry: &Registry) -> Result<CfqlStatement> {
             let rewritten = format!("{}UPDATE{}", &sql[..start], &sql[end..]);
             match parse_standard(&rewritten, registry)? {
                 s @ CfqlStatement::Update(_) => Ok(s),
-                _ => Err(Error::Sql("REPLACE works on cloudflare tables: REPLACE cloudflare.<service>.<table> SET ... WHERE ...".into())),
+                _ => Err(Error::syntax(
+                    "REPLACE works on cloudflare tables: REPLACE cloudflare.<service>.<table> SET ... WHERE ...",
+                )),
             }
         }
         "SHOW" => parse_show(&sql[end..]).map_or_else(|| parse_standard(sql, registry), Ok),
@@ -178,21 +177,34 @@ pub fn parse(sql: &str, registry: &Registry) -> Result<CfqlStatement> {
                 Some((_, e, w)) if w == "EXTENDED" => (true, rest[e..].trim()),
                 _ => (false, rest),
             };
-            let parts: Vec<String> = name.split('.').map(|p| p.trim().trim_matches('"').to_string()).collect();
+            let parts: Vec<String> = name
+                .split('.')
+                .map(|p| p.trim().trim_matches('"').to_string())
+                .collect();
             if is_cloudflare(registry, &parts)? {
-                Ok(CfqlStatement::Describe { table: parts, extended })
+                Ok(CfqlStatement::Describe {
+                    table: parts,
+                    extended,
+                })
             } else {
                 parse_standard(sql, registry)
             }
         }
         "SET" => {
             let rest = sql[end..].trim().trim_end_matches(';').trim();
-            if rest.len() > 5 && rest.get(..5).is_some_and(|p| p.eq_ignore_ascii_case("cfql.")) {
+            if rest.len() > 5
+                && rest
+                    .get(..5)
+                    .is_some_and(|p| p.eq_ignore_ascii_case("cfql."))
+            {
                 let (name, value) = rest[5..]
                     .split_once(['=', ' '])
                     .map(|(n, v)| (n.trim(), v.trim().trim_start_matches('=').trim()))
-                    .ok_or_else(|| Error::Sql("expected SET cfql.<option> = <value>".into()))?;
-                Ok(CfqlStatement::SetOption { name: name.to_ascii_lowercase(), value: value.trim_matches('\'').to_ascii_lowercase() })
+                    .ok_or_else(|| Error::syntax("expected SET cfql.<option> = <value>"))?;
+                Ok(CfqlStatement::SetOption {
+                    name: name.to_ascii_lowercase(),
+                    value: value.trim_matches('\'').to_ascii_lowercase(),
+                })
             } else {
                 parse_standard(sql, registry)
             }
@@ -200,9 +212,18 @@ pub fn parse(sql: &str, registry: &Registry) -> Result<CfqlStatement> {
         "EXPLAIN" => {
             let rest = &sql[end..];
             match first_word(rest) {
-                Some((_, _, w)) if matches!(w.as_str(), "INSERT" | "UPDATE" | "DELETE" | "REPLACE" | "EXEC" | "EXECUTE") => {
+                Some((_, _, w))
+                    if matches!(
+                        w.as_str(),
+                        "INSERT" | "UPDATE" | "DELETE" | "REPLACE" | "EXEC" | "EXECUTE"
+                    ) =>
+                {
                     let inner = parse(rest, registry)?;
-                    if inner.is_write() { Ok(CfqlStatement::ExplainWrite(Box::new(inner))) } else { parse_standard(sql, registry) }
+                    if inner.is_write() {
+                        Ok(CfqlStatement::ExplainWrite(Box::new(inner)))
+                    } else {
+                        parse_standard(sql, registry)
+                    }
                 }
                 _ => parse_standard(sql, registry),
             }
@@ -218,11 +239,18 @@ fn parse_standard(sql: &str, registry: &Registry) -> Result<CfqlStatement> {
         .or_else(|e| {
             let is_update = first_word(sql).is_some_and(|(_, _, w)| w == "UPDATE");
             let generic = datafusion::sql::sqlparser::dialect::GenericDialect {};
-            if is_update { Parser::parse_sql(&generic, sql).map_err(|_| e) } else { Err(e) }
+            if is_update {
+                Parser::parse_sql(&generic, sql).map_err(|_| e)
+            } else {
+                Err(e)
+            }
         })
         .map_err(sql_err)?;
     if stmts.len() != 1 {
-        return Err(Error::Sql(format!("expected one statement, found {}", stmts.len())));
+        return Err(Error::syntax(format!(
+            "expected one statement, found {}",
+            stmts.len()
+        )));
     }
     let stmt = stmts.remove(0);
     Ok(match stmt {
@@ -242,7 +270,9 @@ fn parse_standard(sql: &str, registry: &Registry) -> Result<CfqlStatement> {
                 _ => None,
             };
             match target {
-                Some(parts) if is_cloudflare(registry, &parts)? => CfqlStatement::Update(Box::new(up)),
+                Some(parts) if is_cloudflare(registry, &parts)? => {
+                    CfqlStatement::Update(Box::new(up))
+                }
                 _ => CfqlStatement::Query(Box::new(Statement::Update(up))),
             }
         }
@@ -255,7 +285,9 @@ fn parse_standard(sql: &str, registry: &Registry) -> Result<CfqlStatement> {
                 _ => None,
             };
             match target {
-                Some(parts) if is_cloudflare(registry, &parts)? => CfqlStatement::Delete(Box::new(del)),
+                Some(parts) if is_cloudflare(registry, &parts)? => {
+                    CfqlStatement::Delete(Box::new(del))
+                }
                 _ => CfqlStatement::Query(Box::new(Statement::Delete(del))),
             }
         }
@@ -281,11 +313,17 @@ fn parse_show(rest: &str) -> Option<CfqlStatement> {
                     _ => t.to_string(),
                 }
             });
-            Some(CfqlStatement::ShowResources(svc.filter(|s| !s.is_empty() && !s.eq_ignore_ascii_case(CATALOG))))
+            Some(CfqlStatement::ShowResources(svc.filter(|s| {
+                !s.is_empty() && !s.eq_ignore_ascii_case(CATALOG)
+            })))
         }
         "METHODS" => {
             let t = target(after).unwrap_or_else(|| after.to_string());
-            Some(CfqlStatement::ShowMethods(t.split('.').map(|p| p.trim().trim_matches('"').to_string()).collect()))
+            Some(CfqlStatement::ShowMethods(
+                t.split('.')
+                    .map(|p| p.trim().trim_matches('"').to_string())
+                    .collect(),
+            ))
         }
         _ => None,
     }
@@ -306,7 +344,11 @@ fn parse_exec(rest: &str) -> Result<ExecStatement> {
     let mut i = 0;
     // The method name: words joined by dots.
     let mut name = Vec::new();
-    while let Some(TokenWithSpan { token: Token::Word(w), .. }) = tokens.get(i) {
+    while let Some(TokenWithSpan {
+        token: Token::Word(w),
+        ..
+    }) = tokens.get(i)
+    {
         if w.value.starts_with('@') {
             break;
         }
@@ -319,7 +361,9 @@ fn parse_exec(rest: &str) -> Result<ExecStatement> {
         }
     }
     if name.is_empty() {
-        return Err(Error::Sql("EXEC needs a method name: EXEC cloudflare.<service>.<resource>.<method> @param='value'".into()));
+        return Err(Error::syntax(
+            "EXEC needs a method name: EXEC cloudflare.<service>.<resource>.<method> @param='value'",
+        ));
     }
     let mut params = Vec::new();
     let mut json = None;
@@ -337,19 +381,27 @@ fn parse_exec(rest: &str) -> Result<ExecStatement> {
                         i += 1;
                         format!("{prefix}{}", w.value)
                     }
-                    _ => return Err(Error::Sql(format!("expected a parameter name after '{prefix}' at {}", tok.span.start))),
+                    _ => {
+                        return Err(Error::syntax(format!(
+                            "expected a parameter name after '{prefix}' at {}",
+                            tok.span.start
+                        )));
+                    }
                 }
             }
             other => {
-                return Err(Error::Sql(format!(
+                return Err(Error::syntax(format!(
                     "EXEC parameters look like @name='value' (separated by commas or spaces), found {other} at {}",
                     tok.span.start
                 )));
             }
         };
         if !matches!(tokens.get(i).map(|t| &t.token), Some(Token::Eq)) {
-            let at = tokens.get(i).map(|t| t.span.start.to_string()).unwrap_or_else(|| "the end".into());
-            return Err(Error::Sql(format!("expected '=' after {pname} at {at}")));
+            let at = tokens
+                .get(i)
+                .map(|t| t.span.start.to_string())
+                .unwrap_or_else(|| "the end".into());
+            return Err(Error::syntax(format!("expected '=' after {pname} at {at}")));
         }
         i += 1;
         let start = i;
@@ -366,7 +418,7 @@ fn parse_exec(rest: &str) -> Result<ExecStatement> {
             i += 1;
         }
         if start == i {
-            return Err(Error::Sql(format!("{pname} has no value")));
+            return Err(Error::syntax(format!("{pname} has no value")));
         }
         let mut expr_tokens = tokens[start..i].to_vec();
         expr_tokens.push(TokenWithSpan::wrap(Token::EOF));
@@ -374,7 +426,9 @@ fn parse_exec(rest: &str) -> Result<ExecStatement> {
         let value = p.parse_expr().map_err(sql_err)?;
         if let Some(n) = pname.strip_prefix("@@") {
             if !n.eq_ignore_ascii_case("json") {
-                return Err(Error::Sql(format!("unknown option @@{n}: the only @@ option is @@json")));
+                return Err(Error::syntax(format!(
+                    "unknown option @@{n}: the only @@ option is @@json"
+                )));
             }
             json = Some(value);
         } else {

@@ -7,29 +7,71 @@ use std::sync::Arc;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::error::DataFusionError;
+use datafusion::logical_expr::LogicalPlan;
+use datafusion::physical_plan::ExecutionPlan;
 use datafusion::prelude::SessionContext;
 use datafusion::sql::parser::Statement as DfStatement;
 use datafusion::sql::sqlparser::ast::Statement;
 
-use super::parse::{self, CfqlStatement, closest, unknown_table};
+use super::parse::{self, CfqlStatement};
 use super::rewrite;
 use crate::error::{Error, Result};
 use crate::provider::Registry;
+use crate::suggest::closest;
 
 /// Runs a query given as SQL text; anything but a query is an error.
-pub async fn query(ctx: &SessionContext, registry: &Registry, sql: &str) -> Result<Vec<RecordBatch>> {
-    match parse::parse(sql, registry)? {
-        CfqlStatement::Query(s) => Ok(query_statement(ctx, registry, *s).await?.1),
-        _ => Err(Error::Sql(format!("expected a query, got: {sql}"))),
-    }
+pub async fn query(
+    ctx: &SessionContext,
+    registry: &Registry,
+    sql: &str,
+) -> Result<Vec<RecordBatch>> {
+    let plan = logical(ctx, registry, sql).await?;
+    let df = ctx
+        .execute_logical_plan(plan)
+        .await
+        .map_err(|e| friendly(registry, e))?;
+    df.collect().await.map_err(|e| friendly(registry, e))
+}
+
+/// The logical plan of a query given as SQL text; anything but a query is an error.
+pub async fn logical(ctx: &SessionContext, registry: &Registry, sql: &str) -> Result<LogicalPlan> {
+    let CfqlStatement::Query(mut stmt) = parse::parse(sql, registry)? else {
+        return Err(Error::Syntax {
+            message: format!("expected a query, got: {sql}"),
+        });
+    };
+    rewrite::rename_id_params(&mut stmt, registry);
+    ctx.state()
+        .statement_to_plan(DfStatement::Statement(stmt))
+        .await
+        .map_err(|e| friendly(registry, e))
+}
+
+/// The physical plan of a logical one (optimised as DataFusion would).
+pub async fn physical(
+    ctx: &SessionContext,
+    registry: &Registry,
+    plan: LogicalPlan,
+) -> Result<Arc<dyn ExecutionPlan>> {
+    ctx.state()
+        .create_physical_plan(&plan)
+        .await
+        .map_err(|e| friendly(registry, e))
 }
 
 /// Plans and runs a parsed query; returns its schema (also for zero rows) and rows.
-pub async fn query_statement(ctx: &SessionContext, registry: &Registry, mut stmt: Statement) -> Result<(SchemaRef, Vec<RecordBatch>)> {
+pub async fn query_statement(
+    ctx: &SessionContext,
+    registry: &Registry,
+    mut stmt: Statement,
+) -> Result<(SchemaRef, Vec<RecordBatch>)> {
     rewrite::rename_id_params(&mut stmt, registry);
     let friendly = |e| friendly(registry, e);
     let state = ctx.state();
-    let plan = state.statement_to_plan(DfStatement::Statement(Box::new(stmt))).await.map_err(friendly)?;
+    let plan = state
+        .statement_to_plan(DfStatement::Statement(Box::new(stmt)))
+        .await
+        .map_err(friendly)?;
     let df = ctx.execute_logical_plan(plan).await.map_err(friendly)?;
     let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
     let batches = df.collect().await.map_err(friendly)?;
@@ -44,22 +86,25 @@ fn friendly(registry: &Registry, e: DataFusionError) -> Error {
         && text.contains("not found")
     {
         let parts: Vec<String> = name.split('.').map(str::to_string).collect();
-        return unknown_table(registry, &parts);
+        return registry.unknown_table(&parts);
     }
     if let DataFusionError::SchemaError(se, _) = e.find_root()
-        && let datafusion::common::SchemaError::FieldNotFound { field, valid_fields } = se.as_ref()
+        && let datafusion::common::SchemaError::FieldNotFound {
+            field,
+            valid_fields,
+        } = se.as_ref()
     {
-        let names: Vec<String> = valid_fields.iter().map(|c| c.name.clone()).collect();
-        let hint = closest(&field.name, names.iter().map(String::as_str));
-        let mut uniq = names.clone();
-        uniq.sort();
-        uniq.dedup();
-        return Error::InvalidInput(format!(
-            "unknown column '{}'{} (columns: {})",
-            field.name,
-            hint.map(|h| format!("; did you mean {h}?")).unwrap_or_default(),
-            uniq.join(", ")
-        ));
+        let mut columns: Vec<String> = valid_fields.iter().map(|c| c.name.clone()).collect();
+        let suggestion =
+            closest(&field.name, columns.iter().map(String::as_str)).map(str::to_string);
+        columns.sort();
+        columns.dedup();
+        return Error::UnknownColumn {
+            context: None,
+            column: field.name.clone(),
+            suggestion,
+            columns,
+        };
     }
     Error::from(e)
 }

@@ -4,7 +4,9 @@
 use std::collections::HashMap;
 use std::ops::ControlFlow;
 
-use datafusion::sql::sqlparser::ast::{Expr, Ident, Statement, visit_expressions_mut, visit_relations};
+use datafusion::sql::sqlparser::ast::{
+    Expr, Ident, Statement, visit_expressions_mut, visit_relations,
+};
 
 use super::parse::name_parts;
 use crate::provider::Registry;

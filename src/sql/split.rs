@@ -72,7 +72,10 @@ pub fn split(script: &str) -> (Vec<ScriptStatement>, bool) {
                 '/' if next == Some('*') => state = St::Block,
                 ';' => {
                     if has_code(&cur) {
-                        out.push(ScriptStatement { line: first_code_line(&cur, start_line.unwrap_or(line)), text: cur.trim().to_string() });
+                        out.push(ScriptStatement {
+                            line: first_code_line(&cur, start_line.unwrap_or(line)),
+                            text: cur.trim().to_string(),
+                        });
                     }
                     cur.clear();
                     start_line = None;
@@ -99,9 +102,13 @@ pub fn split(script: &str) -> (Vec<ScriptStatement>, bool) {
         cur.push(c);
         i += 1;
     }
-    let complete = !has_code(&cur) && state != St::Single && state != St::Double && state != St::Block;
+    let complete =
+        !has_code(&cur) && state != St::Single && state != St::Double && state != St::Block;
     if has_code(&cur) {
-        out.push(ScriptStatement { line: first_code_line(&cur, start_line.unwrap_or(line)), text: cur.trim().to_string() });
+        out.push(ScriptStatement {
+            line: first_code_line(&cur, start_line.unwrap_or(line)),
+            text: cur.trim().to_string(),
+        });
     }
     (out, complete)
 }
@@ -143,7 +150,14 @@ mod tests {
     fn splits_outside_quotes_and_comments() {
         let (s, complete) = split("SELECT 'a;b';\n-- c;\nSELECT 2 /* ; */;\n\n  SELECT\n 3");
         let texts: Vec<_> = s.iter().map(|s| (s.line, s.text.as_str())).collect();
-        assert_eq!(texts, vec![(1, "SELECT 'a;b'"), (3, "-- c;\nSELECT 2 /* ; */"), (5, "SELECT\n 3")]);
+        assert_eq!(
+            texts,
+            vec![
+                (1, "SELECT 'a;b'"),
+                (3, "-- c;\nSELECT 2 /* ; */"),
+                (5, "SELECT\n 3")
+            ]
+        );
         assert!(!complete);
         assert!(split("SELECT 1;\n-- done\n").1);
         assert!(!split("SELECT 'x;").1);

@@ -5,7 +5,10 @@
 use std::collections::BTreeMap;
 
 use datafusion::common::ScalarValue;
-use datafusion::logical_expr::{BinaryExpr, Expr, Operator, TableProviderFilterPushDown, expr::InList, expr::Like};
+use datafusion::logical_expr::utils::split_conjunction;
+use datafusion::logical_expr::{
+    BinaryExpr, Expr, Operator, TableProviderFilterPushDown, expr::InList, expr::Like,
+};
 
 use crate::provider::{FilterOp, ResourceSpec, Verb};
 
@@ -22,7 +25,12 @@ pub struct ScanPlan {
 
 fn literal_text(e: &Expr) -> Option<String> {
     match e {
-        Expr::Literal(ScalarValue::Utf8(Some(s)) | ScalarValue::LargeUtf8(Some(s)) | ScalarValue::Utf8View(Some(s)), _) => Some(s.clone()),
+        Expr::Literal(
+            ScalarValue::Utf8(Some(s))
+            | ScalarValue::LargeUtf8(Some(s))
+            | ScalarValue::Utf8View(Some(s)),
+            _,
+        ) => Some(s.clone()),
         _ => None,
     }
 }
@@ -38,7 +46,11 @@ fn column_name(e: &Expr) -> Option<&str> {
 /// `col = 'v'` or `col IN ('a', 'b')`: the column and its values.
 fn equality(e: &Expr) -> Option<(&str, Vec<String>)> {
     match e {
-        Expr::BinaryExpr(BinaryExpr { left, op: Operator::Eq, right }) => {
+        Expr::BinaryExpr(BinaryExpr {
+            left,
+            op: Operator::Eq,
+            right,
+        }) => {
             if let (Some(c), Some(v)) = (column_name(left), literal_text(right)) {
                 Some((c, vec![v]))
             } else if let (Some(c), Some(v)) = (column_name(right), literal_text(left)) {
@@ -47,7 +59,11 @@ fn equality(e: &Expr) -> Option<(&str, Vec<String>)> {
                 None
             }
         }
-        Expr::BinaryExpr(BinaryExpr { left, op: Operator::Or, right }) => {
+        Expr::BinaryExpr(BinaryExpr {
+            left,
+            op: Operator::Or,
+            right,
+        }) => {
             let (lc, mut lv) = equality(left)?;
             let (rc, rv) = equality(right)?;
             if lc != rc {
@@ -56,7 +72,11 @@ fn equality(e: &Expr) -> Option<(&str, Vec<String>)> {
             lv.extend(rv);
             Some((lc, lv))
         }
-        Expr::InList(InList { expr, list, negated: false }) => {
+        Expr::InList(InList {
+            expr,
+            list,
+            negated: false,
+        }) => {
             let c = column_name(expr)?;
             let vals: Option<Vec<String>> = list.iter().map(literal_text).collect();
             Some((c, vals?))
@@ -68,7 +88,13 @@ fn equality(e: &Expr) -> Option<(&str, Vec<String>)> {
 /// `col LIKE '%text%'` with no other wildcard: the column and the text.
 fn contains(e: &Expr) -> Option<(&str, String)> {
     match e {
-        Expr::Like(Like { negated: false, expr, pattern, escape_char: None, .. }) => {
+        Expr::Like(Like {
+            negated: false,
+            expr,
+            pattern,
+            escape_char: None,
+            ..
+        }) => {
             let c = column_name(expr)?;
             let p = literal_text(pattern)?;
             let inner = p.strip_prefix('%')?.strip_suffix('%')?;
@@ -93,13 +119,22 @@ pub fn classify(r: &ResourceSpec, e: &Expr) -> TableProviderFilterPushDown {
             return TableProviderFilterPushDown::Inexact;
         }
         let list = r.method(Verb::Select, false);
-        if list.is_some_and(|m| m.filters.iter().any(|f| f.column == col && f.op == FilterOp::Eq)) && matches!(e, Expr::BinaryExpr(_)) {
+        if list.is_some_and(|m| {
+            m.filters
+                .iter()
+                .any(|f| f.column == col && f.op == FilterOp::Eq)
+        }) && matches!(e, Expr::BinaryExpr(_))
+        {
             return TableProviderFilterPushDown::Inexact;
         }
     }
     if let Some((col, _)) = contains(e) {
         let list = r.method(Verb::Select, false);
-        if list.is_some_and(|m| m.filters.iter().any(|f| f.column == col && f.op == FilterOp::Like)) {
+        if list.is_some_and(|m| {
+            m.filters
+                .iter()
+                .any(|f| f.column == col && f.op == FilterOp::Like)
+        }) {
             return TableProviderFilterPushDown::Inexact;
         }
     }
@@ -111,6 +146,22 @@ fn intersect(existing: Option<Vec<String>>, new: Vec<String>) -> Vec<String> {
         None => new,
         Some(old) => old.into_iter().filter(|v| new.contains(v)).collect(),
     }
+}
+
+/// The ids and scopes of a WHERE made only of id and scope equalities (`id = 'a'`,
+/// `id IN (...)`, `account_id = 'b'`), so that a DELETE can call by id without reading;
+/// `None` when any predicate says something else.
+pub fn pins_only(r: &ResourceSpec, filters: &[Expr]) -> Option<ScanPlan> {
+    let conjuncts: Vec<Expr> = filters
+        .iter()
+        .flat_map(split_conjunction)
+        .cloned()
+        .collect();
+    let is_key = |col: &str| Some(col) == id_column(r) || r.scope(col).is_some();
+    let all_keys = conjuncts
+        .iter()
+        .all(|f| equality(f).is_some_and(|(col, _)| is_key(col)));
+    all_keys.then(|| analyze(r, &conjuncts))
 }
 
 /// Builds the scan plan from the pushed predicates (a conjunction).
@@ -131,7 +182,10 @@ pub fn analyze(r: &ResourceSpec, filters: &[Expr]) -> ScanPlan {
                 continue;
             }
             if let (Some(m), [v]) = (list, vals.as_slice())
-                && let Some(fs) = m.filters.iter().find(|fs| fs.column == col && fs.op == FilterOp::Eq)
+                && let Some(fs) = m
+                    .filters
+                    .iter()
+                    .find(|fs| fs.column == col && fs.op == FilterOp::Eq)
                 && !plan.api_filters.iter().any(|(p, _)| p == &fs.param)
             {
                 plan.api_filters.push((fs.param.clone(), v.clone()));
@@ -139,11 +193,93 @@ pub fn analyze(r: &ResourceSpec, filters: &[Expr]) -> ScanPlan {
             }
         }
         if let (Some((col, text)), Some(m)) = (contains(f), list)
-            && let Some(fs) = m.filters.iter().find(|fs| fs.column == col && fs.op == FilterOp::Like)
+            && let Some(fs) = m
+                .filters
+                .iter()
+                .find(|fs| fs.column == col && fs.op == FilterOp::Like)
             && !plan.api_filters.iter().any(|(p, _)| p == &fs.param)
         {
             plan.api_filters.push((fs.param.clone(), text));
         }
     }
     plan
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::provider::Registry;
+    use datafusion::prelude::{col, lit};
+
+    fn tokens() -> ResourceSpec {
+        Registry::embedded()
+            .unwrap()
+            .resolve(&["accounts".into(), "tokens".into()])
+            .unwrap()
+            .spec
+            .as_ref()
+            .clone()
+    }
+
+    #[test]
+    fn ids_and_scopes_alone_pin_a_delete() {
+        let r = tokens();
+        let f = [col("id")
+            .in_list(vec![lit("a"), lit("b")], false)
+            .and(col("account_id").eq(lit("acc")))];
+        let pins = pins_only(&r, &f).expect("only keys");
+        assert_eq!(pins.ids, Some(vec!["a".to_string(), "b".to_string()]));
+        assert_eq!(
+            pins.scopes.get("account_id"),
+            Some(&vec!["acc".to_string()])
+        );
+    }
+
+    #[test]
+    fn any_other_predicate_means_the_rows_are_read_first() {
+        let r = tokens();
+        assert!(
+            pins_only(
+                &r,
+                &[col("id").eq(lit("a")), col("status").eq(lit("active"))]
+            )
+            .is_none()
+        );
+        assert!(pins_only(&r, &[col("id").eq(lit("a")).or(col("name").eq(lit("x")))]).is_none());
+        assert!(pins_only(&r, &[col("id").in_list(vec![lit("a")], true)]).is_none());
+    }
+
+    #[test]
+    fn an_id_pinned_twice_keeps_what_both_allow() {
+        let r = tokens();
+        let plan = analyze(
+            &r,
+            &[
+                col("id").in_list(vec![lit("a"), lit("b")], false),
+                col("id").eq(lit("b")),
+            ],
+        );
+        assert_eq!(plan.ids, Some(vec!["b".to_string()]));
+        let none = analyze(&r, &[col("id").eq(lit("a")), col("id").eq(lit("b"))]);
+        assert_eq!(none.ids, Some(vec![]));
+    }
+
+    #[test]
+    fn like_with_inner_wildcards_stays_in_datafusion() {
+        let r = Registry::embedded()
+            .unwrap()
+            .resolve(&["accounts".into(), "accounts".into()])
+            .unwrap()
+            .spec
+            .as_ref()
+            .clone();
+        assert_eq!(
+            classify(&r, &col("name").eq(lit("x"))),
+            TableProviderFilterPushDown::Inexact
+        );
+        assert_eq!(
+            classify(&r, &col("type").eq(lit("x"))),
+            TableProviderFilterPushDown::Unsupported
+        );
+    }
 }

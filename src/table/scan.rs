@@ -11,10 +11,16 @@ use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::error::Result as DfResult;
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
-use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType, ReplaceChildrenOptions};
-use datafusion::physical_plan::metrics::{Count, ExecutionPlanMetricsSet, MetricBuilder, MetricsSet};
+use datafusion::physical_plan::execution_plan::{
+    Boundedness, EmissionType, ReplaceChildrenOptions,
+};
+use datafusion::physical_plan::metrics::{
+    Count, ExecutionPlanMetricsSet, MetricBuilder, MetricsSet,
+};
 use datafusion::physical_plan::stream::RecordBatchReceiverStream;
-use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties};
+use datafusion::physical_plan::{
+    DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties,
+};
 use futures::StreamExt;
 use futures::stream;
 use tokio::sync::mpsc::Sender;
@@ -59,7 +65,15 @@ impl ApiScanExec {
         ));
         let calls = Calls::default();
         Ok(Self {
-            job: ScanJob { engine, resource, plan, cols, schema, limit, calls },
+            job: ScanJob {
+                engine,
+                resource,
+                plan,
+                cols,
+                schema,
+                limit,
+                calls,
+            },
             props,
             description,
             metrics: ExecutionPlanMetricsSet::new(),
@@ -68,48 +82,82 @@ impl ApiScanExec {
 }
 
 /// What the scan will call, for EXPLAIN. Fails when a required scope is missing.
-fn describe(engine: &Engine, resource: &Resource, plan: &ScanPlan, limit: Option<usize>) -> Result<String> {
+fn describe(
+    engine: &Engine,
+    resource: &Resource,
+    plan: &ScanPlan,
+    limit: Option<usize>,
+) -> Result<String> {
     let spec = &resource.spec;
     let by_id = plan.ids.is_some() && spec.method(Verb::Select, true).is_some();
     let method = spec
         .method(Verb::Select, by_id)
-        .ok_or_else(|| Error::InvalidInput(format!("{} cannot be read with SELECT", resource.qualified_name())))?;
+        .ok_or_else(|| Error::NotSupported {
+            table: resource.qualified_name(),
+            verb: "SELECT".into(),
+            methods: spec
+                .methods
+                .iter()
+                .map(|m| format!("{} ({})", m.name, m.verb.sql()))
+                .collect(),
+        })?;
     let mut parts = vec![format!("table={}", resource.qualified_name())];
     if by_id {
         let ids = plan.ids.as_deref().unwrap_or_default();
-        parts.push(format!("calls=GET {} for {} id(s) concurrently, no list call", method.path, ids.len()));
+        parts.push(format!(
+            "calls=GET {} for {} id(s) concurrently, no list call",
+            method.path,
+            ids.len()
+        ));
     } else {
         let mut call = format!("calls=GET {}", method.path);
         if let Some(p) = method.per_page {
-            call.push_str(&format!(" ({p} per page; pages after the first concurrently)"));
+            call.push_str(&format!(
+                " ({p} per page; pages after the first concurrently)"
+            ));
         }
         parts.push(call);
         if !plan.api_filters.is_empty() {
-            let f: Vec<_> = plan.api_filters.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            let f: Vec<_> = plan
+                .api_filters
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
             parts.push(format!("api_filters=[{}]", f.join(", ")));
         }
     }
     match engine.scope_source(resource, method, &plan.scopes) {
         ScopeSource::Unscoped => {}
         ScopeSource::Pinned => {
-            let s: Vec<_> = plan.scopes.iter().map(|(k, v)| format!("{k} in [{}]", v.join(", "))).collect();
+            let s: Vec<_> = plan
+                .scopes
+                .iter()
+                .map(|(k, v)| format!("{k} in [{}]", v.join(", ")))
+                .collect();
             parts.push(format!("scope={}", s.join("; ")));
         }
-        ScopeSource::DefaultAccount => parts.push("scope=default account (CLOUDFLARE_ACCOUNT_ID)".into()),
+        ScopeSource::DefaultAccount => {
+            parts.push("scope=default account (CLOUDFLARE_ACCOUNT_ID)".into())
+        }
         ScopeSource::FanOut(source) => {
             let list = engine
                 .registry
                 .resolve(&source.split('.').map(str::to_string).collect::<Vec<_>>())
                 .and_then(|t| t.spec.method(Verb::Select, false).map(|m| m.path.clone()))
                 .unwrap_or_default();
-            parts.push(format!("scope=fan-out over every row of cloudflare.{source} (GET {list}), concurrently"));
+            parts.push(format!(
+                "scope=fan-out over every row of cloudflare.{source} (GET {list}), concurrently"
+            ));
         }
         ScopeSource::Missing(e) => return Err(e),
     }
     if let Some(l) = limit {
         parts.push(format!("limit={l}"));
     }
-    parts.push(format!("cost={}", cost(engine, resource, method, plan, limit, by_id)));
+    parts.push(format!(
+        "cost={}",
+        cost(engine, resource, method, plan, limit, by_id)
+    ));
     Ok(parts.join(", "))
 }
 
@@ -135,7 +183,11 @@ fn cost(
     match engine.scope_source(resource, method, &plan.scopes) {
         ScopeSource::Pinned => {
             let n: usize = plan.scopes.values().map(Vec::len).sum();
-            if n == 1 { format!("{per_scope} call(s)") } else { format!("{per_scope} call(s) per scope x {n} scopes") }
+            if n == 1 {
+                format!("{per_scope} call(s)")
+            } else {
+                format!("{per_scope} call(s) per scope x {n} scopes")
+            }
         }
         ScopeSource::FanOut(source) => {
             let per = engine
@@ -168,7 +220,10 @@ impl ExecutionPlan for ApiScanExec {
         Vec::new()
     }
 
-    fn apply_expressions(&self, _f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> DfResult<TreeNodeRecursion>) -> DfResult<TreeNodeRecursion> {
+    fn apply_expressions(
+        &self,
+        _f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> DfResult<TreeNodeRecursion>,
+    ) -> DfResult<TreeNodeRecursion> {
         Ok(TreeNodeRecursion::Continue)
     }
 
@@ -180,7 +235,10 @@ impl ExecutionPlan for ApiScanExec {
         Ok(self)
     }
 
-    fn with_new_children(self: Arc<Self>, _children: Vec<Arc<dyn ExecutionPlan>>) -> DfResult<Arc<dyn ExecutionPlan>> {
+    fn with_new_children(
+        self: Arc<Self>,
+        _children: Vec<Arc<dyn ExecutionPlan>>,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
         Ok(self)
     }
 
@@ -188,7 +246,11 @@ impl ExecutionPlan for ApiScanExec {
         Some(self.metrics.clone_inner())
     }
 
-    fn execute(&self, partition: usize, _context: Arc<TaskContext>) -> DfResult<SendableRecordBatchStream> {
+    fn execute(
+        &self,
+        partition: usize,
+        _context: Arc<TaskContext>,
+    ) -> DfResult<SendableRecordBatchStream> {
         let mut builder = RecordBatchReceiverStream::builder(self.job.schema.clone(), 4);
         let tx = builder.tx();
         let mut job = self.job.clone();
@@ -231,22 +293,42 @@ impl Calls {
 }
 
 impl ScanJob {
-    async fn run(self, tx: Sender<DfResult<datafusion::arrow::record_batch::RecordBatch>>) -> Result<()> {
+    async fn run(
+        self,
+        tx: Sender<DfResult<datafusion::arrow::record_batch::RecordBatch>>,
+    ) -> Result<()> {
         let spec = &self.resource.spec;
         let table = self.resource.qualified_name();
         let by_id = self.plan.ids.is_some() && spec.method(Verb::Select, true).is_some();
-        let method = spec.method(Verb::Select, by_id).cloned().expect("checked when planning");
-        let fanned = matches!(self.engine.scope_source(&self.resource, &method, &self.plan.scopes), ScopeSource::FanOut(_));
-        let scopes = self.engine.resolve_scopes(&self.resource, &method, &self.plan.scopes).await?;
+        let method = spec
+            .method(Verb::Select, by_id)
+            .cloned()
+            .expect("checked when planning");
+        let fanned = matches!(
+            self.engine
+                .scope_source(&self.resource, &method, &self.plan.scopes),
+            ScopeSource::FanOut(_)
+        );
+        let scopes = self
+            .engine
+            .resolve_scopes(&self.resource, &method, &self.plan.scopes)
+            .await?;
         let n_scopes = scopes.len();
-        let least = if by_id { n_scopes * self.plan.ids.as_ref().map_or(0, Vec::len) } else { n_scopes };
+        let least = if by_id {
+            n_scopes * self.plan.ids.as_ref().map_or(0, Vec::len)
+        } else {
+            n_scopes
+        };
         self.engine.client.budget.forecast(&table, least as u64);
         let conc = self.engine.config.concurrency.max(1);
         let mut failures: Vec<(String, Error)> = Vec::new();
         let (mut pages, mut rows_sent) = (0u64, 0u64);
         if by_id {
             let ids = self.plan.ids.clone().unwrap_or_default();
-            let jobs: Vec<_> = scopes.iter().flat_map(|s| ids.iter().map(move |id| (s.clone(), id.clone()))).collect();
+            let jobs: Vec<_> = scopes
+                .iter()
+                .flat_map(|s| ids.iter().map(move |id| (s.clone(), id.clone())))
+                .collect();
             let engine = &self.engine;
             let resource = &self.resource;
             let method = &method;
@@ -260,8 +342,16 @@ impl ScanJob {
                 match r {
                     Ok(Some((obj, cached))) => {
                         self.calls.add(cached);
-                        let path = Engine::fill_path(resource, method, &scope, Some(&id)).unwrap_or(id);
-                        let batch = rows_to_batch(&self.schema, &self.cols, &[obj], &scope.values, "GET", &path)?;
+                        let path =
+                            Engine::fill_path(resource, method, &scope, Some(&id)).unwrap_or(id);
+                        let batch = rows_to_batch(
+                            &self.schema,
+                            &self.cols,
+                            &[obj],
+                            &scope.values,
+                            "GET",
+                            &path,
+                        )?;
                         if tx.send(Ok(batch)).await.is_err() {
                             return Ok(());
                         }
@@ -275,7 +365,13 @@ impl ScanJob {
             let streams = scopes.iter().map(|scope| {
                 let scope = scope.clone();
                 self.engine
-                    .list_pages(&self.resource, &method, &scope, self.plan.api_filters.clone(), self.limit)
+                    .list_pages(
+                        &self.resource,
+                        &method,
+                        &scope,
+                        self.plan.api_filters.clone(),
+                        self.limit,
+                    )
                     .map(move |r| (scope.clone(), r))
                     .boxed()
             });
@@ -287,14 +383,26 @@ impl ScanJob {
                     continue;
                 }
                 match r {
-                    Ok(Page { endpoint, rows, notes, cached }) => {
+                    Ok(Page {
+                        endpoint,
+                        rows,
+                        notes,
+                        cached,
+                    }) => {
                         self.calls.add(cached);
                         for n in notes {
                             self.engine.warn(n);
                         }
                         pages += 1;
                         rows_sent += rows.len() as u64;
-                        let batch = rows_to_batch(&self.schema, &self.cols, &rows, &scope.values, "GET", &endpoint)?;
+                        let batch = rows_to_batch(
+                            &self.schema,
+                            &self.cols,
+                            &rows,
+                            &scope.values,
+                            "GET",
+                            &endpoint,
+                        )?;
                         self.engine.report_progress(&table, pages, rows_sent);
                         if tx.send(Ok(batch)).await.is_err() {
                             return Ok(());

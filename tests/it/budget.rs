@@ -15,14 +15,24 @@ fn with_cache(mut c: Config) -> Config {
 }
 
 fn count_429(sim: &cfql::sim::Simulator) -> usize {
-    sim.requests().iter().filter(|r| r.status == Some(429)).count()
+    sim.requests()
+        .iter()
+        .filter(|r| r.status == Some(429))
+        .count()
 }
 
 /// An audit over 60 accounts (about 120 calls) with a budget of 50 calls per 2 s: no call
 /// is ever refused, and it takes at least the physical bound.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_audit_never_trips_the_limit_and_takes_the_physical_bound() {
-    let sim = sim_opts(SeedOptions { accounts: 60, account_tokens: 2, service_tokens: 2, tokens: 10, ..SeedOptions::default() }).await;
+    let sim = sim_opts(SeedOptions {
+        accounts: 60,
+        account_tokens: 2,
+        service_tokens: 2,
+        tokens: 10,
+        ..SeedOptions::default()
+    })
+    .await;
     let (limit, window) = (50u64, Duration::from_secs(2));
     sim.set_rate_limit(limit as usize, window);
     let mut c = with_cache(config(&sim));
@@ -33,12 +43,22 @@ async fn an_audit_never_trips_the_limit_and_takes_the_physical_bound() {
     let start = Instant::now();
     let b = s.sql("SELECT kind, count(*) AS n FROM cloudflare.audit.credentials GROUP BY kind ORDER BY kind").await.unwrap();
     let elapsed = start.elapsed();
-    assert_eq!(strings(&b, "kind"), vec!["account_token", "service_token", "user_token"]);
+    assert_eq!(
+        strings(&b, "kind"),
+        vec!["account_token", "service_token", "user_token"]
+    );
     let calls = sim.total_requests() as u64;
-    assert_eq!(calls, 1 + 2 + 60 + 60, "user tokens, /accounts once (2 pages), 2 lists per account");
+    assert_eq!(
+        calls,
+        1 + 2 + 60 + 60,
+        "user tokens, /accounts once (2 pages), 2 lists per account"
+    );
     assert_eq!(count_429(&sim), 0, "no call past the limit");
     let bound = window * (calls.div_ceil(limit) - 1) as u32;
-    assert!(elapsed >= bound - Duration::from_millis(50), "{elapsed:?} < the physical bound {bound:?}");
+    assert!(
+        elapsed >= bound - Duration::from_millis(50),
+        "{elapsed:?} < the physical bound {bound:?}"
+    );
 }
 
 /// Two `cfql` processes back to back: the second learns from the headers that the first
@@ -46,13 +66,25 @@ async fn an_audit_never_trips_the_limit_and_takes_the_physical_bound() {
 #[test]
 fn two_processes_share_the_budget_through_the_headers() {
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let sim = rt.block_on(sim_opts(SeedOptions { accounts: 20, account_tokens: 2, service_tokens: 1, ..SeedOptions::default() }));
+    let sim = rt.block_on(sim_opts(SeedOptions {
+        accounts: 20,
+        account_tokens: 2,
+        service_tokens: 1,
+        ..SeedOptions::default()
+    }));
     sim.set_rate_limit(30, Duration::from_secs(3));
     let home = tempfile::tempdir().unwrap();
     let go = || {
         let start = Instant::now();
         let r = run(cfql(home.path())
-            .args(["--base-url", &sim.base_url(), "--format", "csv", "-c", "SELECT count(*) FROM cloudflare.accounts.tokens"])
+            .args([
+                "--base-url",
+                &sim.base_url(),
+                "--format",
+                "csv",
+                "-c",
+                "SELECT count(*) FROM cloudflare.accounts.tokens",
+            ])
             .env("CLOUDFLARE_API_TOKEN", sim.admin_token()));
         (r, start.elapsed())
     };
@@ -60,14 +92,41 @@ fn two_processes_share_the_budget_through_the_headers() {
     assert_eq!((code, out.as_str()), (0, "count(*)\n40\n"), "{err}");
     let ((code, out, err), second) = go();
     assert_eq!((code, out.as_str()), (0, "count(*)\n40\n"), "{err}");
-    assert_eq!(count_429(&sim), 0, "{:?}", sim.requests().iter().map(|r| r.status).collect::<Vec<_>>());
+    assert_eq!(
+        count_429(&sim),
+        0,
+        "{:?}",
+        sim.requests().iter().map(|r| r.status).collect::<Vec<_>>()
+    );
     let lines: Vec<&str> = err.lines().collect();
-    assert!(lines.len() >= 2, "the forecast, then a line per wait: {err}");
-    assert!(lines[0].starts_with("note: cloudflare.accounts.tokens needs at least 20 API calls and the budget allows "), "{err}");
-    assert!(lines[0].ends_with("expect at least 3s of waiting"), "the server's window, not the default 5 minutes: {err}");
-    assert!(lines[1].starts_with("the API budget is spent (Cloudflare's Ratelimit header): waiting "), "{err}");
-    assert!(lines[1..].iter().all(|l| l.contains(": waiting ") && l.contains(" calls so far)")), "only wait lines: {err}");
-    assert!(second >= Duration::from_secs(1), "the second run waited: {second:?}");
+    assert!(
+        lines.len() >= 2,
+        "the forecast, then a line per wait: {err}"
+    );
+    assert!(
+        lines[0].starts_with(
+            "note: cloudflare.accounts.tokens needs at least 20 API calls and the budget allows "
+        ),
+        "{err}"
+    );
+    assert!(
+        lines[0].ends_with("expect at least 3s of waiting"),
+        "the server's window, not the default 5 minutes: {err}"
+    );
+    assert!(
+        lines[1].starts_with("the API budget is spent (Cloudflare's Ratelimit header): waiting "),
+        "{err}"
+    );
+    assert!(
+        lines[1..]
+            .iter()
+            .all(|l| l.contains(": waiting ") && l.contains(" calls so far)")),
+        "only wait lines: {err}"
+    );
+    assert!(
+        second >= Duration::from_secs(1),
+        "the second run waited: {second:?}"
+    );
 }
 
 /// A 429 with Retry-After is waited out; with a smaller --budget-wait the statement fails
@@ -89,34 +148,62 @@ fn a_429_is_waited_out_or_fails_in_one_line() {
     let start = Instant::now();
     let (code, out, err) = go(&[]);
     assert_eq!((code, out.as_str()), (0, "count(*)\n120\n"), "{err}");
-    assert!(start.elapsed() >= Duration::from_secs(2), "{:?}", start.elapsed());
+    assert!(
+        start.elapsed() >= Duration::from_secs(2),
+        "{:?}",
+        start.elapsed()
+    );
     assert!(err.contains("Cloudflare answered 429: waiting 2s"), "{err}");
     sim.set_faults(FaultSpec::parse("429@GET:/user/tokens#2,retry-after=30").unwrap());
     let (code, _, err) = go(&["--budget-wait", "1"]);
     assert_eq!(code, 1);
     assert_eq!(err.lines().count(), 1, "{err}");
-    assert!(err.contains("would have to wait 30s for the API budget, more than the 1s allowed"), "{err}");
+    assert!(
+        err.contains("would have to wait 30s for the API budget, more than the 1s allowed"),
+        "{err}"
+    );
 }
 
 /// `/accounts` is listed once per statement however many tables fan out over it; the same
 /// statement twice makes no call the second time; `SET cfql.cache_ttl = 0` turns it off.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gets_are_coalesced_and_cached() {
-    let sim = sim_opts(SeedOptions { accounts: 4, ..SeedOptions::default() }).await;
+    let sim = sim_opts(SeedOptions {
+        accounts: 4,
+        ..SeedOptions::default()
+    })
+    .await;
     let s = Session::new(with_cache(config(&sim))).await.unwrap();
     let q = "SELECT kind, count(*) FROM cloudflare.audit.credentials GROUP BY kind";
     let first = s.sql(q).await.unwrap();
-    assert_eq!(sim.count("GET", "/accounts"), 1, "listed once for both fan-outs");
+    assert_eq!(
+        sim.count("GET", "/accounts"),
+        1,
+        "listed once for both fan-outs"
+    );
     let made = sim.total_requests();
     let again = s.sql(q).await.unwrap();
-    assert_eq!(sim.total_requests(), made, "the second run is served from the cache");
+    assert_eq!(
+        sim.total_requests(),
+        made,
+        "the second run is served from the cache"
+    );
     assert_eq!(rows(&first), rows(&again));
-    let out = s.execute("EXPLAIN ANALYZE SELECT count(*) FROM cloudflare.user.tokens").await.unwrap();
+    let out = s
+        .execute("EXPLAIN ANALYZE SELECT count(*) FROM cloudflare.user.tokens")
+        .await
+        .unwrap();
     let plan = format!("{:?}", strings(&out.batches, "plan"));
-    assert!(plan.contains("api_cache_hits=1") && plan.contains("api_calls=0"), "{plan}");
+    assert!(
+        plan.contains("api_cache_hits=1") && plan.contains("api_calls=0"),
+        "{plan}"
+    );
     s.sql("SET cfql.cache_ttl = 0").await.unwrap();
     s.sql(q).await.unwrap();
-    assert!(sim.total_requests() > made, "no cache after SET cfql.cache_ttl = 0");
+    assert!(
+        sim.total_requests() > made,
+        "no cache after SET cfql.cache_ttl = 0"
+    );
 }
 
 /// A write through the session invalidates what it touched: the next SELECT sees it.
@@ -125,37 +212,90 @@ async fn writes_invalidate_the_cache() {
     let sim = sim_with(10).await;
     let s = Session::new(with_cache(config(&sim))).await.unwrap();
     let id = sim.user_token_ids()[3].clone();
-    let get = format!("SELECT name, status, modified_on FROM cloudflare.user.tokens WHERE id = '{id}'");
+    let get =
+        format!("SELECT name, status, modified_on FROM cloudflare.user.tokens WHERE id = '{id}'");
     let list = "SELECT id FROM cloudflare.user.tokens";
     let before = s.sql(&get).await.unwrap();
     assert_eq!(rows(&s.sql(list).await.unwrap()), 10);
-    s.sql(&format!("UPDATE cloudflare.user.tokens SET name = 'renamed' WHERE id = '{id}'")).await.unwrap();
-    assert_eq!(strings(&s.sql(&get).await.unwrap(), "name"), vec!["renamed"]);
+    s.sql(&format!(
+        "UPDATE cloudflare.user.tokens SET name = 'renamed' WHERE id = '{id}'"
+    ))
+    .await
+    .unwrap();
+    assert_eq!(
+        strings(&s.sql(&get).await.unwrap(), "name"),
+        vec!["renamed"]
+    );
     sim.advance_clock(chrono::Duration::seconds(5));
-    s.sql(&format!("EXEC cloudflare.user.tokens.roll @token_id = '{id}'")).await.unwrap();
+    s.sql(&format!(
+        "EXEC cloudflare.user.tokens.roll @token_id = '{id}'"
+    ))
+    .await
+    .unwrap();
     let after = s.sql(&get).await.unwrap();
-    assert_ne!(col(&after, "modified_on"), col(&before, "modified_on"), "the roll's new modified_on is seen");
-    s.sql(&format!("DELETE FROM cloudflare.user.tokens WHERE id = '{id}'")).await.unwrap();
+    assert_ne!(
+        col(&after, "modified_on"),
+        col(&before, "modified_on"),
+        "the roll's new modified_on is seen"
+    );
+    s.sql(&format!(
+        "DELETE FROM cloudflare.user.tokens WHERE id = '{id}'"
+    ))
+    .await
+    .unwrap();
     assert_eq!(rows(&s.sql(&get).await.unwrap()), 0);
-    assert_eq!(rows(&s.sql(list).await.unwrap()), 9, "the list is read again too");
+    assert_eq!(
+        rows(&s.sql(list).await.unwrap()),
+        9,
+        "the list is read again too"
+    );
 }
 
 /// EXPLAIN shows the cost; a statement that needs more than the budget left says so first.
 #[test]
 fn the_cost_is_planned_and_announced() {
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let sim = rt.block_on(sim_opts(SeedOptions { accounts: 30, account_tokens: 1, service_tokens: 1, ..SeedOptions::default() }));
+    let sim = rt.block_on(sim_opts(SeedOptions {
+        accounts: 30,
+        account_tokens: 1,
+        service_tokens: 1,
+        ..SeedOptions::default()
+    }));
     sim.set_rate_limit(20, Duration::from_secs(2));
     let home = tempfile::tempdir().unwrap();
     let (code, out, err) = run(cfql(home.path())
-        .args(["--base-url", &sim.base_url(), "--format", "csv", "-c", "EXPLAIN SELECT * FROM cloudflare.accounts.tokens"])
+        .args([
+            "--base-url",
+            &sim.base_url(),
+            "--format",
+            "csv",
+            "-c",
+            "EXPLAIN SELECT * FROM cloudflare.accounts.tokens",
+        ])
         .env("CLOUDFLARE_API_TOKEN", sim.admin_token()));
     assert_eq!(code, 0, "{err}");
-    assert!(out.contains("cost=ceil(accounts/50) to list the accounts + ceil(rows/50) (at least 1) per account"), "{out}");
+    assert!(
+        out.contains(
+            "cost=ceil(accounts/50) to list the accounts + ceil(rows/50) (at least 1) per account"
+        ),
+        "{out}"
+    );
     let (code, out, err) = run(cfql(home.path())
-        .args(["--base-url", &sim.base_url(), "--format", "csv", "-c", "SELECT count(*) FROM cloudflare.accounts.tokens"])
+        .args([
+            "--base-url",
+            &sim.base_url(),
+            "--format",
+            "csv",
+            "-c",
+            "SELECT count(*) FROM cloudflare.accounts.tokens",
+        ])
         .env("CLOUDFLARE_API_TOKEN", sim.admin_token()));
     assert_eq!((code, out.as_str()), (0, "count(*)\n30\n"), "{err}");
-    assert!(err.contains("note: cloudflare.accounts.tokens needs at least 30 API calls and the budget allows"), "{err}");
+    assert!(
+        err.contains(
+            "note: cloudflare.accounts.tokens needs at least 30 API calls and the budget allows"
+        ),
+        "{err}"
+    );
     assert_eq!(count_429(&sim), 0);
 }

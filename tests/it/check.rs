@@ -27,7 +27,11 @@ fn exit_codes_say_ok_alarm_or_error() {
         "alarm.sql",
         "-- Tokens that expire within {{ days }} days\n-- (a second line)\nSELECT id, name FROM cloudflare.user.tokens\n WHERE expires_on < now() + INTERVAL '{{ days }} days';\n",
     );
-    let broken = write(dir.path(), "broken.sql", "-- A typo\nSELECT nme FROM cloudflare.user.tokens;\n");
+    let broken = write(
+        dir.path(),
+        "broken.sql",
+        "-- A typo\nSELECT nme FROM cloudflare.user.tokens;\n",
+    );
     let check = |files: &[&str]| {
         let mut c = cfql(home.path());
         c.args(["check", "--demo", "--var", "days=30"]);
@@ -38,19 +42,37 @@ fn exit_codes_say_ok_alarm_or_error() {
     };
     let (code, out, err) = check(&[&ok]);
     assert_eq!(code, 0, "{out}{err}");
-    assert!(out.contains("OK     Nothing is named that  (") && out.contains("ok.sql:3)"), "{out}");
-    assert!(out.contains(&format!("OK     {ok}:5")), "a control without a comment is titled FILE:LINE: {out}");
-    assert!(out.ends_with("2 controls: 2 ok, 0 alarm (0 findings), 0 error\n"), "{out}");
+    assert!(
+        out.contains("OK     Nothing is named that  (") && out.contains("ok.sql:3)"),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("OK     {ok}:5")),
+        "a control without a comment is titled FILE:LINE: {out}"
+    );
+    assert!(
+        out.ends_with("2 controls: 2 ok, 0 alarm (0 findings), 0 error\n"),
+        "{out}"
+    );
 
     let (code, out, err) = check(&[&ok, &alarm]);
     assert_eq!(code, 3, "{out}{err}");
-    assert!(out.contains("ALARM  Tokens that expire within 30 days  (") && out.contains("finding(s)"), "{out}");
+    assert!(
+        out.contains("ALARM  Tokens that expire within 30 days  (") && out.contains("finding(s)"),
+        "{out}"
+    );
     let last = out.lines().last().unwrap();
-    assert!(last.starts_with("3 controls: 2 ok, 1 alarm (") && last.ends_with(" findings), 0 error"), "{last}");
+    assert!(
+        last.starts_with("3 controls: 2 ok, 1 alarm (") && last.ends_with(" findings), 0 error"),
+        "{last}"
+    );
 
     let (code, out, _) = check(&[&ok, &alarm, &broken]);
     assert_eq!(code, 1, "{out}");
-    assert!(out.contains("ERROR  A typo") && out.contains("unknown column 'nme'"), "{out}");
+    assert!(
+        out.contains("ERROR  A typo") && out.contains("unknown column 'nme'"),
+        "{out}"
+    );
     assert!(out.ends_with("1 error\n"), "{out}");
     let (code, _, err) = run(cfql(home.path()).args(["check", "--demo"]));
     assert_eq!(code, 2, "no file is a usage error: {err}");
@@ -66,26 +88,69 @@ fn junit_report_parses_as_xml() {
         "a.sql",
         "-- Nothing <here> & \"there\"\nSELECT 1 AS x WHERE false;\n-- Two rows\nSELECT * FROM (VALUES (1), (2)) t(x);\n",
     );
-    let b = write(dir.path(), "b.sql", "-- Broken\nSELECT * FROM cloudflare.user.tokenz;\n");
-    let (code, out, err) = run(cfql(home.path()).args(["check", "--demo", "--format", "junit", "-f", &a, "-f", &b]));
+    let b = write(
+        dir.path(),
+        "b.sql",
+        "-- Broken\nSELECT * FROM cloudflare.user.tokenz;\n",
+    );
+    let (code, out, err) =
+        run(cfql(home.path()).args(["check", "--demo", "--format", "junit", "-f", &a, "-f", &b]));
     assert_eq!(code, 1, "{err}");
-    assert!(err.contains("3 controls: 1 ok, 1 alarm (2 findings), 1 error"), "{err}");
+    assert!(
+        err.contains("3 controls: 1 ok, 1 alarm (2 findings), 1 error"),
+        "{err}"
+    );
     let doc = roxmltree::Document::parse(&out).expect("valid XML");
     let root = doc.root_element();
     assert_eq!(root.tag_name().name(), "testsuites");
-    assert_eq!((root.attribute("tests"), root.attribute("failures"), root.attribute("errors")), (Some("3"), Some("1"), Some("1")));
-    let suites: Vec<_> = root.children().filter(|n| n.has_tag_name("testsuite")).collect();
-    assert_eq!(suites.iter().map(|s| s.attribute("name").unwrap()).collect::<Vec<_>>(), vec![a.as_str(), b.as_str()]);
-    let cases: Vec<_> = suites[0].children().filter(|n| n.has_tag_name("testcase")).collect();
-    assert_eq!(cases[0].attribute("name"), Some("Nothing <here> & \"there\""));
-    assert!(cases[0].children().all(|c| !c.is_element()), "an ok control is a bare testcase");
-    let failure = cases[1].children().find(|c| c.has_tag_name("failure")).expect("the alarm is a failure");
+    assert_eq!(
+        (
+            root.attribute("tests"),
+            root.attribute("failures"),
+            root.attribute("errors")
+        ),
+        (Some("3"), Some("1"), Some("1"))
+    );
+    let suites: Vec<_> = root
+        .children()
+        .filter(|n| n.has_tag_name("testsuite"))
+        .collect();
+    assert_eq!(
+        suites
+            .iter()
+            .map(|s| s.attribute("name").unwrap())
+            .collect::<Vec<_>>(),
+        vec![a.as_str(), b.as_str()]
+    );
+    let cases: Vec<_> = suites[0]
+        .children()
+        .filter(|n| n.has_tag_name("testcase"))
+        .collect();
+    assert_eq!(
+        cases[0].attribute("name"),
+        Some("Nothing <here> & \"there\"")
+    );
+    assert!(
+        cases[0].children().all(|c| !c.is_element()),
+        "an ok control is a bare testcase"
+    );
+    let failure = cases[1]
+        .children()
+        .find(|c| c.has_tag_name("failure"))
+        .expect("the alarm is a failure");
     assert_eq!(failure.attribute("message"), Some("2 finding(s)"));
-    assert!(failure.text().unwrap().contains("| x |"), "the findings are in the failure");
-    let error = suites[1].descendants().find(|c| c.has_tag_name("error")).expect("an error element");
+    assert!(
+        failure.text().unwrap().contains("| x |"),
+        "the findings are in the failure"
+    );
+    let error = suites[1]
+        .descendants()
+        .find(|c| c.has_tag_name("error"))
+        .expect("an error element");
     assert!(error.attribute("message").unwrap().contains("tokenz"));
 
-    let (_, out, _) = run(cfql(home.path()).args(["check", "--demo", "--format", "json", "-f", &a]));
+    let (_, out, _) =
+        run(cfql(home.path()).args(["check", "--demo", "--format", "json", "-f", &a]));
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v[1]["status"], "alarm");
     assert_eq!(v[1]["findings"], serde_json::json!([{"x": 1}, {"x": 2}]));
@@ -107,27 +172,41 @@ fn check_mode_never_writes() {
         ),
     );
     sim.reset_counts();
-    let (code, out, err) =
-        run(cfql(home.path()).args(["check", "--base-url", &sim.base_url(), "-f", &f]).env("CLOUDFLARE_API_TOKEN", sim.admin_token()));
+    let (code, out, err) = run(cfql(home.path())
+        .args(["check", "--base-url", &sim.base_url(), "-f", &f])
+        .env("CLOUDFLARE_API_TOKEN", sim.admin_token()));
     assert_eq!(code, 1, "{err}");
     assert_eq!(out.matches("check mode never writes").count(), 2, "{out}");
     assert_eq!(sim.mutating_requests(), 0);
-    assert!(out.ends_with("3 controls: 0 ok, 1 alarm (1 finding), 2 error\n"), "count(*) returns a row: {out}");
+    assert!(
+        out.ends_with("3 controls: 0 ok, 1 alarm (1 finding), 2 error\n"),
+        "count(*) returns a row: {out}"
+    );
 }
 
 /// Every audit script of examples/ is a check file with a title per control.
 #[test]
 fn example_audits_are_check_files() {
     let home = tempfile::tempdir().unwrap();
-    for name in ["expiring_credentials", "unused_tokens", "unrestricted_tokens", "wildcard_policies", "stale_service_tokens"] {
+    for name in [
+        "expiring_credentials",
+        "unused_tokens",
+        "unrestricted_tokens",
+        "wildcard_policies",
+        "stale_service_tokens",
+    ] {
         let f = format!("examples/{name}.sql");
-        let (code, out, err) = run(cfql(home.path()).args(["check", "--demo", "--format", "json", "-f", &f]));
+        let (code, out, err) =
+            run(cfql(home.path()).args(["check", "--demo", "--format", "json", "-f", &f]));
         assert!(code == 0 || code == 3, "{name}: {code} {err}");
         let v: Vec<serde_json::Value> = serde_json::from_str(&out).unwrap();
         assert!(!v.is_empty(), "{name}");
         for c in v {
             let title = c["title"].as_str().unwrap();
-            assert!(!title.contains(".sql:") && title.len() < 70, "{name}: a real title: {title}");
+            assert!(
+                !title.contains(".sql:") && title.len() < 70,
+                "{name}: a real title: {title}"
+            );
         }
     }
 }
@@ -138,7 +217,10 @@ fn completions_are_printed() {
     for shell in ["bash", "zsh", "fish"] {
         let (code, out, err) = run(cfql(home.path()).args(["completions", shell]));
         assert_eq!(code, 0, "{err}");
-        assert!(out.contains("cfql") && out.contains("check") && out.len() > 500, "{shell}");
+        assert!(
+            out.contains("cfql") && out.contains("check") && out.len() > 500,
+            "{shell}"
+        );
     }
 }
 
@@ -148,7 +230,11 @@ fn completions_are_printed() {
 fn wide_tables_expand_on_a_narrow_terminal() {
     let home = tempfile::tempdir().unwrap();
     let mut c = cfql(home.path());
-    c.stdin(Stdio::inherit()).env("TERM", "xterm").args(["--demo", "-c", "SELECT * FROM cloudflare.access.service_tokens LIMIT 2"]);
+    c.stdin(Stdio::inherit()).env("TERM", "xterm").args([
+        "--demo",
+        "-c",
+        "SELECT * FROM cloudflare.access.service_tokens LIMIT 2",
+    ]);
     let mut p = expectrl::Session::spawn(c).expect("pty");
     p.get_process_mut().set_window_size(80, 24).unwrap();
     p.set_expect_timeout(Some(Duration::from_secs(30)));
@@ -157,14 +243,24 @@ fn wide_tables_expand_on_a_narrow_terminal() {
     let screen = String::from_utf8_lossy(&screen);
     assert!(screen.contains("-[ RECORD 2 ]"), "{screen}");
     for line in screen.lines() {
-        assert!(line.trim_end_matches('\r').chars().count() <= 80, "a line wider than the terminal: {line:?}");
+        assert!(
+            line.trim_end_matches('\r').chars().count() <= 80,
+            "a line wider than the terminal: {line:?}"
+        );
     }
     // A narrow result stays a table.
     let mut c = cfql(home.path());
-    c.stdin(Stdio::inherit()).env("TERM", "xterm").args(["--demo", "-c", "SELECT name FROM cloudflare.access.service_tokens LIMIT 2"]);
+    c.stdin(Stdio::inherit()).env("TERM", "xterm").args([
+        "--demo",
+        "-c",
+        "SELECT name FROM cloudflare.access.service_tokens LIMIT 2",
+    ]);
     let mut p = expectrl::Session::spawn(c).expect("pty");
     p.get_process_mut().set_window_size(80, 24).unwrap();
     let mut screen = Vec::new();
     std::io::Read::read_to_end(&mut p, &mut screen).ok();
-    assert!(String::from_utf8_lossy(&screen).contains("| name"), "a table");
+    assert!(
+        String::from_utf8_lossy(&screen).contains("| name"),
+        "a table"
+    );
 }

@@ -22,8 +22,16 @@ pub(crate) fn cfql(home: &std::path::Path) -> Command {
 }
 
 pub(crate) fn run(c: &mut Command) -> (i32, String, String) {
-    let Output { status, stdout, stderr } = c.output().expect("cfql runs");
-    (status.code().unwrap_or(-1), String::from_utf8_lossy(&stdout).into_owned(), String::from_utf8_lossy(&stderr).into_owned())
+    let Output {
+        status,
+        stdout,
+        stderr,
+    } = c.output().expect("cfql runs");
+    (
+        status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&stdout).into_owned(),
+        String::from_utf8_lossy(&stderr).into_owned(),
+    )
 }
 
 #[test]
@@ -38,7 +46,10 @@ fn demo_query_csv_parses_back() {
     ]));
     assert_eq!(code, 0, "{err}");
     let mut r = csv::Reader::from_reader(out.as_bytes());
-    assert_eq!(r.headers().unwrap().iter().collect::<Vec<_>>(), vec!["id", "name", "expires_on"]);
+    assert_eq!(
+        r.headers().unwrap().iter().collect::<Vec<_>>(),
+        vec!["id", "name", "expires_on"]
+    );
     let recs: Vec<csv::StringRecord> = r.records().map(Result::unwrap).collect();
     assert!(!recs.is_empty());
     for rec in &recs {
@@ -61,23 +72,44 @@ fn every_format() {
     let json: serde_json::Value = serde_json::from_str(&go("json")).unwrap();
     let arr = json.as_array().unwrap();
     assert_eq!(arr.len(), 3);
-    assert!(arr[0]["policies"].is_array(), "JSON columns stay nested: {}", arr[0]);
+    assert!(
+        arr[0]["policies"].is_array(),
+        "JSON columns stay nested: {}",
+        arr[0]
+    );
     assert!(arr[0]["policies"][0]["permission_groups"].is_array());
     let nd = go("ndjson");
-    let lines: Vec<serde_json::Value> = nd.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let lines: Vec<serde_json::Value> = nd
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(lines, arr.to_vec());
     let tsv = go("tsv");
-    let mut r = csv::ReaderBuilder::new().delimiter(b'\t').from_reader(tsv.as_bytes());
+    let mut r = csv::ReaderBuilder::new()
+        .delimiter(b'\t')
+        .from_reader(tsv.as_bytes());
     let ids: Vec<String> = r.records().map(|x| x.unwrap()[0].to_string()).collect();
-    assert_eq!(ids, arr.iter().map(|o| o["id"].as_str().unwrap().to_string()).collect::<Vec<_>>());
+    assert_eq!(
+        ids,
+        arr.iter()
+            .map(|o| o["id"].as_str().unwrap().to_string())
+            .collect::<Vec<_>>()
+    );
     let md = go("markdown");
-    assert!(md.starts_with("| id | name | policies | expires_on |\n|---|---|---|---|\n"), "{md}");
+    assert!(
+        md.starts_with("| id | name | policies | expires_on |\n|---|---|---|---|\n"),
+        "{md}"
+    );
     assert_eq!(md.lines().count(), 5);
     let table = go("table");
-    assert!(table.contains("| id ") && table.contains("(3 rows)"), "{table}");
+    assert!(
+        table.contains("| id ") && table.contains("(3 rows)"),
+        "{table}"
+    );
     // Not a terminal: long JSON cells are not cut.
     assert!(!table.contains('…'));
-    let (code, _, err) = run(cfql(home.path()).args(["--demo", "--format", "yaml", "-c", "SELECT 1"]));
+    let (code, _, err) =
+        run(cfql(home.path()).args(["--demo", "--format", "yaml", "-c", "SELECT 1"]));
     assert_eq!(code, 2);
     assert!(err.contains("unknown format 'yaml'"), "{err}");
 }
@@ -88,7 +120,16 @@ fn files_run_in_order_and_errors_name_file_and_line() {
     let dir = tempfile::tempdir().unwrap();
     let f = dir.path().join("audit.sql");
     std::fs::write(&f, "-- first\nSELECT 'one' AS step;\n\nSELECT 'two' AS step;\n\n-- the broken one\nSELECT nope\n  FROM cloudflare.user.tokens;\nSELECT 'never' AS step;\n").unwrap();
-    let (code, out, err) = run(cfql(home.path()).args(["--demo", "--format", "csv", "-c", "SELECT 'zero' AS step", "-f"]).arg(&f));
+    let (code, out, err) = run(cfql(home.path())
+        .args([
+            "--demo",
+            "--format",
+            "csv",
+            "-c",
+            "SELECT 'zero' AS step",
+            "-f",
+        ])
+        .arg(&f));
     assert_eq!(code, 1, "{err}");
     assert_eq!(out, "step\nzero\nstep\none\nstep\ntwo\n");
     assert!(err.contains(&format!("{}:7:", f.display())), "{err}");
@@ -102,12 +143,25 @@ fn files_run_in_order_and_errors_name_file_and_line() {
 #[test]
 fn stdin_runs_as_a_script() {
     let home = tempfile::tempdir().unwrap();
-    let mut child = cfql(home.path()).args(["--demo", "--format", "csv"]).stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
-    child.stdin.take().unwrap().write_all(b"SHOW SERVICES;\nSELECT count(*) AS n FROM cloudflare.accounts.accounts;\n").unwrap();
+    let mut child = cfql(home.path())
+        .args(["--demo", "--format", "csv"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"SHOW SERVICES;\nSELECT count(*) AS n FROM cloudflare.accounts.accounts;\n")
+        .unwrap();
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success());
     let text = String::from_utf8(out.stdout).unwrap();
-    assert!(text.contains("cloudflare.user,") && text.ends_with("n\n3\n"), "{text}");
+    assert!(
+        text.contains("cloudflare.user,") && text.ends_with("n\n3\n"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -155,9 +209,16 @@ fn vars_substitute_and_missing_ones_are_named() {
     ]));
     assert_eq!(code, 0);
     assert_eq!(out.lines().count(), 3);
-    let (code, _, err) = run(cfql(home.path()).args(["--demo", "-c", "SELECT id FROM cloudflare.user.tokens LIMIT {{ n }}"]));
+    let (code, _, err) = run(cfql(home.path()).args([
+        "--demo",
+        "-c",
+        "SELECT id FROM cloudflare.user.tokens LIMIT {{ n }}",
+    ]));
     assert_eq!(code, 1);
-    assert!(err.contains("'{{ n }}' has no value: pass --var n=VALUE"), "{err}");
+    assert!(
+        err.contains("'{{ n }}' has no value: pass --var n=VALUE"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -169,22 +230,37 @@ fn profile_file_and_env_override() {
     std::fs::create_dir_all(&cfg).unwrap();
     std::fs::write(
         cfg.join("config.toml"),
-        format!("[staging]\napi_token = \"{}\"\nbase_url = \"{}\"\nconcurrency = 2\n", sim.admin_token(), sim.base_url()),
+        format!(
+            "[staging]\napi_token = \"{}\"\nbase_url = \"{}\"\nconcurrency = 2\n",
+            sim.admin_token(),
+            sim.base_url()
+        ),
     )
     .unwrap();
-    let (code, out, err) =
-        run(cfql(home.path()).args(["--profile", "staging", "--format", "csv", "-c", "SELECT count(*) AS n FROM cloudflare.user.tokens"]));
+    let (code, out, err) = run(cfql(home.path()).args([
+        "--profile",
+        "staging",
+        "--format",
+        "csv",
+        "-c",
+        "SELECT count(*) AS n FROM cloudflare.user.tokens",
+    ]));
     assert_eq!(code, 0, "{err}");
     assert_eq!(out, "n\n7\n");
     // The environment wins over the file.
-    let (code, _, err) = run(cfql(home.path()).env("CLOUDFLARE_API_TOKEN", "bogus-token").args([
-        "--profile",
-        "staging",
-        "-c",
-        "SELECT count(*) FROM cloudflare.user.tokens",
-    ]));
+    let (code, _, err) = run(cfql(home.path())
+        .env("CLOUDFLARE_API_TOKEN", "bogus-token")
+        .args([
+            "--profile",
+            "staging",
+            "-c",
+            "SELECT count(*) FROM cloudflare.user.tokens",
+        ]));
     assert_eq!(code, 1);
-    assert!(err.contains("HTTP 401") && err.contains("code 1000: Invalid API Token"), "{err}");
+    assert!(
+        err.contains("HTTP 401") && err.contains("code 1000: Invalid API Token"),
+        "{err}"
+    );
     assert!(!err.contains("bogus-token"), "credential on stderr: {err}");
 }
 
@@ -195,7 +271,16 @@ fn rotation_script_secrets_reach_stdout_and_file_never_stderr() {
     let secrets = dir.path().join("rotated.jsonl");
     let audit = dir.path().join("audit.jsonl");
     let (code, out, err) = run(cfql(home.path())
-        .args(["--demo", "--format", "json", "--var", "days=7", "-f", "examples/rotate_expiring.sql", "--secrets-file"])
+        .args([
+            "--demo",
+            "--format",
+            "json",
+            "--var",
+            "days=7",
+            "-f",
+            "examples/rotate_expiring.sql",
+            "--secrets-file",
+        ])
         .arg(&secrets)
         .arg("--audit-log")
         .arg(&audit)
@@ -205,7 +290,10 @@ fn rotation_script_secrets_reach_stdout_and_file_never_stderr() {
     assert!(!rows.is_empty());
     let file = std::fs::read_to_string(&secrets).unwrap();
     use std::os::unix::fs::PermissionsExt;
-    assert_eq!(std::fs::metadata(&secrets).unwrap().permissions().mode() & 0o777, 0o600);
+    assert_eq!(
+        std::fs::metadata(&secrets).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
     let log = std::fs::read_to_string(&audit).unwrap();
     for r in &rows {
         let v = r["value"].as_str().unwrap();
@@ -214,12 +302,26 @@ fn rotation_script_secrets_reach_stdout_and_file_never_stderr() {
         assert!(!err.contains(v), "secret on stderr");
         assert!(!log.contains(v), "secret in the audit log");
     }
-    assert!(err.contains("calling Cloudflare"), "debug logging was on: {err}");
+    assert!(
+        err.contains("calling Cloudflare"),
+        "debug logging was on: {err}"
+    );
     // Dry run: the same script sends no mutating call.
-    let (code, out, err) =
-        run(cfql(home.path()).args(["--demo", "--dry-run", "--format", "csv", "--var", "days=7", "-f", "examples/rotate_expiring.sql"]));
+    let (code, out, err) = run(cfql(home.path()).args([
+        "--demo",
+        "--dry-run",
+        "--format",
+        "csv",
+        "--var",
+        "days=7",
+        "-f",
+        "examples/rotate_expiring.sql",
+    ]));
     assert_eq!(code, 0, "{err}");
-    assert!(out.starts_with("row,method,path,body\n") && out.contains("PUT,/user/tokens/"), "{out}");
+    assert!(
+        out.starts_with("row,method,path,body\n") && out.contains("PUT,/user/tokens/"),
+        "{out}"
+    );
     assert!(err.contains("dry run"), "{err}");
 }
 
@@ -231,9 +333,15 @@ fn every_example_script_runs_on_the_demo() {
         let p = entry.unwrap().path();
         if p.extension().is_some_and(|e| e == "sql") {
             n += 1;
-            let (code, out, err) = run(cfql(home.path()).args(["--demo", "--format", "csv", "--var", "days=7", "-f"]).arg(&p));
+            let (code, out, err) = run(cfql(home.path())
+                .args(["--demo", "--format", "csv", "--var", "days=7", "-f"])
+                .arg(&p));
             assert_eq!(code, 0, "{}: {err}", p.display());
-            assert!(out.lines().count() > 1, "{} found nothing in the sample data:\n{out}", p.display());
+            assert!(
+                out.lines().count() > 1,
+                "{} found nothing in the sample data:\n{out}",
+                p.display()
+            );
         }
     }
     assert!(n >= 6, "examples/*.sql");
@@ -242,22 +350,36 @@ fn every_example_script_runs_on_the_demo() {
 #[test]
 fn sim_subcommand_serves_and_rejects_bad_input() {
     let home = tempfile::tempdir().unwrap();
-    let mut child = cfql(home.path()).args(["sim", "--listen", "127.0.0.1:0", "--tokens", "12"]).stdout(Stdio::piped()).spawn().unwrap();
+    let mut child = cfql(home.path())
+        .args(["sim", "--listen", "127.0.0.1:0", "--tokens", "12"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let first = lines.next().unwrap().unwrap();
     let base = first.rsplit(' ').next().unwrap().to_string();
-    assert!(base.starts_with("http://127.0.0.1:") && base.ends_with("/client/v4"), "{first}");
+    assert!(
+        base.starts_with("http://127.0.0.1:") && base.ends_with("/client/v4"),
+        "{first}"
+    );
     let _base_line = lines.next().unwrap().unwrap();
     let token_line = lines.next().unwrap().unwrap();
-    let bearer = token_line.split("CLOUDFLARE_API_TOKEN=").nth(1).expect("the token is printed").trim().to_string();
-    let (code, out, err) = run(cfql(home.path()).env("CLOUDFLARE_API_TOKEN", &bearer).args([
-        "--base-url",
-        &base,
-        "--format",
-        "csv",
-        "-c",
-        "SELECT count(*) AS n FROM cloudflare.user.tokens",
-    ]));
+    let bearer = token_line
+        .split("CLOUDFLARE_API_TOKEN=")
+        .nth(1)
+        .expect("the token is printed")
+        .trim()
+        .to_string();
+    let (code, out, err) = run(cfql(home.path())
+        .env("CLOUDFLARE_API_TOKEN", &bearer)
+        .args([
+            "--base-url",
+            &base,
+            "--format",
+            "csv",
+            "-c",
+            "SELECT count(*) AS n FROM cloudflare.user.tokens",
+        ]));
     let _ = child.kill();
     let _ = child.wait();
     assert_eq!(code, 0, "{err}");
@@ -265,7 +387,10 @@ fn sim_subcommand_serves_and_rejects_bad_input() {
 
     let (code, _, err) = run(cfql(home.path()).args(["sim", "--faults", "500#zero"]));
     assert_eq!(code, 2);
-    assert!(err.contains("invalid --faults spec") && err.contains("500#zero"), "{err}");
+    assert!(
+        err.contains("invalid --faults spec") && err.contains("500#zero"),
+        "{err}"
+    );
     let (code, _, err) = run(cfql(home.path()).args(["sim", "--tokens", "many"]));
     assert_eq!(code, 2, "{err}");
     let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -304,14 +429,18 @@ mod repl {
         p.send_line("\\d cloudflare.user.tokens").unwrap();
         p.expect("token_id").unwrap();
         // Tab completes a table name.
-        p.send("SELECT count(*) AS c FROM cloudflare.user.permission_g\t").unwrap();
+        p.send("SELECT count(*) AS c FROM cloudflare.user.permission_g\t")
+            .unwrap();
         p.send_line(";").unwrap();
         p.expect("c\r\n24").unwrap();
         p.send_line("\\q").unwrap();
         p.expect(expectrl::Eof).unwrap();
         let hist = home.path().join(".local/share/cfql/history");
         use std::os::unix::fs::PermissionsExt;
-        assert_eq!(std::fs::metadata(&hist).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            std::fs::metadata(&hist).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
         let text = std::fs::read_to_string(&hist).unwrap();
         assert!(text.contains("cloudflare.user.permission_groups"), "{text}");
     }
@@ -323,10 +452,15 @@ mod repl {
         let home = tempfile::tempdir().unwrap();
         let token = sim.admin_token();
         let base = sim.base_url();
-        let mut p = spawn(home.path(), &["--base-url", &base, "--format", "csv"], &[("CLOUDFLARE_API_TOKEN", &token)]);
+        let mut p = spawn(
+            home.path(),
+            &["--base-url", &base, "--format", "csv"],
+            &[("CLOUDFLARE_API_TOKEN", &token)],
+        );
         p.expect("cfql> ").unwrap();
         sim.set_latency_ms(5000);
-        p.send_line("SELECT count(*) FROM cloudflare.user.tokens;").unwrap();
+        p.send_line("SELECT count(*) FROM cloudflare.user.tokens;")
+            .unwrap();
         std::thread::sleep(Duration::from_millis(700));
         p.send("\x03").unwrap();
         p.expect("cancelled").unwrap();

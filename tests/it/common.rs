@@ -7,12 +7,21 @@ use cfql::{Config, Session};
 
 /// A simulator with `tokens` user tokens and default everything else.
 pub async fn sim_with(tokens: usize) -> Simulator {
-    sim_opts(SeedOptions { tokens, ..SeedOptions::default() }).await
+    sim_opts(SeedOptions {
+        tokens,
+        ..SeedOptions::default()
+    })
+    .await
 }
 
 /// A simulator with these seed options.
 pub async fn sim_opts(seed: SeedOptions) -> Simulator {
-    Simulator::start(SimOptions { seed, ..SimOptions::default() }).await.expect("simulator starts")
+    Simulator::start(SimOptions {
+        seed,
+        ..SimOptions::default()
+    })
+    .await
+    .expect("simulator starts")
 }
 
 /// A config pointed at the simulator, authenticated with its admin token, quick retries,
@@ -39,11 +48,20 @@ pub fn rows(batches: &[RecordBatch]) -> usize {
 pub fn col(batches: &[RecordBatch], name: &str) -> Vec<Option<String>> {
     let mut out = Vec::new();
     for b in batches {
-        let i = b.schema().index_of(name).unwrap_or_else(|_| panic!("no column {name} in {:?}", b.schema()));
+        let i = b
+            .schema()
+            .index_of(name)
+            .unwrap_or_else(|_| panic!("no column {name} in {:?}", b.schema()));
         let a = b.column(i);
-        let fmt = cfql::arrow::util::display::ArrayFormatter::try_new(a.as_ref(), &Default::default()).unwrap();
+        let fmt =
+            cfql::arrow::util::display::ArrayFormatter::try_new(a.as_ref(), &Default::default())
+                .unwrap();
         for r in 0..a.len() {
-            out.push(if a.is_null(r) { None } else { Some(fmt.value(r).to_string()) });
+            out.push(if a.is_null(r) {
+                None
+            } else {
+                Some(fmt.value(r).to_string())
+            });
         }
     }
     out
@@ -61,5 +79,8 @@ pub fn scalar(batches: &[RecordBatch]) -> String {
     if let Some(s) = a.as_string_opt::<i32>() {
         return s.value(0).to_string();
     }
-    cfql::arrow::util::display::ArrayFormatter::try_new(a.as_ref(), &Default::default()).unwrap().value(0).to_string()
+    cfql::arrow::util::display::ArrayFormatter::try_new(a.as_ref(), &Default::default())
+        .unwrap()
+        .value(0)
+        .to_string()
 }

@@ -94,7 +94,9 @@ fn mutate(rng: &mut StdRng, seeds: &[&str]) -> String {
     for _ in 0..rng.random_range(1..=4) {
         let at = rng.random_range(0..=s.len());
         match rng.random_range(0..5) {
-            0 => s.splice(at..at, PIECES[rng.random_range(0..PIECES.len())].chars()).for_each(drop),
+            0 => s
+                .splice(at..at, PIECES[rng.random_range(0..PIECES.len())].chars())
+                .for_each(drop),
             1 if !s.is_empty() => {
                 let end = (at + rng.random_range(1..8)).min(s.len());
                 s.drain(at.min(end)..end);
@@ -103,16 +105,23 @@ fn mutate(rng: &mut StdRng, seeds: &[&str]) -> String {
             3 => {
                 let other: Vec<char> = seeds[rng.random_range(0..seeds.len())].chars().collect();
                 let from = rng.random_range(0..=other.len());
-                s.splice(at..at, other[from..].iter().copied()).for_each(drop);
+                s.splice(at..at, other[from..].iter().copied())
+                    .for_each(drop);
             }
-            _ => s.insert(at.min(s.len()), char::from_u32(rng.random_range(0x20..0x3000)).unwrap_or('x')),
+            _ => s.insert(
+                at.min(s.len()),
+                char::from_u32(rng.random_range(0x20..0x3000)).unwrap_or('x'),
+            ),
         }
     }
     s.into_iter().collect()
 }
 
 fn inputs() -> usize {
-    std::env::var("CFQL_FUZZ_INPUTS").ok().and_then(|v| v.parse().ok()).unwrap_or(20_000)
+    std::env::var("CFQL_FUZZ_INPUTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20_000)
 }
 
 /// Runs `target` on `inputs()` mutated inputs; fails naming the input that panicked.
@@ -126,7 +135,10 @@ fn fuzz(name: &str, seeds: &[&str], seed: u64, mut target: impl FnMut(&str)) {
             panic!("{name}: input #{i} panicked: {input:?}");
         }
     }
-    println!("fuzz {name}: {n} inputs in {:.2}s, no panic", start.elapsed().as_secs_f64());
+    println!(
+        "fuzz {name}: {n} inputs in {:.2}s, no panic",
+        start.elapsed().as_secs_f64()
+    );
 }
 
 #[test]
@@ -142,8 +154,10 @@ fn fuzz_statement_parsing() {
 
 #[test]
 fn fuzz_templates() {
-    let vars: HashMap<String, String> =
-        [("x", "1"), ("token_id", "a'b"), ("n", "5")].into_iter().map(|(k, v)| (k.into(), v.into())).collect();
+    let vars: HashMap<String, String> = [("x", "1"), ("token_id", "a'b"), ("n", "5")]
+        .into_iter()
+        .map(|(k, v)| (k.into(), v.into()))
+        .collect();
     fuzz("template", STATEMENTS, 2, |input| {
         let _ = template::render(input, &vars);
         let _ = template::variables(input);

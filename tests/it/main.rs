@@ -4,6 +4,7 @@ mod budget;
 mod check;
 mod cli;
 mod common;
+mod dml;
 mod fuzz;
 mod hardening;
 mod openapi;

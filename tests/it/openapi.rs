@@ -12,8 +12,13 @@ pub struct Spec {
 impl Spec {
     /// Loads the slice; `Err(reason)` when it is not available.
     pub fn load() -> Result<Self, String> {
-        let path = std::env::var("CFQL_OPENAPI")
-            .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/cloudflare/openapi-tokens.json").to_string());
+        let path = std::env::var("CFQL_OPENAPI").unwrap_or_else(|_| {
+            concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../shared/cloudflare/openapi-tokens.json"
+            )
+            .to_string()
+        });
         let text = std::fs::read_to_string(&path).map_err(|e| format!("{path}: {e}"))?;
         let doc = serde_json::from_str(&text).map_err(|e| format!("{path}: {e}"))?;
         Ok(Self { doc })
@@ -26,10 +31,18 @@ impl Spec {
 
     /// The response schema of an operation for a status (`4XX` for 400-499).
     pub fn response_schema(&self, method: &str, path: &str, status: u16) -> Option<&Value> {
-        let op = self.doc["paths"].get(path)?.get(method.to_ascii_lowercase())?;
+        let op = self.doc["paths"]
+            .get(path)?
+            .get(method.to_ascii_lowercase())?;
         let responses = &op["responses"];
         let key = status.to_string();
-        let r = responses.get(&key).or_else(|| if (400..500).contains(&status) { responses.get("4XX") } else { None })?;
+        let r = responses.get(&key).or_else(|| {
+            if (400..500).contains(&status) {
+                responses.get("4XX")
+            } else {
+                None
+            }
+        })?;
         r["content"]["application/json"].get("schema")
     }
 
@@ -71,7 +84,9 @@ impl Spec {
             }
         }
         let nullable = s.get("nullable").and_then(Value::as_bool).unwrap_or(false)
-            || s.get("enum").and_then(Value::as_array).is_some_and(|e| e.contains(&Value::Null));
+            || s.get("enum")
+                .and_then(Value::as_array)
+                .is_some_and(|e| e.contains(&Value::Null));
         if v.is_null() {
             if s.get("type").is_some() && !nullable {
                 errs.push(format!("{at}: null is not allowed"));
@@ -105,13 +120,21 @@ impl Spec {
         }
         if let Some(text) = v.as_str() {
             let len = text.chars().count() as u64;
-            if s.get("maxLength").and_then(Value::as_u64).is_some_and(|m| len > m) {
+            if s.get("maxLength")
+                .and_then(Value::as_u64)
+                .is_some_and(|m| len > m)
+            {
                 errs.push(format!("{at}: longer than maxLength"));
             }
-            if s.get("minLength").and_then(Value::as_u64).is_some_and(|m| len < m) {
+            if s.get("minLength")
+                .and_then(Value::as_u64)
+                .is_some_and(|m| len < m)
+            {
                 errs.push(format!("{at}: shorter than minLength"));
             }
-            if s.get("format").and_then(Value::as_str) == Some("date-time") && chrono::DateTime::parse_from_rfc3339(text).is_err() {
+            if s.get("format").and_then(Value::as_str) == Some("date-time")
+                && chrono::DateTime::parse_from_rfc3339(text).is_err()
+            {
                 errs.push(format!("{at}: '{text}' is not a date-time"));
             }
         }

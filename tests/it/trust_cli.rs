@@ -15,23 +15,43 @@ const BULK_ROLL: &str = "EXEC cloudflare.user.tokens.update_value @token_id = (S
 fn wait_until(what: &str, mut ready: impl FnMut() -> bool) {
     let start = Instant::now();
     while !ready() {
-        assert!(start.elapsed() < Duration::from_secs(60), "timed out waiting for {what}");
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "timed out waiting for {what}"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
 
 /// Every roll the simulator processed has its working secret in the secrets file and
 /// its line in the audit log; returns the processed ids.
-fn assert_every_processed_roll_kept(rt: &tokio::runtime::Runtime, sim: &cfql::sim::Simulator, dir: &std::path::Path) -> Vec<String> {
+fn assert_every_processed_roll_kept(
+    rt: &tokio::runtime::Runtime,
+    sim: &cfql::sim::Simulator,
+    dir: &std::path::Path,
+) -> Vec<String> {
     let processed = processed_rolls(sim);
     let filed = secrets_in(&dir.join("secrets.jsonl"));
     let want: HashSet<&String> = processed.iter().collect();
     let got: HashSet<&String> = filed.keys().collect();
-    assert_eq!(want, got, "the secrets file holds exactly the rolls that took effect");
+    assert_eq!(
+        want, got,
+        "the secrets file holds exactly the rolls that took effect"
+    );
     let audit = std::fs::read_to_string(dir.join("audit.jsonl")).unwrap();
     for id in &processed {
-        assert_eq!(rt.block_on(authenticates_as(sim, &filed[id])).as_ref(), Some(id), "{id}: the filed secret works");
-        assert!(audit.lines().any(|l| l.contains(&format!("/user/tokens/{id}/value")) && l.contains("\"ok\":true")), "{id}: no audit line");
+        assert_eq!(
+            rt.block_on(authenticates_as(sim, &filed[id])).as_ref(),
+            Some(id),
+            "{id}: the filed secret works"
+        );
+        assert!(
+            audit
+                .lines()
+                .any(|l| l.contains(&format!("/user/tokens/{id}/value"))
+                    && l.contains("\"ok\":true")),
+            "{id}: no audit line"
+        );
     }
     processed
 }
@@ -45,7 +65,17 @@ fn sigint_mid_bulk_roll_keeps_every_processed_secret() {
     let (home, dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     sim.set_latency_ms(300);
     let child = cfql(home.path())
-        .args(["--base-url", &sim.base_url(), "--concurrency", "4", "--format", "csv", "-c", BULK_ROLL, "--secrets-file"])
+        .args([
+            "--base-url",
+            &sim.base_url(),
+            "--concurrency",
+            "4",
+            "--format",
+            "csv",
+            "-c",
+            BULK_ROLL,
+            "--secrets-file",
+        ])
         .arg(dir.path().join("secrets.jsonl"))
         .arg("--audit-log")
         .arg(dir.path().join("audit.jsonl"))
@@ -57,12 +87,22 @@ fn sigint_mid_bulk_roll_keeps_every_processed_secret() {
     wait_until("8 rolls", || processed_rolls(&sim).len() >= 8);
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
     let out = child.wait_with_output().unwrap();
-    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     let processed = assert_every_processed_roll_kept(&rt, &sim, dir.path());
-    assert!(processed.len() < 40, "the statement stopped early ({} rolls)", processed.len());
+    assert!(
+        processed.len() < 40,
+        "the statement stopped early ({} rolls)",
+        processed.len()
+    );
     let summary = format!("EXEC cancelled: {} of ", processed.len());
-    assert!(stderr.contains(&summary) && stderr.contains("not attempted"), "{stderr}");
+    assert!(
+        stderr.contains(&summary) && stderr.contains("not attempted"),
+        "{stderr}"
+    );
     // The rows that took effect were printed, secrets included.
     let mut r = csv::Reader::from_reader(stdout.as_bytes());
     let printed: HashSet<String> = r.records().map(|rec| rec.unwrap()[0].to_string()).collect();
@@ -84,7 +124,12 @@ fn a_full_disk_on_stdout_points_to_the_secrets_file() {
         "EXEC cloudflare.user.tokens.roll @token_id = (SELECT id FROM cloudflare.user.tokens WHERE id IN ('{}', '{}', '{}'))",
         ids[0], ids[1], ids[2]
     );
-    let full = || std::fs::OpenOptions::new().write(true).open("/dev/full").unwrap();
+    let full = || {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .unwrap()
+    };
     let secrets = dir.path().join("secrets.jsonl");
     let (code, _, err) = run(cfql(home.path())
         .args(["--base-url", &sim.base_url(), "-c", &sql, "--secrets-file"])
@@ -92,19 +137,31 @@ fn a_full_disk_on_stdout_points_to_the_secrets_file() {
         .env("CLOUDFLARE_API_TOKEN", sim.admin_token())
         .stdout(full()));
     assert_eq!(code, 1, "{err}");
-    assert!(err.contains("cannot write the output") && err.contains("3 row(s) of this EXEC took effect"), "{err}");
+    assert!(
+        err.contains("cannot write the output")
+            && err.contains("3 row(s) of this EXEC took effect"),
+        "{err}"
+    );
     assert!(err.contains(&secrets.display().to_string()), "{err}");
     let filed = secrets_in(&secrets);
     assert_eq!(filed.len(), 3);
     for (id, secret) in &filed {
-        assert_eq!(rt.block_on(authenticates_as(&sim, secret)).as_ref(), Some(id));
+        assert_eq!(
+            rt.block_on(authenticates_as(&sim, secret)).as_ref(),
+            Some(id)
+        );
     }
     let (code, _, err) = run(cfql(home.path())
         .args(["--base-url", &sim.base_url(), "-c", &sql])
         .env("CLOUDFLARE_API_TOKEN", sim.admin_token())
         .stdout(full()));
     assert_eq!(code, 1);
-    assert!(err.contains("3 row(s) of this EXEC took effect") && err.contains("lost") && err.contains("--secrets-file"), "{err}");
+    assert!(
+        err.contains("3 row(s) of this EXEC took effect")
+            && err.contains("lost")
+            && err.contains("--secrets-file"),
+        "{err}"
+    );
 }
 
 /// A reader that goes away (`| head -1`) ends a read quietly; a write says what it did.
@@ -123,14 +180,22 @@ fn a_closed_pipe_ends_a_read_quietly_and_a_write_loudly() {
             .unwrap();
         drop(child.stdout.take());
         let out = child.wait_with_output().unwrap();
-        (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
     };
     let (code, err) = closed("SELECT * FROM cloudflare.user.tokens");
     assert_eq!((code, err.as_str()), (Some(0), ""));
     let id = sim.user_token_ids()[3].clone();
-    let (code, err) = closed(&format!("EXEC cloudflare.user.tokens.roll @token_id = '{id}'"));
+    let (code, err) = closed(&format!(
+        "EXEC cloudflare.user.tokens.roll @token_id = '{id}'"
+    ));
     assert_eq!(code, Some(1));
-    assert!(err.contains("1 row(s) of this EXEC took effect") && err.contains("lost"), "{err}");
+    assert!(
+        err.contains("1 row(s) of this EXEC took effect") && err.contains("lost"),
+        "{err}"
+    );
 }
 
 /// Item 10: a template value is data. Inside quotes it is escaped; outside, only a plain
@@ -143,21 +208,51 @@ fn template_values_cannot_change_a_statement() {
     let base = sim.base_url();
     let token = sim.admin_token();
     let (code, _, err) = run(cfql(home.path())
-        .args(["--base-url", &base, "--var", "days=7 days' OR 'a' <> '", "-f", "examples/rotate_expiring.sql"])
+        .args([
+            "--base-url",
+            &base,
+            "--var",
+            "days=7 days' OR 'a' <> '",
+            "-f",
+            "examples/rotate_expiring.sql",
+        ])
         .env("CLOUDFLARE_API_TOKEN", &token));
     assert_eq!(code, 1, "{err}");
-    assert_eq!(sim.count("PUT", "/user/tokens/{token_id}/value"), 0, "no roll: {err}");
+    assert_eq!(
+        sim.count("PUT", "/user/tokens/{token_id}/value"),
+        0,
+        "no roll: {err}"
+    );
     let (code, _, err) = run(cfql(home.path())
-        .args(["--base-url", &base, "--var", "n=1 OR 1=1", "-c", "SELECT id FROM cloudflare.user.tokens LIMIT {{ n }}"])
+        .args([
+            "--base-url",
+            &base,
+            "--var",
+            "n=1 OR 1=1",
+            "-c",
+            "SELECT id FROM cloudflare.user.tokens LIMIT {{ n }}",
+        ])
         .env("CLOUDFLARE_API_TOKEN", &token));
     assert_eq!(code, 1);
-    assert!(err.contains("template variable '{{ n }}'") && err.contains("outside quotes"), "{err}");
+    assert!(
+        err.contains("template variable '{{ n }}'") && err.contains("outside quotes"),
+        "{err}"
+    );
     // The honest value still works, and rolls exactly what the WHERE names.
     let q = "SELECT count(*) FROM cloudflare.user.tokens WHERE status = 'active' AND expires_on > now() AND expires_on < now() + INTERVAL '7 days'";
-    let (_, out, _) = run(cfql(home.path()).args(["--base-url", &base, "--format", "csv", "-c", q]).env("CLOUDFLARE_API_TOKEN", &token));
+    let (_, out, _) = run(cfql(home.path())
+        .args(["--base-url", &base, "--format", "csv", "-c", q])
+        .env("CLOUDFLARE_API_TOKEN", &token));
     let expected: u64 = out.lines().nth(1).unwrap().parse().unwrap();
     let (code, _, err) = run(cfql(home.path())
-        .args(["--base-url", &base, "--var", "days=7", "-f", "examples/rotate_expiring.sql"])
+        .args([
+            "--base-url",
+            &base,
+            "--var",
+            "days=7",
+            "-f",
+            "examples/rotate_expiring.sql",
+        ])
         .env("CLOUDFLARE_API_TOKEN", &token));
     assert_eq!(code, 0, "{err}");
     assert_eq!(sim.count("PUT", "/user/tokens/{token_id}/value"), expected);
@@ -170,7 +265,10 @@ mod terminal {
 
     fn spawn(home: &std::path::Path, args: &[&str], token: &str) -> Session {
         let mut c = cfql(home);
-        c.stdin(Stdio::inherit()).env("TERM", "xterm").env("CLOUDFLARE_API_TOKEN", token).args(args);
+        c.stdin(Stdio::inherit())
+            .env("TERM", "xterm")
+            .env("CLOUDFLARE_API_TOKEN", token)
+            .args(args);
         let mut p = Session::spawn(c).expect("pty");
         p.set_expect_timeout(Some(Duration::from_secs(60)));
         p
@@ -222,20 +320,39 @@ mod terminal {
         let a = sim.account_ids()[0].clone();
         let id = sim.service_token_ids(&a)[0].clone();
         let secrets = dir.path().join("secrets.jsonl");
-        let rotate = format!("EXEC cloudflare.access.service_tokens.rotate @account_id = '{a}', @service_token_id = '{id}'");
+        let rotate = format!(
+            "EXEC cloudflare.access.service_tokens.rotate @account_id = '{a}', @service_token_id = '{id}'"
+        );
         let base = sim.base_url();
         let read = "SELECT policies FROM cloudflare.user.tokens LIMIT 1";
         let mut p = spawn(
             home.path(),
-            &["--base-url", &base, "--secrets-file", secrets.to_str().unwrap(), "-c", &rotate, "-c", read],
+            &[
+                "--base-url",
+                &base,
+                "--secrets-file",
+                secrets.to_str().unwrap(),
+                "-c",
+                &rotate,
+                "-c",
+                read,
+            ],
             &sim.admin_token(),
         );
         let mut screen = Vec::new();
         std::io::Read::read_to_end(&mut p, &mut screen).ok();
         let screen = String::from_utf8_lossy(&screen);
-        let secret = secrets_in(&secrets).remove(&id).expect("the rotate's secret was filed");
+        let secret = secrets_in(&secrets)
+            .remove(&id)
+            .expect("the rotate's secret was filed");
         assert!(secret.len() > 60, "a long secret: {}", secret.len());
-        assert!(screen.contains(&secret), "the whole secret is on the terminal:\n{screen}");
-        assert!(screen.contains('…'), "a read's long cell is still shortened:\n{screen}");
+        assert!(
+            screen.contains(&secret),
+            "the whole secret is on the terminal:\n{screen}"
+        );
+        assert!(
+            screen.contains('…'),
+            "a read's long cell is still shortened:\n{screen}"
+        );
     }
 }

@@ -1,13 +1,21 @@
 //! EXEC of lifecycle methods (roll, rotate, refresh); a subquery param runs the method once per value.
 
-use datafusion::sql::sqlparser::ast;
+use datafusion::sql::sqlparser::ast::{self, Expr};
+use serde_json::{Map, Value, json};
 
-use super::coerce::coerce;
-use super::*;
+use super::{Returning, WriteContext};
+use crate::convert::{batch_values, value_text};
+use crate::engine::Engine;
+use crate::error::{Error, Result};
+use crate::output::Output;
+use crate::provider::{ColumnSpec, ColumnType, MethodSpec, Registry, Resource, Verb};
 use crate::sql::parse::ExecStatement;
+use crate::suggest::closest;
+use crate::write::coerce::coerce;
+use crate::write::{Calls, PlannedCall, Target, check_required, request, scope_of_row};
 
 /// Values of an EXEC param: a literal, a scalar expression, or every row of a subquery.
-async fn param_values(session: &WriteContext<'_>, e: &Expr, cancel: &Cancel) -> Result<Vec<Value>> {
+async fn param_values(cx: &WriteContext<'_>, e: &Expr) -> Result<Vec<Value>> {
     if let Expr::Value(v) = e {
         return Ok(vec![match &v.value {
             ast::Value::SingleQuotedString(s) | ast::Value::DoubleQuotedString(s) => json!(s),
@@ -21,49 +29,69 @@ async fn param_values(session: &WriteContext<'_>, e: &Expr, cancel: &Cancel) -> 
         Expr::Subquery(q) => q.to_string(),
         other => format!("SELECT {other}"),
     };
-    let batches = read(session, &sql, cancel).await?;
-    Ok(batches_positional(&batches).into_iter().filter_map(|r| r.into_iter().next()).collect())
+    let batches = cx.read(&sql).await?;
+    Ok(batch_values(&batches)
+        .into_iter()
+        .filter_map(|r| r.into_iter().next())
+        .collect())
 }
 
 /// EXEC of a lifecycle method; a subquery param runs it once per value.
-pub async fn exec(session: &WriteContext<'_>, ex: &ExecStatement, opts: &WriteOptions<'_>) -> Result<Output> {
-    let (resource, method) = exec_method(&session.engine().registry, ex)?;
-    let params = Params::read(session, &resource, &method, ex, &opts.cancel).await?;
+pub async fn exec(cx: &WriteContext<'_>, ex: &ExecStatement) -> Result<Output> {
+    let (resource, method) = exec_method(&cx.engine.registry, ex)?;
+    let params = Params::read(cx, &resource, &method, ex).await?;
     params.check_required(&resource, &method)?;
-    let base_body = json_body(session, ex, &opts.cancel).await?;
+    let base_body = json_body(cx, ex).await?;
     let mut calls = Vec::new();
     for row in 0..params.rows() {
-        calls.push(plan_call(session.engine(), &resource, &method, &params, row, &base_body)?);
+        calls.push(plan_call(
+            cx.engine, &resource, &method, &params, row, &base_body,
+        )?);
     }
-    run_calls(session, &resource, &method, Verb::Exec, calls, &Returning::Default, opts).await
+    let target = Target {
+        resource,
+        method,
+        verb: Verb::Exec,
+    };
+    cx.run(target, Calls::Planned(calls), &Returning::Default)
+        .await
 }
 
 /// The resource and the method an EXEC names (`cloudflare.` optional), with a suggestion
 /// when the method is unknown.
-fn exec_method(reg: &crate::provider::Registry, ex: &ExecStatement) -> Result<(Resource, MethodSpec)> {
+fn exec_method(reg: &Registry, ex: &ExecStatement) -> Result<(Resource, MethodSpec)> {
     let mut parts = ex.name.clone();
-    if parts.first().is_some_and(|p| p.eq_ignore_ascii_case(crate::provider::CATALOG)) {
+    if parts
+        .first()
+        .is_some_and(|p| p.eq_ignore_ascii_case(crate::provider::CATALOG))
+    {
         parts.remove(0);
     }
     if parts.len() != 3 {
-        return Err(Error::Sql(format!("EXEC needs cloudflare.<service>.<resource>.<method>, got '{}'", ex.name.join("."))));
+        return Err(Error::Syntax {
+            message: format!(
+                "EXEC needs cloudflare.<service>.<resource>.<method>, got '{}'",
+                ex.name.join(".")
+            ),
+        });
     }
-    let resource = reg.resolve(&parts[..2]).ok_or_else(|| unknown_table(reg, &parts[..2]))?;
+    let resource = reg.resolve_or_suggest(&parts[..2])?;
     let spec = &resource.spec;
     let exec_methods = || spec.methods.iter().filter(|m| m.verb == Verb::Exec);
     let Some(method) = exec_methods().find(|m| m.answers_to(&parts[2])).cloned() else {
-        let names: Vec<_> = exec_methods().map(|m| m.name.clone()).collect();
-        let all: Vec<_> = exec_methods().flat_map(|m| std::iter::once(&m.name).chain(&m.aliases)).collect();
-        let hint = closest(&parts[2].to_ascii_lowercase(), all.iter().map(|s| s.as_str()))
-            .map(|s| format!("did you mean {s}? "))
-            .unwrap_or_default();
-        return Err(Error::InvalidInput(format!(
-            "{} has no method '{}'; {hint}(EXEC methods: {}; SHOW METHODS IN {} lists all)",
-            resource.qualified_name(),
-            parts[2],
-            if names.is_empty() { "none".into() } else { names.join(", ") },
-            resource.qualified_name()
-        )));
+        let all: Vec<_> = exec_methods()
+            .flat_map(|m| std::iter::once(&m.name).chain(&m.aliases))
+            .collect();
+        return Err(Error::UnknownMethod {
+            table: resource.qualified_name(),
+            method: parts[2].clone(),
+            suggestion: closest(
+                &parts[2].to_ascii_lowercase(),
+                all.iter().map(|s| s.as_str()),
+            )
+            .map(str::to_string),
+            methods: exec_methods().map(|m| m.name.clone()).collect(),
+        });
     };
     Ok((resource, method))
 }
@@ -78,39 +106,62 @@ struct Params {
 
 impl Params {
     async fn read(
-        session: &WriteContext<'_>,
+        cx: &WriteContext<'_>,
         resource: &Resource,
         method: &MethodSpec,
         ex: &ExecStatement,
-        cancel: &Cancel,
     ) -> Result<Self> {
         let spec = &resource.spec;
         let id_param = spec.id.as_ref().map(|i| i.param.clone());
-        let mut me = Self { table: resource.qualified_name(), method: method.name.clone(), id_param, values: Vec::new() };
+        let mut me = Self {
+            table: resource.qualified_name(),
+            method: method.name.clone(),
+            id_param,
+            values: Vec::new(),
+        };
         for (name, expr) in &ex.params {
             let is_id_column = Some(name) == spec.id.as_ref().map(|i| &i.column);
-            let canonical = if is_id_column { me.id_param.clone().unwrap_or_else(|| name.clone()) } else { name.clone() };
+            let canonical = if is_id_column {
+                me.id_param.clone().unwrap_or_else(|| name.clone())
+            } else {
+                name.clone()
+            };
             me.check_known(resource, method, name, &canonical)?;
             if me.has(&canonical) {
-                return Err(Error::InvalidInput(format!(
-                    "EXEC {}.{}: @{canonical} is given twice; give each parameter once (a subquery runs the method once per row)",
-                    me.table, me.method
-                )));
+                return Err(Error::Syntax {
+                    message: format!(
+                        "EXEC {}.{}: @{canonical} is given twice; give each parameter once (a subquery runs the method once per row)",
+                        me.table, me.method
+                    ),
+                });
             }
-            let values = param_values(session, expr, cancel).await?;
+            let values = param_values(cx, expr).await?;
             me.values.push((canonical, values));
         }
-        let multi: Vec<_> = me.values.iter().filter(|(_, v)| v.len() != 1).map(|(n, _)| n.clone()).collect();
+        let multi: Vec<_> = me
+            .values
+            .iter()
+            .filter(|(_, v)| v.len() != 1)
+            .map(|(n, _)| n.clone())
+            .collect();
         if multi.len() > 1 {
-            return Err(Error::InvalidInput(format!(
-                "EXEC: only one parameter may be a subquery with several rows (got {})",
-                multi.join(", ")
-            )));
+            return Err(Error::Syntax {
+                message: format!(
+                    "EXEC: only one parameter may be a subquery with several rows (got {})",
+                    multi.join(", ")
+                ),
+            });
         }
         Ok(me)
     }
 
-    fn check_known(&self, resource: &Resource, method: &MethodSpec, name: &str, canonical: &String) -> Result<()> {
+    fn check_known(
+        &self,
+        resource: &Resource,
+        method: &MethodSpec,
+        name: &str,
+        canonical: &String,
+    ) -> Result<()> {
         let spec = &resource.spec;
         let known = Some(canonical) == self.id_param.as_ref()
             || spec.scope(canonical).is_some()
@@ -122,13 +173,12 @@ impl Params {
         let mut accepted: Vec<String> = self.id_param.iter().cloned().collect();
         accepted.extend(spec.scopes.iter().map(|s| s.column.clone()));
         accepted.extend(method.body.iter().cloned());
-        let hint = closest(canonical, accepted.iter().map(String::as_str)).map(|s| format!("did you mean @{s}? ")).unwrap_or_default();
-        Err(Error::InvalidInput(format!(
-            "EXEC {}.{}: unknown parameter @{name}; {hint}(parameters: {})",
-            self.table,
-            self.method,
-            accepted.iter().map(|a| format!("@{a}")).collect::<Vec<_>>().join(", ")
-        )))
+        Err(Error::UnknownParam {
+            statement: format!("EXEC {}.{}", self.table, self.method),
+            param: name.to_string(),
+            suggestion: closest(canonical, accepted.iter().map(String::as_str)).map(str::to_string),
+            params: accepted,
+        })
     }
 
     fn has(&self, name: &str) -> bool {
@@ -160,25 +210,45 @@ impl Params {
 
     /// Calls to make: the subquery's row count, else one.
     fn rows(&self) -> usize {
-        self.values.iter().map(|(_, v)| v.len()).find(|&l| l != 1).unwrap_or(1)
+        self.values
+            .iter()
+            .map(|(_, v)| v.len())
+            .find(|&l| l != 1)
+            .unwrap_or(1)
     }
 
     /// The value of `name` in call `row` (a single value serves every row).
     fn pick(&self, name: &str, row: usize) -> Option<Value> {
-        self.values.iter().find(|(p, _)| p == name).map(|(_, v)| if v.len() == 1 { v[0].clone() } else { v[row].clone() })
+        self.values.iter().find(|(p, _)| p == name).map(|(_, v)| {
+            if v.len() == 1 {
+                v[0].clone()
+            } else {
+                v[row].clone()
+            }
+        })
     }
 }
 
 /// The body given with `@@json='{...}'`, else empty.
-async fn json_body(session: &WriteContext<'_>, ex: &ExecStatement, cancel: &Cancel) -> Result<Map<String, Value>> {
-    let Some(e) = &ex.json else { return Ok(Map::new()) };
-    let text = param_values(session, e, cancel).await?.into_iter().next().unwrap_or(Value::Null);
-    match text.as_str().map(serde_json::from_str::<Value>) {
-        Some(Ok(Value::Object(m))) => Ok(m),
-        Some(Ok(_)) => Err(Error::InvalidInput("@@json must be a JSON object".into())),
-        Some(Err(err)) => Err(Error::InvalidInput(format!("@@json is not valid JSON: {err}"))),
-        None => Err(Error::InvalidInput("@@json takes a JSON object in quotes: @@json='{...}'".into())),
-    }
+async fn json_body(cx: &WriteContext<'_>, ex: &ExecStatement) -> Result<Map<String, Value>> {
+    let Some(e) = &ex.json else {
+        return Ok(Map::new());
+    };
+    let text = param_values(cx, e)
+        .await?
+        .into_iter()
+        .next()
+        .unwrap_or(Value::Null);
+    let problem = match text.as_str().map(serde_json::from_str::<Value>) {
+        Some(Ok(Value::Object(m))) => return Ok(m),
+        Some(Ok(_)) => "must be a JSON object".to_string(),
+        Some(Err(err)) => format!("is not valid JSON: {err}"),
+        None => "takes a JSON object in quotes: @@json='{...}'".to_string(),
+    };
+    Err(Error::InvalidValue {
+        place: "@@json".into(),
+        problem,
+    })
 }
 
 /// The call of one row: its scope, id (never NULL), path and body.
@@ -194,28 +264,40 @@ fn plan_call(
     let mut scope_row = Map::new();
     for s in &spec.scopes {
         if let Some(v) = params.pick(&s.column, row).filter(|v| !v.is_null()) {
-            scope_row.insert(s.column.clone(), Value::String(crate::table::convert::value_text(&v)));
+            scope_row.insert(s.column.clone(), Value::String(value_text(&v)));
         }
     }
     let scope = scope_of_row(engine, resource, method, &scope_row)?;
     let idp = params.id_param.as_deref().unwrap_or("id");
     let id_value = params.id_param.as_deref().and_then(|p| params.pick(p, row));
     if id_value.as_ref().is_some_and(Value::is_null) {
-        return Err(Error::InvalidInput(format!(
-            "EXEC {}.{}: @{idp} is NULL in row {} of its values; nothing was sent (filter NULLs out of the subquery)",
-            params.table,
-            params.method,
-            row + 1
-        )));
+        return Err(Error::InvalidValue {
+            place: format!("EXEC {}.{}", params.table, params.method),
+            problem: format!(
+                "@{idp} is NULL in row {} of its values; nothing was sent (filter NULLs out of the subquery)",
+                row + 1
+            ),
+        });
     }
-    let id = id_value.map(|v| crate::table::convert::value_text(&v));
+    let id = id_value.map(|v| value_text(&v));
     let path = Engine::fill_path(resource, method, &scope, id.as_deref())?;
     let mut body = base_body.clone();
     for b in &method.body {
         if let Some(v) = params.pick(b, row).filter(|v| !v.is_null()) {
-            let ty = method.param_types.get(b).copied().unwrap_or(ColumnType::Utf8);
-            let col = spec.column(b).cloned().unwrap_or_else(|| ColumnSpec::named(b, ty));
-            if let Some(v) = coerce(&col, &v).map_err(Error::InvalidInput)? {
+            let ty = method
+                .param_types
+                .get(b)
+                .copied()
+                .unwrap_or(ColumnType::Utf8);
+            let col = spec
+                .column(b)
+                .cloned()
+                .unwrap_or_else(|| ColumnSpec::named(b, ty));
+            let checked = coerce(&col, &v).map_err(|problem| Error::InvalidValue {
+                place: format!("EXEC {}.{}", params.table, params.method),
+                problem,
+            })?;
+            if let Some(v) = checked {
                 body.insert(b.clone(), v);
             }
         }
@@ -227,5 +309,11 @@ fn plan_call(
         params.method,
         id.as_deref().unwrap_or("<id>")
     ));
-    Ok(PlannedCall { row: row + 1, id, scope, request, prior: Map::new() })
+    Ok(PlannedCall {
+        row: row + 1,
+        id,
+        scope,
+        request,
+        prior: Map::new(),
+    })
 }

@@ -35,7 +35,11 @@ impl Recorder {
             Some(p) => Some((p.clone(), opened(p, Shared::Keep, "audit log")?)),
             None => None,
         };
-        Ok(Self { statement: statement.to_string(), secrets, audit })
+        Ok(Self {
+            statement: statement.to_string(),
+            secrets,
+            audit,
+        })
     }
 
     /// The secrets file, when this statement writes one.
@@ -44,8 +48,14 @@ impl Recorder {
     }
 
     /// Appends the audit line of a call that was sent. `Err` is a warning for the user.
-    pub(super) fn audit(&self, call: &PlannedCall, outcome: std::result::Result<u16, &Error>) -> std::result::Result<(), String> {
-        let Some((path, file)) = &self.audit else { return Ok(()) };
+    pub(super) fn audit(
+        &self,
+        call: &PlannedCall,
+        outcome: std::result::Result<u16, &Error>,
+    ) -> std::result::Result<(), String> {
+        let Some((path, file)) = &self.audit else {
+            return Ok(());
+        };
         let verdict = match outcome {
             Ok(_) => "ok",
             Err(Error::OutcomeUnknown { .. }) => "may have taken effect",
@@ -62,13 +72,24 @@ impl Recorder {
             "outcome": verdict,
             "error": outcome.err().map(|e| e.to_string()),
         });
-        append(file, &line, false).map_err(|e| format!("warning: cannot write the audit log {}: {e}", path.display()))
+        append(file, &line, false).map_err(|e| {
+            format!(
+                "warning: cannot write the audit log {}: {e}",
+                path.display()
+            )
+        })
     }
 
     /// Appends the secrets of a result object (if it has any) and syncs the file, so the
     /// secret is on disk before the statement goes on. `Ok(false)`: nothing to save.
-    pub(super) fn save_secrets(&self, resource: &Resource, obj: &Map<String, Value>) -> std::io::Result<bool> {
-        let Some((_, file)) = &self.secrets else { return Ok(false) };
+    pub(super) fn save_secrets(
+        &self,
+        resource: &Resource,
+        obj: &Map<String, Value>,
+    ) -> std::io::Result<bool> {
+        let Some((_, file)) = &self.secrets else {
+            return Ok(false);
+        };
         let secrets: Vec<_> = resource
             .spec
             .columns
@@ -98,8 +119,12 @@ impl Recorder {
 }
 
 fn opened(path: &Path, shared: Shared, what: &str) -> Result<File> {
-    open_append(path, shared)
-        .map_err(|e| Error::Refused(format!("{what} {}: {e}; the statement was refused and nothing was sent", path.display())))
+    open_append(path, shared).map_err(|e| {
+        Error::Refused(format!(
+            "{what} {}: {e}; the statement was refused and nothing was sent",
+            path.display()
+        ))
+    })
 }
 
 /// One JSON line in a single write (lines of concurrent outcomes never interleave).

@@ -1,31 +1,43 @@
 //! Checks and converts values to what the API accepts, before any call is made.
 
-use chrono::{DateTime, NaiveDateTime, SecondsFormat, Utc};
+use chrono::SecondsFormat;
 use serde_json::{Value, json};
 
+use crate::convert::parse_user_time;
 use crate::provider::{ColumnSpec, ColumnType};
 
 /// Checks and converts a value for `col` as the API expects it. `Ok(None)`: leave the field out.
-pub(super) fn coerce(col: &ColumnSpec, v: &Value) -> std::result::Result<Option<Value>, String> {
+pub(crate) fn coerce(col: &ColumnSpec, v: &Value) -> std::result::Result<Option<Value>, String> {
     match (col.ty, v) {
         (_, Value::Null) => Ok(None),
         (ColumnType::Json, Value::String(s)) if s.trim().is_empty() => Ok(None),
-        (ColumnType::Json, Value::String(s)) => {
-            serde_json::from_str::<Value>(s).map(Some).map_err(|e| format!("column {}: invalid JSON ({e}): {}", col.name, preview(s)))
-        }
+        (ColumnType::Json, Value::String(s)) => serde_json::from_str::<Value>(s)
+            .map(Some)
+            .map_err(|e| format!("column {}: invalid JSON ({e}): {}", col.name, preview(s))),
         (ColumnType::Json, other) => Ok(Some(other.clone())),
         (ColumnType::Timestamp, Value::String(s)) if s.trim().is_empty() => Ok(None),
-        (ColumnType::Timestamp, Value::String(s)) => parse_time(s)
+        (ColumnType::Timestamp, Value::String(s)) => parse_user_time(s)
             .map(|t| Some(json!(t.to_rfc3339_opts(SecondsFormat::Secs, true))))
-            .ok_or_else(|| format!("column {}: '{s}' is not a date-time (use RFC 3339, e.g. 2026-12-31T00:00:00Z)", col.name)),
+            .ok_or_else(|| {
+                format!(
+                    "column {}: '{s}' is not a date-time (use RFC 3339, e.g. 2026-12-31T00:00:00Z)",
+                    col.name
+                )
+            }),
         (ColumnType::Boolean, Value::Bool(b)) => Ok(Some(json!(b))),
-        (ColumnType::Boolean, Value::String(s)) if s.eq_ignore_ascii_case("true") || s.eq_ignore_ascii_case("false") => {
+        (ColumnType::Boolean, Value::String(s))
+            if s.eq_ignore_ascii_case("true") || s.eq_ignore_ascii_case("false") =>
+        {
             Ok(Some(json!(s.eq_ignore_ascii_case("true"))))
         }
         (ColumnType::Int64 | ColumnType::Float64, Value::Number(n)) => Ok(Some(json!(n))),
         (ColumnType::Utf8, Value::String(s)) => {
             if !col.enum_values.is_empty() && !col.enum_values.contains(s) {
-                return Err(format!("column {}: '{s}' is not one of {}", col.name, col.enum_values.join(", ")));
+                return Err(format!(
+                    "column {}: '{s}' is not one of {}",
+                    col.name,
+                    col.enum_values.join(", ")
+                ));
             }
             if let Some(max) = col.max_length
                 && s.chars().count() > max
@@ -35,23 +47,19 @@ pub(super) fn coerce(col: &ColumnSpec, v: &Value) -> std::result::Result<Option<
             Ok(Some(json!(s)))
         }
         (ColumnType::Utf8, Value::Number(n)) => Ok(Some(json!(n.to_string()))),
-        (ty, other) => Err(format!("column {}: expected {}, got {other}", col.name, ty.name())),
+        (ty, other) => Err(format!(
+            "column {}: expected {}, got {other}",
+            col.name,
+            ty.name()
+        )),
     }
 }
 
 fn preview(s: &str) -> String {
     let p: String = s.chars().take(40).collect();
-    if p.len() < s.len() { format!("'{p}...'") } else { format!("'{p}'") }
-}
-
-/// RFC 3339, or `YYYY-MM-DD[ HH:MM:SS]` taken as UTC.
-fn parse_time(s: &str) -> Option<DateTime<Utc>> {
-    let s = s.trim();
-    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
-        return Some(t.with_timezone(&Utc));
+    if p.len() < s.len() {
+        format!("'{p}...'")
+    } else {
+        format!("'{p}'")
     }
-    if let Ok(t) = NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S") {
-        return Some(t.and_utc());
-    }
-    chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").ok().and_then(|d| d.and_hms_opt(0, 0, 0)).map(|t| t.and_utc())
 }
