@@ -147,42 +147,8 @@ async fn main() {
     );
     drop(sim);
 
-    // 3. Decoding alone: the same 2,000 pages as raw JSON, parsed and turned into Arrow.
+    // 3. Simulator page cost at 100,000 tokens.
     let http = reqwest::Client::new();
-    let mut pages = Vec::new();
-    for page in 1..=2000 {
-        let r = http
-            .get(format!(
-                "{url}/user/tokens?include_expired=true&per_page=50&page={page}"
-            ))
-            .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap();
-        pages.push(r.bytes().await.unwrap());
-    }
-    let registry = cfql::provider::Registry::embedded().unwrap();
-    let spec = registry.resource("user", "tokens").unwrap().spec;
-    let cols: Vec<_> = spec.readable_columns().cloned().collect();
-    let schema = cfql::convert::schema_of(&cols);
-    let t = Instant::now();
-    let mut decoded = 0;
-    for body in &pages {
-        let v: serde_json::Value = serde_json::from_slice(body).unwrap();
-        let rows = v["result"].as_array().unwrap();
-        decoded += cfql::convert::rows_to_batch(&schema, &cols, rows, &[], "GET", "bench")
-            .unwrap()
-            .num_rows();
-    }
-    let d = t.elapsed();
-    println!("\n## decoding alone (JSON text -> Arrow, all 12 columns, one core)");
-    println!(
-        "rows: {decoded}, {:.3} s, rows decoded per second: {:.0}",
-        d.as_secs_f64(),
-        decoded as f64 / d.as_secs_f64()
-    );
-
-    // 4. Simulator page cost at 100,000 tokens.
     let n = 200;
     let t = Instant::now();
     for i in 0..n {
@@ -284,7 +250,7 @@ async fn audits_in_one_run() {
         "stale_service_tokens",
     ] {
         let text = std::fs::read_to_string(format!("examples/{name}.sql")).unwrap();
-        for st in cfql::sql::split::split(&text).0 {
+        for st in cfql::script::split(&text).0 {
             session.sql(&st.text).await.unwrap();
             statements += 1;
         }

@@ -99,11 +99,6 @@ impl Budget {
         st.calls = 0;
     }
 
-    /// Calls this statement has sent.
-    pub fn statement_calls(&self) -> u64 {
-        self.state().calls
-    }
-
     /// Calls the budget allows now, by the server's view or the local window.
     pub fn available(&self) -> u64 {
         let now = Instant::now();

@@ -10,35 +10,50 @@
 //! # Ok(()) }
 //! ```
 //!
-//! Data flows one way: SQL -> [`sql::parse`] -> DataFusion plan -> [`table`] provider ->
-//! [`http`] client -> Arrow batches -> the caller (or the CLI's printer).
+//! The public surface is what an embedder needs: [`Session`] (cfql's statements, with
+//! RETURNING, EXEC and dry runs), [`register`] (the `cloudflare` catalog in a
+//! `SessionContext` of your own, where DataFusion's INSERT / UPDATE / DELETE work too),
+//! [`Config`], [`Error`] and [`Output`]; [`script`] splits `.sql` files; the simulator
+//! ([`sim`], feature `sim`) is what tests and `--demo` run against. Everything else is
+//! internal: `ARCHITECTURE.md` maps it.
 
-pub mod budget;
-pub mod cancel;
-pub mod catalog;
+mod budget;
+mod cancel;
+mod catalog;
 #[cfg(feature = "cli")]
 pub mod cli;
-pub mod config;
-pub mod convert;
-pub mod engine;
-pub mod error;
-pub mod http;
-pub mod listing;
-pub mod output;
-pub mod private_file;
-pub mod provider;
+mod config;
+mod convert;
+mod engine;
+mod error;
+#[cfg(all(test, feature = "sim"))]
+mod fuzz;
+mod http;
+mod listing;
+mod output;
+mod private_file;
+mod provider;
 mod session;
 #[cfg(feature = "sim")]
 pub mod sim;
-pub mod sql;
+mod sql;
 mod suggest;
-pub mod table;
+mod table;
 mod write;
 
 pub use cancel::Cancel;
 pub use config::{Config, Credentials, FanoutErrors};
-pub use error::{Error, Result, RowOutcome, RowState, Rows, WriteDetail};
-pub use session::{Output, Session, WriteSummary, register};
+pub use error::{
+    ApiMessage, Error, RejectedRow, Result, RowOutcome, RowState, Rows, SetAction, WriteDetail,
+};
+pub use output::{Output, WriteSummary};
+pub use session::{Session, register};
+pub use sql::parse::MAX_OPERATORS;
+
+/// Splitting a `.sql` script into statements, as the CLI runs them.
+pub mod script {
+    pub use crate::sql::split::{ScriptStatement, split};
+}
 
 /// Re-exports of DataFusion and Arrow, so embedders link the same versions.
 pub use datafusion;

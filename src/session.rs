@@ -15,7 +15,7 @@ use crate::catalog::register_catalog;
 use crate::config::Config;
 use crate::engine::{Engine, ProgressFn};
 use crate::error::{Error, Result};
-pub use crate::output::{Output, WriteSummary};
+use crate::output::Output;
 use crate::provider::Registry;
 use crate::sql::parse::{self, CfqlStatement};
 use crate::sql::write::{self, WriteContext, WriteOptions};
@@ -101,12 +101,12 @@ impl Session {
     }
 
     /// The engine (client, manifests, configuration).
-    pub fn engine(&self) -> &Arc<Engine> {
+    pub(crate) fn engine(&self) -> &Arc<Engine> {
         &self.engine
     }
 
     /// The manifests.
-    pub fn registry(&self) -> &Registry {
+    pub(crate) fn registry(&self) -> &Registry {
         &self.engine.registry
     }
 
@@ -119,7 +119,7 @@ impl Session {
     }
 
     /// Sets the progress callback (table, pages, rows) called as scans receive pages.
-    pub fn set_progress(&self, f: Option<Arc<ProgressFn>>) {
+    pub(crate) fn set_progress(&self, f: Option<Arc<ProgressFn>>) {
         self.engine.set_progress(f);
     }
 
@@ -130,7 +130,7 @@ impl Session {
 
     /// How cfql reads `sql` (templates filled from the session's variables), without
     /// running it: lets a caller refuse writes up front (`cfql check`).
-    pub fn statement(&self, sql: &str) -> Result<CfqlStatement> {
+    pub(crate) fn statement(&self, sql: &str) -> Result<CfqlStatement> {
         parse::parse(&self.render(sql)?, &self.engine.registry)
     }
 

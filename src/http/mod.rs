@@ -211,11 +211,6 @@ impl Client {
         }))
     }
 
-    /// The base URL.
-    pub fn base_url(&self) -> &str {
-        &self.base_url
-    }
-
     /// HTTP requests sent so far (retries included).
     pub fn calls_made(&self) -> u64 {
         self.calls.load(Ordering::Relaxed)

@@ -313,11 +313,6 @@ impl MethodSpec {
         self.name.eq_ignore_ascii_case(name)
             || self.aliases.iter().any(|a| a.eq_ignore_ascii_case(name))
     }
-
-    /// Whether the method is idempotent and so safe to retry on any failure.
-    pub fn idempotent(&self) -> bool {
-        self.http.eq_ignore_ascii_case("GET")
-    }
 }
 
 impl ResourceSpec {
@@ -337,11 +332,6 @@ impl ResourceSpec {
             .iter()
             .filter(|m| m.verb == verb)
             .find(|m| has_id(m) == by_id)
-    }
-
-    /// The method with this name or alias.
-    pub fn method_named(&self, name: &str) -> Option<&MethodSpec> {
-        self.methods.iter().find(|m| m.answers_to(name))
     }
 
     /// The scope spec of a column.

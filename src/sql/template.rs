@@ -124,23 +124,6 @@ pub fn render(sql: &str, vars: &HashMap<String, String>) -> Result<String> {
     Ok(out)
 }
 
-/// The variable names a text uses, in order of first use.
-pub fn variables(sql: &str) -> Vec<String> {
-    let mut names = Vec::new();
-    let mut rest = sql;
-    while let Some(start) = rest.find("{{") {
-        let Some(len) = rest[start + 2..].find("}}") else {
-            break;
-        };
-        let name = rest[start + 2..start + 2 + len].trim().to_string();
-        if !name.is_empty() && !names.contains(&name) {
-            names.push(name);
-        }
-        rest = &rest[start + 4 + len..];
-    }
-    names
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -158,7 +141,6 @@ mod tests {
             matches!(&e, crate::Error::MissingVariable { name } if name == "name"),
             "{e}"
         );
-        assert_eq!(variables("{{ a }} {{b}} {{ a }}"), vec!["a", "b"]);
     }
 
     #[test]

@@ -41,11 +41,6 @@ impl ResourceTable {
             schema,
         }
     }
-
-    /// The resource behind the table.
-    pub fn resource(&self) -> &Resource {
-        &self.resource
-    }
 }
 
 #[async_trait]

@@ -263,7 +263,7 @@ async fn the_longest_accepted_expression_plans_on_a_worker_thread() {
     let n: usize = std::env::var("CFQL_DEPTH")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(cfql::sql::parse::MAX_OPERATORS);
+        .unwrap_or(cfql::MAX_OPERATORS);
     let sum = vec!["1"; n].join("+");
     assert_eq!(
         scalar(&s.sql(&format!("SELECT {sum} AS x")).await.unwrap()),

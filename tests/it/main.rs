@@ -5,7 +5,6 @@ mod check;
 mod cli;
 mod common;
 mod dml;
-mod fuzz;
 mod hardening;
 mod openapi;
 mod read;
