@@ -427,95 +427,119 @@ impl Client {
     /// Decides what an attempt means: a result, or a wait and another attempt. A call that
     /// may have acted (not a GET) is retried only when the server certainly did not act.
     fn judge(&self, req: &ApiRequest, answer: Answer, attempt: u32, waited: Duration) -> Step {
-        let (method, path) = (req.method.as_str().to_string(), req.display_path());
         // One backoff per attempt (it has jitter): the wait checked is the wait taken.
         let backoff = self.backoff(attempt);
-        let can_wait = |d: Duration| {
-            attempt <= self.max_retries && waited.saturating_add(d) <= self.retry_budget
+        let can_retry =
+            attempt <= self.max_retries && waited.saturating_add(backoff) <= self.retry_budget;
+        let at = Attempt {
+            req,
+            attempt,
+            backoff,
+            can_retry,
         };
-        let (status, retry_after, body) = match answer {
-            Answer::Lost { not_sent, detail } => {
-                if (not_sent || req.idempotent()) && can_wait(backoff) {
-                    tracing::warn!(method = %method, path = %path, error = %detail, "network error; retrying");
-                    return Step::RetryAfter(backoff);
-                }
-                if !not_sent && !req.idempotent() {
-                    return Step::Done(Err(outcome_unknown(req, format!("no answer ({detail})"))));
-                }
-                return Step::Done(Err(Error::Network {
-                    method,
-                    url: format!("{}{}", self.base_url, path),
-                    detail,
-                }));
-            }
-            Answer::Oversized { status } => {
-                let limit = if self.max_body >= 1 << 20 {
-                    format!("{} MiB", self.max_body >> 20)
-                } else {
-                    format!("{} bytes", self.max_body)
-                };
-                let detail = format!(
-                    "the body is larger than {limit} (max_response_mb in the profile raises the limit)"
-                );
-                let e = Error::Decode {
-                    method,
-                    path,
-                    status: status.as_u16(),
-                    detail,
-                };
-                return Step::Done(if req.idempotent() {
-                    Err(e)
-                } else {
-                    Err(outcome_unknown(req, e.to_string()))
-                });
-            }
+        match answer {
+            Answer::Lost { not_sent, detail } => self.judge_lost(&at, not_sent, detail),
+            Answer::Oversized { status } => Step::Done(Err(self.oversized(req, status))),
             Answer::Reply {
                 status,
                 retry_after,
                 body,
-            } => (status, retry_after, body),
-        };
-        if status == StatusCode::TOO_MANY_REQUESTS {
-            // A 429 means the server did nothing, so any call may wait and try again: the
-            // budget pauses every call for the Retry-After (clamped: u64::MAX seconds must
-            // not overflow a deadline), and the wait counts against the statement's ceiling.
-            let wait = retry_after
-                .map(|s| Duration::from_secs(s.min(MAX_DURATION.as_secs())))
-                .unwrap_or(backoff);
-            if attempt <= MAX_429_RETRIES {
-                tracing::debug!(method = %method, path = %path, wait_ms = wait.as_millis() as u64, "rate limited (429); waiting");
-                self.budget.pause(wait);
-                return Step::RetryAfter(Duration::ZERO);
-            }
-            return Step::Done(Err(Error::RateLimited {
-                method,
-                path,
-                code: envelope::first_code(&body),
-                attempts: attempt,
-                retry_after,
-            }));
+            } if status == StatusCode::TOO_MANY_REQUESTS => self.judge_429(&at, retry_after, &body),
+            Answer::Reply { status, body, .. } => self.judge_reply(&at, status, &body),
         }
+    }
+
+    /// No answer: retried when the call was never sent or is a GET; otherwise it may
+    /// have acted.
+    fn judge_lost(&self, at: &Attempt<'_>, not_sent: bool, detail: String) -> Step {
+        let req = at.req;
+        let (method, path) = (req.method.as_str(), req.display_path());
+        if (not_sent || req.idempotent()) && at.can_retry {
+            tracing::warn!(method, path = %path, error = %detail, "network error; retrying");
+            return Step::RetryAfter(at.backoff);
+        }
+        if !not_sent && !req.idempotent() {
+            return Step::Done(Err(outcome_unknown(req, format!("no answer ({detail})"))));
+        }
+        let url = format!("{}{}", self.base_url, path);
+        Step::Done(Err(Error::Network {
+            method: method.to_string(),
+            url,
+            detail,
+        }))
+    }
+
+    /// A body over the cap: never read whole, so a write's outcome is unknown.
+    fn oversized(&self, req: &ApiRequest, status: StatusCode) -> Error {
+        let limit = if self.max_body >= 1 << 20 {
+            format!("{} MiB", self.max_body >> 20)
+        } else {
+            format!("{} bytes", self.max_body)
+        };
+        let e = Error::Decode {
+            method: req.method.as_str().to_string(),
+            path: req.display_path(),
+            status: status.as_u16(),
+            detail: format!(
+                "the body is larger than {limit} (max_response_mb in the profile raises the limit)"
+            ),
+        };
+        if req.idempotent() {
+            e
+        } else {
+            outcome_unknown(req, e.to_string())
+        }
+    }
+
+    /// A 429 means the server did nothing, so any call may wait and try again: the budget
+    /// pauses every call for the Retry-After (clamped: u64::MAX seconds must not overflow a
+    /// deadline), and the wait counts against the statement's ceiling.
+    fn judge_429(&self, at: &Attempt<'_>, retry_after: Option<u64>, body: &[u8]) -> Step {
+        let (method, path) = (at.req.method.as_str(), at.req.display_path());
+        let wait = retry_after
+            .map(|s| Duration::from_secs(s.min(MAX_DURATION.as_secs())))
+            .unwrap_or(at.backoff);
+        if at.attempt <= MAX_429_RETRIES {
+            tracing::debug!(method, path = %path, wait_ms = wait.as_millis() as u64, "rate limited (429); waiting");
+            self.budget.pause(wait);
+            return Step::RetryAfter(Duration::ZERO);
+        }
+        Step::Done(Err(Error::RateLimited {
+            method: method.to_string(),
+            path,
+            code: envelope::first_code(body),
+            attempts: at.attempt,
+            retry_after,
+        }))
+    }
+
+    /// An answer: a redirect is refused, a GET's 5xx or garbled body is read again, and a
+    /// write's 5xx or unreadable 2xx may have acted.
+    fn judge_reply(&self, at: &Attempt<'_>, status: StatusCode, body: &bytes::Bytes) -> Step {
+        let req = at.req;
+        let (method, path) = (req.method.as_str(), req.display_path());
         if status.is_redirection() {
             let detail = format!(
                 "HTTP {} redirect to another host refused (a redirect must keep the scheme, host and port: credentials are never sent elsewhere or in clear text)",
                 status.as_u16()
             );
+            let url = format!("{}{}", self.base_url, path);
             return Step::Done(Err(Error::Network {
-                method,
-                url: format!("{}{}", self.base_url, path),
+                method: method.to_string(),
+                url,
                 detail,
             }));
         }
-        if status.is_server_error() && req.idempotent() && can_wait(backoff) {
-            tracing::warn!(method = %method, path = %path, status = status.as_u16(), "server error; retrying");
-            return Step::RetryAfter(backoff);
+        if status.is_server_error() && req.idempotent() && at.can_retry {
+            tracing::warn!(method, path = %path, status = status.as_u16(), "server error; retrying");
+            return Step::RetryAfter(at.backoff);
         }
-        let decoded = envelope::decode(&method, &path, status.as_u16(), &body);
+        let decoded = envelope::decode(method, &path, status.as_u16(), body);
         if req.idempotent() {
             // A truncated or garbled body is a network fault: read it again.
-            if matches!(decoded, Err(Error::Decode { .. })) && can_wait(backoff) {
-                tracing::warn!(method = %method, path = %path, "unreadable response; retrying");
-                return Step::RetryAfter(backoff);
+            if matches!(decoded, Err(Error::Decode { .. })) && at.can_retry {
+                tracing::warn!(method, path = %path, "unreadable response; retrying");
+                return Step::RetryAfter(at.backoff);
             }
             return Step::Done(decoded);
         }
@@ -532,6 +556,16 @@ impl Client {
             other => other,
         })
     }
+}
+
+/// One attempt of a call, as [`Client::judge`] weighs it.
+struct Attempt<'a> {
+    req: &'a ApiRequest,
+    attempt: u32,
+    /// The wait before the next attempt, if there is one.
+    backoff: Duration,
+    /// Whether another attempt fits the retry count and budget.
+    can_retry: bool,
 }
 
 /// Reads a whole body, or `None` once it passes `max` bytes (the rest is not read).

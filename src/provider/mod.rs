@@ -235,168 +235,135 @@ fn validate(file: &str, spec: &ServiceSpec) -> Result<()> {
     for (ri, r) in spec.resources.iter().enumerate() {
         let at = |f: &str| format!("resources[{ri}] ({}).{f}", r.name);
         for n in std::iter::once(&r.name).chain(&r.aliases) {
-            if !seen.insert(n.clone()) {
-                return Err(manifest_err(
-                    file,
-                    &at("name"),
-                    format!("table name '{n}' is declared twice"),
-                ));
-            }
+            ensure(seen.insert(n.clone()), file, &at("name"), || {
+                format!("table name '{n}' is declared twice")
+            })?;
         }
-        let mut cols = HashSet::new();
-        for c in &r.columns {
-            if !cols.insert(c.name.as_str()) {
-                return Err(manifest_err(
-                    file,
-                    &at("columns"),
-                    format!("column '{}' is declared twice", c.name),
-                ));
-            }
-        }
-        if let Some(id) = &r.id
-            && r.column(&id.column).is_none()
-        {
-            return Err(manifest_err(
-                file,
-                &at("id.column"),
-                format!("no column named '{}'", id.column),
-            ));
-        }
-        if let Some(label) = &r.label
-            && r.column(label).is_none()
-        {
-            return Err(manifest_err(
-                file,
-                &at("label"),
-                format!("no column named '{label}'"),
-            ));
-        }
-        for s in &r.scopes {
-            match r.column(&s.column) {
-                Some(c) if c.scope => {}
-                _ => {
-                    return Err(manifest_err(
-                        file,
-                        &at("scopes"),
-                        format!(
-                            "scope '{}' needs a column of that name with scope = true",
-                            s.column
-                        ),
-                    ));
-                }
-            }
-            if !placeholders(&s.prefix).iter().all(|p| p == &s.column) {
-                return Err(manifest_err(
-                    file,
-                    &at("scopes.prefix"),
-                    format!("prefix '{}' may only use {{{}}}", s.prefix, s.column),
-                ));
-            }
-        }
-        if r.methods.is_empty() {
-            return Err(manifest_err(
-                file,
-                &at("methods"),
-                "a resource needs at least one method",
-            ));
-        }
+        validate_resource(r, &|f, ok, why: &dyn Fn() -> String| {
+            ensure(ok, file, &at(f), why)
+        })?;
         for (mi, m) in r.methods.iter().enumerate() {
-            let mat = |f: &str| {
+            let at = |f: &str| {
                 format!(
                     "resources[{ri}] ({}).methods[{mi}] ({}).{f}",
                     r.name, m.name
                 )
             };
-            if !["GET", "POST", "PUT", "PATCH", "DELETE"].contains(&m.http.as_str()) {
-                return Err(manifest_err(
-                    file,
-                    &mat("http"),
-                    format!("unknown HTTP method '{}'", m.http),
-                ));
-            }
-            if !m.path.starts_with('/') && !m.path.starts_with("{scope}") {
-                return Err(manifest_err(
-                    file,
-                    &mat("path"),
-                    "a path starts with '/' or '{scope}'",
-                ));
-            }
-            for p in placeholders(&m.path) {
-                let known = (p == "scope" && !r.scopes.is_empty())
-                    || r.id.as_ref().is_some_and(|i| i.param == p);
-                if !known {
-                    return Err(manifest_err(
-                        file,
-                        &mat("path"),
-                        format!("placeholder {{{p}}} is neither {{scope}} nor the id param"),
-                    ));
-                }
-            }
-            for s in &m.scopes {
-                if r.scope(s).is_none() {
-                    return Err(manifest_err(
-                        file,
-                        &mat("scopes"),
-                        format!("'{s}' is not a scope of the resource"),
-                    ));
-                }
-            }
-            for f in &m.filters {
-                if r.column(&f.column).is_none() {
-                    return Err(manifest_err(
-                        file,
-                        &mat("filters"),
-                        format!("no column named '{}'", f.column),
-                    ));
-                }
-            }
-            for b in &m.body {
-                if r.column(b).is_none() && !m.optional.contains(b) && !m.required.contains(b) {
-                    return Err(manifest_err(
-                        file,
-                        &mat("body"),
-                        format!("'{b}' is neither a column nor a param"),
-                    ));
-                }
-            }
-            if m.response == ResponseShape::Value
-                && m.result_column
-                    .as_deref()
-                    .and_then(|c| r.column(c))
-                    .is_none()
-            {
-                return Err(manifest_err(
-                    file,
-                    &mat("result_column"),
-                    "a value response needs result_column naming a column",
-                ));
-            }
-            if m.verb == Verb::Select && m.http != "GET" {
-                return Err(manifest_err(
-                    file,
-                    &mat("verb"),
-                    "select methods must be GET",
-                ));
-            }
+            validate_method(r, m, &|f, ok, why: &dyn Fn() -> String| {
+                ensure(ok, file, &at(f), why)
+            })?;
         }
     }
     for (vi, v) in spec.views.iter().enumerate() {
-        if !seen.insert(v.name.clone()) {
-            return Err(manifest_err(
-                file,
-                &format!("views[{vi}].name"),
-                format!("table name '{}' is declared twice", v.name),
-            ));
-        }
-        if v.sql.trim().is_empty() {
-            return Err(manifest_err(
-                file,
-                &format!("views[{vi}].sql"),
-                "empty view",
-            ));
-        }
+        ensure(
+            seen.insert(v.name.clone()),
+            file,
+            &format!("views[{vi}].name"),
+            || format!("table name '{}' is declared twice", v.name),
+        )?;
+        ensure(
+            !v.sql.trim().is_empty(),
+            file,
+            &format!("views[{vi}].sql"),
+            || "empty view".into(),
+        )?;
     }
     Ok(())
+}
+
+/// One rule of a manifest: `ok`, or the error naming the file, the field and `why`.
+fn ensure(ok: bool, file: &str, field: &str, why: impl FnOnce() -> String) -> Result<()> {
+    if ok {
+        Ok(())
+    } else {
+        Err(manifest_err(file, field, why()))
+    }
+}
+
+/// Checks one rule of the field it names (relative to the item being validated).
+type Rule<'a> = dyn Fn(&str, bool, &dyn Fn() -> String) -> Result<()> + 'a;
+
+/// A resource's columns, key, label and scopes.
+fn validate_resource(r: &ResourceSpec, rule: &Rule<'_>) -> Result<()> {
+    let mut cols = HashSet::new();
+    for c in &r.columns {
+        rule("columns", cols.insert(c.name.as_str()), &|| {
+            format!("column '{}' is declared twice", c.name)
+        })?;
+    }
+    if let Some(id) = &r.id {
+        rule("id.column", r.column(&id.column).is_some(), &|| {
+            format!("no column named '{}'", id.column)
+        })?;
+    }
+    if let Some(label) = &r.label {
+        rule("label", r.column(label).is_some(), &|| {
+            format!("no column named '{label}'")
+        })?;
+    }
+    for s in &r.scopes {
+        let is_scope_column = r.column(&s.column).is_some_and(|c| c.scope);
+        rule("scopes", is_scope_column, &|| {
+            format!(
+                "scope '{}' needs a column of that name with scope = true",
+                s.column
+            )
+        })?;
+        rule(
+            "scopes.prefix",
+            placeholders(&s.prefix).iter().all(|p| p == &s.column),
+            &|| format!("prefix '{}' may only use {{{}}}", s.prefix, s.column),
+        )?;
+    }
+    rule("methods", !r.methods.is_empty(), &|| {
+        "a resource needs at least one method".into()
+    })
+}
+
+/// A method's HTTP verb, path, scopes, filters, body and response.
+fn validate_method(r: &ResourceSpec, m: &MethodSpec, rule: &Rule<'_>) -> Result<()> {
+    let http_ok = ["GET", "POST", "PUT", "PATCH", "DELETE"].contains(&m.http.as_str());
+    rule("http", http_ok, &|| {
+        format!("unknown HTTP method '{}'", m.http)
+    })?;
+    let rooted = m.path.starts_with('/') || m.path.starts_with("{scope}");
+    rule("path", rooted, &|| {
+        "a path starts with '/' or '{scope}'".into()
+    })?;
+    for p in placeholders(&m.path) {
+        let known =
+            (p == "scope" && !r.scopes.is_empty()) || r.id.as_ref().is_some_and(|i| i.param == p);
+        rule("path", known, &|| {
+            format!("placeholder {{{p}}} is neither {{scope}} nor the id param")
+        })?;
+    }
+    for s in &m.scopes {
+        rule("scopes", r.scope(s).is_some(), &|| {
+            format!("'{s}' is not a scope of the resource")
+        })?;
+    }
+    for f in &m.filters {
+        rule("filters", r.column(&f.column).is_some(), &|| {
+            format!("no column named '{}'", f.column)
+        })?;
+    }
+    for b in &m.body {
+        let known = r.column(b).is_some() || m.optional.contains(b) || m.required.contains(b);
+        rule("body", known, &|| {
+            format!("'{b}' is neither a column nor a param")
+        })?;
+    }
+    let value_ok = m.response != ResponseShape::Value
+        || m.result_column
+            .as_deref()
+            .and_then(|c| r.column(c))
+            .is_some();
+    rule("result_column", value_ok, &|| {
+        "a value response needs result_column naming a column".into()
+    })?;
+    rule("verb", m.verb != Verb::Select || m.http == "GET", &|| {
+        "select methods must be GET".into()
+    })
 }
 
 #[cfg(test)]

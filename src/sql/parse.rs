@@ -5,10 +5,10 @@
 use datafusion::sql::sqlparser::ast::{
     self, Expr, ObjectName, Statement, TableFactor, TableObject,
 };
-use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+use datafusion::sql::sqlparser::dialect::{GenericDialect, PostgreSqlDialect};
 use datafusion::sql::sqlparser::keywords::Keyword;
 use datafusion::sql::sqlparser::parser::Parser;
-use datafusion::sql::sqlparser::tokenizer::Token;
+use datafusion::sql::sqlparser::tokenizer::{Token, TokenWithSpan};
 
 use crate::error::{Error, Result};
 use crate::provider::{CATALOG, Registry};
@@ -333,81 +333,109 @@ fn parse_show(rest: &str) -> Option<CfqlStatement> {
 /// value runs until the next `@name` or comma outside parentheses, so params may be
 /// separated by commas or by spaces alone (`@a='x' @b='y'`).
 fn parse_exec(rest: &str) -> Result<ExecStatement> {
-    use datafusion::sql::sqlparser::tokenizer::{TokenWithSpan, Tokenizer};
-    let dialect = datafusion::sql::sqlparser::dialect::GenericDialect {};
-    let tokens: Vec<TokenWithSpan> = Tokenizer::new(&dialect, rest)
+    use datafusion::sql::sqlparser::tokenizer::Tokenizer;
+    let tokens: Vec<TokenWithSpan> = Tokenizer::new(&GenericDialect {}, rest)
         .tokenize_with_location()
         .map_err(sql_err)?
         .into_iter()
         .filter(|t| !matches!(t.token, Token::Whitespace(_)))
         .collect();
-    let mut i = 0;
-    // The method name: words joined by dots.
-    let mut name = Vec::new();
-    while let Some(TokenWithSpan {
-        token: Token::Word(w),
-        ..
-    }) = tokens.get(i)
-    {
-        if w.value.starts_with('@') {
-            break;
-        }
-        name.push(w.value.clone());
-        i += 1;
-        if matches!(tokens.get(i).map(|t| &t.token), Some(Token::Period)) {
-            i += 1;
-        } else {
-            break;
+    let mut cur = ExecCursor { tokens, i: 0 };
+    let name = cur.method_name()?;
+    let (mut params, mut json) = (Vec::new(), None);
+    while let Some(pname) = cur.param_name()? {
+        let value = cur.value(&pname)?;
+        match pname.strip_prefix("@@") {
+            Some(n) if n.eq_ignore_ascii_case("json") => json = Some(value),
+            Some(n) => {
+                let msg = format!("unknown option @@{n}: the only @@ option is @@json");
+                return Err(Error::syntax(msg));
+            }
+            None => params.push((pname.trim_start_matches('@').to_ascii_lowercase(), value)),
         }
     }
-    if name.is_empty() {
-        return Err(Error::syntax(
-            "EXEC needs a method name: EXEC cloudflare.<service>.<resource>.<method> @param='value'",
-        ));
+    Ok(ExecStatement { name, params, json })
+}
+
+/// The tokens of an EXEC after the keyword, read left to right.
+struct ExecCursor {
+    tokens: Vec<TokenWithSpan>,
+    i: usize,
+}
+
+impl ExecCursor {
+    fn peek(&self) -> Option<&Token> {
+        self.tokens.get(self.i).map(|t| &t.token)
     }
-    let mut params = Vec::new();
-    let mut json = None;
-    while i < tokens.len() {
-        let tok = &tokens[i];
-        i += 1;
-        let pname = match &tok.token {
-            Token::EOF | Token::SemiColon => break,
-            Token::Comma => continue,
-            Token::Word(w) if w.value.starts_with('@') => w.value.clone(),
-            Token::AtSign | Token::AtAt => {
-                let prefix = if tok.token == Token::AtAt { "@@" } else { "@" };
-                match tokens.get(i).map(|t| &t.token) {
-                    Some(Token::Word(w)) => {
-                        i += 1;
-                        format!("{prefix}{}", w.value)
-                    }
-                    _ => {
+
+    /// The method name: words joined by dots.
+    fn method_name(&mut self) -> Result<Vec<String>> {
+        let mut name = Vec::new();
+        while let Some(Token::Word(w)) = self.peek() {
+            if w.value.starts_with('@') {
+                break;
+            }
+            name.push(w.value.clone());
+            self.i += 1;
+            if self.peek() != Some(&Token::Period) {
+                break;
+            }
+            self.i += 1;
+        }
+        if name.is_empty() {
+            return Err(Error::syntax(
+                "EXEC needs a method name: EXEC cloudflare.<service>.<resource>.<method> @param='value'",
+            ));
+        }
+        Ok(name)
+    }
+
+    /// The next `@name` / `@@name`, skipping commas; `None` at the end.
+    fn param_name(&mut self) -> Result<Option<String>> {
+        while let Some(tok) = self.tokens.get(self.i).cloned() {
+            self.i += 1;
+            match &tok.token {
+                Token::EOF | Token::SemiColon => return Ok(None),
+                Token::Comma => continue,
+                Token::Word(w) if w.value.starts_with('@') => return Ok(Some(w.value.clone())),
+                Token::AtSign | Token::AtAt => {
+                    let prefix = if tok.token == Token::AtAt { "@@" } else { "@" };
+                    let Some(Token::Word(w)) = self.peek().cloned() else {
+                        let at = tok.span.start;
                         return Err(Error::syntax(format!(
-                            "expected a parameter name after '{prefix}' at {}",
-                            tok.span.start
+                            "expected a parameter name after '{prefix}' at {at}"
                         )));
-                    }
+                    };
+                    self.i += 1;
+                    return Ok(Some(format!("{prefix}{}", w.value)));
+                }
+                other => {
+                    return Err(Error::syntax(format!(
+                        "EXEC parameters look like @name='value' (separated by commas or spaces), found {other} at {}",
+                        tok.span.start
+                    )));
                 }
             }
-            other => {
-                return Err(Error::syntax(format!(
-                    "EXEC parameters look like @name='value' (separated by commas or spaces), found {other} at {}",
-                    tok.span.start
-                )));
-            }
-        };
-        if !matches!(tokens.get(i).map(|t| &t.token), Some(Token::Eq)) {
-            let at = tokens
-                .get(i)
+        }
+        Ok(None)
+    }
+
+    /// `= <expr>`: the expression runs to the next comma, `@name` or the end outside
+    /// parentheses.
+    fn value(&mut self, pname: &str) -> Result<Expr> {
+        if self.peek() != Some(&Token::Eq) {
+            let at = self
+                .tokens
+                .get(self.i)
                 .map(|t| t.span.start.to_string())
                 .unwrap_or_else(|| "the end".into());
             return Err(Error::syntax(format!("expected '=' after {pname} at {at}")));
         }
-        i += 1;
-        let start = i;
+        self.i += 1;
+        let start = self.i;
         let mut depth = 0i32;
-        while let Some(t) = tokens.get(i) {
-            match &t.token {
+        while let Some(t) = self.peek() {
+            match t {
                 Token::LParen => depth += 1,
                 Token::RParen => depth -= 1,
                 Token::Comma | Token::SemiColon | Token::EOF if depth == 0 => break,
@@ -415,25 +443,48 @@ fn parse_exec(rest: &str) -> Result<ExecStatement> {
                 Token::AtSign | Token::AtAt if depth == 0 => break,
                 _ => {}
             }
-            i += 1;
+            self.i += 1;
         }
-        if start == i {
+        if start == self.i {
             return Err(Error::syntax(format!("{pname} has no value")));
         }
-        let mut expr_tokens = tokens[start..i].to_vec();
+        let mut expr_tokens = self.tokens[start..self.i].to_vec();
         expr_tokens.push(TokenWithSpan::wrap(Token::EOF));
-        let mut p = Parser::new(&dialect).with_tokens_with_locations(expr_tokens);
-        let value = p.parse_expr().map_err(sql_err)?;
-        if let Some(n) = pname.strip_prefix("@@") {
-            if !n.eq_ignore_ascii_case("json") {
-                return Err(Error::syntax(format!(
-                    "unknown option @@{n}: the only @@ option is @@json"
-                )));
-            }
-            json = Some(value);
-        } else {
-            params.push((pname.trim_start_matches('@').to_ascii_lowercase(), value));
-        }
+        Parser::new(&GenericDialect {})
+            .with_tokens_with_locations(expr_tokens)
+            .parse_expr()
+            .map_err(sql_err)
     }
-    Ok(ExecStatement { name, params, json })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn exec(text: &str) -> Result<ExecStatement> {
+        parse_exec(text)
+    }
+
+    #[test]
+    fn exec_params_take_commas_or_spaces_and_subqueries() {
+        let e = exec("cloudflare.user.tokens.roll @token_id='a', @x = (SELECT 1, 2) @@json='{}'")
+            .unwrap();
+        assert_eq!(e.name, ["cloudflare", "user", "tokens", "roll"]);
+        let names: Vec<_> = e.params.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["token_id", "x"]);
+        assert_eq!(e.params[1].1.to_string(), "(SELECT 1, 2)");
+        assert_eq!(e.json.unwrap().to_string(), "'{}'");
+    }
+
+    #[test]
+    fn exec_errors_say_what_was_expected_and_where() {
+        let msg = |t: &str| exec(t).unwrap_err().to_string();
+        assert!(msg("@token_id='a'").contains("EXEC needs a method name"));
+        assert!(
+            msg("a.b.c @token_id 'a'").starts_with("SQL error: expected '=' after @token_id at")
+        );
+        assert!(msg("a.b.c @token_id=").contains("@token_id has no value"));
+        assert!(msg("a.b.c @@yaml='x'").contains("the only @@ option is @@json"));
+        assert!(msg("a.b.c 42").contains("EXEC parameters look like @name='value'"));
+    }
 }

@@ -27,10 +27,10 @@ use tokio::sync::mpsc::Sender;
 
 use super::convert::rows_to_batch;
 use super::pushdown::ScanPlan;
-use crate::engine::{Engine, ScopeSource};
+use crate::engine::{Engine, ScopeBinding, ScopeSource};
 use crate::error::{Error, Result};
 use crate::listing::Page;
-use crate::provider::{ColumnSpec, Resource, Verb};
+use crate::provider::{ColumnSpec, MethodSpec, Resource, Verb};
 
 /// The scan of one resource.
 pub struct ApiScanExec {
@@ -292,133 +292,153 @@ impl Calls {
     }
 }
 
+/// Where a scan's batches go; `false` once the consumer stopped reading.
+type Tx = Sender<DfResult<datafusion::arrow::record_batch::RecordBatch>>;
+
+/// What one scan is reading: its method, its scopes, and the failures so far.
+struct Reading {
+    method: MethodSpec,
+    scopes: Vec<ScopeBinding>,
+    /// Failures of single scopes of a fan-out are collected (the policy decides at the
+    /// end); any other failure ends the scan at once.
+    fanned: bool,
+    failures: Vec<(String, Error)>,
+}
+
 impl ScanJob {
-    async fn run(
-        self,
-        tx: Sender<DfResult<datafusion::arrow::record_batch::RecordBatch>>,
-    ) -> Result<()> {
+    async fn run(self, tx: Tx) -> Result<()> {
         let spec = &self.resource.spec;
-        let table = self.resource.qualified_name();
         let by_id = self.plan.ids.is_some() && spec.method(Verb::Select, true).is_some();
         let method = spec
             .method(Verb::Select, by_id)
             .cloned()
             .expect("checked when planning");
-        let fanned = matches!(
-            self.engine
-                .scope_source(&self.resource, &method, &self.plan.scopes),
-            ScopeSource::FanOut(_)
-        );
+        let source = self
+            .engine
+            .scope_source(&self.resource, &method, &self.plan.scopes);
+        let fanned = matches!(source, ScopeSource::FanOut(_));
         let scopes = self
             .engine
             .resolve_scopes(&self.resource, &method, &self.plan.scopes)
             .await?;
-        let n_scopes = scopes.len();
-        let least = if by_id {
-            n_scopes * self.plan.ids.as_ref().map_or(0, Vec::len)
+        let per_scope = if by_id {
+            self.plan.ids.as_ref().map_or(0, Vec::len)
         } else {
-            n_scopes
+            1
         };
-        self.engine.client.budget.forecast(&table, least as u64);
-        let conc = self.engine.config.concurrency.max(1);
-        let mut failures: Vec<(String, Error)> = Vec::new();
-        let (mut pages, mut rows_sent) = (0u64, 0u64);
+        let table = self.resource.qualified_name();
+        self.engine
+            .client
+            .budget
+            .forecast(&table, (scopes.len() * per_scope) as u64);
+        let mut reading = Reading {
+            method,
+            scopes,
+            fanned,
+            failures: Vec::new(),
+        };
         if by_id {
-            let ids = self.plan.ids.clone().unwrap_or_default();
-            let jobs: Vec<_> = scopes
-                .iter()
-                .flat_map(|s| ids.iter().map(move |id| (s.clone(), id.clone())))
-                .collect();
-            let engine = &self.engine;
-            let resource = &self.resource;
-            let method = &method;
-            let mut results = stream::iter(jobs)
-                .map(|(scope, id)| async move {
-                    let r = engine.get_one(resource, method, &scope, &id).await;
-                    (scope, id, r)
-                })
-                .buffer_unordered(conc);
-            while let Some((scope, id, r)) = results.next().await {
-                match r {
-                    Ok(Some((obj, cached))) => {
-                        self.calls.add(cached);
-                        let path =
-                            Engine::fill_path(resource, method, &scope, Some(&id)).unwrap_or(id);
-                        let batch = rows_to_batch(
-                            &self.schema,
-                            &self.cols,
-                            &[obj],
-                            &scope.values,
-                            "GET",
-                            &path,
-                        )?;
-                        if tx.send(Ok(batch)).await.is_err() {
-                            return Ok(());
-                        }
-                    }
-                    Ok(None) => {}
-                    Err(e) if fanned => failures.push((scope.label(), e)),
-                    Err(e) => return Err(e),
-                }
-            }
+            self.get_by_id(&mut reading, &tx).await?;
         } else {
-            let streams = scopes.iter().map(|scope| {
-                let scope = scope.clone();
-                self.engine
-                    .list_pages(
-                        &self.resource,
-                        &method,
-                        &scope,
-                        self.plan.api_filters.clone(),
-                        self.limit,
-                    )
-                    .map(move |r| (scope.clone(), r))
-                    .boxed()
-            });
-            let mut merged = stream::select_all(streams);
-            let mut failed: HashSet<String> = HashSet::new();
-            while let Some((scope, r)) = merged.next().await {
-                let label = scope.label();
-                if failed.contains(&label) {
-                    continue;
-                }
-                match r {
-                    Ok(Page {
-                        endpoint,
-                        rows,
-                        notes,
-                        cached,
-                    }) => {
-                        self.calls.add(cached);
-                        for n in notes {
-                            self.engine.warn(n);
-                        }
-                        pages += 1;
-                        rows_sent += rows.len() as u64;
-                        let batch = rows_to_batch(
-                            &self.schema,
-                            &self.cols,
-                            &rows,
-                            &scope.values,
-                            "GET",
-                            &endpoint,
-                        )?;
-                        self.engine.report_progress(&table, pages, rows_sent);
-                        if tx.send(Ok(batch)).await.is_err() {
-                            return Ok(());
-                        }
-                        if self.limit.is_some_and(|l| rows_sent >= l as u64) {
-                            break;
-                        }
+            self.list(&mut reading, &tx).await?;
+        }
+        self.engine
+            .fanout_outcome(&table, reading.failures, reading.scopes.len())
+    }
+
+    /// One GET per pinned id in every scope, concurrently; a 404 is no row.
+    async fn get_by_id(&self, reading: &mut Reading, tx: &Tx) -> Result<()> {
+        let ids = self.plan.ids.clone().unwrap_or_default();
+        let jobs: Vec<_> = reading
+            .scopes
+            .iter()
+            .flat_map(|s| ids.iter().map(move |id| (s.clone(), id.clone())))
+            .collect();
+        let (engine, resource, method) = (&self.engine, &self.resource, &reading.method);
+        let mut results = stream::iter(jobs)
+            .map(|(scope, id)| async move {
+                let r = engine.get_one(resource, method, &scope, &id).await;
+                (scope, id, r)
+            })
+            .buffer_unordered(engine.config.concurrency.max(1));
+        while let Some((scope, id, r)) = results.next().await {
+            match r {
+                Ok(Some((obj, cached))) => {
+                    self.calls.add(cached);
+                    let path = Engine::fill_path(resource, method, &scope, Some(&id)).unwrap_or(id);
+                    let batch = rows_to_batch(
+                        &self.schema,
+                        &self.cols,
+                        &[obj],
+                        &scope.values,
+                        "GET",
+                        &path,
+                    )?;
+                    if tx.send(Ok(batch)).await.is_err() {
+                        return Ok(());
                     }
-                    Err(e) if fanned => {
-                        failed.insert(label.clone());
-                        failures.push((label, e));
-                    }
-                    Err(e) => return Err(e),
                 }
+                Ok(None) => {}
+                Err(e) if reading.fanned => reading.failures.push((scope.label(), e)),
+                Err(e) => return Err(e),
             }
         }
-        self.engine.fanout_outcome(&table, failures, n_scopes)
+        Ok(())
+    }
+
+    /// The list method's pages in every scope, merged as they arrive, until the LIMIT.
+    async fn list(&self, reading: &mut Reading, tx: &Tx) -> Result<()> {
+        let table = self.resource.qualified_name();
+        let streams = reading.scopes.iter().map(|scope| {
+            let scope = scope.clone();
+            let filters = self.plan.api_filters.clone();
+            self.engine
+                .list_pages(&self.resource, &reading.method, &scope, filters, self.limit)
+                .map(move |r| (scope.clone(), r))
+                .boxed()
+        });
+        let mut merged = stream::select_all(streams);
+        let mut failed: HashSet<String> = HashSet::new();
+        let (mut pages, mut rows_sent) = (0u64, 0u64);
+        while let Some((scope, r)) = merged.next().await {
+            let label = scope.label();
+            if failed.contains(&label) {
+                continue;
+            }
+            let page = match r {
+                Ok(page) => page,
+                Err(e) if reading.fanned => {
+                    failed.insert(label.clone());
+                    reading.failures.push((label, e));
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            let Page {
+                endpoint,
+                rows,
+                notes,
+                cached,
+            } = page;
+            self.calls.add(cached);
+            notes.into_iter().for_each(|n| self.engine.warn(n));
+            pages += 1;
+            rows_sent += rows.len() as u64;
+            let batch = rows_to_batch(
+                &self.schema,
+                &self.cols,
+                &rows,
+                &scope.values,
+                "GET",
+                &endpoint,
+            )?;
+            self.engine.report_progress(&table, pages, rows_sent);
+            if tx.send(Ok(batch)).await.is_err()
+                || self.limit.is_some_and(|l| rows_sent >= l as u64)
+            {
+                return Ok(());
+            }
+        }
+        Ok(())
     }
 }

@@ -63,3 +63,36 @@ fn preview(s: &str) -> String {
         format!("'{p}'")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_are_checked_against_the_column_before_any_call() {
+        let mut status = ColumnSpec::named("status", ColumnType::Utf8);
+        status.enum_values = vec!["active".into(), "disabled".into()];
+        assert_eq!(coerce(&status, &json!("active")), Ok(Some(json!("active"))));
+        assert_eq!(
+            coerce(&status, &json!("paused")).unwrap_err(),
+            "column status: 'paused' is not one of active, disabled"
+        );
+        let policies = ColumnSpec::named("policies", ColumnType::Json);
+        assert_eq!(coerce(&policies, &json!("[1]")), Ok(Some(json!([1]))));
+        assert!(
+            coerce(&policies, &json!("[1"))
+                .unwrap_err()
+                .starts_with("column policies: invalid JSON")
+        );
+        let expires = ColumnSpec::named("expires_on", ColumnType::Timestamp);
+        assert_eq!(
+            coerce(&expires, &json!("2026-12-31")),
+            Ok(Some(json!("2026-12-31T00:00:00Z")))
+        );
+        assert_eq!(
+            coerce(&expires, &Value::Null),
+            Ok(None),
+            "NULL leaves the field out"
+        );
+    }
+}
