@@ -228,7 +228,7 @@ pub fn run(
         }
     }
     // Ctrl-C is caught from here on, so that it cancels a statement instead of ending the REPL.
-    let mut interrupts = match rt.block_on(async { Interrupts::new() }) {
+    let interrupts = match rt.block_on(async { Interrupts::new() }) {
         Ok(i) => i,
         Err(e) => {
             eprintln!("error: cannot catch Ctrl-C: {e}");
@@ -239,8 +239,13 @@ pub fn run(
         "cfql {} — SQL over Cloudflare credentials. \\? for help, \\q to quit.",
         env!("CARGO_PKG_VERSION")
     );
-    let mut printer = Printer { format, ..printer };
-    let mut timing = false;
+    let mut repl = Repl {
+        rt,
+        session,
+        printer: Printer { format, ..printer },
+        interrupts,
+        timing: false,
+    };
     loop {
         let line = match rl.readline("cfql> ") {
             Ok(l) => l,
@@ -256,65 +261,15 @@ pub fn run(
             continue;
         }
         let _ = rl.history_mut().add(&line);
-        if let Some(cmd) = text.strip_prefix('\\') {
-            let mut parts = cmd.split_whitespace();
-            match (parts.next().unwrap_or(""), parts.next()) {
-                ("q", _) => break,
-                ("?", _) | ("h", _) => println!("{HELP}"),
-                ("timing", _) => {
-                    timing = !timing;
-                    println!("timing is {}", if timing { "on" } else { "off" });
-                }
-                ("format", Some(f)) => match f.parse::<Format>() {
-                    Ok(f) => {
-                        printer.format = f;
-                        println!("format is {}", f.name());
-                    }
-                    Err(e) => eprintln!("error: {e}"),
-                },
-                ("format", None) => println!(
-                    "format is {} (\\format NAME to change)",
-                    printer.format.name()
-                ),
-                ("x", arg) => {
-                    let next = match arg {
-                        None if printer.expanded == Expanded::On => Ok(Expanded::Off),
-                        None => Ok(Expanded::On),
-                        Some(a) => a.parse::<Expanded>(),
-                    };
-                    match next {
-                        Ok(x) => {
-                            printer.expanded = x;
-                            println!(
-                                "expanded display is {}",
-                                format!("{x:?}").to_ascii_lowercase()
-                            );
-                        }
-                        Err(e) => eprintln!("error: \\x: {e}"),
-                    }
-                }
-                ("d", None) => run_one(
-                    rt,
-                    &session,
-                    &printer,
-                    &mut interrupts,
-                    "SHOW RESOURCES",
-                    timing,
-                ),
-                ("d", Some(t)) => run_one(
-                    rt,
-                    &session,
-                    &printer,
-                    &mut interrupts,
-                    &format!("DESCRIBE {t}"),
-                    timing,
-                ),
-                (other, _) => eprintln!("error: unknown command \\{other} (\\? lists them)"),
+        let go_on = match text.strip_prefix('\\') {
+            Some(cmd) => repl.command(cmd),
+            None => {
+                split(&line).0.iter().for_each(|st| repl.run(&st.text));
+                true
             }
-            continue;
-        }
-        for st in split(&line).0 {
-            run_one(rt, &session, &printer, &mut interrupts, &st.text, timing);
+        };
+        if !go_on {
+            break;
         }
     }
     if let Some(h) = &history {
@@ -322,6 +277,78 @@ pub fn run(
         let _ = prepare_history(h);
     }
     ExitCode::SUCCESS
+}
+
+/// The state of one REPL session between lines.
+struct Repl<'a> {
+    rt: &'a tokio::runtime::Runtime,
+    session: Arc<Session>,
+    printer: Printer,
+    interrupts: Interrupts,
+    timing: bool,
+}
+
+impl Repl<'_> {
+    fn run(&mut self, sql: &str) {
+        run_one(
+            self.rt,
+            &self.session,
+            &self.printer,
+            &mut self.interrupts,
+            sql,
+            self.timing,
+        );
+    }
+
+    /// A backslash command; `false` to leave the REPL.
+    fn command(&mut self, cmd: &str) -> bool {
+        let mut parts = cmd.split_whitespace();
+        match (parts.next().unwrap_or(""), parts.next()) {
+            ("q", _) => return false,
+            ("?", _) | ("h", _) => println!("{HELP}"),
+            ("timing", _) => {
+                self.timing = !self.timing;
+                println!("timing is {}", if self.timing { "on" } else { "off" });
+            }
+            ("format", Some(f)) => match f.parse::<Format>() {
+                Ok(f) => {
+                    self.printer.format = f;
+                    println!("format is {}", f.name());
+                }
+                Err(e) => eprintln!("error: {e}"),
+            },
+            ("format", None) => {
+                println!(
+                    "format is {} (\\format NAME to change)",
+                    self.printer.format.name()
+                )
+            }
+            ("x", arg) => self.expanded(arg),
+            ("d", None) => self.run("SHOW RESOURCES"),
+            ("d", Some(t)) => self.run(&format!("DESCRIBE {t}")),
+            (other, _) => eprintln!("error: unknown command \\{other} (\\? lists them)"),
+        }
+        true
+    }
+
+    /// `\x [on|off|auto]`: no argument toggles.
+    fn expanded(&mut self, arg: Option<&str>) {
+        let next = match arg {
+            None if self.printer.expanded == Expanded::On => Ok(Expanded::Off),
+            None => Ok(Expanded::On),
+            Some(a) => a.parse::<Expanded>(),
+        };
+        match next {
+            Ok(x) => {
+                self.printer.expanded = x;
+                println!(
+                    "expanded display is {}",
+                    format!("{x:?}").to_ascii_lowercase()
+                );
+            }
+            Err(e) => eprintln!("error: \\x: {e}"),
+        }
+    }
 }
 
 /// SIGINT, caught for the whole REPL session.
