@@ -257,79 +257,160 @@ pub fn write(
         .cloned()
         .collect();
     match format {
-        Format::Table => {
-            if batches.is_empty() {
-                let header: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
-                if !header.is_empty() {
-                    writeln!(out, "{}", header.join(" | "))?;
-                }
-                return writeln!(out, "(0 rows)");
-            }
-            let shown = if layout.cut {
-                truncate(&batches)
-            } else {
-                batches.clone()
-            };
-            let text = pretty_format_batches(&shown)
-                .map_err(std::io::Error::other)?
-                .to_string();
-            let too_wide = layout
-                .width
-                .is_some_and(|w| text.lines().any(|l| l.chars().count() > w));
-            let n: usize = batches.iter().map(|b| b.num_rows()).sum();
-            match (layout.expanded, too_wide) {
-                (Expanded::On, _) | (Expanded::Auto, true) => write_expanded(out, &shown)?,
-                _ => writeln!(out, "{text}")?,
-            }
-            writeln!(out, "({n} row{})", if n == 1 { "" } else { "s" })
-        }
-        Format::Csv | Format::Tsv => {
-            let mut w = csv::WriterBuilder::new()
-                .delimiter(if format == Format::Csv { b',' } else { b'\t' })
-                .from_writer(out);
-            w.write_record(schema.fields().iter().map(|f| f.name().as_str()))
+        Format::Table => write_table(out, schema, &batches, layout),
+        Format::Csv => write_delimited(out, b',', schema, &batches),
+        Format::Tsv => write_delimited(out, b'\t', schema, &batches),
+        Format::Json => {
+            serde_json::to_writer_pretty(&mut *out, &json_rows(&batches))
                 .map_err(std::io::Error::other)?;
-            for b in &batches {
-                let cols: Vec<Vec<Option<String>>> = b.columns().iter().map(text_cells).collect();
-                for i in 0..b.num_rows() {
-                    w.write_record(cols.iter().map(|c| c[i].clone().unwrap_or_default()))
-                        .map_err(std::io::Error::other)?;
-                }
-            }
-            w.flush()
+            writeln!(out)
         }
-        Format::Json | Format::Ndjson => {
-            let objs = json_rows(&batches);
-            if format == Format::Json {
-                serde_json::to_writer_pretty(&mut *out, &objs).map_err(std::io::Error::other)?;
-                writeln!(out)
-            } else {
-                for o in objs {
-                    writeln!(out, "{o}")?;
-                }
-                Ok(())
-            }
+        Format::Ndjson => json_rows(&batches)
+            .iter()
+            .try_for_each(|o| writeln!(out, "{o}")),
+        Format::Markdown => write_markdown(out, schema, &batches),
+    }
+}
+
+fn write_table(
+    out: &mut dyn Write,
+    schema: &SchemaRef,
+    batches: &[RecordBatch],
+    layout: Layout,
+) -> std::io::Result<()> {
+    if batches.is_empty() {
+        let header: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+        if !header.is_empty() {
+            writeln!(out, "{}", header.join(" | "))?;
         }
-        Format::Markdown => {
-            let esc = |s: &str| s.replace('|', "\\|").replace('\n', " ");
-            let names: Vec<String> = schema.fields().iter().map(|f| esc(f.name())).collect();
-            writeln!(out, "| {} |", names.join(" | "))?;
-            writeln!(
-                out,
-                "|{}|",
-                names.iter().map(|_| "---").collect::<Vec<_>>().join("|")
-            )?;
-            for b in &batches {
-                let cols: Vec<Vec<Option<String>>> = b.columns().iter().map(text_cells).collect();
-                for i in 0..b.num_rows() {
-                    let cells: Vec<String> = cols
-                        .iter()
-                        .map(|c| esc(c[i].as_deref().unwrap_or("")))
-                        .collect();
-                    writeln!(out, "| {} |", cells.join(" | "))?;
-                }
-            }
-            Ok(())
+        return writeln!(out, "(0 rows)");
+    }
+    let shown = if layout.cut {
+        truncate(batches)
+    } else {
+        batches.to_vec()
+    };
+    let text = pretty_format_batches(&shown)
+        .map_err(std::io::Error::other)?
+        .to_string();
+    let too_wide = layout
+        .width
+        .is_some_and(|w| text.lines().any(|l| l.chars().count() > w));
+    match (layout.expanded, too_wide) {
+        (Expanded::On, _) | (Expanded::Auto, true) => write_expanded(out, &shown)?,
+        _ => writeln!(out, "{text}")?,
+    }
+    let n: usize = batches.iter().map(|b| b.num_rows()).sum();
+    writeln!(out, "({n} row{})", if n == 1 { "" } else { "s" })
+}
+
+fn write_delimited(
+    out: &mut dyn Write,
+    delimiter: u8,
+    schema: &SchemaRef,
+    batches: &[RecordBatch],
+) -> std::io::Result<()> {
+    let mut w = csv::WriterBuilder::new()
+        .delimiter(delimiter)
+        .from_writer(out);
+    w.write_record(schema.fields().iter().map(|f| f.name().as_str()))
+        .map_err(std::io::Error::other)?;
+    for b in batches {
+        let cols: Vec<Vec<Option<String>>> = b.columns().iter().map(text_cells).collect();
+        for i in 0..b.num_rows() {
+            w.write_record(cols.iter().map(|c| c[i].clone().unwrap_or_default()))
+                .map_err(std::io::Error::other)?;
         }
+    }
+    w.flush()
+}
+
+fn write_markdown(
+    out: &mut dyn Write,
+    schema: &SchemaRef,
+    batches: &[RecordBatch],
+) -> std::io::Result<()> {
+    let esc = |s: &str| s.replace('|', "\\|").replace('\n', " ");
+    let names: Vec<String> = schema.fields().iter().map(|f| esc(f.name())).collect();
+    writeln!(out, "| {} |", names.join(" | "))?;
+    writeln!(out, "|{}|", vec!["---"; names.len()].join("|"))?;
+    for b in batches {
+        let cols: Vec<Vec<Option<String>>> = b.columns().iter().map(text_cells).collect();
+        for i in 0..b.num_rows() {
+            let cells: Vec<String> = cols
+                .iter()
+                .map(|c| esc(c[i].as_deref().unwrap_or("")))
+                .collect();
+            writeln!(out, "| {} |", cells.join(" | "))?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::convert::{rows_to_batch, schema_of};
+    use crate::provider::{ColumnSpec, ColumnType};
+
+    fn sample() -> (SchemaRef, Vec<RecordBatch>) {
+        let cols = vec![
+            ColumnSpec::named("name", ColumnType::Utf8),
+            ColumnSpec::named("policies", ColumnType::Json),
+        ];
+        let schema = schema_of(&cols);
+        let rows = [
+            serde_json::json!({"name": "a|b", "policies": [{"effect": "allow"}]}),
+            serde_json::json!({"name": null}),
+        ];
+        (
+            schema.clone(),
+            vec![rows_to_batch(&schema, &cols, &rows, &[], "GET", "/t").unwrap()],
+        )
+    }
+
+    fn render(format: Format) -> String {
+        let (schema, batches) = sample();
+        let mut out = Vec::new();
+        let layout = Layout {
+            cut: false,
+            expanded: Expanded::Off,
+            width: None,
+        };
+        write(&mut out, format, &schema, &batches, layout).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn each_format_writes_every_row_and_nulls_as_empty() {
+        assert_eq!(
+            render(Format::Csv),
+            "name,policies\na|b,\"[{\"\"effect\"\":\"\"allow\"\"}]\"\n,\n"
+        );
+        assert_eq!(
+            render(Format::Tsv),
+            "name\tpolicies\na|b\t\"[{\"\"effect\"\":\"\"allow\"\"}]\"\n\t\n"
+        );
+        assert_eq!(
+            render(Format::Markdown),
+            "| name | policies |\n|---|---|\n| a\\|b | [{\"effect\":\"allow\"}] |\n|  |  |\n"
+        );
+        assert!(render(Format::Table).ends_with("(2 rows)\n"));
+    }
+
+    #[test]
+    fn json_output_nests_json_columns() {
+        let lines: Vec<serde_json::Value> = render(Format::Ndjson)
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(
+            lines[0],
+            serde_json::json!({"name": "a|b", "policies": [{"effect": "allow"}]})
+        );
+        assert_eq!(
+            lines[1],
+            serde_json::json!({"name": null, "policies": null})
+        );
     }
 }
