@@ -81,78 +81,104 @@ pub fn decode(
     status: u16,
     body: &bytes::Bytes,
 ) -> Result<ApiResponse, Error> {
-    let parsed: Result<Value, _> = serde_json::from_slice(body);
-    let v = match parsed {
+    let decode_err = |detail: String| Error::Decode {
+        method: method.into(),
+        path: path.into(),
+        status,
+        detail,
+    };
+    let api_err = |errors| Error::Api {
+        status,
+        method: method.into(),
+        path: path.into(),
+        errors,
+    };
+    let v = match serde_json::from_slice::<Value>(body) {
         Ok(v @ Value::Object(_)) => v,
-        Ok(_) | Err(_) if status >= 400 => {
-            return Err(Error::Api {
-                status,
-                method: method.into(),
-                path: path.into(),
-                errors: Vec::new(),
-            });
-        }
+        // An error status without an envelope still says what happened.
+        _ if status >= 400 => return Err(api_err(Vec::new())),
         Ok(_) => {
-            return Err(Error::Decode {
-                method: method.into(),
-                path: path.into(),
-                status,
-                detail: "the body is JSON but not a Cloudflare envelope object".into(),
-            });
+            return Err(decode_err(
+                "the body is JSON but not a Cloudflare envelope object".into(),
+            ));
         }
-        Err(e) => {
-            return Err(Error::Decode {
-                method: method.into(),
-                path: path.into(),
-                status,
-                detail: format!("invalid JSON ({e})"),
-            });
-        }
+        Err(e) => return Err(decode_err(format!("invalid JSON ({e})"))),
     };
     let success = v.get("success").and_then(Value::as_bool);
     if status >= 400 || success == Some(false) {
-        return Err(Error::Api {
-            status,
-            method: method.into(),
-            path: path.into(),
-            errors: messages(v.get("errors")),
-        });
+        return Err(api_err(messages(v.get("errors"))));
     }
     if success.is_none() {
-        return Err(Error::Decode {
-            method: method.into(),
-            path: path.into(),
-            status,
-            detail: "the envelope has no 'success' member".into(),
-        });
+        return Err(decode_err("the envelope has no 'success' member".into()));
     }
-    let info = v.get("result_info").filter(|i| i.is_object()).map(|i| {
-        let n = |k: &str| i.get(k).and_then(Value::as_f64).map(|f| f as u64);
-        ResultInfo {
-            page: n("page"),
-            per_page: n("per_page"),
-            count: n("count"),
-            total_count: n("total_count"),
-            total_pages: n("total_pages"),
-        }
-    });
-    let result = v.get("result").cloned().unwrap_or(Value::Null);
-    let messages = v
-        .get("messages")
-        .cloned()
-        .unwrap_or_else(|| Value::Array(Vec::new()));
     Ok(ApiResponse {
         status,
-        result,
-        result_info: info,
-        messages,
+        result: v.get("result").cloned().unwrap_or(Value::Null),
+        result_info: v
+            .get("result_info")
+            .filter(|i| i.is_object())
+            .map(result_info),
+        messages: v
+            .get("messages")
+            .cloned()
+            .unwrap_or_else(|| Value::Array(Vec::new())),
         cached: false,
         body: body.clone(),
     })
+}
+
+fn result_info(i: &Value) -> ResultInfo {
+    let n = |k: &str| i.get(k).and_then(Value::as_f64).map(|f| f as u64);
+    ResultInfo {
+        page: n("page"),
+        per_page: n("per_page"),
+        count: n("count"),
+        total_count: n("total_count"),
+        total_pages: n("total_pages"),
+    }
 }
 
 /// The Cloudflare code of a 429 body, if readable.
 pub fn first_code(body: &[u8]) -> Option<i64> {
     let v: Value = serde_json::from_slice(body).ok()?;
     messages(v.get("errors")).first().map(|m| m.code)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body(s: &str) -> bytes::Bytes {
+        bytes::Bytes::from(s.to_string())
+    }
+
+    #[test]
+    fn an_envelope_gives_its_result_and_paging() {
+        let r = decode("GET", "/user/tokens", 200, &body(r#"{"success":true,"errors":[],"messages":[],"result":[1],"result_info":{"page":2,"total_pages":3}}"#)).unwrap();
+        assert_eq!(r.result, serde_json::json!([1]));
+        let info = r.result_info.unwrap();
+        assert_eq!(
+            (info.page, info.total_pages, info.count),
+            (Some(2), Some(3), None)
+        );
+    }
+
+    #[test]
+    fn errors_carry_status_codes_and_messages() {
+        let e = decode("PUT", "/user/tokens/x", 403, &body(r#"{"success":false,"errors":[{"code":9109,"message":"Unauthorized"}],"result":null}"#)).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "Cloudflare API error: HTTP 403 on PUT /user/tokens/x: code 9109: Unauthorized"
+        );
+        let e = decode("GET", "/t", 502, &body("<html>bad gateway</html>")).unwrap_err();
+        assert!(matches!(e, Error::Api { status: 502, .. }), "{e}");
+        let e = decode("GET", "/t", 200, &body(r#"{"result":[]}"#)).unwrap_err();
+        assert!(
+            e.to_string()
+                .ends_with("the envelope has no 'success' member"),
+            "{e}"
+        );
+        let e = decode("GET", "/t", 200, &body("{")).unwrap_err();
+        assert!(e.to_string().contains("invalid JSON"), "{e}");
+    }
 }

@@ -47,6 +47,23 @@ impl Resource {
     pub fn qualified_name(&self) -> String {
         format!("{CATALOG}.{}.{}", self.service, self.spec.name)
     }
+
+    /// The method serving `verb` (with the id in its path or not), or the error listing
+    /// the methods the resource has.
+    pub fn method_for(&self, verb: Verb, by_id: bool) -> Result<&MethodSpec> {
+        self.spec
+            .method(verb, by_id)
+            .ok_or_else(|| Error::NotSupported {
+                table: self.qualified_name(),
+                verb: verb.sql().to_string(),
+                methods: self
+                    .spec
+                    .methods
+                    .iter()
+                    .map(|m| format!("{} ({})", m.name, m.verb.sql()))
+                    .collect(),
+            })
+    }
 }
 
 /// All services, resources and views, validated.

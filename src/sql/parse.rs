@@ -159,77 +159,83 @@ pub fn parse(sql: &str, registry: &Registry) -> Result<CfqlStatement> {
     let Some((start, end, word)) = first_word(sql) else {
         return Err(Error::syntax("empty statement"));
     };
+    let rest = &sql[end..];
     match word.as_str() {
-        "EXEC" | "EXECUTE" => parse_exec(&sql[end..]).map(|e| CfqlStatement::Exec(Box::new(e))),
-        "REPLACE" => {
-            let rewritten = format!("{}UPDATE{}", &sql[..start], &sql[end..]);
-            match parse_standard(&rewritten, registry)? {
-                s @ CfqlStatement::Update(_) => Ok(s),
-                _ => Err(Error::syntax(
-                    "REPLACE works on cloudflare tables: REPLACE cloudflare.<service>.<table> SET ... WHERE ...",
-                )),
-            }
-        }
-        "SHOW" => parse_show(&sql[end..]).map_or_else(|| parse_standard(sql, registry), Ok),
-        "DESCRIBE" | "DESC" => {
-            let rest = sql[end..].trim().trim_end_matches(';').trim();
-            let (extended, name) = match first_word(rest) {
-                Some((_, e, w)) if w == "EXTENDED" => (true, rest[e..].trim()),
-                _ => (false, rest),
-            };
-            let parts: Vec<String> = name
-                .split('.')
-                .map(|p| p.trim().trim_matches('"').to_string())
-                .collect();
-            if is_cloudflare(registry, &parts)? {
-                Ok(CfqlStatement::Describe {
-                    table: parts,
-                    extended,
-                })
-            } else {
-                parse_standard(sql, registry)
-            }
-        }
-        "SET" => {
-            let rest = sql[end..].trim().trim_end_matches(';').trim();
-            if rest.len() > 5
-                && rest
-                    .get(..5)
-                    .is_some_and(|p| p.eq_ignore_ascii_case("cfql."))
-            {
-                let (name, value) = rest[5..]
-                    .split_once(['=', ' '])
-                    .map(|(n, v)| (n.trim(), v.trim().trim_start_matches('=').trim()))
-                    .ok_or_else(|| Error::syntax("expected SET cfql.<option> = <value>"))?;
-                Ok(CfqlStatement::SetOption {
-                    name: name.to_ascii_lowercase(),
-                    value: value.trim_matches('\'').to_ascii_lowercase(),
-                })
-            } else {
-                parse_standard(sql, registry)
-            }
-        }
-        "EXPLAIN" => {
-            let rest = &sql[end..];
-            match first_word(rest) {
-                Some((_, _, w))
-                    if matches!(
-                        w.as_str(),
-                        "INSERT" | "UPDATE" | "DELETE" | "REPLACE" | "EXEC" | "EXECUTE"
-                    ) =>
-                {
-                    let inner = parse(rest, registry)?;
-                    if inner.is_write() {
-                        Ok(CfqlStatement::ExplainWrite(Box::new(inner)))
-                    } else {
-                        parse_standard(sql, registry)
-                    }
-                }
-                _ => parse_standard(sql, registry),
-            }
-        }
+        "EXEC" | "EXECUTE" => parse_exec(rest).map(|e| CfqlStatement::Exec(Box::new(e))),
+        "REPLACE" => parse_replace(&format!("{}UPDATE{rest}", &sql[..start]), registry),
+        "SHOW" => parse_show(rest).map_or_else(|| parse_standard(sql, registry), Ok),
+        "DESCRIBE" | "DESC" => parse_describe(sql, rest, registry),
+        "SET" => match parse_set_option(rest)? {
+            Some(s) => Ok(s),
+            None => parse_standard(sql, registry),
+        },
+        "EXPLAIN" => parse_explain(sql, rest, registry),
         _ => parse_standard(sql, registry),
     }
+}
+
+/// `REPLACE t SET ...` is StackQL's UPDATE.
+fn parse_replace(as_update: &str, registry: &Registry) -> Result<CfqlStatement> {
+    match parse_standard(as_update, registry)? {
+        s @ CfqlStatement::Update(_) => Ok(s),
+        _ => Err(Error::syntax(
+            "REPLACE works on cloudflare tables: REPLACE cloudflare.<service>.<table> SET ... WHERE ...",
+        )),
+    }
+}
+
+/// `DESCRIBE [EXTENDED] <cloudflare table>`; any other DESCRIBE is DataFusion's.
+fn parse_describe(sql: &str, rest: &str, registry: &Registry) -> Result<CfqlStatement> {
+    let rest = rest.trim().trim_end_matches(';').trim();
+    let (extended, name) = match first_word(rest) {
+        Some((_, e, w)) if w == "EXTENDED" => (true, rest[e..].trim()),
+        _ => (false, rest),
+    };
+    let parts: Vec<String> = name
+        .split('.')
+        .map(|p| p.trim().trim_matches('"').to_string())
+        .collect();
+    if is_cloudflare(registry, &parts)? {
+        Ok(CfqlStatement::Describe {
+            table: parts,
+            extended,
+        })
+    } else {
+        parse_standard(sql, registry)
+    }
+}
+
+/// `SET cfql.<option> = <value>`; `None` for any other SET (DataFusion's).
+fn parse_set_option(rest: &str) -> Result<Option<CfqlStatement>> {
+    let rest = rest.trim().trim_end_matches(';').trim();
+    let Some(option) = rest
+        .get(..5)
+        .filter(|p| p.eq_ignore_ascii_case("cfql."))
+        .map(|_| &rest[5..])
+    else {
+        return Ok(None);
+    };
+    let (name, value) = option
+        .split_once(['=', ' '])
+        .map(|(n, v)| (n.trim(), v.trim().trim_start_matches('=').trim()))
+        .filter(|(n, _)| !n.is_empty())
+        .ok_or_else(|| Error::syntax("expected SET cfql.<option> = <value>"))?;
+    Ok(Some(CfqlStatement::SetOption {
+        name: name.to_ascii_lowercase(),
+        value: value.trim_matches('\'').to_ascii_lowercase(),
+    }))
+}
+
+/// `EXPLAIN <write>` lists the calls (a dry run); any other EXPLAIN is DataFusion's.
+fn parse_explain(sql: &str, rest: &str, registry: &Registry) -> Result<CfqlStatement> {
+    const WRITES: [&str; 6] = ["INSERT", "UPDATE", "DELETE", "REPLACE", "EXEC", "EXECUTE"];
+    if first_word(rest).is_some_and(|(_, _, w)| WRITES.contains(&w.as_str())) {
+        let inner = parse(rest, registry)?;
+        if inner.is_write() {
+            return Ok(CfqlStatement::ExplainWrite(Box::new(inner)));
+        }
+    }
+    parse_standard(sql, registry)
 }
 
 fn parse_standard(sql: &str, registry: &Registry) -> Result<CfqlStatement> {

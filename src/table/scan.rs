@@ -88,69 +88,11 @@ fn describe(
     plan: &ScanPlan,
     limit: Option<usize>,
 ) -> Result<String> {
-    let spec = &resource.spec;
-    let by_id = plan.ids.is_some() && spec.method(Verb::Select, true).is_some();
-    let method = spec
-        .method(Verb::Select, by_id)
-        .ok_or_else(|| Error::NotSupported {
-            table: resource.qualified_name(),
-            verb: "SELECT".into(),
-            methods: spec
-                .methods
-                .iter()
-                .map(|m| format!("{} ({})", m.name, m.verb.sql()))
-                .collect(),
-        })?;
+    let by_id = plan.ids.is_some() && resource.spec.method(Verb::Select, true).is_some();
+    let method = resource.method_for(Verb::Select, by_id)?;
     let mut parts = vec![format!("table={}", resource.qualified_name())];
-    if by_id {
-        let ids = plan.ids.as_deref().unwrap_or_default();
-        parts.push(format!(
-            "calls=GET {} for {} id(s) concurrently, no list call",
-            method.path,
-            ids.len()
-        ));
-    } else {
-        let mut call = format!("calls=GET {}", method.path);
-        if let Some(p) = method.per_page {
-            call.push_str(&format!(
-                " ({p} per page; pages after the first concurrently)"
-            ));
-        }
-        parts.push(call);
-        if !plan.api_filters.is_empty() {
-            let f: Vec<_> = plan
-                .api_filters
-                .iter()
-                .map(|(k, v)| format!("{k}={v}"))
-                .collect();
-            parts.push(format!("api_filters=[{}]", f.join(", ")));
-        }
-    }
-    match engine.scope_source(resource, method, &plan.scopes) {
-        ScopeSource::Unscoped => {}
-        ScopeSource::Pinned => {
-            let s: Vec<_> = plan
-                .scopes
-                .iter()
-                .map(|(k, v)| format!("{k} in [{}]", v.join(", ")))
-                .collect();
-            parts.push(format!("scope={}", s.join("; ")));
-        }
-        ScopeSource::DefaultAccount => {
-            parts.push("scope=default account (CLOUDFLARE_ACCOUNT_ID)".into())
-        }
-        ScopeSource::FanOut(source) => {
-            let list = engine
-                .registry
-                .resolve(&source.split('.').map(str::to_string).collect::<Vec<_>>())
-                .and_then(|t| t.spec.method(Verb::Select, false).map(|m| m.path.clone()))
-                .unwrap_or_default();
-            parts.push(format!(
-                "scope=fan-out over every row of cloudflare.{source} (GET {list}), concurrently"
-            ));
-        }
-        ScopeSource::Missing(e) => return Err(e),
-    }
+    parts.extend(describe_calls(method, plan, by_id));
+    parts.extend(describe_scope(engine, resource, method, plan)?);
     if let Some(l) = limit {
         parts.push(format!("limit={l}"));
     }
@@ -159,6 +101,68 @@ fn describe(
         cost(engine, resource, method, plan, limit, by_id)
     ));
     Ok(parts.join(", "))
+}
+
+/// `calls=...` and `api_filters=[...]` of EXPLAIN.
+fn describe_calls(method: &MethodSpec, plan: &ScanPlan, by_id: bool) -> Vec<String> {
+    if by_id {
+        let n = plan.ids.as_deref().unwrap_or_default().len();
+        return vec![format!(
+            "calls=GET {} for {n} id(s) concurrently, no list call",
+            method.path
+        )];
+    }
+    let mut call = format!("calls=GET {}", method.path);
+    if let Some(p) = method.per_page {
+        call.push_str(&format!(
+            " ({p} per page; pages after the first concurrently)"
+        ));
+    }
+    let mut parts = vec![call];
+    if !plan.api_filters.is_empty() {
+        let f: Vec<_> = plan
+            .api_filters
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        parts.push(format!("api_filters=[{}]", f.join(", ")));
+    }
+    parts
+}
+
+/// `scope=...` of EXPLAIN; fails when a required scope is missing.
+fn describe_scope(
+    engine: &Engine,
+    resource: &Resource,
+    method: &MethodSpec,
+    plan: &ScanPlan,
+) -> Result<Option<String>> {
+    Ok(Some(
+        match engine.scope_source(resource, method, &plan.scopes) {
+            ScopeSource::Unscoped => return Ok(None),
+            ScopeSource::Pinned => {
+                let s: Vec<_> = plan
+                    .scopes
+                    .iter()
+                    .map(|(k, v)| format!("{k} in [{}]", v.join(", ")))
+                    .collect();
+                format!("scope={}", s.join("; "))
+            }
+            ScopeSource::DefaultAccount => "scope=default account (CLOUDFLARE_ACCOUNT_ID)".into(),
+            ScopeSource::FanOut(source) => {
+                let parts: Vec<String> = source.split('.').map(str::to_string).collect();
+                let list = engine
+                    .registry
+                    .resolve(&parts)
+                    .and_then(|t| t.spec.method(Verb::Select, false).map(|m| m.path.clone()))
+                    .unwrap_or_default();
+                format!(
+                    "scope=fan-out over every row of cloudflare.{source} (GET {list}), concurrently"
+                )
+            }
+            ScopeSource::Missing(e) => return Err(e),
+        },
+    ))
 }
 
 /// The API calls the scan will make, as a number or a formula (the budget is 1,200 calls

@@ -25,7 +25,7 @@ use serde_json::{Map, Value};
 use std::sync::Arc;
 
 use crate::engine::ScopeBinding;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::http::ApiRequest;
 use crate::provider::{MethodSpec, Resource, Verb};
 
@@ -41,21 +41,7 @@ pub(crate) struct Target {
 impl Target {
     /// The method of `resource` that serves `verb` (with an id in its path or not).
     pub(crate) fn new(resource: Resource, verb: Verb, by_id: bool) -> Result<Self> {
-        let method =
-            resource
-                .spec
-                .method(verb, by_id)
-                .cloned()
-                .ok_or_else(|| Error::NotSupported {
-                    table: resource.qualified_name(),
-                    verb: verb.sql().to_string(),
-                    methods: resource
-                        .spec
-                        .methods
-                        .iter()
-                        .map(|m| format!("{} ({})", m.name, m.verb.sql()))
-                        .collect(),
-                })?;
+        let method = resource.method_for(verb, by_id)?.clone();
         Ok(Self {
             resource,
             method,
