@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDateTime, SecondsFormat, Utc};
 use datafusion::arrow::array::{
-    Array, ArrayRef, AsArray, BooleanBuilder, Float64Builder, Int64Builder, StringArray,
-    StringBuilder, TimestampMicrosecondBuilder, new_null_array,
+    Array, ArrayRef, AsArray, BooleanArray, Float64Array, Int64Array, StringArray,
+    TimestampMicrosecondArray, new_null_array,
 };
 use datafusion::arrow::datatypes::{
     DataType, Field, Float64Type, Int64Type, Schema, SchemaRef, TimeUnit, TimestampMicrosecondType,
@@ -174,67 +174,60 @@ fn column_array(
     rows: &[Value],
     scope: &[(String, Option<String>)],
 ) -> std::result::Result<ArrayRef, String> {
-    let bad = |v: &Value, what: &str| format!("column {}: expected {what}, got {v}", col.name);
+    let text = |f: &dyn Fn(&Value) -> String| -> ArrayRef {
+        Arc::new(StringArray::from_iter(
+            rows.iter().map(|r| cell(r, col, scope).map(|v| f(&v))),
+        ))
+    };
     Ok(match col.ty {
-        ColumnType::Utf8 => {
-            let mut b = StringBuilder::with_capacity(rows.len(), rows.len() * 16);
-            for r in rows {
-                b.append_option(cell(r, col, scope).map(|v| value_text(&v)));
-            }
-            Arc::new(b.finish())
-        }
-        ColumnType::Json => {
-            let mut b = StringBuilder::with_capacity(rows.len(), rows.len() * 64);
-            for r in rows {
-                b.append_option(cell(r, col, scope).map(|v| normalise(&v, col).to_string()));
-            }
-            Arc::new(b.finish())
-        }
+        ColumnType::Utf8 => text(&value_text),
+        ColumnType::Json => text(&|v| normalise(v, col).to_string()),
         ColumnType::Timestamp => {
-            let mut b = TimestampMicrosecondBuilder::with_capacity(rows.len()).with_timezone("UTC");
-            for r in rows {
-                match cell(r, col, scope) {
-                    None => b.append_null(),
-                    Some(v) => b.append_value(
-                        v.as_str()
-                            .and_then(parse_timestamp)
-                            .ok_or_else(|| bad(&v, "an RFC 3339 date-time"))?,
-                    ),
-                }
-            }
-            Arc::new(b.finish())
+            let micros = typed(col, rows, scope, "an RFC 3339 date-time", |v| {
+                v.as_str().and_then(parse_timestamp)
+            })?;
+            Arc::new(TimestampMicrosecondArray::from(micros).with_timezone("UTC"))
         }
-        ColumnType::Int64 => {
-            let mut b = Int64Builder::with_capacity(rows.len());
-            for r in rows {
-                match cell(r, col, scope) {
-                    None => b.append_null(),
-                    Some(v) => b.append_value(v.as_i64().ok_or_else(|| bad(&v, "an integer"))?),
-                }
-            }
-            Arc::new(b.finish())
-        }
-        ColumnType::Float64 => {
-            let mut b = Float64Builder::with_capacity(rows.len());
-            for r in rows {
-                match cell(r, col, scope) {
-                    None => b.append_null(),
-                    Some(v) => b.append_value(v.as_f64().ok_or_else(|| bad(&v, "a number"))?),
-                }
-            }
-            Arc::new(b.finish())
-        }
-        ColumnType::Boolean => {
-            let mut b = BooleanBuilder::with_capacity(rows.len());
-            for r in rows {
-                match cell(r, col, scope) {
-                    None => b.append_null(),
-                    Some(v) => b.append_value(v.as_bool().ok_or_else(|| bad(&v, "true or false"))?),
-                }
-            }
-            Arc::new(b.finish())
-        }
+        ColumnType::Int64 => Arc::new(Int64Array::from(typed(
+            col,
+            rows,
+            scope,
+            "an integer",
+            Value::as_i64,
+        )?)),
+        ColumnType::Float64 => Arc::new(Float64Array::from(typed(
+            col,
+            rows,
+            scope,
+            "a number",
+            Value::as_f64,
+        )?)),
+        ColumnType::Boolean => Arc::new(BooleanArray::from(typed(
+            col,
+            rows,
+            scope,
+            "true or false",
+            Value::as_bool,
+        )?)),
     })
+}
+
+/// The cells of a typed column; `Err` names the first value `get` cannot read as `what`.
+fn typed<T>(
+    col: &ColumnSpec,
+    rows: &[Value],
+    scope: &[(String, Option<String>)],
+    what: &str,
+    get: impl Fn(&Value) -> Option<T>,
+) -> std::result::Result<Vec<Option<T>>, String> {
+    rows.iter()
+        .map(|r| match cell(r, col, scope) {
+            None => Ok(None),
+            Some(v) => get(&v)
+                .map(Some)
+                .ok_or_else(|| format!("column {}: expected {what}, got {v}", col.name)),
+        })
+        .collect()
 }
 
 /// The JSON value of row `i` of `array` (`Null` for SQL NULL). Timestamps become RFC 3339 text.
