@@ -35,57 +35,12 @@ enum Source {
 
 /// Runs the command line; returns the process exit code.
 pub fn main() -> ExitCode {
-    let matches = match Cli::command().try_get_matches() {
-        Ok(m) => m,
-        // --help and --version print in full; a usage error is one line.
-        Err(e) if !e.use_stderr() => {
-            let _ = e.print();
-            return ExitCode::SUCCESS;
-        }
-        Err(e) => {
-            let text = e.render().to_string();
-            let first = text
-                .lines()
-                .find(|l| !l.trim().is_empty())
-                .unwrap_or("error: invalid arguments");
-            eprintln!("{first} (cfql --help lists the options)");
-            return ExitCode::from(EXIT_USAGE);
-        }
+    let (cli, matches) = match parse_args() {
+        Ok(parsed) => parsed,
+        Err(code) => return code,
     };
-    let cli = match Cli::from_arg_matches(&matches) {
-        Ok(c) => c,
-        Err(e) => {
-            let _ = e.print();
-            return ExitCode::from(EXIT_USAGE);
-        }
-    };
-    // -c and -f run in the order given.
-    let mut ordered: Vec<(usize, Source)> = Vec::new();
-    if let Some(idx) = matches.indices_of("commands") {
-        for (n, (i, c)) in idx.zip(cli.commands.iter()).enumerate() {
-            ordered.push((i, Source::Command(n + 1, c.clone())));
-        }
-    }
-    if let Some(idx) = matches.indices_of("files") {
-        for (i, f) in idx.zip(cli.files.iter()) {
-            ordered.push((i, Source::File(f.clone())));
-        }
-    }
-    ordered.sort_by_key(|(i, _)| *i);
-    let sources: Vec<Source> = ordered.into_iter().map(|(_, s)| s).collect();
-
-    let filter = tracing_subscriber::EnvFilter::try_from_env("CFQL_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    // Colour only for a person at a terminal: CI logs and files get plain text.
-    let colour = std::io::stderr().is_terminal()
-        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .with_ansi(colour)
-        .try_init();
-
+    let sources = ordered_sources(&cli, &matches);
+    init_logging();
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -104,6 +59,66 @@ pub fn main() -> ExitCode {
         }
         Some(Command::Check(_)) | None => run_client(&rt, cli, sources),
     }
+}
+
+/// The flags, or the exit code when they are `--help`, `--version` or wrong (a usage
+/// error is one line).
+fn parse_args() -> Result<(Cli, clap::ArgMatches), ExitCode> {
+    let matches = match Cli::command().try_get_matches() {
+        Ok(m) => m,
+        Err(e) if !e.use_stderr() => {
+            let _ = e.print();
+            return Err(ExitCode::SUCCESS);
+        }
+        Err(e) => {
+            let text = e.render().to_string();
+            let first = text
+                .lines()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("error: invalid arguments");
+            eprintln!("{first} (cfql --help lists the options)");
+            return Err(ExitCode::from(EXIT_USAGE));
+        }
+    };
+    match Cli::from_arg_matches(&matches) {
+        Ok(cli) => Ok((cli, matches)),
+        Err(e) => {
+            let _ = e.print();
+            Err(ExitCode::from(EXIT_USAGE))
+        }
+    }
+}
+
+/// `-c` and `-f` in the order given.
+fn ordered_sources(cli: &Cli, matches: &clap::ArgMatches) -> Vec<Source> {
+    let mut ordered: Vec<(usize, Source)> = Vec::new();
+    if let Some(idx) = matches.indices_of("commands") {
+        for (n, (i, c)) in idx.zip(cli.commands.iter()).enumerate() {
+            ordered.push((i, Source::Command(n + 1, c.clone())));
+        }
+    }
+    if let Some(idx) = matches.indices_of("files") {
+        for (i, f) in idx.zip(cli.files.iter()) {
+            ordered.push((i, Source::File(f.clone())));
+        }
+    }
+    ordered.sort_by_key(|(i, _)| *i);
+    ordered.into_iter().map(|(_, s)| s).collect()
+}
+
+/// Logs on stderr (`CFQL_LOG` sets the filter); colour only for a person at a terminal,
+/// so CI logs and files get plain text.
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("CFQL_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let colour = std::io::stderr().is_terminal()
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .with_ansi(colour)
+        .try_init();
 }
 
 async fn run_sim(a: &SimArgs) -> ExitCode {
@@ -225,6 +240,25 @@ fn run_client(rt: &tokio::runtime::Runtime, cli: Cli, sources: Vec<Source>) -> E
             return ExitCode::from(EXIT_USAGE);
         }
     };
+    let printer = make_printer(&cli, &session);
+    let format = printer.format;
+    if let Some(a) = check {
+        return check::run(rt, &session, &scripts, a.format, &printer);
+    }
+    if interactive {
+        return repl::run(rt, session, format, printer);
+    }
+    if scripts.is_empty() {
+        match read_stdin() {
+            Ok(text) => scripts.push(("<stdin>".into(), text)),
+            Err(code) => return code,
+        }
+    }
+    run_scripts(rt, &session, &printer, scripts)
+}
+
+/// The printer the flags and the terminal ask for: a table on a terminal, CSV in a pipe.
+fn make_printer(cli: &Cli, session: &Arc<Session>) -> Printer {
     let stdout_tty = std::io::stdout().is_terminal();
     let format = cli.format.unwrap_or(if stdout_tty {
         Format::Table
@@ -243,24 +277,22 @@ fn run_client(rt: &tokio::runtime::Runtime, cli: Cli, sources: Vec<Source>) -> E
         progress: None,
     };
     if std::io::stderr().is_terminal() {
-        printer.install_progress(&session);
+        printer.install_progress(session);
     }
-    printer.install_notice(&session);
-    if let Some(a) = check {
-        return check::run(rt, &session, &scripts, a.format, &printer);
-    }
-    if interactive {
-        return repl::run(rt, session, format, printer);
-    }
-    if scripts.is_empty() {
-        let mut text = String::new();
-        if let Err(e) = std::io::stdin().read_to_string(&mut text) {
+    printer.install_notice(session);
+    printer
+}
+
+/// A script given on standard input.
+fn read_stdin() -> Result<String, ExitCode> {
+    let mut text = String::new();
+    match std::io::stdin().read_to_string(&mut text) {
+        Ok(_) => Ok(text),
+        Err(e) => {
             eprintln!("error: cannot read standard input: {e}");
-            return ExitCode::from(EXIT_USAGE);
+            Err(ExitCode::from(EXIT_USAGE))
         }
-        scripts.push(("<stdin>".into(), text));
     }
-    run_scripts(rt, &session, &printer, scripts)
 }
 
 /// The text of every `-c` and `-f`, in order, as (name for messages, text).
