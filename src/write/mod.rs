@@ -17,7 +17,9 @@ mod run;
 mod tally;
 
 pub(crate) use exec::{Produce, WriteExec};
-pub(crate) use plan::{check_required, pinned_calls, request, scope_of_row, statement_name};
+pub(crate) use plan::{
+    body_column, check_required, pinned_calls, request, scope_of_row, statement_name,
+};
 pub(crate) use tally::Finished;
 
 use datafusion::physical_plan::ExecutionPlan;

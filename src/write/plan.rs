@@ -83,7 +83,6 @@ fn insert_call(
     values: &[Value],
 ) -> std::result::Result<PlannedCall, RejectedRow> {
     let (resource, method) = (&target.resource, &target.method);
-    let spec = &resource.spec;
     let reject = |problems| RejectedRow {
         row,
         id: None,
@@ -96,11 +95,38 @@ fn insert_call(
             columns.len()
         )]));
     }
-    let mut body = Map::new();
-    let mut scope_row = Map::new();
-    let mut problems = Vec::new();
+    let (body, scope_row, mut problems) = create_body(target, columns, values);
+    let scope = scope_of_row(engine, resource, method, &scope_row)
+        .map_err(|e| problems.push(e.to_string()))
+        .ok();
+    let Some(scope) = scope.filter(|_| problems.is_empty()) else {
+        return Err(reject(problems));
+    };
+    let path = Engine::fill_path(resource, method, &scope, None)
+        .map_err(|e| reject(vec![e.to_string()]))?;
+    let check = create_check(resource, &body, &scope);
+    let mut request = request(method, path, Some(body)).map_err(|e| reject(vec![e.to_string()]))?;
+    request.check_hint = Some(check);
+    Ok(PlannedCall {
+        row,
+        id: None,
+        scope,
+        request,
+        prior: Map::new(),
+    })
+}
+
+/// The body of a create from one source row (each value checked), its scope columns, and
+/// what is wrong with it. NULL means "not given".
+fn create_body(
+    target: &Target,
+    columns: &[String],
+    values: &[Value],
+) -> (Map<String, Value>, Map<String, Value>, Vec<String>) {
+    let (resource, method) = (&target.resource, &target.method);
+    let (mut body, mut scope_row, mut problems) = (Map::new(), Map::new(), Vec::new());
     for (c, v) in columns.iter().zip(values).filter(|(_, v)| !v.is_null()) {
-        if spec.scope(c).is_some() {
+        if resource.spec.scope(c).is_some() {
             scope_row.insert(c.clone(), Value::String(value_text(v)));
         } else if !method.body.contains(c) {
             problems.push(format!("column '{c}' cannot be set on create"));
@@ -117,33 +143,19 @@ fn insert_call(
             "{missing} is required (the API needs it to create)"
         ));
     }
-    let scope = scope_of_row(engine, resource, method, &scope_row)
-        .map_err(|e| problems.push(e.to_string()))
-        .ok();
-    let Some(scope) = scope.filter(|_| problems.is_empty()) else {
-        return Err(reject(problems));
-    };
-    let path = Engine::fill_path(resource, method, &scope, None)
-        .map_err(|e| reject(vec![e.to_string()]))?;
-    let name = body
-        .get("name")
-        .and_then(Value::as_str)
-        .unwrap_or("")
-        .to_string();
-    let mut request = request(method, path, Some(body)).map_err(|e| reject(vec![e.to_string()]))?;
-    request.check_hint = Some(format!(
-        "SELECT * FROM {} WHERE name = '{}'{} (creates are never retried; delete a duplicate if one exists)",
+    (body, scope_row, problems)
+}
+
+/// The statement that finds a create whose answer was lost: by its label (`name`).
+fn create_check(resource: &Resource, body: &Map<String, Value>, scope: &ScopeBinding) -> String {
+    let label = resource.spec.label.as_deref().unwrap_or("name");
+    let value = body.get(label).and_then(Value::as_str).unwrap_or("");
+    format!(
+        "SELECT * FROM {} WHERE {label} = '{}'{} (creates are never retried; delete a duplicate if one exists)",
         resource.qualified_name(),
-        name.replace('\'', "''"),
-        scope_condition(&scope)
-    ));
-    Ok(PlannedCall {
-        row,
-        id: None,
-        scope,
-        request,
-        prior: Map::new(),
-    })
+        value.replace('\'', "''"),
+        scope_condition(scope)
+    )
 }
 
 /// The PUT of one row as read: the whole object, with the assigned fields replaced.
@@ -301,7 +313,7 @@ fn id_column(resource: &Resource) -> String {
 
 /// The column spec a body field is checked against (a field that is no column, such as
 /// an EXEC parameter, by its declared type).
-fn body_column(resource: &Resource, method: &MethodSpec, field: &str) -> ColumnSpec {
+pub(crate) fn body_column(resource: &Resource, method: &MethodSpec, field: &str) -> ColumnSpec {
     resource.spec.column(field).cloned().unwrap_or_else(|| {
         ColumnSpec::named(
             field,

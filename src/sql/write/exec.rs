@@ -8,11 +8,13 @@ use crate::convert::{batch_values, value_text};
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::output::Output;
-use crate::provider::{ColumnSpec, ColumnType, MethodSpec, Registry, Resource, Verb};
+use crate::provider::{MethodSpec, Registry, Resource, Verb};
 use crate::sql::parse::ExecStatement;
 use crate::suggest::closest;
 use crate::write::coerce::coerce;
-use crate::write::{Calls, PlannedCall, Target, check_required, request, scope_of_row};
+use crate::write::{
+    Calls, PlannedCall, Target, body_column, check_required, request, scope_of_row,
+};
 
 /// Values of an EXEC param: a literal, a scalar expression, or every row of a subquery.
 async fn param_values(cx: &WriteContext<'_>, e: &Expr) -> Result<Vec<Value>> {
@@ -281,27 +283,7 @@ fn plan_call(
     }
     let id = id_value.map(|v| value_text(&v));
     let path = Engine::fill_path(resource, method, &scope, id.as_deref())?;
-    let mut body = base_body.clone();
-    for b in &method.body {
-        if let Some(v) = params.pick(b, row).filter(|v| !v.is_null()) {
-            let ty = method
-                .param_types
-                .get(b)
-                .copied()
-                .unwrap_or(ColumnType::Utf8);
-            let col = spec
-                .column(b)
-                .cloned()
-                .unwrap_or_else(|| ColumnSpec::named(b, ty));
-            let checked = coerce(&col, &v).map_err(|problem| Error::InvalidValue {
-                place: format!("EXEC {}.{}", params.table, params.method),
-                problem,
-            })?;
-            if let Some(v) = checked {
-                body.insert(b.clone(), v);
-            }
-        }
-    }
+    let body = exec_body(resource, method, params, row, base_body)?;
     let mut request = request(method, path, Some(body))?;
     request.check_hint = Some(format!(
         "the previous secret may already be invalid; run EXEC {}.{} @{idp}='{}' again to get a new one",
@@ -316,4 +298,31 @@ fn plan_call(
         request,
         prior: Map::new(),
     })
+}
+
+/// The body of one call: `@@json`'s object, with the method's body params of this row
+/// (each value checked) on top.
+fn exec_body(
+    resource: &Resource,
+    method: &MethodSpec,
+    params: &Params,
+    row: usize,
+    base_body: &Map<String, Value>,
+) -> Result<Map<String, Value>> {
+    let mut body = base_body.clone();
+    for b in &method.body {
+        let Some(v) = params.pick(b, row).filter(|v| !v.is_null()) else {
+            continue;
+        };
+        let checked = coerce(&body_column(resource, method, b), &v).map_err(|problem| {
+            Error::InvalidValue {
+                place: format!("EXEC {}.{}", params.table, params.method),
+                problem,
+            }
+        })?;
+        if let Some(v) = checked {
+            body.insert(b.clone(), v);
+        }
+    }
+    Ok(body)
 }
