@@ -374,54 +374,62 @@ impl Client {
         if cancel.is_some_and(Cancel::is_cancelled) {
             return Err(not_sent(req));
         }
-        let mut rb = self
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        tracing::debug!(method = %req.method, path = %req.display_path(), "calling Cloudflare");
+        Ok(match self.request(req, creds).send().await {
+            Ok(resp) => self.answer(resp).await,
+            Err(e) => Answer::Lost {
+                not_sent: e.is_connect(),
+                detail: describe(e),
+            },
+        })
+    }
+
+    /// The HTTP request of a call, with its credential.
+    fn request(&self, req: &ApiRequest, creds: &Credentials) -> reqwest::RequestBuilder {
+        let rb = self
             .http
             .request(req.method.clone(), format!("{}{}", self.base_url, req.path))
             .query(&req.query);
-        rb = match creds {
+        let rb = match creds {
             Credentials::ApiToken(t) => rb.bearer_auth(t),
             Credentials::GlobalKey { email, key } => {
                 rb.header("X-Auth-Email", email).header("X-Auth-Key", key)
             }
         };
-        if let Some(b) = &req.body {
-            rb = rb.json(b);
+        match &req.body {
+            Some(b) => rb.json(b),
+            None => rb,
         }
-        self.calls.fetch_add(1, Ordering::Relaxed);
-        tracing::debug!(method = %req.method, path = %req.display_path(), "calling Cloudflare");
-        let answer = match rb.send().await {
-            Ok(resp) => {
-                let status = resp.status();
-                let header = |name: &str| {
-                    resp.headers()
-                        .get(name)
-                        .and_then(|v| v.to_str().ok())
-                        .map(str::to_string)
-                };
-                let retry_after = header("retry-after").and_then(|v| v.trim().parse::<u64>().ok());
-                self.budget.observe(
-                    header("ratelimit").as_deref(),
-                    header("ratelimit-policy").as_deref(),
-                );
-                match read_capped(resp, self.max_body).await {
-                    Ok(Some(body)) => Answer::Reply {
-                        status,
-                        retry_after,
-                        body,
-                    },
-                    Ok(None) => Answer::Oversized { status },
-                    Err(e) => Answer::Lost {
-                        not_sent: false,
-                        detail: describe(e),
-                    },
-                }
-            }
+    }
+
+    /// The answer of a response: its rate-limit headers go to the budget, its body is
+    /// read up to the cap.
+    async fn answer(&self, resp: reqwest::Response) -> Answer {
+        let status = resp.status();
+        let header = |name: &str| {
+            resp.headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        };
+        let retry_after = header("retry-after").and_then(|v| v.trim().parse::<u64>().ok());
+        self.budget.observe(
+            header("ratelimit").as_deref(),
+            header("ratelimit-policy").as_deref(),
+        );
+        match read_capped(resp, self.max_body).await {
+            Ok(Some(body)) => Answer::Reply {
+                status,
+                retry_after,
+                body,
+            },
+            Ok(None) => Answer::Oversized { status },
             Err(e) => Answer::Lost {
-                not_sent: e.is_connect(),
+                not_sent: false,
                 detail: describe(e),
             },
-        };
-        Ok(answer)
+        }
     }
 
     /// Decides what an attempt means: a result, or a wait and another attempt. A call that

@@ -244,9 +244,8 @@ fn parse_standard(sql: &str, registry: &Registry) -> Result<CfqlStatement> {
     let mut stmts = Parser::parse_sql(&PostgreSqlDialect {}, sql)
         .or_else(|e| {
             let is_update = first_word(sql).is_some_and(|(_, _, w)| w == "UPDATE");
-            let generic = datafusion::sql::sqlparser::dialect::GenericDialect {};
             if is_update {
-                Parser::parse_sql(&generic, sql).map_err(|_| e)
+                Parser::parse_sql(&GenericDialect {}, sql).map_err(|_| e)
             } else {
                 Err(e)
             }
@@ -259,46 +258,40 @@ fn parse_standard(sql: &str, registry: &Registry) -> Result<CfqlStatement> {
         )));
     }
     let stmt = stmts.remove(0);
+    let on_cloudflare = |name: Option<&ObjectName>| match name {
+        Some(n) => is_cloudflare(registry, &name_parts(n)),
+        None => Ok(false),
+    };
+    // A write on a cloudflare table is cfql's; anything else is DataFusion's.
     Ok(match stmt {
-        Statement::Insert(ins) => {
-            let TableObject::TableName(name) = &ins.table else {
-                return Ok(CfqlStatement::Query(Box::new(Statement::Insert(ins))));
-            };
-            if is_cloudflare(registry, &name_parts(name))? {
+        Statement::Insert(ins) => match &ins.table {
+            TableObject::TableName(n) if on_cloudflare(Some(n))? => {
                 CfqlStatement::Insert(Box::new(ins))
-            } else {
-                CfqlStatement::Query(Box::new(Statement::Insert(ins)))
             }
+            _ => CfqlStatement::Query(Box::new(Statement::Insert(ins))),
+        },
+        Statement::Update(up) if on_cloudflare(table_name(&up.table.relation))? => {
+            CfqlStatement::Update(Box::new(up))
         }
-        Statement::Update(up) => {
-            let target = match &up.table.relation {
-                TableFactor::Table { name, .. } => Some(name_parts(name)),
-                _ => None,
-            };
-            match target {
-                Some(parts) if is_cloudflare(registry, &parts)? => {
-                    CfqlStatement::Update(Box::new(up))
-                }
-                _ => CfqlStatement::Query(Box::new(Statement::Update(up))),
-            }
-        }
-        Statement::Delete(del) => {
-            let tables = match &del.from {
-                ast::FromTable::WithFromKeyword(t) | ast::FromTable::WithoutKeyword(t) => t,
-            };
-            let target = match tables.first().map(|t| &t.relation) {
-                Some(TableFactor::Table { name, .. }) => Some(name_parts(name)),
-                _ => None,
-            };
-            match target {
-                Some(parts) if is_cloudflare(registry, &parts)? => {
-                    CfqlStatement::Delete(Box::new(del))
-                }
-                _ => CfqlStatement::Query(Box::new(Statement::Delete(del))),
-            }
+        Statement::Delete(del) if on_cloudflare(delete_target(&del))? => {
+            CfqlStatement::Delete(Box::new(del))
         }
         other => CfqlStatement::Query(Box::new(other)),
     })
+}
+
+fn table_name(t: &TableFactor) -> Option<&ObjectName> {
+    match t {
+        TableFactor::Table { name, .. } => Some(name),
+        _ => None,
+    }
+}
+
+fn delete_target(del: &ast::Delete) -> Option<&ObjectName> {
+    let tables = match &del.from {
+        ast::FromTable::WithFromKeyword(t) | ast::FromTable::WithoutKeyword(t) => t,
+    };
+    tables.first().and_then(|t| table_name(&t.relation))
 }
 
 fn parse_show(rest: &str) -> Option<CfqlStatement> {

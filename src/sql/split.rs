@@ -39,77 +39,74 @@ pub fn has_code(text: &str) -> bool {
     false
 }
 
+/// Where the splitter is: in code, or inside a quote or comment (where `;` is text).
+#[derive(PartialEq, Clone, Copy)]
+enum Lexical {
+    Code,
+    Single,
+    Double,
+    Line,
+    Block,
+}
+
+impl Lexical {
+    /// The state after `c` (followed by `next`) in this state.
+    fn after(self, c: char, next: Option<char>) -> Lexical {
+        match (self, c) {
+            (Lexical::Code, '\'') => Lexical::Single,
+            (Lexical::Code, '"') => Lexical::Double,
+            (Lexical::Code, '-') if next == Some('-') => Lexical::Line,
+            (Lexical::Code, '/') if next == Some('*') => Lexical::Block,
+            (Lexical::Single, '\'') | (Lexical::Double, '"') | (Lexical::Line, '\n') => {
+                Lexical::Code
+            }
+            (state, _) => state,
+        }
+    }
+}
+
 /// Splits `script` into statements. Text after the last `;` counts as a statement
 /// when it holds code. `complete` tells whether the script ends outside any statement
 /// (used by the REPL to know when to run).
 pub fn split(script: &str) -> (Vec<ScriptStatement>, bool) {
-    #[derive(PartialEq)]
-    enum St {
-        Code,
-        Single,
-        Double,
-        Line,
-        Block,
-    }
     let mut out = Vec::new();
-    let mut state = St::Code;
-    let mut cur = String::new();
-    let mut line = 1;
-    let mut start_line: Option<usize> = None;
+    let mut state = Lexical::Code;
+    let (mut cur, mut line, mut start_line) = (String::new(), 1, None);
     let chars: Vec<char> = script.chars().collect();
+    let mut flush = |cur: &mut String, start_line: &mut Option<usize>, line: usize| {
+        if has_code(cur) {
+            let line = first_code_line(cur, start_line.unwrap_or(line));
+            out.push(ScriptStatement {
+                line,
+                text: cur.trim().to_string(),
+            });
+        }
+        cur.clear();
+        *start_line = None;
+    };
     let mut i = 0;
     while i < chars.len() {
-        let c = chars[i];
-        let next = chars.get(i + 1).copied();
-        if state == St::Code && start_line.is_none() && !c.is_whitespace() {
+        let (c, next) = (chars[i], chars.get(i + 1).copied());
+        if state == Lexical::Code && start_line.is_none() && !c.is_whitespace() {
             start_line = Some(line);
         }
-        match state {
-            St::Code => match c {
-                '\'' => state = St::Single,
-                '"' => state = St::Double,
-                '-' if next == Some('-') => state = St::Line,
-                '/' if next == Some('*') => state = St::Block,
-                ';' => {
-                    if has_code(&cur) {
-                        out.push(ScriptStatement {
-                            line: first_code_line(&cur, start_line.unwrap_or(line)),
-                            text: cur.trim().to_string(),
-                        });
-                    }
-                    cur.clear();
-                    start_line = None;
-                    i += 1;
-                    continue;
-                }
-                _ => {}
-            },
-            St::Single if c == '\'' => state = St::Code,
-            St::Double if c == '"' => state = St::Code,
-            St::Line if c == '\n' => state = St::Code,
-            St::Block if c == '*' && next == Some('/') => {
-                cur.push(c);
-                cur.push('/');
-                i += 2;
-                state = St::Code;
-                continue;
-            }
-            _ => {}
+        if state == Lexical::Code && c == ';' {
+            flush(&mut cur, &mut start_line, line);
+            i += 1;
+            continue;
         }
-        if c == '\n' {
-            line += 1;
+        if state == Lexical::Block && c == '*' && next == Some('/') {
+            cur.push_str("*/");
+            (i, state) = (i + 2, Lexical::Code);
+            continue;
         }
+        state = state.after(c, next);
+        line += usize::from(c == '\n');
         cur.push(c);
         i += 1;
     }
-    let complete =
-        !has_code(&cur) && state != St::Single && state != St::Double && state != St::Block;
-    if has_code(&cur) {
-        out.push(ScriptStatement {
-            line: first_code_line(&cur, start_line.unwrap_or(line)),
-            text: cur.trim().to_string(),
-        });
-    }
+    let complete = !has_code(&cur) && matches!(state, Lexical::Code | Lexical::Line);
+    flush(&mut cur, &mut start_line, line);
     (out, complete)
 }
 
