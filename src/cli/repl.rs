@@ -210,23 +210,10 @@ pub fn run(
     format: Format,
     printer: Printer,
 ) -> ExitCode {
-    let mut rl: Editor<CfqlHelper, DefaultHistory> = match Editor::new() {
-        Ok(e) => e,
-        Err(e) => {
-            eprintln!("error: cannot start the line editor: {e}");
-            return ExitCode::from(super::EXIT_FAILED);
-        }
+    let (mut rl, history) = match open_editor(&session) {
+        Ok(editor) => editor,
+        Err(code) => return code,
     };
-    rl.set_helper(Some(CfqlHelper::new(&session)));
-    let history = history_path();
-    if let Some(h) = &history {
-        match prepare_history(h) {
-            Ok(()) => {
-                let _ = rl.load_history(h);
-            }
-            Err(e) => eprintln!("warning: history disabled ({}: {e})", h.display()),
-        }
-    }
     // Ctrl-C is caught from here on, so that it cancels a statement instead of ending the REPL.
     let interrupts = match rt.block_on(async { Interrupts::new() }) {
         Ok(i) => i,
@@ -277,6 +264,28 @@ pub fn run(
         let _ = prepare_history(h);
     }
     ExitCode::SUCCESS
+}
+
+/// The line editor with cfql's completion and the history file (0600, no link), if
+/// there is one.
+fn open_editor(
+    session: &Arc<Session>,
+) -> Result<(Editor<CfqlHelper, DefaultHistory>, Option<PathBuf>), ExitCode> {
+    let mut rl: Editor<CfqlHelper, DefaultHistory> = Editor::new().map_err(|e| {
+        eprintln!("error: cannot start the line editor: {e}");
+        ExitCode::from(super::EXIT_FAILED)
+    })?;
+    rl.set_helper(Some(CfqlHelper::new(session)));
+    let history = history_path();
+    if let Some(h) = &history {
+        match prepare_history(h) {
+            Ok(()) => {
+                let _ = rl.load_history(h);
+            }
+            Err(e) => eprintln!("warning: history disabled ({}: {e})", h.display()),
+        }
+    }
+    Ok((rl, history))
 }
 
 /// The state of one REPL session between lines.

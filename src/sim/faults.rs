@@ -112,88 +112,90 @@ impl FaultSpec {
             };
             if let Some(v) = raw.strip_prefix("seed=") {
                 out.seed = v.parse().map_err(|_| err("seed must be a whole number"))?;
-                continue;
-            }
-            if let Some(v) = raw.strip_prefix("retry-after=") {
+            } else if let Some(v) = raw.strip_prefix("retry-after=") {
                 out.retry_after = v
                     .parse()
                     .map_err(|_| err("retry-after must be whole seconds"))?;
-                continue;
-            }
-            let (head, trigger_part) = match raw.find(['=', '#']) {
-                Some(i) => (&raw[..i], Some(&raw[i..])),
-                None => (raw, None),
-            };
-            let (kind_s, route_s) = match head.split_once('@') {
-                Some((k, r)) => (k, Some(r)),
-                None => (head, None),
-            };
-            let (method, route) = match route_s {
-                None => (None, None),
-                Some(r) => match r.split_once(':') {
-                    Some((m, t)) => (Some(m.to_ascii_uppercase()), Some(t.to_string())),
-                    None => (None, Some(r.to_string())),
-                },
-            };
-            if let Some(r) = &route
-                && !r.starts_with('/')
-            {
-                return Err(err("a route is a path template starting with '/'"));
-            }
-            let (kind, trigger) = if kind_s == "latency" {
-                let ms = trigger_part
-                    .and_then(|t| t.strip_prefix('='))
-                    .ok_or_else(|| err("latency needs =MILLISECONDS"))?
-                    .parse::<u64>()
-                    .map_err(|_| err("latency must be whole milliseconds"))?;
-                (FaultKind::Latency(ms), Trigger::Always)
             } else {
-                let kind = match kind_s {
-                    "429" => FaultKind::Status(429),
-                    "500" => FaultKind::Status(500),
-                    "502" => FaultKind::Status(502),
-                    "503" => FaultKind::Status(503),
-                    "malformed" => FaultKind::Malformed,
-                    "mistyped" => FaultKind::Mistyped,
-                    "drop-before" => FaultKind::DropBefore,
-                    "drop-after" => FaultKind::DropAfter,
-                    other => {
-                        return Err(err(&format!(
-                            "unknown kind '{other}' (kinds: latency, 429, 500, 502, 503, malformed, mistyped, drop-before, drop-after)"
-                        )));
-                    }
-                };
-                let trigger = match trigger_part {
-                    None => Trigger::Always,
-                    Some(t) if t.starts_with('=') => {
-                        let p: f64 = t[1..]
-                            .parse()
-                            .map_err(|_| err("probability must be a number"))?;
-                        if !(0.0..=1.0).contains(&p) {
-                            return Err(err("probability must be between 0 and 1"));
-                        }
-                        Trigger::Probability(p)
-                    }
-                    Some(t) => {
-                        let n: u64 = t[1..]
-                            .parse()
-                            .map_err(|_| err("#N must be a whole number"))?;
-                        if n == 0 {
-                            return Err(err("#N counts from 1"));
-                        }
-                        Trigger::Nth(n)
-                    }
-                };
-                (kind, trigger)
-            };
-            out.faults.push(Fault {
-                kind,
-                method,
-                route,
-                trigger,
-            });
+                out.faults.push(parse_rule(raw).map_err(|why| err(&why))?);
+            }
         }
         Ok(out)
+    }
+}
+
+/// One rule: `KIND[@[METHOD:]ROUTE](=P|#N)`; `Err` says what is wrong with it.
+fn parse_rule(raw: &str) -> Result<Fault, String> {
+    let (head, trigger_part) = match raw.find(['=', '#']) {
+        Some(i) => (&raw[..i], Some(&raw[i..])),
+        None => (raw, None),
+    };
+    let (kind_s, route_s) = head
+        .split_once('@')
+        .map_or((head, None), |(k, r)| (k, Some(r)));
+    let (method, route) = match route_s.map(|r| r.split_once(':').ok_or(r)) {
+        None => (None, None),
+        Some(Ok((m, t))) => (Some(m.to_ascii_uppercase()), Some(t.to_string())),
+        Some(Err(r)) => (None, Some(r.to_string())),
+    };
+    if route.as_ref().is_some_and(|r| !r.starts_with('/')) {
+        return Err("a route is a path template starting with '/'".into());
+    }
+    if kind_s == "latency" {
+        let ms = trigger_part
+            .and_then(|t| t.strip_prefix('='))
+            .ok_or("latency needs =MILLISECONDS")?
+            .parse::<u64>()
+            .map_err(|_| "latency must be whole milliseconds")?;
+        return Ok(Fault {
+            kind: FaultKind::Latency(ms),
+            method,
+            route,
+            trigger: Trigger::Always,
+        });
+    }
+    Ok(Fault {
+        kind: parse_kind(kind_s)?,
+        method,
+        route,
+        trigger: parse_trigger(trigger_part)?,
+    })
+}
+
+fn parse_kind(kind: &str) -> Result<FaultKind, String> {
+    Ok(match kind {
+        "429" => FaultKind::Status(429),
+        "500" => FaultKind::Status(500),
+        "502" => FaultKind::Status(502),
+        "503" => FaultKind::Status(503),
+        "malformed" => FaultKind::Malformed,
+        "mistyped" => FaultKind::Mistyped,
+        "drop-before" => FaultKind::DropBefore,
+        "drop-after" => FaultKind::DropAfter,
+        other => {
+            return Err(format!(
+                "unknown kind '{other}' (kinds: latency, 429, 500, 502, 503, malformed, mistyped, drop-before, drop-after)"
+            ));
+        }
+    })
+}
+
+/// `=P` (a probability), `#N` (the Nth matching request), or nothing (always).
+fn parse_trigger(t: Option<&str>) -> Result<Trigger, String> {
+    match t {
+        None => Ok(Trigger::Always),
+        Some(t) if t.starts_with('=') => {
+            let p: f64 = t[1..].parse().map_err(|_| "probability must be a number")?;
+            if !(0.0..=1.0).contains(&p) {
+                return Err("probability must be between 0 and 1".into());
+            }
+            Ok(Trigger::Probability(p))
+        }
+        Some(t) => match t[1..].parse::<u64>() {
+            Ok(0) => Err("#N counts from 1".into()),
+            Ok(n) => Ok(Trigger::Nth(n)),
+            Err(_) => Err("#N must be a whole number".into()),
+        },
     }
 }
 

@@ -244,6 +244,8 @@ struct TokenFields {
     status: Option<StoredStatus>,
 }
 
+/// The whole body of a token create or update, checked field by field (nothing is
+/// stored unless every field is valid, as the real API does).
 fn validate_token_body(
     body: &Map<String, Value>,
     ids: &mut super::seed::IdGen,
@@ -261,86 +263,95 @@ fn validate_token_body(
         None => return Err(invalid("policies: required")),
     };
     for (i, pol) in policies.iter_mut().enumerate() {
-        let Value::Object(pm) = pol else {
-            return Err(invalid(format!("policies[{i}]: must be an object")));
-        };
-        match pm.get("effect").and_then(Value::as_str) {
-            Some("allow" | "deny") => {}
-            _ => {
-                return Err(invalid(format!(
-                    "policies[{i}].effect: must be 'allow' or 'deny'"
-                )));
-            }
-        }
-        match pm.get("resources") {
-            Some(Value::Object(r)) if r.values().all(|v| v.is_string() || v.is_object()) => {}
-            _ => {
-                return Err(invalid(format!(
-                    "policies[{i}].resources: must be an object of resource names"
-                )));
-            }
-        }
-        match pm.get("permission_groups") {
-            Some(Value::Array(g))
-                if g.iter().all(|g| g.get("id").is_some_and(Value::is_string)) => {}
-            _ => {
-                return Err(invalid(format!(
-                    "policies[{i}].permission_groups: must be an array of {{\"id\": ...}}"
-                )));
-            }
-        }
-        if !pm.get("id").is_some_and(Value::is_string) {
-            pm.insert("id".into(), json!(ids.id32()));
-        }
+        validate_policy(i, pol, ids)?;
     }
-    let condition = match body.get("condition") {
-        None | Some(Value::Null) => None,
-        Some(Value::Object(c)) => {
-            for (k, v) in c {
-                if k != "request_ip" && k != "request.ip" {
-                    return Err(invalid(format!(
-                        "condition: unknown key '{k}' (expected request_ip)"
-                    )));
-                }
-                let ok = v.as_object().is_some_and(|m| {
-                    m.iter().all(|(k, l)| {
-                        (k == "in" || k == "not_in")
-                            && l.as_array().is_some_and(|a| a.iter().all(Value::is_string))
-                    })
-                });
-                if !ok {
-                    return Err(invalid(
-                        "condition.request_ip: expected {\"in\": [CIDR...], \"not_in\": [CIDR...]}",
-                    ));
-                }
-            }
-            Some(Value::Object(c.clone()))
-        }
-        Some(_) => return Err(invalid("condition: must be an object")),
-    };
-    let expires_on = parse_time(body, "expires_on")?;
-    let not_before = parse_time(body, "not_before")?;
-    let status = match body.get("status") {
-        None | Some(Value::Null) => None,
-        Some(v) if !allow_status => {
-            return Err(invalid(format!("status: not accepted on create, got {v}")));
-        }
-        Some(Value::String(s)) if s == "active" => Some(StoredStatus::Active),
-        Some(Value::String(s)) if s == "disabled" => Some(StoredStatus::Disabled),
-        Some(v) => {
-            return Err(invalid(format!(
-                "status: must be 'active' or 'disabled', got {v}"
-            )));
-        }
-    };
     Ok(TokenFields {
         name,
         policies: Value::Array(policies),
-        condition,
-        expires_on,
-        not_before,
-        status,
+        condition: validate_condition(body.get("condition"))?,
+        expires_on: parse_time(body, "expires_on")?,
+        not_before: parse_time(body, "not_before")?,
+        status: validate_status(body.get("status"), allow_status)?,
     })
+}
+
+/// One policy: effect, resources, permission groups; an id is given when it has none.
+fn validate_policy(
+    i: usize,
+    pol: &mut Value,
+    ids: &mut super::seed::IdGen,
+) -> Result<(), Response> {
+    let Value::Object(pm) = pol else {
+        return Err(invalid(format!("policies[{i}]: must be an object")));
+    };
+    if !matches!(
+        pm.get("effect").and_then(Value::as_str),
+        Some("allow" | "deny")
+    ) {
+        return Err(invalid(format!(
+            "policies[{i}].effect: must be 'allow' or 'deny'"
+        )));
+    }
+    let resources_ok = matches!(pm.get("resources"), Some(Value::Object(r)) if r.values().all(|v| v.is_string() || v.is_object()));
+    if !resources_ok {
+        return Err(invalid(format!(
+            "policies[{i}].resources: must be an object of resource names"
+        )));
+    }
+    let groups_ok = matches!(pm.get("permission_groups"), Some(Value::Array(g)) if g.iter().all(|g| g.get("id").is_some_and(Value::is_string)));
+    if !groups_ok {
+        return Err(invalid(format!(
+            "policies[{i}].permission_groups: must be an array of {{\"id\": ...}}"
+        )));
+    }
+    if !pm.get("id").is_some_and(Value::is_string) {
+        pm.insert("id".into(), json!(ids.id32()));
+    }
+    Ok(())
+}
+
+/// `condition`: only `request_ip` (or its old spelling) with `in` / `not_in` CIDR lists.
+fn validate_condition(condition: Option<&Value>) -> Result<Option<Value>, Response> {
+    let c = match condition {
+        None | Some(Value::Null) => return Ok(None),
+        Some(Value::Object(c)) => c,
+        Some(_) => return Err(invalid("condition: must be an object")),
+    };
+    for (k, v) in c {
+        if k != "request_ip" && k != "request.ip" {
+            return Err(invalid(format!(
+                "condition: unknown key '{k}' (expected request_ip)"
+            )));
+        }
+        let cidr_lists = |m: &Map<String, Value>| {
+            m.iter().all(|(k, l)| {
+                (k == "in" || k == "not_in")
+                    && l.as_array().is_some_and(|a| a.iter().all(Value::is_string))
+            })
+        };
+        if !v.as_object().is_some_and(cidr_lists) {
+            return Err(invalid(
+                "condition.request_ip: expected {\"in\": [CIDR...], \"not_in\": [CIDR...]}",
+            ));
+        }
+    }
+    Ok(Some(Value::Object(c.clone())))
+}
+
+/// `status`: only on update, and only `active` or `disabled` (`expired` is the API's).
+fn validate_status(
+    status: Option<&Value>,
+    allowed: bool,
+) -> Result<Option<StoredStatus>, Response> {
+    match status {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) if !allowed => Err(invalid(format!("status: not accepted on create, got {v}"))),
+        Some(Value::String(s)) if s == "active" => Ok(Some(StoredStatus::Active)),
+        Some(Value::String(s)) if s == "disabled" => Ok(Some(StoredStatus::Disabled)),
+        Some(v) => Err(invalid(format!(
+            "status: must be 'active' or 'disabled', got {v}"
+        ))),
+    }
 }
 
 /// POST /user/tokens and the account equivalent: the result carries `value`.

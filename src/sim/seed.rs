@@ -136,18 +136,7 @@ pub fn generate(opts: &SeedOptions, now: DateTime<Utc>) -> SeedData {
     for a in 0..opts.accounts {
         let account_id = ids.id32();
         let zones: Vec<String> = (0..2).map(|_| ids.id32()).collect();
-        let account = Account {
-            id: account_id.clone(),
-            name: format!(
-                "{} Account {}",
-                ["Acme", "Globex", "Initech", "Umbrella", "Hooli"][a % 5],
-                a + 1
-            ),
-            kind: if a % 3 == 2 { "enterprise" } else { "standard" },
-            created_on: anchor - Duration::days(400 + 37 * a as i64),
-            enforce_twofactor: a % 2 == 0,
-            zones: zones.clone(),
-        };
+        let account = sample_account(a, account_id.clone(), zones.clone(), anchor);
         let toks = (0..opts.account_tokens)
             .map(|i| sample_token(&mut ids, anchor, i, Some(&account_id), &zones))
             .collect();
@@ -172,20 +161,7 @@ pub fn generate(opts: &SeedOptions, now: DateTime<Utc>) -> SeedData {
     for i in 0..opts.tokens {
         let mut t = sample_token(&mut ids, anchor, i, None, &first_zones);
         if i == 0 {
-            t.name = "cfql-sim admin".into();
-            t.status = StoredStatus::Active;
-            t.expires_on = None;
-            t.not_before = None;
-            t.condition = None;
-            t.policies = json!([{
-                "id": ids.id32(),
-                "effect": "allow",
-                "resources": {"com.cloudflare.api.user.*": "*", "com.cloudflare.api.account.*": "*"},
-                "permission_groups": [
-                    {"id": "686d18d5ac6c441c867cbf6771e58a0a", "name": "API Tokens Write"},
-                    {"id": "a1c0fec57cf94af79479a6d827fa518c", "name": "Access: Service Tokens Write"}
-                ]
-            }]);
+            make_admin(&mut t, &mut ids);
         }
         user_tokens.push(t);
     }
@@ -197,6 +173,41 @@ pub fn generate(opts: &SeedOptions, now: DateTime<Utc>) -> SeedData {
         api_key,
         ids,
     }
+}
+
+/// Account `a` of the sample: names, kinds and ages vary with its number.
+fn sample_account(a: usize, id: String, zones: Vec<String>, anchor: DateTime<Utc>) -> Account {
+    Account {
+        id,
+        name: format!(
+            "{} Account {}",
+            ["Acme", "Globex", "Initech", "Umbrella", "Hooli"][a % 5],
+            a + 1
+        ),
+        kind: if a % 3 == 2 { "enterprise" } else { "standard" },
+        created_on: anchor - Duration::days(400 + 37 * a as i64),
+        enforce_twofactor: a.is_multiple_of(2),
+        zones,
+    }
+}
+
+/// The first user token is the simulator's admin credential: active, never expiring,
+/// allowed to manage tokens and service tokens everywhere.
+fn make_admin(t: &mut Token, ids: &mut IdGen) {
+    t.name = "cfql-sim admin".into();
+    t.status = StoredStatus::Active;
+    t.expires_on = None;
+    t.not_before = None;
+    t.condition = None;
+    t.policies = json!([{
+        "id": ids.id32(),
+        "effect": "allow",
+        "resources": {"com.cloudflare.api.user.*": "*", "com.cloudflare.api.account.*": "*"},
+        "permission_groups": [
+            {"id": "686d18d5ac6c441c867cbf6771e58a0a", "name": "API Tokens Write"},
+            {"id": "a1c0fec57cf94af79479a6d827fa518c", "name": "Access: Service Tokens Write"}
+        ]
+    }]);
 }
 
 fn pick_groups(ids: &mut IdGen, n: usize) -> Value {
@@ -248,14 +259,47 @@ fn sample_token(
         _ => Some(anchor - Duration::minutes(ids.rng().random_range(1..60 * 24 * 60))),
     }
     .map(|t: DateTime<Utc>| t.max(issued_on));
-    let c: u32 = ids.rng().random_range(0..100);
-    let condition = match c {
+    // The order of the draws below is the sample data: keep it.
+    let condition = sample_condition(ids);
+    let policies = sample_policies(ids, account, zones);
+    let fractional = if ids.rng().random_range(0..100) < 20 {
+        Duration::microseconds(123_456)
+    } else {
+        Duration::zero()
+    };
+    Token {
+        id,
+        name,
+        status,
+        issued_on: issued_on + fractional,
+        modified_on: issued_on + Duration::days(ids.rng().random_range(0..20)),
+        last_used_on,
+        not_before: if r.is_multiple_of(7) {
+            Some(issued_on)
+        } else {
+            None
+        },
+        expires_on,
+        policies,
+        condition,
+        secret,
+        creator_email: Some("admin@cfql-sim.example".into()),
+    }
+}
+
+/// A token's IP condition: a quarter restricted (some with the old `request.ip` key).
+fn sample_condition(ids: &mut IdGen) -> Option<Value> {
+    match ids.rng().random_range(0..100u32) {
         0..=24 => Some(
             json!({"request_ip": {"in": ["192.0.2.0/24", "2001:db8::/32"], "not_in": ["192.0.2.77/32"]}}),
         ),
         25..=29 => Some(json!({"request.ip": {"in": ["198.51.100.0/24"]}})),
         _ => None,
-    };
+    }
+}
+
+/// A token's policies: an allow over broad or narrow resources, sometimes a deny too.
+fn sample_policies(ids: &mut IdGen, account: Option<&str>, zones: &[String]) -> Value {
     let p: u32 = ids.rng().random_range(0..100);
     let resources = match (p, account) {
         (0..=29, None) => json!({"com.cloudflare.api.account.*": "*"}),
@@ -279,29 +323,7 @@ fn sample_token(
         let deny_groups = pick_groups(ids, 1);
         policies.push(json!({"id": ids.id32(), "effect": "deny", "resources": {"com.cloudflare.api.account.zone.*": "*"}, "permission_groups": deny_groups}));
     }
-    let fractional = if ids.rng().random_range(0..100) < 20 {
-        Duration::microseconds(123_456)
-    } else {
-        Duration::zero()
-    };
-    Token {
-        id,
-        name,
-        status,
-        issued_on: issued_on + fractional,
-        modified_on: issued_on + Duration::days(ids.rng().random_range(0..20)),
-        last_used_on,
-        not_before: if r.is_multiple_of(7) {
-            Some(issued_on)
-        } else {
-            None
-        },
-        expires_on,
-        policies: Value::Array(policies),
-        condition,
-        secret,
-        creator_email: Some("admin@cfql-sim.example".into()),
-    }
+    Value::Array(policies)
 }
 
 fn sample_service_token(ids: &mut IdGen, anchor: DateTime<Utc>, i: usize) -> ServiceToken {

@@ -17,6 +17,7 @@ use tokio::sync::watch;
 use tower::ServiceExt;
 
 use super::envelope::{codes, error, json_response};
+use super::faults::Decision;
 use super::handlers::{self as h, Shared};
 use super::state::{AuthKind, Caller, RecordedRequest, fingerprint};
 
@@ -223,25 +224,7 @@ async fn answer(
     if latency > 0 {
         tokio::time::sleep(StdDuration::from_millis(latency)).await;
     }
-    if decision.drop_before {
-        let mut r = Response::new(Body::empty());
-        r.extensions_mut().insert(DropConnection);
-        r.extensions_mut().insert(NotProcessed);
-        return r;
-    }
-    if let Some(status) = decision.status {
-        let mut r = match status {
-            429 => error(
-                429,
-                codes::RATE_LIMITED,
-                "Please wait and consider throttling your request speed",
-            ),
-            s => error(s, codes::INTERNAL, "Internal server error (injected)"),
-        };
-        if status == 429 {
-            r.headers_mut()
-                .insert("retry-after", HeaderValue::from(retry_after));
-        }
+    if let Some(r) = injected_before(&decision, retry_after) {
         return r;
     }
     let verdict = lock(state).rate.check(fp);
@@ -262,7 +245,36 @@ async fn answer(
     }
     let mut req = Request::from_parts(parts, Body::from(bytes));
     req.extensions_mut().insert(caller);
-    let mut resp = envelope_rejection(next.run(req).await).await;
+    let resp = injected_after(&decision, envelope_rejection(next.run(req).await).await).await;
+    let mut resp = resp;
+    rate_headers(state, &mut resp, verdict);
+    resp
+}
+
+/// A fault that answers instead of the handler: a dropped connection or an error status.
+fn injected_before(decision: &Decision, retry_after: u64) -> Option<Response> {
+    if decision.drop_before {
+        let mut r = Response::new(Body::empty());
+        r.extensions_mut().insert(DropConnection);
+        r.extensions_mut().insert(NotProcessed);
+        return Some(r);
+    }
+    let status = decision.status?;
+    Some(match status {
+        429 => {
+            let msg = "Please wait and consider throttling your request speed";
+            let mut r = error(429, codes::RATE_LIMITED, msg);
+            r.headers_mut()
+                .insert("retry-after", HeaderValue::from(retry_after));
+            r
+        }
+        s => error(s, codes::INTERNAL, "Internal server error (injected)"),
+    })
+}
+
+/// A fault applied to the handler's answer: a cut body, mistyped fields, a dropped
+/// connection after the handler acted.
+async fn injected_after(decision: &Decision, mut resp: Response) -> Response {
     if decision.malformed {
         resp = Response::new(Body::from(
             "{\"success\": true, \"result\": [{\"id\": \"trunc",
@@ -276,7 +288,6 @@ async fn answer(
     if decision.drop_after {
         resp.extensions_mut().insert(DropConnection);
     }
-    rate_headers(state, &mut resp, verdict);
     resp
 }
 

@@ -291,10 +291,7 @@ impl SimState {
                 );
                 ts.tokens.insert(t.id.clone(), t);
             }
-            let mut ss = OrderedStore::default();
-            for s in svcs {
-                ss.insert(s.id.clone(), s);
-            }
+            let ss = OrderedStore::of(svcs, |s| s.id.clone());
             for z in &a.zones {
                 zone_account.insert(z.clone(), a.id.clone());
             }
@@ -302,14 +299,10 @@ impl SimState {
             account_services.insert(a.id.clone(), ss);
             acc_store.insert(a.id.clone(), a);
         }
-        let mut zone_services = HashMap::new();
-        for (z, svcs) in zone_service_tokens {
-            let mut ss = OrderedStore::default();
-            for s in svcs {
-                ss.insert(s.id.clone(), s);
-            }
-            zone_services.insert(z, ss);
-        }
+        let zone_services = zone_service_tokens
+            .into_iter()
+            .map(|(z, svcs)| (z, OrderedStore::of(svcs, |s| s.id.clone())))
+            .collect();
         Self {
             user,
             accounts: acc_store,

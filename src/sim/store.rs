@@ -25,6 +25,15 @@ impl<T> Default for OrderedStore<T> {
 }
 
 impl<T> OrderedStore<T> {
+    /// A store of `items`, in their order, keyed by `id`.
+    pub fn of(items: impl IntoIterator<Item = T>, id: impl Fn(&T) -> String) -> Self {
+        let mut store = Self::default();
+        for item in items {
+            store.insert(id(&item), item);
+        }
+        store
+    }
+
     /// Adds an object at the end of the order.
     pub fn insert(&mut self, id: String, item: T) {
         self.order.push(id.clone());
