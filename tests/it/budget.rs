@@ -23,42 +23,44 @@ fn count_429(sim: &cfql::sim::Simulator) -> usize {
 
 /// An audit over 60 accounts (about 120 calls) with a budget of 50 calls per 2 s: no call
 /// is ever refused, and it takes at least the physical bound.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_audit_never_trips_the_limit_and_takes_the_physical_bound() {
-    let sim = sim_opts(SeedOptions {
-        accounts: 60,
-        account_tokens: 2,
-        service_tokens: 2,
-        tokens: 10,
-        ..SeedOptions::default()
+#[test]
+fn an_audit_never_trips_the_limit_and_takes_the_physical_bound() {
+    on_runtime(async {
+        let sim = sim_opts(SeedOptions {
+            accounts: 60,
+            account_tokens: 2,
+            service_tokens: 2,
+            tokens: 10,
+            ..SeedOptions::default()
+        })
+        .await;
+        let (limit, window) = (50u64, Duration::from_secs(2));
+        sim.set_rate_limit(limit as usize, window);
+        let mut c = with_cache(config(&sim));
+        c.rate_limit = limit as u32;
+        c.rate_window = window;
+        c.concurrency = 8;
+        let s = Session::new(c).await.unwrap();
+        let start = Instant::now();
+        let b = s.sql("SELECT kind, count(*) AS n FROM cloudflare.audit.credentials GROUP BY kind ORDER BY kind").await.unwrap();
+        let elapsed = start.elapsed();
+        assert_eq!(
+            strings(&b, "kind"),
+            vec!["account_token", "service_token", "user_token"]
+        );
+        let calls = sim.total_requests() as u64;
+        assert_eq!(
+            calls,
+            1 + 2 + 60 + 60,
+            "user tokens, /accounts once (2 pages), 2 lists per account"
+        );
+        assert_eq!(count_429(&sim), 0, "no call past the limit");
+        let bound = window * (calls.div_ceil(limit) - 1) as u32;
+        assert!(
+            elapsed >= bound - Duration::from_millis(50),
+            "{elapsed:?} < the physical bound {bound:?}"
+        );
     })
-    .await;
-    let (limit, window) = (50u64, Duration::from_secs(2));
-    sim.set_rate_limit(limit as usize, window);
-    let mut c = with_cache(config(&sim));
-    c.rate_limit = limit as u32;
-    c.rate_window = window;
-    c.concurrency = 8;
-    let s = Session::new(c).await.unwrap();
-    let start = Instant::now();
-    let b = s.sql("SELECT kind, count(*) AS n FROM cloudflare.audit.credentials GROUP BY kind ORDER BY kind").await.unwrap();
-    let elapsed = start.elapsed();
-    assert_eq!(
-        strings(&b, "kind"),
-        vec!["account_token", "service_token", "user_token"]
-    );
-    let calls = sim.total_requests() as u64;
-    assert_eq!(
-        calls,
-        1 + 2 + 60 + 60,
-        "user tokens, /accounts once (2 pages), 2 lists per account"
-    );
-    assert_eq!(count_429(&sim), 0, "no call past the limit");
-    let bound = window * (calls.div_ceil(limit) - 1) as u32;
-    assert!(
-        elapsed >= bound - Duration::from_millis(50),
-        "{elapsed:?} < the physical bound {bound:?}"
-    );
 }
 
 /// Two `cfql` processes back to back: the second learns from the headers that the first
@@ -153,102 +155,104 @@ fn a_429_is_waited_out_or_fails_in_one_line() {
         "{:?}",
         start.elapsed()
     );
-    assert!(err.contains("Cloudflare answered 429: waiting 2s"), "{err}");
+    assert_contains!(err, "Cloudflare answered 429: waiting 2s");
     sim.set_faults(FaultSpec::parse("429@GET:/user/tokens#2,retry-after=30").unwrap());
     let (code, _, err) = go(&["--budget-wait", "1"]);
     assert_eq!(code, 1);
     assert_eq!(err.lines().count(), 1, "{err}");
-    assert!(
-        err.contains("would have to wait 30s for the API budget, more than the 1s allowed"),
-        "{err}"
+    assert_contains!(
+        err,
+        "would have to wait 30s for the API budget, more than the 1s allowed"
     );
 }
 
 /// `/accounts` is listed once per statement however many tables fan out over it; the same
 /// statement twice makes no call the second time; `SET cfql.cache_ttl = 0` turns it off.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn gets_are_coalesced_and_cached() {
-    let sim = sim_opts(SeedOptions {
-        accounts: 4,
-        ..SeedOptions::default()
+#[test]
+fn gets_are_coalesced_and_cached() {
+    on_runtime(async {
+        let sim = sim_opts(SeedOptions {
+            accounts: 4,
+            ..SeedOptions::default()
+        })
+        .await;
+        let s = Session::new(with_cache(config(&sim))).await.unwrap();
+        let q = "SELECT kind, count(*) FROM cloudflare.audit.credentials GROUP BY kind";
+        let first = s.sql(q).await.unwrap();
+        assert_eq!(
+            sim.count("GET", "/accounts"),
+            1,
+            "listed once for both fan-outs"
+        );
+        let made = sim.total_requests();
+        let again = s.sql(q).await.unwrap();
+        assert_eq!(
+            sim.total_requests(),
+            made,
+            "the second run is served from the cache"
+        );
+        assert_eq!(rows(&first), rows(&again));
+        let out = s
+            .execute("EXPLAIN ANALYZE SELECT count(*) FROM cloudflare.user.tokens")
+            .await
+            .unwrap();
+        let plan = format!("{:?}", strings(&out.batches, "plan"));
+        assert_contains!(plan, "api_cache_hits=1", "api_calls=0");
+        s.sql("SET cfql.cache_ttl = 0").await.unwrap();
+        s.sql(q).await.unwrap();
+        assert!(
+            sim.total_requests() > made,
+            "no cache after SET cfql.cache_ttl = 0"
+        );
     })
-    .await;
-    let s = Session::new(with_cache(config(&sim))).await.unwrap();
-    let q = "SELECT kind, count(*) FROM cloudflare.audit.credentials GROUP BY kind";
-    let first = s.sql(q).await.unwrap();
-    assert_eq!(
-        sim.count("GET", "/accounts"),
-        1,
-        "listed once for both fan-outs"
-    );
-    let made = sim.total_requests();
-    let again = s.sql(q).await.unwrap();
-    assert_eq!(
-        sim.total_requests(),
-        made,
-        "the second run is served from the cache"
-    );
-    assert_eq!(rows(&first), rows(&again));
-    let out = s
-        .execute("EXPLAIN ANALYZE SELECT count(*) FROM cloudflare.user.tokens")
-        .await
-        .unwrap();
-    let plan = format!("{:?}", strings(&out.batches, "plan"));
-    assert!(
-        plan.contains("api_cache_hits=1") && plan.contains("api_calls=0"),
-        "{plan}"
-    );
-    s.sql("SET cfql.cache_ttl = 0").await.unwrap();
-    s.sql(q).await.unwrap();
-    assert!(
-        sim.total_requests() > made,
-        "no cache after SET cfql.cache_ttl = 0"
-    );
 }
 
 /// A write through the session invalidates what it touched: the next SELECT sees it.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn writes_invalidate_the_cache() {
-    let sim = sim_with(10).await;
-    let s = Session::new(with_cache(config(&sim))).await.unwrap();
-    let id = sim.user_token_ids()[3].clone();
-    let get =
-        format!("SELECT name, status, modified_on FROM cloudflare.user.tokens WHERE id = '{id}'");
-    let list = "SELECT id FROM cloudflare.user.tokens";
-    let before = s.sql(&get).await.unwrap();
-    assert_eq!(rows(&s.sql(list).await.unwrap()), 10);
-    s.sql(&format!(
-        "UPDATE cloudflare.user.tokens SET name = 'renamed' WHERE id = '{id}'"
-    ))
-    .await
-    .unwrap();
-    assert_eq!(
-        strings(&s.sql(&get).await.unwrap(), "name"),
-        vec!["renamed"]
-    );
-    sim.advance_clock(chrono::Duration::seconds(5));
-    s.sql(&format!(
-        "EXEC cloudflare.user.tokens.roll @token_id = '{id}'"
-    ))
-    .await
-    .unwrap();
-    let after = s.sql(&get).await.unwrap();
-    assert_ne!(
-        col(&after, "modified_on"),
-        col(&before, "modified_on"),
-        "the roll's new modified_on is seen"
-    );
-    s.sql(&format!(
-        "DELETE FROM cloudflare.user.tokens WHERE id = '{id}'"
-    ))
-    .await
-    .unwrap();
-    assert_eq!(rows(&s.sql(&get).await.unwrap()), 0);
-    assert_eq!(
-        rows(&s.sql(list).await.unwrap()),
-        9,
-        "the list is read again too"
-    );
+#[test]
+fn writes_invalidate_the_cache() {
+    on_runtime(async {
+        let sim = sim_with(10).await;
+        let s = Session::new(with_cache(config(&sim))).await.unwrap();
+        let id = sim.user_token_ids()[3].clone();
+        let get = format!(
+            "SELECT name, status, modified_on FROM cloudflare.user.tokens WHERE id = '{id}'"
+        );
+        let list = "SELECT id FROM cloudflare.user.tokens";
+        let before = s.sql(&get).await.unwrap();
+        assert_eq!(rows(&s.sql(list).await.unwrap()), 10);
+        s.sql(&format!(
+            "UPDATE cloudflare.user.tokens SET name = 'renamed' WHERE id = '{id}'"
+        ))
+        .await
+        .unwrap();
+        assert_eq!(
+            strings(&s.sql(&get).await.unwrap(), "name"),
+            vec!["renamed"]
+        );
+        sim.advance_clock(chrono::Duration::seconds(5));
+        s.sql(&format!(
+            "EXEC cloudflare.user.tokens.roll @token_id = '{id}'"
+        ))
+        .await
+        .unwrap();
+        let after = s.sql(&get).await.unwrap();
+        assert_ne!(
+            col(&after, "modified_on"),
+            col(&before, "modified_on"),
+            "the roll's new modified_on is seen"
+        );
+        s.sql(&format!(
+            "DELETE FROM cloudflare.user.tokens WHERE id = '{id}'"
+        ))
+        .await
+        .unwrap();
+        assert_eq!(rows(&s.sql(&get).await.unwrap()), 0);
+        assert_eq!(
+            rows(&s.sql(list).await.unwrap()),
+            9,
+            "the list is read again too"
+        );
+    })
 }
 
 /// EXPLAIN shows the cost; a statement that needs more than the budget left says so first.

@@ -42,10 +42,7 @@ fn exit_codes_say_ok_alarm_or_error() {
     };
     let (code, out, err) = check(&[&ok]);
     assert_eq!(code, 0, "{out}{err}");
-    assert!(
-        out.contains("OK     Nothing is named that  (") && out.contains("ok.sql:3)"),
-        "{out}"
-    );
+    assert_contains!(out, "OK     Nothing is named that  (", "ok.sql:3)");
     assert!(
         out.contains(&format!("OK     {ok}:5")),
         "a control without a comment is titled FILE:LINE: {out}"
@@ -57,9 +54,10 @@ fn exit_codes_say_ok_alarm_or_error() {
 
     let (code, out, err) = check(&[&ok, &alarm]);
     assert_eq!(code, 3, "{out}{err}");
-    assert!(
-        out.contains("ALARM  Tokens that expire within 30 days  (") && out.contains("finding(s)"),
-        "{out}"
+    assert_contains!(
+        out,
+        "ALARM  Tokens that expire within 30 days  (",
+        "finding(s)"
     );
     let last = out.lines().last().unwrap();
     assert!(
@@ -69,10 +67,7 @@ fn exit_codes_say_ok_alarm_or_error() {
 
     let (code, out, _) = check(&[&ok, &alarm, &broken]);
     assert_eq!(code, 1, "{out}");
-    assert!(
-        out.contains("ERROR  A typo") && out.contains("unknown column 'nme'"),
-        "{out}"
-    );
+    assert_contains!(out, "ERROR  A typo", "unknown column 'nme'");
     assert!(out.ends_with("1 error\n"), "{out}");
     let (code, _, err) = run(cfql(home.path()).args(["check", "--demo"]));
     assert_eq!(code, 2, "no file is a usage error: {err}");
@@ -96,10 +91,7 @@ fn junit_report_parses_as_xml() {
     let (code, out, err) =
         run(cfql(home.path()).args(["check", "--demo", "--format", "junit", "-f", &a, "-f", &b]));
     assert_eq!(code, 1, "{err}");
-    assert!(
-        err.contains("3 controls: 1 ok, 1 alarm (2 findings), 1 error"),
-        "{err}"
-    );
+    assert_contains!(err, "3 controls: 1 ok, 1 alarm (2 findings), 1 error");
     let doc = roxmltree::Document::parse(&out).expect("valid XML");
     let root = doc.root_element();
     assert_eq!(root.tag_name().name(), "testsuites");
@@ -241,7 +233,7 @@ fn wide_tables_expand_on_a_narrow_terminal() {
     let mut screen = Vec::new();
     std::io::Read::read_to_end(&mut p, &mut screen).ok();
     let screen = String::from_utf8_lossy(&screen);
-    assert!(screen.contains("-[ RECORD 2 ]"), "{screen}");
+    assert_contains!(screen, "-[ RECORD 2 ]");
     for line in screen.lines() {
         assert!(
             line.trim_end_matches('\r').chars().count() <= 80,

@@ -102,16 +102,13 @@ fn every_format() {
     );
     assert_eq!(md.lines().count(), 5);
     let table = go("table");
-    assert!(
-        table.contains("| id ") && table.contains("(3 rows)"),
-        "{table}"
-    );
+    assert_contains!(table, "| id ", "(3 rows)");
     // Not a terminal: long JSON cells are not cut.
     assert!(!table.contains('…'));
     let (code, _, err) =
         run(cfql(home.path()).args(["--demo", "--format", "yaml", "-c", "SELECT 1"]));
     assert_eq!(code, 2);
-    assert!(err.contains("unknown format 'yaml'"), "{err}");
+    assert_contains!(err, "unknown format 'yaml'");
 }
 
 #[test]
@@ -133,11 +130,11 @@ fn files_run_in_order_and_errors_name_file_and_line() {
     assert_eq!(code, 1, "{err}");
     assert_eq!(out, "step\nzero\nstep\none\nstep\ntwo\n");
     assert!(err.contains(&format!("{}:7:", f.display())), "{err}");
-    assert!(err.contains("unknown column 'nope'"), "{err}");
+    assert_contains!(err, "unknown column 'nope'");
     assert!(!out.contains("never"));
     let (code, _, err) = run(cfql(home.path()).args(["-f", "/nonexistent/x.sql"]));
     assert_eq!(code, 2);
-    assert!(err.contains("cannot read /nonexistent/x.sql"), "{err}");
+    assert_contains!(err, "cannot read /nonexistent/x.sql");
 }
 
 #[test]
@@ -172,10 +169,10 @@ fn usage_errors_exit_2() {
     assert!(err.contains("--no-such-flag"));
     let (code, _, err) = run(cfql(home.path()).args(["--profile", "prod", "-c", "SELECT 1"]));
     assert_eq!(code, 2);
-    assert!(err.contains("profile 'prod'"), "{err}");
+    assert_contains!(err, "profile 'prod'");
     let (code, _, err) = run(cfql(home.path()).args(["--var", "novalue", "-c", "SELECT 1"]));
     assert_eq!(code, 2);
-    assert!(err.contains("expected NAME=VALUE"), "{err}");
+    assert_contains!(err, "expected NAME=VALUE");
     let (code, out, _) = run(cfql(home.path()).arg("--help"));
     assert_eq!(code, 0);
     for flag in [
@@ -215,10 +212,7 @@ fn vars_substitute_and_missing_ones_are_named() {
         "SELECT id FROM cloudflare.user.tokens LIMIT {{ n }}",
     ]));
     assert_eq!(code, 1);
-    assert!(
-        err.contains("'{{ n }}' has no value: pass --var n=VALUE"),
-        "{err}"
-    );
+    assert_contains!(err, "'{{ n }}' has no value: pass --var n=VALUE");
 }
 
 #[test]
@@ -257,10 +251,7 @@ fn profile_file_and_env_override() {
             "SELECT count(*) FROM cloudflare.user.tokens",
         ]));
     assert_eq!(code, 1);
-    assert!(
-        err.contains("HTTP 401") && err.contains("code 1000: Invalid API Token"),
-        "{err}"
-    );
+    assert_contains!(err, "HTTP 401", "code 1000: Invalid API Token");
     assert!(!err.contains("bogus-token"), "credential on stderr: {err}");
 }
 
@@ -322,7 +313,7 @@ fn rotation_script_secrets_reach_stdout_and_file_never_stderr() {
         out.starts_with("row,method,path,body\n") && out.contains("PUT,/user/tokens/"),
         "{out}"
     );
-    assert!(err.contains("dry run"), "{err}");
+    assert_contains!(err, "dry run");
 }
 
 #[test]
@@ -387,10 +378,7 @@ fn sim_subcommand_serves_and_rejects_bad_input() {
 
     let (code, _, err) = run(cfql(home.path()).args(["sim", "--faults", "500#zero"]));
     assert_eq!(code, 2);
-    assert!(
-        err.contains("invalid --faults spec") && err.contains("500#zero"),
-        "{err}"
-    );
+    assert_contains!(err, "invalid --faults spec", "500#zero");
     let (code, _, err) = run(cfql(home.path()).args(["sim", "--tokens", "many"]));
     assert_eq!(code, 2, "{err}");
     let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -398,7 +386,7 @@ fn sim_subcommand_serves_and_rejects_bad_input() {
     let (code, _, err) = run(cfql(home.path()).args(["sim", "--listen", &addr]));
     assert_eq!(code, 1);
     assert_eq!(err.lines().count(), 1, "{err}");
-    assert!(err.contains(&format!("cannot listen on {addr}")), "{err}");
+    assert_contains!(err, &format!("cannot listen on {addr}"));
 }
 
 mod repl {
@@ -442,7 +430,7 @@ mod repl {
             0o600
         );
         let text = std::fs::read_to_string(&hist).unwrap();
-        assert!(text.contains("cloudflare.user.permission_groups"), "{text}");
+        assert_contains!(text, "cloudflare.user.permission_groups");
     }
 
     #[test]

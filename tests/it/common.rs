@@ -84,3 +84,24 @@ pub fn scalar(batches: &[RecordBatch]) -> String {
         .value(0)
         .to_string()
 }
+
+/// Runs a test's body on the runtime every test uses: multi-threaded with two workers,
+/// as the CI machine has two cores (the simulator and the engine share them).
+pub fn on_runtime(test: impl std::future::Future<Output = ()>) {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a runtime")
+        .block_on(test)
+}
+
+/// Asserts that `text` contains each of the `parts`, showing the whole text when not.
+macro_rules! assert_contains {
+    ($text:expr, $($part:expr),+ $(,)?) => {{
+        let text: &str = &$text;
+        $(
+            assert!(text.contains($part), "expected {:?} in:\n{}", $part, text);
+        )+
+    }};
+}

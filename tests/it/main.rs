@@ -1,9 +1,11 @@
 //! Integration tests: everything runs against the simulator over real HTTP on loopback.
 
+#[macro_use]
+mod common;
+
 mod budget;
 mod check;
 mod cli;
-mod common;
 mod dml;
 mod hardening;
 mod openapi;

@@ -7,605 +7,637 @@ use cfql::{Config, Error, FanoutErrors, Session};
 
 use crate::common::*;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn select_all_pages_at_fifty() {
-    let sim = sim_with(1000).await;
-    let s = session(&sim).await;
-    let b = s
-        .sql("SELECT id, name, expires_on FROM cloudflare.user.tokens")
-        .await
-        .unwrap();
-    assert_eq!(rows(&b), 1000);
-    assert_eq!(sim.count("GET", "/user/tokens"), 20);
-    // Every list call asked for the maximum page size and for expired tokens too.
-    for r in sim.requests() {
-        assert!(r.query.contains("per_page=50"), "{}", r.query);
-        assert!(r.query.contains("include_expired=true"), "{}", r.query);
-    }
-    let ids = strings(&b, "id");
-    let mut uniq = ids.clone();
-    uniq.sort();
-    uniq.dedup();
-    assert_eq!(uniq.len(), 1000, "no page fetched twice or skipped");
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn id_predicates_become_gets_without_list() {
-    let sim = sim_with(1000).await;
-    let s = session(&sim).await;
-    let ids = sim.user_token_ids();
-    let b = s
-        .sql(&format!(
-            "SELECT id, name FROM cloudflare.user.tokens WHERE id = '{}'",
-            ids[500]
-        ))
-        .await
-        .unwrap();
-    assert_eq!(strings(&b, "id"), vec![ids[500].clone()]);
-    assert_eq!(sim.count("GET", "/user/tokens/{token_id}"), 1);
-    assert_eq!(sim.count("GET", "/user/tokens"), 0);
-
-    sim.reset_counts();
-    let q = format!(
-        "SELECT id FROM cloudflare.user.tokens WHERE id IN ('{}', '{}', '{}') ORDER BY id",
-        ids[1], ids[2], ids[3]
-    );
-    let b = s.sql(&q).await.unwrap();
-    assert_eq!(rows(&b), 3);
-    assert_eq!(sim.count("GET", "/user/tokens/{token_id}"), 3);
-    assert_eq!(sim.count("GET", "/user/tokens"), 0);
-
-    // StackQL's parameter name works as an alias of id.
-    sim.reset_counts();
-    let b = s
-        .sql(&format!(
-            "SELECT id, name FROM cloudflare.user.tokens WHERE token_id = '{}'",
-            ids[7]
-        ))
-        .await
-        .unwrap();
-    assert_eq!(strings(&b, "id"), vec![ids[7].clone()]);
-    assert_eq!(sim.total_requests(), 1);
-
-    // An id that does not exist is no row, not an error.
-    let b = s
-        .sql("SELECT id FROM cloudflare.user.tokens WHERE id = '00000000000000000000000000000000'")
-        .await
-        .unwrap();
-    assert_eq!(rows(&b), 0);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn limit_fetches_only_needed_pages() {
-    let sim = sim_with(1000).await;
-    let s = session(&sim).await;
-    let b = s
-        .sql("SELECT id FROM cloudflare.user.tokens LIMIT 10")
-        .await
-        .unwrap();
-    assert_eq!(rows(&b), 10);
-    assert_eq!(sim.count("GET", "/user/tokens"), 1);
-    sim.reset_counts();
-    let b = s
-        .sql("SELECT id FROM cloudflare.user.tokens LIMIT 120")
-        .await
-        .unwrap();
-    assert_eq!(rows(&b), 120);
-    assert_eq!(sim.count("GET", "/user/tokens"), 3);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn account_tokens_fan_out_over_accounts() {
-    let sim = sim_opts(SeedOptions {
-        accounts: 3,
-        account_tokens: 60,
-        ..SeedOptions::default()
+#[test]
+fn select_all_pages_at_fifty() {
+    on_runtime(async {
+        let sim = sim_with(1000).await;
+        let s = session(&sim).await;
+        let b = s
+            .sql("SELECT id, name, expires_on FROM cloudflare.user.tokens")
+            .await
+            .unwrap();
+        assert_eq!(rows(&b), 1000);
+        assert_eq!(sim.count("GET", "/user/tokens"), 20);
+        // Every list call asked for the maximum page size and for expired tokens too.
+        for r in sim.requests() {
+            assert!(r.query.contains("per_page=50"), "{}", r.query);
+            assert!(r.query.contains("include_expired=true"), "{}", r.query);
+        }
+        let ids = strings(&b, "id");
+        let mut uniq = ids.clone();
+        uniq.sort();
+        uniq.dedup();
+        assert_eq!(uniq.len(), 1000, "no page fetched twice or skipped");
     })
-    .await;
-    let s = session(&sim).await;
-    let b = s
-        .sql("SELECT account_id, id FROM cloudflare.accounts.tokens")
-        .await
-        .unwrap();
-    assert_eq!(rows(&b), 180);
-    assert_eq!(sim.count("GET", "/accounts"), 1);
-    assert_eq!(
-        sim.count("GET", "/accounts/{account_id}/tokens"),
-        6,
-        "60 tokens = 2 pages in each of 3 accounts"
-    );
-    let mut accts = strings(&b, "account_id");
-    accts.sort();
-    accts.dedup();
-    let mut expected = sim.account_ids().to_vec();
-    expected.sort();
-    assert_eq!(accts, expected, "scope column filled from the path");
-
-    // The plan says it fans out.
-    let plan = s
-        .sql("EXPLAIN SELECT id FROM cloudflare.accounts.tokens")
-        .await
-        .unwrap();
-    let text = strings(&plan, "plan").join("\n");
-    assert!(
-        text.contains("fan-out over every row of cloudflare.accounts.accounts (GET /accounts)"),
-        "{text}"
-    );
-
-    // A pinned account: no accounts call.
-    sim.reset_counts();
-    let a = &sim.account_ids()[1];
-    let b = s
-        .sql(&format!(
-            "SELECT id FROM cloudflare.accounts.account_tokens WHERE account_id = '{a}'"
-        ))
-        .await
-        .unwrap();
-    assert_eq!(rows(&b), 60);
-    assert_eq!(sim.count("GET", "/accounts"), 0);
-    assert_eq!(sim.count("GET", "/accounts/{account_id}/tokens"), 2);
-
-    // The default account from the config.
-    let s2 = Session::new(config(&sim).with_account_id(a.clone()))
-        .await
-        .unwrap();
-    sim.reset_counts();
-    let b = s2
-        .sql("SELECT count(*) FROM cloudflare.accounts.tokens")
-        .await
-        .unwrap();
-    assert_eq!(scalar(&b), "60");
-    assert_eq!(sim.count("GET", "/accounts"), 0);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn fan_out_failure_names_the_account_or_warns() {
-    let sim = sim_opts(SeedOptions {
-        accounts: 3,
-        account_tokens: 5,
-        ..SeedOptions::default()
-    })
-    .await;
-    sim.set_faults(FaultSpec::parse("malformed@GET:/accounts/{account_id}/tokens#2").unwrap());
-    // No retries, so that the one unreadable page fails its account.
-    let mut c = config(&sim);
-    c.max_retries = 0;
-    let s = Session::new(c).await.unwrap();
-    let e = s
-        .sql("SELECT id FROM cloudflare.accounts.tokens")
-        .await
-        .unwrap_err()
-        .to_string();
-    assert!(e.contains("1 of 3 scopes failed"), "{e}");
-    assert!(e.contains("account_id "), "{e}");
-    assert!(e.contains("unreadable response"), "{e}");
-
-    sim.set_faults(FaultSpec::parse("malformed@GET:/accounts/{account_id}/tokens#2").unwrap());
-    sim.reset_counts();
-    let mut c = config(&sim);
-    c.max_retries = 0;
-    c.fanout_errors = FanoutErrors::Warn;
-    let s = Session::new(c).await.unwrap();
-    let out = s
-        .execute("SELECT id FROM cloudflare.accounts.tokens")
-        .await
-        .unwrap();
-    assert_eq!(out.num_rows(), 10, "the two good accounts' rows");
-    assert_eq!(out.warnings.len(), 1, "{:?}", out.warnings);
-    assert!(
-        out.warnings[0].contains("skipped 1 scope(s): unreadable response")
-            && out.warnings[0].contains("(e.g. account_id "),
-        "{:?}",
-        out.warnings
-    );
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn missing_account_id_is_named() {
-    let sim = sim_with(5).await;
-    let s = session(&sim).await;
-    let e = s
-        .sql("SELECT name FROM cloudflare.accounts.permission_groups")
-        .await
-        .unwrap_err()
-        .to_string();
-    assert!(
-        e.contains("cloudflare.accounts.permission_groups needs account_id"),
-        "{e}"
-    );
-    assert!(e.contains("WHERE account_id = '<id>'"), "{e}");
-    assert!(e.contains("CLOUDFLARE_ACCOUNT_ID"), "{e}");
-    assert_eq!(sim.total_requests(), 0);
-    let a = &sim.account_ids()[0];
-    let b = s
-        .sql(&format!("SELECT name FROM cloudflare.accounts.permission_groups WHERE account_id = '{a}' AND name = 'DNS Read'"))
-        .await
-        .unwrap();
-    assert_eq!(strings(&b, "name"), vec!["DNS Read"]);
-    assert!(
-        sim.requests()[0].query.contains("name=DNS+Read")
-            || sim.requests()[0].query.contains("name=DNS%20Read"),
-        "{:?}",
-        sim.requests()[0]
-    );
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn unknown_table_and_column_suggest() {
-    let sim = sim_with(5).await;
-    let s = session(&sim).await;
-    let e = s
-        .sql("SELECT * FROM cloudflare.user.tokenz")
-        .await
-        .unwrap_err()
-        .to_string();
-    assert!(e.contains("did you mean cloudflare.user.tokens?"), "{e}");
-    let e = s
-        .sql("SELECT naem FROM cloudflare.user.tokens")
-        .await
-        .unwrap_err()
-        .to_string();
-    assert!(e.contains("unknown column 'naem'"), "{e}");
-    assert!(e.contains("did you mean name?"), "{e}");
-    let e = s.sql("SELEC 1").await.unwrap_err().to_string();
-    assert!(e.contains("SQL error") && e.contains("Line: 1"), "{e}");
-    assert_eq!(sim.total_requests(), 0);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn auth_errors_carry_status_code_and_message() {
-    let sim = sim_with(5).await;
-    let s = Session::new(
-        Config::new(sim.base_url()).with_api_token("not-a-real-token-000000000000000000000"),
-    )
-    .await
-    .unwrap();
-    let e = s
-        .sql("SELECT id FROM cloudflare.user.tokens")
-        .await
-        .unwrap_err();
-    assert_eq!(e.http_status(), Some(401));
-    assert_eq!(e.api_codes(), vec![1000]);
-    let text = e.to_string();
-    assert!(
-        text.contains("HTTP 401 on GET /user/tokens")
-            && text.contains("code 1000: Invalid API Token"),
-        "{text}"
-    );
-    assert!(
-        !text.contains("not-a-real-token"),
-        "credential leaked: {text}"
-    );
-
-    let s = Session::new(Config::new(sim.base_url()).with_global_key(sim.email(), "wrong-key"))
-        .await
-        .unwrap();
-    let e = s
-        .sql("SELECT id FROM cloudflare.user.tokens")
-        .await
-        .unwrap_err();
-    assert_eq!(e.http_status(), Some(403));
-    assert!(e.to_string().contains("code 9103"), "{e}");
-    assert!(!e.to_string().contains("wrong-key"));
-
-    // The global key works on every table.
-    let s = Session::new(Config::new(sim.base_url()).with_global_key(sim.email(), sim.api_key()))
-        .await
-        .unwrap();
-    let b = s
-        .sql("SELECT count(*) FROM cloudflare.accounts.tokens")
-        .await
-        .unwrap();
-    assert_eq!(scalar(&b), "15");
-    assert!(
-        sim.requests()
-            .iter()
-            .all(|r| r.auth == cfql::sim::AuthKind::EmailKey
-                || r.auth == cfql::sim::AuthKind::Bearer)
-    );
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn retries_429_and_500_then_succeeds() {
-    let sim = sim_with(120).await;
-    sim.set_faults(
-        FaultSpec::parse("429@GET:/user/tokens#1,500@GET:/user/tokens#3,retry-after=0").unwrap(),
-    );
-    let s = session(&sim).await;
-    let b = s
-        .sql("SELECT id FROM cloudflare.user.tokens")
-        .await
-        .unwrap();
-    assert_eq!(rows(&b), 120);
-    assert_eq!(
-        sim.count("GET", "/user/tokens"),
-        5,
-        "3 pages + one retry after 429 + one after 500"
-    );
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn endless_429s_fail_clearly() {
-    let sim = sim_with(20).await;
-    sim.set_faults(FaultSpec::parse("429@GET:/user/tokens,retry-after=0").unwrap());
-    let s = session(&sim).await;
-    let e = s
-        .sql("SELECT id FROM cloudflare.user.tokens")
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(
-            e,
-            Error::RateLimited {
-                attempts: 9,
-                code: Some(10100),
-                ..
-            }
-        ),
-        "{e:?}"
-    );
-    assert!(e.to_string().contains("HTTP 429, code 10100"), "{e}");
-    assert_eq!(
-        sim.count("GET", "/user/tokens"),
-        9,
-        "each 429 waited out, 8 times"
-    );
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn malformed_json_names_the_endpoint() {
-    let sim = sim_with(20).await;
-    // A truncated body is read again, like a 5xx.
-    sim.set_faults(FaultSpec::parse("malformed@GET:/user/tokens#1").unwrap());
-    let s = session(&sim).await;
-    assert_eq!(
-        rows(
-            &s.sql("SELECT id FROM cloudflare.user.tokens")
-                .await
-                .unwrap()
-        ),
-        20
-    );
-    assert_eq!(sim.count("GET", "/user/tokens"), 2);
-    // One that stays unreadable fails, naming the call, after the retries.
-    sim.set_faults(FaultSpec::parse("malformed@GET:/user/tokens").unwrap());
-    sim.reset_counts();
-    let e = s
-        .sql("SELECT id FROM cloudflare.user.tokens")
-        .await
-        .unwrap_err()
-        .to_string();
-    assert!(
-        e.contains("unreadable response from GET /user/tokens?"),
-        "{e}"
-    );
-    assert!(e.contains("invalid JSON"), "{e}");
-    assert_eq!(
-        sim.count("GET", "/user/tokens"),
-        5,
-        "the first try and 4 retries"
-    );
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn connection_refused_names_base_url_not_credentials() {
-    let mut c =
-        Config::new("http://127.0.0.1:9/client/v4").with_api_token("secret-token-value-xyz");
-    c.max_retries = 1;
-    c.retry_base_delay = Duration::from_millis(1);
-    let s = Session::new(c).await.unwrap();
-    let e = s
-        .sql("SELECT id FROM cloudflare.user.tokens")
-        .await
-        .unwrap_err()
-        .to_string();
-    assert!(
-        e.contains("network error on GET http://127.0.0.1:9/client/v4/user/tokens"),
-        "{e}"
-    );
-    assert!(!e.contains("secret-token-value-xyz"), "{e}");
-    let dbg = format!(
-        "{:?}",
-        Config::new("http://x").with_api_token("secret-token-value-xyz")
-    );
-    assert!(!dbg.contains("secret-token-value-xyz"), "{dbg}");
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn hostile_ids_stay_one_path_segment() {
-    let sim = sim_with(5).await;
-    let s = session(&sim).await;
-    for id in ["../../accounts", "a/b", "x%2Fy", "q?page=2"] {
-        sim.reset_counts();
+#[test]
+fn id_predicates_become_gets_without_list() {
+    on_runtime(async {
+        let sim = sim_with(1000).await;
+        let s = session(&sim).await;
+        let ids = sim.user_token_ids();
         let b = s
             .sql(&format!(
-                "SELECT id FROM cloudflare.user.tokens WHERE id = '{id}'"
+                "SELECT id, name FROM cloudflare.user.tokens WHERE id = '{}'",
+                ids[500]
             ))
             .await
             .unwrap();
+        assert_eq!(strings(&b, "id"), vec![ids[500].clone()]);
+        assert_eq!(sim.count("GET", "/user/tokens/{token_id}"), 1);
+        assert_eq!(sim.count("GET", "/user/tokens"), 0);
+
+        sim.reset_counts();
+        let q = format!(
+            "SELECT id FROM cloudflare.user.tokens WHERE id IN ('{}', '{}', '{}') ORDER BY id",
+            ids[1], ids[2], ids[3]
+        );
+        let b = s.sql(&q).await.unwrap();
+        assert_eq!(rows(&b), 3);
+        assert_eq!(sim.count("GET", "/user/tokens/{token_id}"), 3);
+        assert_eq!(sim.count("GET", "/user/tokens"), 0);
+
+        // StackQL's parameter name works as an alias of id.
+        sim.reset_counts();
+        let b = s
+            .sql(&format!(
+                "SELECT id, name FROM cloudflare.user.tokens WHERE token_id = '{}'",
+                ids[7]
+            ))
+            .await
+            .unwrap();
+        assert_eq!(strings(&b, "id"), vec![ids[7].clone()]);
+        assert_eq!(sim.total_requests(), 1);
+
+        // An id that does not exist is no row, not an error.
+        let b = s
+        .sql("SELECT id FROM cloudflare.user.tokens WHERE id = '00000000000000000000000000000000'")
+        .await
+        .unwrap();
         assert_eq!(rows(&b), 0);
-        let reqs = sim.requests();
-        assert_eq!(reqs.len(), 1, "{reqs:?}");
+    })
+}
+
+#[test]
+fn limit_fetches_only_needed_pages() {
+    on_runtime(async {
+        let sim = sim_with(1000).await;
+        let s = session(&sim).await;
+        let b = s
+            .sql("SELECT id FROM cloudflare.user.tokens LIMIT 10")
+            .await
+            .unwrap();
+        assert_eq!(rows(&b), 10);
+        assert_eq!(sim.count("GET", "/user/tokens"), 1);
+        sim.reset_counts();
+        let b = s
+            .sql("SELECT id FROM cloudflare.user.tokens LIMIT 120")
+            .await
+            .unwrap();
+        assert_eq!(rows(&b), 120);
+        assert_eq!(sim.count("GET", "/user/tokens"), 3);
+    })
+}
+
+#[test]
+fn account_tokens_fan_out_over_accounts() {
+    on_runtime(async {
+        let sim = sim_opts(SeedOptions {
+            accounts: 3,
+            account_tokens: 60,
+            ..SeedOptions::default()
+        })
+        .await;
+        let s = session(&sim).await;
+        let b = s
+            .sql("SELECT account_id, id FROM cloudflare.accounts.tokens")
+            .await
+            .unwrap();
+        assert_eq!(rows(&b), 180);
+        assert_eq!(sim.count("GET", "/accounts"), 1);
         assert_eq!(
-            reqs[0].route, "/user/tokens/{token_id}",
-            "{id} became {}",
-            reqs[0].path
+            sim.count("GET", "/accounts/{account_id}/tokens"),
+            6,
+            "60 tokens = 2 pages in each of 3 accounts"
+        );
+        let mut accts = strings(&b, "account_id");
+        accts.sort();
+        accts.dedup();
+        let mut expected = sim.account_ids().to_vec();
+        expected.sort();
+        assert_eq!(accts, expected, "scope column filled from the path");
+
+        // The plan says it fans out.
+        let plan = s
+            .sql("EXPLAIN SELECT id FROM cloudflare.accounts.tokens")
+            .await
+            .unwrap();
+        let text = strings(&plan, "plan").join("\n");
+        assert_contains!(
+            text,
+            "fan-out over every row of cloudflare.accounts.accounts (GET /accounts)"
+        );
+
+        // A pinned account: no accounts call.
+        sim.reset_counts();
+        let a = &sim.account_ids()[1];
+        let b = s
+            .sql(&format!(
+                "SELECT id FROM cloudflare.accounts.account_tokens WHERE account_id = '{a}'"
+            ))
+            .await
+            .unwrap();
+        assert_eq!(rows(&b), 60);
+        assert_eq!(sim.count("GET", "/accounts"), 0);
+        assert_eq!(sim.count("GET", "/accounts/{account_id}/tokens"), 2);
+
+        // The default account from the config.
+        let s2 = Session::new(config(&sim).with_account_id(a.clone()))
+            .await
+            .unwrap();
+        sim.reset_counts();
+        let b = s2
+            .sql("SELECT count(*) FROM cloudflare.accounts.tokens")
+            .await
+            .unwrap();
+        assert_eq!(scalar(&b), "60");
+        assert_eq!(sim.count("GET", "/accounts"), 0);
+    })
+}
+
+#[test]
+fn fan_out_failure_names_the_account_or_warns() {
+    on_runtime(async {
+        let sim = sim_opts(SeedOptions {
+            accounts: 3,
+            account_tokens: 5,
+            ..SeedOptions::default()
+        })
+        .await;
+        sim.set_faults(FaultSpec::parse("malformed@GET:/accounts/{account_id}/tokens#2").unwrap());
+        // No retries, so that the one unreadable page fails its account.
+        let mut c = config(&sim);
+        c.max_retries = 0;
+        let s = Session::new(c).await.unwrap();
+        let e = s
+            .sql("SELECT id FROM cloudflare.accounts.tokens")
+            .await
+            .unwrap_err()
+            .to_string();
+        assert_contains!(e, "1 of 3 scopes failed");
+        assert_contains!(e, "account_id ");
+        assert_contains!(e, "unreadable response");
+
+        sim.set_faults(FaultSpec::parse("malformed@GET:/accounts/{account_id}/tokens#2").unwrap());
+        sim.reset_counts();
+        let mut c = config(&sim);
+        c.max_retries = 0;
+        c.fanout_errors = FanoutErrors::Warn;
+        let s = Session::new(c).await.unwrap();
+        let out = s
+            .execute("SELECT id FROM cloudflare.accounts.tokens")
+            .await
+            .unwrap();
+        assert_eq!(out.num_rows(), 10, "the two good accounts' rows");
+        assert_eq!(out.warnings.len(), 1, "{:?}", out.warnings);
+        assert!(
+            out.warnings[0].contains("skipped 1 scope(s): unreadable response")
+                && out.warnings[0].contains("(e.g. account_id "),
+            "{:?}",
+            out.warnings
+        );
+    })
+}
+
+#[test]
+fn missing_account_id_is_named() {
+    on_runtime(async {
+        let sim = sim_with(5).await;
+        let s = session(&sim).await;
+        let e = s
+            .sql("SELECT name FROM cloudflare.accounts.permission_groups")
+            .await
+            .unwrap_err()
+            .to_string();
+        assert_contains!(e, "cloudflare.accounts.permission_groups needs account_id");
+        assert_contains!(e, "WHERE account_id = '<id>'");
+        assert_contains!(e, "CLOUDFLARE_ACCOUNT_ID");
+        assert_eq!(sim.total_requests(), 0);
+        let a = &sim.account_ids()[0];
+        let b = s
+        .sql(&format!("SELECT name FROM cloudflare.accounts.permission_groups WHERE account_id = '{a}' AND name = 'DNS Read'"))
+        .await
+        .unwrap();
+        assert_eq!(strings(&b, "name"), vec!["DNS Read"]);
+        assert!(
+            sim.requests()[0].query.contains("name=DNS+Read")
+                || sim.requests()[0].query.contains("name=DNS%20Read"),
+            "{:?}",
+            sim.requests()[0]
+        );
+    })
+}
+
+#[test]
+fn unknown_table_and_column_suggest() {
+    on_runtime(async {
+        let sim = sim_with(5).await;
+        let s = session(&sim).await;
+        let e = s
+            .sql("SELECT * FROM cloudflare.user.tokenz")
+            .await
+            .unwrap_err()
+            .to_string();
+        assert_contains!(e, "did you mean cloudflare.user.tokens?");
+        let e = s
+            .sql("SELECT naem FROM cloudflare.user.tokens")
+            .await
+            .unwrap_err()
+            .to_string();
+        assert_contains!(e, "unknown column 'naem'");
+        assert_contains!(e, "did you mean name?");
+        let e = s.sql("SELEC 1").await.unwrap_err().to_string();
+        assert_contains!(e, "SQL error", "Line: 1");
+        assert_eq!(sim.total_requests(), 0);
+    })
+}
+
+#[test]
+fn auth_errors_carry_status_code_and_message() {
+    on_runtime(async {
+        let sim = sim_with(5).await;
+        let s = Session::new(
+            Config::new(sim.base_url()).with_api_token("not-a-real-token-000000000000000000000"),
+        )
+        .await
+        .unwrap();
+        let e = s
+            .sql("SELECT id FROM cloudflare.user.tokens")
+            .await
+            .unwrap_err();
+        assert_eq!(e.http_status(), Some(401));
+        assert_eq!(e.api_codes(), vec![1000]);
+        let text = e.to_string();
+        assert_contains!(
+            text,
+            "HTTP 401 on GET /user/tokens",
+            "code 1000: Invalid API Token"
         );
         assert!(
-            reqs[0].query.is_empty(),
-            "{id} changed the query: {}",
-            reqs[0].query
+            !text.contains("not-a-real-token"),
+            "credential leaked: {text}"
         );
-    }
-    let e = s
-        .sql("SELECT id FROM cloudflare.user.tokens WHERE id = '..'")
-        .await
-        .unwrap_err()
-        .to_string();
-    assert!(e.contains("not a valid identifier"), "{e}");
-}
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn timestamps_filter_with_intervals() {
-    let sim = sim_with(300).await;
-    let s = session(&sim).await;
-    let all = s
-        .sql("SELECT id, CAST(expires_on AS BIGINT) AS exp_us FROM cloudflare.user.tokens")
-        .await
-        .unwrap();
-    let now_us = chrono::Utc::now().timestamp_micros();
-    let horizon = now_us + 30 * 86_400 * 1_000_000;
-    let expected = col(&all, "exp_us")
-        .into_iter()
-        .flatten()
-        .filter(|v| v.parse::<i64>().unwrap() < horizon)
-        .count();
-    assert!(
-        expected > 20,
-        "the sample data has tokens expiring soon or expired"
-    );
-    let b = s.sql("SELECT count(*) FROM cloudflare.user.tokens WHERE expires_on < now() + INTERVAL '30 days'").await.unwrap();
-    assert_eq!(scalar(&b), expected.to_string());
-    let ty = s
-        .sql("SELECT arrow_typeof(expires_on) FROM cloudflare.user.tokens LIMIT 1")
-        .await
-        .unwrap();
-    assert_eq!(scalar(&ty), "Timestamp(µs, \"UTC\")");
-    let statuses = s
-        .sql("SELECT DISTINCT status FROM cloudflare.user.tokens ORDER BY status")
-        .await
-        .unwrap();
-    assert_eq!(
-        strings(&statuses, "status"),
-        vec!["active", "disabled", "expired"]
-    );
-}
+        let s = Session::new(Config::new(sim.base_url()).with_global_key(sim.email(), "wrong-key"))
+            .await
+            .unwrap();
+        let e = s
+            .sql("SELECT id FROM cloudflare.user.tokens")
+            .await
+            .unwrap_err();
+        assert_eq!(e.http_status(), Some(403));
+        assert!(e.to_string().contains("code 9103"), "{e}");
+        assert!(!e.to_string().contains("wrong-key"));
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn json_columns_and_operators() {
-    let sim = sim_with(200).await;
-    let s = session(&sim).await;
-    let b = s.sql("SELECT DISTINCT policies->0->>'effect' AS effect FROM cloudflare.user.tokens ORDER BY effect").await.unwrap();
-    assert_eq!(strings(&b, "effect"), vec!["allow"]);
-    let b = s.sql("SELECT count(*) FROM cloudflare.user.tokens WHERE json_get_str(policies, 1, 'effect') = 'deny'").await.unwrap();
-    assert!(scalar(&b).parse::<u32>().unwrap() > 0);
-    // Both spellings of the IP condition read as request_ip.
-    let b = s
-        .sql("SELECT condition FROM cloudflare.user.tokens WHERE condition IS NOT NULL")
-        .await
-        .unwrap();
-    let conds = strings(&b, "condition");
-    assert!(conds.len() > 20);
-    assert!(
-        conds
-            .iter()
-            .all(|c| c.contains("\"request_ip\"") && !c.contains("request.ip")),
-        "{conds:?}"
-    );
-    let b = s.sql("SELECT count(*) FROM cloudflare.user.tokens WHERE condition->'request_ip'->'in' IS NOT NULL").await.unwrap();
-    assert_eq!(scalar(&b), conds.len().to_string());
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn catalog_aliases_views_and_information_schema() {
-    let sim = sim_opts(SeedOptions {
-        tokens: 10,
-        accounts: 2,
-        account_tokens: 3,
-        service_tokens: 4,
-        ..SeedOptions::default()
+        // The global key works on every table.
+        let s =
+            Session::new(Config::new(sim.base_url()).with_global_key(sim.email(), sim.api_key()))
+                .await
+                .unwrap();
+        let b = s
+            .sql("SELECT count(*) FROM cloudflare.accounts.tokens")
+            .await
+            .unwrap();
+        assert_eq!(scalar(&b), "15");
+        assert!(
+            sim.requests()
+                .iter()
+                .all(|r| r.auth == cfql::sim::AuthKind::EmailKey
+                    || r.auth == cfql::sim::AuthKind::Bearer)
+        );
     })
-    .await;
-    let s = session(&sim).await;
-    let t = s
+}
+
+#[test]
+fn retries_429_and_500_then_succeeds() {
+    on_runtime(async {
+        let sim = sim_with(120).await;
+        sim.set_faults(
+            FaultSpec::parse("429@GET:/user/tokens#1,500@GET:/user/tokens#3,retry-after=0")
+                .unwrap(),
+        );
+        let s = session(&sim).await;
+        let b = s
+            .sql("SELECT id FROM cloudflare.user.tokens")
+            .await
+            .unwrap();
+        assert_eq!(rows(&b), 120);
+        assert_eq!(
+            sim.count("GET", "/user/tokens"),
+            5,
+            "3 pages + one retry after 429 + one after 500"
+        );
+    })
+}
+
+#[test]
+fn endless_429s_fail_clearly() {
+    on_runtime(async {
+        let sim = sim_with(20).await;
+        sim.set_faults(FaultSpec::parse("429@GET:/user/tokens,retry-after=0").unwrap());
+        let s = session(&sim).await;
+        let e = s
+            .sql("SELECT id FROM cloudflare.user.tokens")
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                e,
+                Error::RateLimited {
+                    attempts: 9,
+                    code: Some(10100),
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+        assert!(e.to_string().contains("HTTP 429, code 10100"), "{e}");
+        assert_eq!(
+            sim.count("GET", "/user/tokens"),
+            9,
+            "each 429 waited out, 8 times"
+        );
+    })
+}
+
+#[test]
+fn malformed_json_names_the_endpoint() {
+    on_runtime(async {
+        let sim = sim_with(20).await;
+        // A truncated body is read again, like a 5xx.
+        sim.set_faults(FaultSpec::parse("malformed@GET:/user/tokens#1").unwrap());
+        let s = session(&sim).await;
+        assert_eq!(
+            rows(
+                &s.sql("SELECT id FROM cloudflare.user.tokens")
+                    .await
+                    .unwrap()
+            ),
+            20
+        );
+        assert_eq!(sim.count("GET", "/user/tokens"), 2);
+        // One that stays unreadable fails, naming the call, after the retries.
+        sim.set_faults(FaultSpec::parse("malformed@GET:/user/tokens").unwrap());
+        sim.reset_counts();
+        let e = s
+            .sql("SELECT id FROM cloudflare.user.tokens")
+            .await
+            .unwrap_err()
+            .to_string();
+        assert_contains!(e, "unreadable response from GET /user/tokens?");
+        assert_contains!(e, "invalid JSON");
+        assert_eq!(
+            sim.count("GET", "/user/tokens"),
+            5,
+            "the first try and 4 retries"
+        );
+    })
+}
+
+#[test]
+fn connection_refused_names_base_url_not_credentials() {
+    on_runtime(async {
+        let mut c =
+            Config::new("http://127.0.0.1:9/client/v4").with_api_token("secret-token-value-xyz");
+        c.max_retries = 1;
+        c.retry_base_delay = Duration::from_millis(1);
+        let s = Session::new(c).await.unwrap();
+        let e = s
+            .sql("SELECT id FROM cloudflare.user.tokens")
+            .await
+            .unwrap_err()
+            .to_string();
+        assert_contains!(
+            e,
+            "network error on GET http://127.0.0.1:9/client/v4/user/tokens"
+        );
+        assert!(!e.contains("secret-token-value-xyz"), "{e}");
+        let dbg = format!(
+            "{:?}",
+            Config::new("http://x").with_api_token("secret-token-value-xyz")
+        );
+        assert!(!dbg.contains("secret-token-value-xyz"), "{dbg}");
+    })
+}
+
+#[test]
+fn hostile_ids_stay_one_path_segment() {
+    on_runtime(async {
+        let sim = sim_with(5).await;
+        let s = session(&sim).await;
+        for id in ["../../accounts", "a/b", "x%2Fy", "q?page=2"] {
+            sim.reset_counts();
+            let b = s
+                .sql(&format!(
+                    "SELECT id FROM cloudflare.user.tokens WHERE id = '{id}'"
+                ))
+                .await
+                .unwrap();
+            assert_eq!(rows(&b), 0);
+            let reqs = sim.requests();
+            assert_eq!(reqs.len(), 1, "{reqs:?}");
+            assert_eq!(
+                reqs[0].route, "/user/tokens/{token_id}",
+                "{id} became {}",
+                reqs[0].path
+            );
+            assert!(
+                reqs[0].query.is_empty(),
+                "{id} changed the query: {}",
+                reqs[0].query
+            );
+        }
+        let e = s
+            .sql("SELECT id FROM cloudflare.user.tokens WHERE id = '..'")
+            .await
+            .unwrap_err()
+            .to_string();
+        assert_contains!(e, "not a valid identifier");
+    })
+}
+
+#[test]
+fn timestamps_filter_with_intervals() {
+    on_runtime(async {
+        let sim = sim_with(300).await;
+        let s = session(&sim).await;
+        let all = s
+            .sql("SELECT id, CAST(expires_on AS BIGINT) AS exp_us FROM cloudflare.user.tokens")
+            .await
+            .unwrap();
+        let now_us = chrono::Utc::now().timestamp_micros();
+        let horizon = now_us + 30 * 86_400 * 1_000_000;
+        let expected = col(&all, "exp_us")
+            .into_iter()
+            .flatten()
+            .filter(|v| v.parse::<i64>().unwrap() < horizon)
+            .count();
+        assert!(
+            expected > 20,
+            "the sample data has tokens expiring soon or expired"
+        );
+        let b = s.sql("SELECT count(*) FROM cloudflare.user.tokens WHERE expires_on < now() + INTERVAL '30 days'").await.unwrap();
+        assert_eq!(scalar(&b), expected.to_string());
+        let ty = s
+            .sql("SELECT arrow_typeof(expires_on) FROM cloudflare.user.tokens LIMIT 1")
+            .await
+            .unwrap();
+        assert_eq!(scalar(&ty), "Timestamp(µs, \"UTC\")");
+        let statuses = s
+            .sql("SELECT DISTINCT status FROM cloudflare.user.tokens ORDER BY status")
+            .await
+            .unwrap();
+        assert_eq!(
+            strings(&statuses, "status"),
+            vec!["active", "disabled", "expired"]
+        );
+    })
+}
+
+#[test]
+fn json_columns_and_operators() {
+    on_runtime(async {
+        let sim = sim_with(200).await;
+        let s = session(&sim).await;
+        let b = s.sql("SELECT DISTINCT policies->0->>'effect' AS effect FROM cloudflare.user.tokens ORDER BY effect").await.unwrap();
+        assert_eq!(strings(&b, "effect"), vec!["allow"]);
+        let b = s.sql("SELECT count(*) FROM cloudflare.user.tokens WHERE json_get_str(policies, 1, 'effect') = 'deny'").await.unwrap();
+        assert!(scalar(&b).parse::<u32>().unwrap() > 0);
+        // Both spellings of the IP condition read as request_ip.
+        let b = s
+            .sql("SELECT condition FROM cloudflare.user.tokens WHERE condition IS NOT NULL")
+            .await
+            .unwrap();
+        let conds = strings(&b, "condition");
+        assert!(conds.len() > 20);
+        assert!(
+            conds
+                .iter()
+                .all(|c| c.contains("\"request_ip\"") && !c.contains("request.ip")),
+            "{conds:?}"
+        );
+        let b = s.sql("SELECT count(*) FROM cloudflare.user.tokens WHERE condition->'request_ip'->'in' IS NOT NULL").await.unwrap();
+        assert_eq!(scalar(&b), conds.len().to_string());
+    })
+}
+
+#[test]
+fn catalog_aliases_views_and_information_schema() {
+    on_runtime(async {
+        let sim = sim_opts(SeedOptions {
+            tokens: 10,
+            accounts: 2,
+            account_tokens: 3,
+            service_tokens: 4,
+            ..SeedOptions::default()
+        })
+        .await;
+        let s = session(&sim).await;
+        let t = s
         .sql("SELECT table_schema || '.' || table_name AS t FROM information_schema.tables WHERE table_catalog = 'cloudflare'")
         .await
         .unwrap();
-    let names = strings(&t, "t");
-    for n in [
-        "user.tokens",
-        "user.permission_groups",
-        "user.tokens_verify",
-        "accounts.accounts",
-        "accounts.tokens",
-        "accounts.permission_groups",
-        "access.service_tokens",
-        "audit.credentials",
-        "user.user_tokens",
-        "zero_trust.service_tokens",
-    ] {
-        assert!(names.contains(&n.to_string()), "{n} missing from {names:?}");
-    }
-    let shown = s.sql("SHOW TABLES").await.unwrap();
-    assert!(strings(&shown, "table_name").contains(&"service_tokens".to_string()));
-    let b = s
-        .sql("SELECT count(*) FROM cloudflare.user.user_tokens")
-        .await
-        .unwrap();
-    assert_eq!(scalar(&b), "10");
-    let b = s
-        .sql("SELECT count(*) FROM cloudflare.zero_trust.service_tokens")
-        .await
-        .unwrap();
-    assert_eq!(scalar(&b), "8");
-    let b = s.sql("SELECT kind, count(*) AS n FROM cloudflare.audit.credentials GROUP BY kind ORDER BY kind").await.unwrap();
-    assert_eq!(
-        strings(&b, "kind"),
-        vec!["account_token", "service_token", "user_token"]
-    );
-    assert_eq!(strings(&b, "n"), vec!["6", "8", "10"]);
-    let v = s
-        .sql("SELECT id, status FROM cloudflare.user.tokens_verify")
-        .await
-        .unwrap();
-    assert_eq!(strings(&v, "id"), vec![sim.user_token_ids()[0].clone()]);
-    assert_eq!(strings(&v, "status"), vec!["active"]);
-    let zone = &sim.zone_ids()[1];
-    let z = s.sql(&format!("SELECT zone_id, account_id FROM cloudflare.access.service_tokens WHERE zone_id = '{zone}'")).await.unwrap();
-    assert_eq!(rows(&z), 2);
-    assert_eq!(col(&z, "account_id"), vec![None, None]);
+        let names = strings(&t, "t");
+        for n in [
+            "user.tokens",
+            "user.permission_groups",
+            "user.tokens_verify",
+            "accounts.accounts",
+            "accounts.tokens",
+            "accounts.permission_groups",
+            "access.service_tokens",
+            "audit.credentials",
+            "user.user_tokens",
+            "zero_trust.service_tokens",
+        ] {
+            assert!(names.contains(&n.to_string()), "{n} missing from {names:?}");
+        }
+        let shown = s.sql("SHOW TABLES").await.unwrap();
+        assert!(strings(&shown, "table_name").contains(&"service_tokens".to_string()));
+        let b = s
+            .sql("SELECT count(*) FROM cloudflare.user.user_tokens")
+            .await
+            .unwrap();
+        assert_eq!(scalar(&b), "10");
+        let b = s
+            .sql("SELECT count(*) FROM cloudflare.zero_trust.service_tokens")
+            .await
+            .unwrap();
+        assert_eq!(scalar(&b), "8");
+        let b = s.sql("SELECT kind, count(*) AS n FROM cloudflare.audit.credentials GROUP BY kind ORDER BY kind").await.unwrap();
+        assert_eq!(
+            strings(&b, "kind"),
+            vec!["account_token", "service_token", "user_token"]
+        );
+        assert_eq!(strings(&b, "n"), vec!["6", "8", "10"]);
+        let v = s
+            .sql("SELECT id, status FROM cloudflare.user.tokens_verify")
+            .await
+            .unwrap();
+        assert_eq!(strings(&v, "id"), vec![sim.user_token_ids()[0].clone()]);
+        assert_eq!(strings(&v, "status"), vec!["active"]);
+        let zone = &sim.zone_ids()[1];
+        let z = s.sql(&format!("SELECT zone_id, account_id FROM cloudflare.access.service_tokens WHERE zone_id = '{zone}'")).await.unwrap();
+        assert_eq!(rows(&z), 2);
+        assert_eq!(col(&z, "account_id"), vec![None, None]);
+    })
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn service_token_filters_go_to_the_api() {
-    let sim = sim_opts(SeedOptions {
-        accounts: 1,
-        service_tokens: 12,
-        ..SeedOptions::default()
-    })
-    .await;
-    let s = session(&sim).await;
-    let a = &sim.account_ids()[0];
-    let b =
+#[test]
+fn service_token_filters_go_to_the_api() {
+    on_runtime(async {
+        let sim = sim_opts(SeedOptions {
+            accounts: 1,
+            service_tokens: 12,
+            ..SeedOptions::default()
+        })
+        .await;
+        let s = session(&sim).await;
+        let a = &sim.account_ids()[0];
+        let b =
         s.sql(&format!("SELECT name FROM cloudflare.access.service_tokens WHERE account_id = '{a}' AND name = 'ci-svc-2'")).await.unwrap();
-    assert_eq!(strings(&b, "name"), vec!["ci-svc-2"]);
-    let last = sim.requests().pop().unwrap();
-    assert!(last.query.contains("name=ci-svc-2"), "{last:?}");
-    let b = s
+        assert_eq!(strings(&b, "name"), vec!["ci-svc-2"]);
+        let last = sim.requests().pop().unwrap();
+        assert!(last.query.contains("name=ci-svc-2"), "{last:?}");
+        let b = s
         .sql(&format!("SELECT name FROM cloudflare.access.service_tokens WHERE account_id = '{a}' AND name LIKE '%origin%' ORDER BY name"))
         .await
         .unwrap();
-    assert_eq!(
-        strings(&b, "name"),
-        vec!["origin-svc-1", "origin-svc-11", "origin-svc-6"]
-    );
-    let last = sim.requests().pop().unwrap();
-    assert!(last.query.contains("search=origin"), "{last:?}");
+        assert_eq!(
+            strings(&b, "name"),
+            vec!["origin-svc-1", "origin-svc-11", "origin-svc-6"]
+        );
+        let last = sim.requests().pop().unwrap();
+        assert!(last.query.contains("search=origin"), "{last:?}");
+    })
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn register_into_an_existing_context() {
-    let sim = sim_with(30).await;
-    let ctx = cfql::datafusion::prelude::SessionContext::new();
-    cfql::register(&ctx, config(&sim)).unwrap();
-    let b = ctx
+#[test]
+fn register_into_an_existing_context() {
+    on_runtime(async {
+        let sim = sim_with(30).await;
+        let ctx = cfql::datafusion::prelude::SessionContext::new();
+        cfql::register(&ctx, config(&sim)).unwrap();
+        let b = ctx
         .sql("SELECT count(*) FROM cloudflare.user.tokens WHERE policies->0->>'effect' = 'allow'")
         .await
         .unwrap()
         .collect()
         .await
         .unwrap();
-    assert_eq!(scalar(&b), "30");
+        assert_eq!(scalar(&b), "30");
+    })
 }
 
 /// A one-shot HTTP server on loopback answering every request with `response`, and
@@ -634,124 +666,128 @@ async fn canned_server_with(
     (format!("127.0.0.1:{}", addr.port()), rx)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn redirects_to_another_host_are_refused_without_credentials() {
-    // The "other host" is localhost: same machine, different host name.
-    let ok_body = r#"{"success":true,"errors":[],"messages":[],"result":[]}"#;
-    let (other, mut other_seen) = canned_server(format!(
+#[test]
+fn redirects_to_another_host_are_refused_without_credentials() {
+    on_runtime(async {
+        // The "other host" is localhost: same machine, different host name.
+        let ok_body = r#"{"success":true,"errors":[],"messages":[],"result":[]}"#;
+        let (other, mut other_seen) = canned_server(format!(
         "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{ok_body}",
         ok_body.len()
     ))
     .await;
-    let port = other.rsplit(':').next().unwrap();
-    let (first, mut first_seen) = canned_server(format!(
+        let port = other.rsplit(':').next().unwrap();
+        let (first, mut first_seen) = canned_server(format!(
         "HTTP/1.1 302 Found\r\nlocation: http://localhost:{port}/client/v4/user/tokens\r\ncontent-length: 0\r\n\r\n"
     ))
     .await;
-    let s = Session::new(
-        Config::new(format!("http://{first}/client/v4")).with_api_token("sekret-credential-value"),
-    )
-    .await
-    .unwrap();
-    let e = s
-        .sql("SELECT id FROM cloudflare.user.tokens")
+        let s = Session::new(
+            Config::new(format!("http://{first}/client/v4"))
+                .with_api_token("sekret-credential-value"),
+        )
         .await
-        .unwrap_err()
-        .to_string();
-    assert!(e.contains("redirect to another host refused"), "{e}");
-    assert!(
-        first_seen
-            .recv()
+        .unwrap();
+        let e = s
+            .sql("SELECT id FROM cloudflare.user.tokens")
             .await
-            .unwrap()
-            .to_lowercase()
-            .contains("authorization: bearer sekret-credential-value")
-    );
-    assert!(
-        other_seen.try_recv().is_err(),
-        "the other host was contacted"
-    );
-    assert!(!e.contains("sekret"), "{e}");
-    // Same host and port, but a change of scheme is not followed either.
-    let (first, mut first_seen) =
-        canned_server_with(|me| format!("HTTP/1.1 302 Found\r\nlocation: https://{me}/client/v4/user/tokens\r\ncontent-length: 0\r\n\r\n"))
-            .await;
-    let s = Session::new(Config::new(format!("http://{first}/client/v4")).with_api_token("t"))
-        .await
-        .unwrap();
-    let e = s
-        .sql("SELECT id FROM cloudflare.user.tokens")
-        .await
-        .unwrap_err()
-        .to_string();
-    assert!(e.contains("must keep the scheme, host and port"), "{e}");
-    assert!(first_seen.recv().await.is_some());
-    assert!(
-        first_seen.try_recv().is_err(),
-        "the https redirect was not followed"
-    );
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_wait_beyond_the_ceiling_fails_at_once() {
-    let sim = sim_with(300).await;
-    sim.set_rate_limit(2, Duration::from_secs(120));
-    let mut c = config(&sim);
-    c.budget_wait = Duration::from_secs(5);
-    let s = Session::new(c).await.unwrap();
-    let e = s
-        .sql("SELECT id FROM cloudflare.user.tokens")
-        .await
-        .unwrap_err();
-    let text = e.to_string();
-    assert!(matches!(e, Error::BudgetWait { .. }), "{e:?}");
-    assert!(
-        text.contains("would have to wait 2m00s") && text.contains("more than the 5s allowed"),
-        "{text}"
-    );
-    assert_eq!(
-        sim.count("GET", "/user/tokens"),
-        1,
-        "the first page's Ratelimit header said the budget is spent"
-    );
-    assert_eq!(
-        sim.requests()
-            .iter()
-            .filter(|r| r.status == Some(429))
-            .count(),
-        0,
-        "no call past the limit"
-    );
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn without_totals_pages_one_by_one_until_a_short_page() {
-    let sim = sim_with(120).await;
-    sim.set_list_totals(false);
-    let s = session(&sim).await;
-    let b = s
-        .sql("SELECT id FROM cloudflare.user.tokens")
-        .await
-        .unwrap();
-    assert_eq!(rows(&b), 120);
-    assert_eq!(
-        sim.count("GET", "/user/tokens"),
-        3,
-        "50 + 50 + 20: the short page ends it"
-    );
-    let pages: Vec<String> = sim.requests().iter().map(|r| r.query.clone()).collect();
-    assert!(pages[2].contains("page=3"), "{pages:?}");
-    // An exact multiple of the page size ends on an empty page.
-    let sim = sim_with(100).await;
-    sim.set_list_totals(false);
-    let s = session(&sim).await;
-    assert_eq!(
-        rows(
-            &s.sql("SELECT id FROM cloudflare.user.tokens")
+            .unwrap_err()
+            .to_string();
+        assert_contains!(e, "redirect to another host refused");
+        assert!(
+            first_seen
+                .recv()
                 .await
                 .unwrap()
-        ),
-        100
-    );
-    assert_eq!(sim.count("GET", "/user/tokens"), 3);
+                .to_lowercase()
+                .contains("authorization: bearer sekret-credential-value")
+        );
+        assert!(
+            other_seen.try_recv().is_err(),
+            "the other host was contacted"
+        );
+        assert!(!e.contains("sekret"), "{e}");
+        // Same host and port, but a change of scheme is not followed either.
+        let (first, mut first_seen) =
+        canned_server_with(|me| format!("HTTP/1.1 302 Found\r\nlocation: https://{me}/client/v4/user/tokens\r\ncontent-length: 0\r\n\r\n"))
+            .await;
+        let s = Session::new(Config::new(format!("http://{first}/client/v4")).with_api_token("t"))
+            .await
+            .unwrap();
+        let e = s
+            .sql("SELECT id FROM cloudflare.user.tokens")
+            .await
+            .unwrap_err()
+            .to_string();
+        assert_contains!(e, "must keep the scheme, host and port");
+        assert!(first_seen.recv().await.is_some());
+        assert!(
+            first_seen.try_recv().is_err(),
+            "the https redirect was not followed"
+        );
+    })
+}
+
+#[test]
+fn a_wait_beyond_the_ceiling_fails_at_once() {
+    on_runtime(async {
+        let sim = sim_with(300).await;
+        sim.set_rate_limit(2, Duration::from_secs(120));
+        let mut c = config(&sim);
+        c.budget_wait = Duration::from_secs(5);
+        let s = Session::new(c).await.unwrap();
+        let e = s
+            .sql("SELECT id FROM cloudflare.user.tokens")
+            .await
+            .unwrap_err();
+        let text = e.to_string();
+        assert!(matches!(e, Error::BudgetWait { .. }), "{e:?}");
+        assert_contains!(text, "would have to wait 2m00s", "more than the 5s allowed");
+        assert_eq!(
+            sim.count("GET", "/user/tokens"),
+            1,
+            "the first page's Ratelimit header said the budget is spent"
+        );
+        assert_eq!(
+            sim.requests()
+                .iter()
+                .filter(|r| r.status == Some(429))
+                .count(),
+            0,
+            "no call past the limit"
+        );
+    })
+}
+
+#[test]
+fn without_totals_pages_one_by_one_until_a_short_page() {
+    on_runtime(async {
+        let sim = sim_with(120).await;
+        sim.set_list_totals(false);
+        let s = session(&sim).await;
+        let b = s
+            .sql("SELECT id FROM cloudflare.user.tokens")
+            .await
+            .unwrap();
+        assert_eq!(rows(&b), 120);
+        assert_eq!(
+            sim.count("GET", "/user/tokens"),
+            3,
+            "50 + 50 + 20: the short page ends it"
+        );
+        let pages: Vec<String> = sim.requests().iter().map(|r| r.query.clone()).collect();
+        assert!(pages[2].contains("page=3"), "{pages:?}");
+        // An exact multiple of the page size ends on an empty page.
+        let sim = sim_with(100).await;
+        sim.set_list_totals(false);
+        let s = session(&sim).await;
+        assert_eq!(
+            rows(
+                &s.sql("SELECT id FROM cloudflare.user.tokens")
+                    .await
+                    .unwrap()
+            ),
+            100
+        );
+        assert_eq!(sim.count("GET", "/user/tokens"), 3);
+    })
 }

@@ -99,10 +99,7 @@ fn sigint_mid_bulk_roll_keeps_every_processed_secret() {
         processed.len()
     );
     let summary = format!("EXEC cancelled: {} of ", processed.len());
-    assert!(
-        stderr.contains(&summary) && stderr.contains("not attempted"),
-        "{stderr}"
-    );
+    assert_contains!(stderr, &summary, "not attempted");
     // The rows that took effect were printed, secrets included.
     let mut r = csv::Reader::from_reader(stdout.as_bytes());
     let printed: HashSet<String> = r.records().map(|rec| rec.unwrap()[0].to_string()).collect();
@@ -137,10 +134,10 @@ fn a_full_disk_on_stdout_points_to_the_secrets_file() {
         .env("CLOUDFLARE_API_TOKEN", sim.admin_token())
         .stdout(full()));
     assert_eq!(code, 1, "{err}");
-    assert!(
-        err.contains("cannot write the output")
-            && err.contains("3 row(s) of this EXEC took effect"),
-        "{err}"
+    assert_contains!(
+        err,
+        "cannot write the output",
+        "3 row(s) of this EXEC took effect"
     );
     assert!(err.contains(&secrets.display().to_string()), "{err}");
     let filed = secrets_in(&secrets);
@@ -156,11 +153,11 @@ fn a_full_disk_on_stdout_points_to_the_secrets_file() {
         .env("CLOUDFLARE_API_TOKEN", sim.admin_token())
         .stdout(full()));
     assert_eq!(code, 1);
-    assert!(
-        err.contains("3 row(s) of this EXEC took effect")
-            && err.contains("lost")
-            && err.contains("--secrets-file"),
-        "{err}"
+    assert_contains!(
+        err,
+        "3 row(s) of this EXEC took effect",
+        "lost",
+        "--secrets-file"
     );
 }
 
@@ -192,10 +189,7 @@ fn a_closed_pipe_ends_a_read_quietly_and_a_write_loudly() {
         "EXEC cloudflare.user.tokens.roll @token_id = '{id}'"
     ));
     assert_eq!(code, Some(1));
-    assert!(
-        err.contains("1 row(s) of this EXEC took effect") && err.contains("lost"),
-        "{err}"
-    );
+    assert_contains!(err, "1 row(s) of this EXEC took effect", "lost");
 }
 
 /// Item 10: a template value is data. Inside quotes it is escaped; outside, only a plain
@@ -234,10 +228,7 @@ fn template_values_cannot_change_a_statement() {
         ])
         .env("CLOUDFLARE_API_TOKEN", &token));
     assert_eq!(code, 1);
-    assert!(
-        err.contains("template variable '{{ n }}'") && err.contains("outside quotes"),
-        "{err}"
-    );
+    assert_contains!(err, "template variable '{{ n }}'", "outside quotes");
     // The honest value still works, and rolls exactly what the WHERE names.
     let q = "SELECT count(*) FROM cloudflare.user.tokens WHERE status = 'active' AND expires_on > now() AND expires_on < now() + INTERVAL '7 days'";
     let (_, out, _) = run(cfql(home.path())
