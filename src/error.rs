@@ -46,11 +46,11 @@ pub enum Error {
     /// The API answered with an error envelope or status.
     #[error("Cloudflare API error: HTTP {status} on {method} {path}: {}", format_messages(.errors))]
     Api {
-        /// HTTP status.
+        /// The status the API answered with.
         status: u16,
-        /// HTTP method.
+        /// The call's HTTP method (`PUT`), so a caller can tell a read from a write.
         method: String,
-        /// Path below the base URL.
+        /// The call's path below the base URL (`/user/tokens/abc/value`), never a credential.
         path: String,
         /// The envelope's errors (may be empty when the body was not an envelope).
         errors: Vec<ApiMessage>,
@@ -62,9 +62,9 @@ pub enum Error {
         .retry_after.map(|s| format!(" (Retry-After {s} s is beyond the retry budget)")).unwrap_or_default()
     )]
     RateLimited {
-        /// HTTP method.
+        /// The call's HTTP method (`PUT`), so a caller can tell a read from a write.
         method: String,
-        /// Path below the base URL.
+        /// The call's path below the base URL (`/user/tokens/abc/value`), never a credential.
         path: String,
         /// Cloudflare code, if the body had one.
         code: Option<i64>,
@@ -76,21 +76,21 @@ pub enum Error {
     /// The request never got an answer (connection refused, reset, timeout).
     #[error("network error on {method} {url}: {detail}")]
     Network {
-        /// HTTP method.
+        /// The call's HTTP method (`PUT`), so a caller can tell a read from a write.
         method: String,
         /// Base URL plus path (never credentials).
         url: String,
-        /// What went wrong.
+        /// What happened, in the words of the transport or cfql.
         detail: String,
     },
     /// The API answered with a body cfql could not read.
     #[error("unreadable response from {method} {path} (HTTP {status}): {detail}")]
     Decode {
-        /// HTTP method.
+        /// The call's HTTP method (`PUT`), so a caller can tell a read from a write.
         method: String,
-        /// Path below the base URL.
+        /// The call's path below the base URL (`/user/tokens/abc/value`), never a credential.
         path: String,
-        /// HTTP status.
+        /// The status the API answered with.
         status: u16,
         /// What was wrong with it.
         detail: String,
@@ -100,11 +100,11 @@ pub enum Error {
         "{method} {path}: {detail}; the call may have taken effect on Cloudflare's side. It was not retried. Check with: {check}"
     )]
     OutcomeUnknown {
-        /// HTTP method.
+        /// The call's HTTP method (`PUT`), so a caller can tell a read from a write.
         method: String,
-        /// Path below the base URL.
+        /// The call's path below the base URL (`/user/tokens/abc/value`), never a credential.
         path: String,
-        /// What went wrong.
+        /// What happened, in the words of the transport or cfql.
         detail: String,
         /// A statement that shows whether it happened.
         check: String,
@@ -112,7 +112,7 @@ pub enum Error {
     /// A table needs a parameter the statement did not supply.
     #[error("{table} needs {param}: {hint}")]
     MissingParam {
-        /// The table.
+        /// The table, as `cloudflare.<service>.<table>`.
         table: String,
         /// The missing parameter.
         param: String,
@@ -164,7 +164,7 @@ pub enum Error {
     /// EXEC names a method the resource does not have.
     #[error("{table} has no method '{method}'; {}(EXEC methods: {}; SHOW METHODS IN {table} lists all)", did_you_mean_then(.suggestion), if .methods.is_empty() { "none".to_string() } else { .methods.join(", ") })]
     UnknownMethod {
-        /// The table.
+        /// The table, as `cloudflare.<service>.<table>`.
         table: String,
         /// The method as written.
         method: String,
@@ -188,7 +188,7 @@ pub enum Error {
     /// A table has no method for this kind of statement.
     #[error("{table} does not support {verb}; its methods are: {}", .methods.join(", "))]
     NotSupported {
-        /// The table.
+        /// The table, as `cloudflare.<service>.<table>`.
         table: String,
         /// SELECT, INSERT, UPDATE, DELETE or EXEC.
         verb: String,
@@ -241,7 +241,7 @@ pub enum Error {
         .causes.join("\n  ")
     )]
     FanOut {
-        /// The table.
+        /// The table, as `cloudflare.<service>.<table>`.
         table: String,
         /// Scopes that failed.
         failed: usize,
@@ -285,13 +285,13 @@ pub enum Error {
     /// A `{{ name }}` variable had no value.
     #[error("template variable '{{{{ {name} }}}}' has no value")]
     MissingVariable {
-        /// The variable.
+        /// The variable's name, without braces.
         name: String,
     },
     /// A `{{ name }}` value that would change the statement's shape.
     #[error("template variable '{{{{ {name} }}}}': {detail}")]
     TemplateValue {
-        /// The variable.
+        /// The variable's name, without braces.
         name: String,
         /// Why its value was refused.
         detail: String,
