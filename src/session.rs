@@ -51,9 +51,21 @@ impl std::fmt::Debug for Session {
 }
 
 /// Registers the `cloudflare` catalog and the JSON functions into an existing
-/// `SessionContext` (for BI tools and host programs that own their context).
-/// Reads work through `ctx.sql`; writes and EXEC need a [`Session`]. The context's SQL
-/// dialect is set to PostgreSQL so that `->` / `->>` bind tighter than `=`.
+/// `SessionContext` (for BI tools and host programs that own their context). The
+/// context's SQL dialect is set to PostgreSQL so that `->` / `->>` bind tighter than `=`.
+///
+/// Reads work through `ctx.sql`, and so do DataFusion's `INSERT`, `UPDATE` and `DELETE`
+/// (they return a `count`): an UPDATE or DELETE takes plain conditions on the table's own
+/// columns (no subquery), an INSERT of secrets needs `Config::secrets_file`, and no WHERE
+/// needs `Config::allow_unfiltered_writes`. RETURNING and EXEC need a [`Session`].
+///
+/// ```no_run
+/// # async fn demo() -> cfql::Result<()> {
+/// let ctx = cfql::datafusion::prelude::SessionContext::new();
+/// cfql::register(&ctx, cfql::Config::from_env()?)?;
+/// ctx.sql("DELETE FROM cloudflare.user.tokens WHERE id = '0123abcd'").await?.collect().await?;
+/// # Ok(()) }
+/// ```
 pub fn register(ctx: &SessionContext, config: Config) -> Result<()> {
     let engine = Engine::new(config)?;
     {

@@ -48,7 +48,7 @@ pub struct RecordedRequest {
     pub route: String,
     /// Raw query string.
     pub query: String,
-    /// Request body as text (empty when none), cut at [`LOG_BODY_BYTES`].
+    /// Request body as text (empty when none), cut at 4 KiB.
     pub body: String,
     /// Which credential scheme was used.
     pub auth: AuthKind,
@@ -65,7 +65,7 @@ pub const LOG_BODY_BYTES: usize = 4096;
 pub const LOG_CAPACITY: usize = 10_000;
 
 impl RecordedRequest {
-    /// An entry for a request, its body cut to [`LOG_BODY_BYTES`].
+    /// An entry for a request, its body cut to 4 KiB.
     pub fn new(
         method: &str,
         path: &str,

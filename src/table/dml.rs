@@ -29,7 +29,7 @@ use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::filter::FilterExec;
 use datafusion::physical_plan::projection::ProjectionExec;
 
-use super::ResourceTable;
+use super::{ResourceTable, pushdown};
 use crate::cancel::Cancel;
 use crate::error::Error;
 use crate::provider::Verb;
@@ -85,7 +85,10 @@ impl ResourceTable {
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
         let target = Target::new(self.resource.clone(), Verb::Delete, true)?;
         self.refuse_unfiltered("DELETE", &filters)?;
-        if let Some(calls) = pinned_calls(&self.engine, &target, &filters).await? {
+        if let Some(pins) = pushdown::pins_only(&self.resource.spec, &filters)
+            && let Some(ids) = &pins.ids
+            && let Some(calls) = pinned_calls(&self.engine, &target, ids, &pins.scopes).await?
+        {
             return Ok(self.write_plan(target, Calls::Planned(calls)));
         }
         let input = self.matching_rows(state, &filters).await?;

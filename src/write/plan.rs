@@ -5,7 +5,6 @@
 use std::collections::BTreeMap;
 
 use datafusion::arrow::record_batch::RecordBatch;
-use datafusion::logical_expr::Expr;
 use serde_json::{Map, Value};
 
 use super::coerce::coerce;
@@ -15,7 +14,6 @@ use crate::engine::{Engine, ScopeBinding, ScopeSource, scope_binding};
 use crate::error::{Error, RejectedRow, Result, SetAction};
 use crate::http::ApiRequest;
 use crate::provider::{ColumnSpec, ColumnType, MethodSpec, Resource};
-use crate::table::pushdown;
 
 /// The calls of every row of `batches`, or the error naming every row that is not valid.
 pub(super) fn calls_from_rows(
@@ -260,24 +258,19 @@ fn delete_call(
 }
 
 /// The DELETEs of a WHERE that pins the ids (and at most one scope value) and says nothing
-/// else: no list call is needed. `None` when any predicate is about something else; then
-/// the rows are read first, since the shortcut must never match more than the WHERE.
+/// else (`table::pushdown::pins_only` tells): no list call is needed. `None` when the
+/// scopes are not pinned to one value; then the rows are read first, since the shortcut
+/// must never match more than the WHERE.
 pub(crate) async fn pinned_calls(
     engine: &Engine,
     target: &Target,
-    filters: &[Expr],
+    ids: &[String],
+    scopes: &BTreeMap<String, Vec<String>>,
 ) -> Result<Option<Vec<PlannedCall>>> {
-    let spec = &target.resource.spec;
-    let Some(pins) = pushdown::pins_only(spec, filters) else {
+    if scopes.len() > 1 || scopes.values().any(|v| v.len() > 1) {
         return Ok(None);
-    };
-    let Some(ids) = pins
-        .ids
-        .filter(|_| pins.scopes.len() <= 1 && pins.scopes.values().all(|v| v.len() <= 1))
-    else {
-        return Ok(None);
-    };
-    let source = engine.scope_source(&target.resource, &target.method, &pins.scopes);
+    }
+    let source = engine.scope_source(&target.resource, &target.method, scopes);
     if !matches!(
         source,
         ScopeSource::Pinned | ScopeSource::DefaultAccount | ScopeSource::Unscoped
@@ -286,10 +279,10 @@ pub(crate) async fn pinned_calls(
     }
     let mut calls = Vec::new();
     for scope in engine
-        .resolve_scopes(&target.resource, &target.method, &pins.scopes)
+        .resolve_scopes(&target.resource, &target.method, scopes)
         .await?
     {
-        for id in &ids {
+        for id in ids {
             calls.push(delete_call(
                 target,
                 calls.len() + 1,

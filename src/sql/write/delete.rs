@@ -8,6 +8,7 @@ use crate::output::Output;
 use crate::provider::Verb;
 use crate::sql::parse::name_parts;
 use crate::table::dml::where_of;
+use crate::table::pushdown::pins_only;
 use crate::write::{Calls, RowPlan, Target, pinned_calls};
 
 /// Clauses of DELETE that cfql does not carry out: refused, never ignored.
@@ -59,8 +60,9 @@ pub async fn delete(cx: &WriteContext<'_>, del: &ast::Delete) -> Result<Output> 
         && del.limit.is_none()
         && !returning.needs_read(&target);
     if shortcut
-        && let Some(filters) = where_of(&logical)
-        && let Some(calls) = pinned_calls(cx.engine, &target, &filters).await?
+        && let Some(pins) = where_of(&logical).and_then(|f| pins_only(&target.resource.spec, &f))
+        && let Some(ids) = &pins.ids
+        && let Some(calls) = pinned_calls(cx.engine, &target, ids, &pins.scopes).await?
     {
         return cx.run(target, Calls::Planned(calls), &returning).await;
     }
