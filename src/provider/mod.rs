@@ -207,12 +207,26 @@ impl Registry {
     /// The error for a name that is no table, with the closest table name.
     pub fn unknown_table(&self, parts: &[String]) -> Error {
         let name = parts.join(".");
+        // Compare like with like: `user.tokns` with the last two parts of each name.
         let tables = self.all_table_names();
-        let suggestion = crate::suggest::closest(
+        let suffix = |t: &String| {
+            t.split('.')
+                .rev()
+                .take(parts.len())
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+                .collect::<Vec<_>>()
+                .join(".")
+        };
+        let suffixes: Vec<String> = tables.iter().map(suffix).collect();
+        let closest = crate::suggest::closest(
             &name.to_ascii_lowercase(),
-            tables.iter().map(String::as_str),
-        )
-        .map(str::to_string);
+            suffixes.iter().map(String::as_str),
+        );
+        let suggestion = closest
+            .and_then(|c| suffixes.iter().position(|s| s == c))
+            .map(|i| tables[i].clone());
         Error::UnknownTable { suggestion, name }
     }
 

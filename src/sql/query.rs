@@ -26,68 +26,62 @@ pub async fn query(
     sql: &str,
 ) -> Result<Vec<RecordBatch>> {
     let plan = logical(ctx, registry, sql).await?;
-    let df = ctx
-        .execute_logical_plan(plan)
-        .await
-        .map_err(|e| friendly(registry, e))?;
-    df.collect().await.map_err(|e| friendly(registry, e))
+    let df = ctx.execute_logical_plan(plan).await.map_err(friendly)?;
+    df.collect().await.map_err(friendly)
 }
 
 /// The logical plan of a query given as SQL text; anything but a query is an error.
 pub async fn logical(ctx: &SessionContext, registry: &Registry, sql: &str) -> Result<LogicalPlan> {
-    let CfqlStatement::Query(mut stmt) = parse::parse(sql, registry)? else {
+    let CfqlStatement::Query(stmt) = parse::parse(sql, registry)? else {
         return Err(Error::Syntax {
             message: format!("expected a query, got: {sql}"),
         });
     };
+    plan_statement(ctx, registry, *stmt).await
+}
+
+/// Plans a parsed query: id params renamed, every table it names checked (an unknown one
+/// is [`Error::UnknownTable`] with the closest name, before DataFusion says it its way).
+async fn plan_statement(
+    ctx: &SessionContext,
+    registry: &Registry,
+    mut stmt: Statement,
+) -> Result<LogicalPlan> {
     rewrite::rename_id_params(&mut stmt, registry);
-    ctx.state()
-        .statement_to_plan(DfStatement::Statement(stmt))
-        .await
-        .map_err(|e| friendly(registry, e))
+    let stmt = DfStatement::Statement(Box::new(stmt));
+    let state = ctx.state();
+    for table in state.resolve_table_references(&stmt).map_err(friendly)? {
+        if !ctx.table_exist(table.clone()).unwrap_or(true) {
+            let parts: Vec<String> = table.to_vec();
+            return Err(registry.unknown_table(&parts));
+        }
+    }
+    state.statement_to_plan(stmt).await.map_err(friendly)
 }
 
 /// The physical plan of a logical one (optimised as DataFusion would).
-pub async fn physical(
-    ctx: &SessionContext,
-    registry: &Registry,
-    plan: LogicalPlan,
-) -> Result<Arc<dyn ExecutionPlan>> {
+pub async fn physical(ctx: &SessionContext, plan: LogicalPlan) -> Result<Arc<dyn ExecutionPlan>> {
     ctx.state()
         .create_physical_plan(&plan)
         .await
-        .map_err(|e| friendly(registry, e))
+        .map_err(friendly)
 }
 
 /// Plans and runs a parsed query; returns its schema (also for zero rows) and rows.
 pub async fn query_statement(
     ctx: &SessionContext,
     registry: &Registry,
-    mut stmt: Statement,
+    stmt: Statement,
 ) -> Result<(SchemaRef, Vec<RecordBatch>)> {
-    rewrite::rename_id_params(&mut stmt, registry);
-    let friendly = |e| friendly(registry, e);
-    let state = ctx.state();
-    let plan = state
-        .statement_to_plan(DfStatement::Statement(Box::new(stmt)))
-        .await
-        .map_err(friendly)?;
+    let plan = plan_statement(ctx, registry, stmt).await?;
     let df = ctx.execute_logical_plan(plan).await.map_err(friendly)?;
     let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
     let batches = df.collect().await.map_err(friendly)?;
     Ok((schema, batches))
 }
 
-/// Adds suggestions to unknown-table and unknown-column errors.
-fn friendly(registry: &Registry, e: DataFusionError) -> Error {
-    let text = e.to_string();
-    if let Some(rest) = text.split("table '").nth(1)
-        && let Some(name) = rest.split('\'').next()
-        && text.contains("not found")
-    {
-        let parts: Vec<String> = name.split('.').map(str::to_string).collect();
-        return registry.unknown_table(&parts);
-    }
+/// Adds suggestions to unknown-column errors (DataFusion's typed `FieldNotFound`).
+fn friendly(e: DataFusionError) -> Error {
     if let DataFusionError::SchemaError(se, _) = e.find_root()
         && let datafusion::common::SchemaError::FieldNotFound {
             field,

@@ -791,3 +791,52 @@ fn without_totals_pages_one_by_one_until_a_short_page() {
         assert_eq!(sim.count("GET", "/user/tokens"), 3);
     })
 }
+
+/// An unknown table is a typed error with the closest name, whichever way it is written,
+/// and nothing is called; a CTE's name is no table to check.
+#[test]
+fn unknown_tables_are_named_with_a_suggestion_before_any_call() {
+    on_runtime(async {
+        let sim = sim_with(5).await;
+        let s = session(&sim).await;
+        for (sql, name, suggestion) in [
+            (
+                "SELECT * FROM cloudflare.user.tokenz",
+                "cloudflare.user.tokenz",
+                "cloudflare.user.tokens",
+            ),
+            (
+                "SELECT * FROM access.service_tokenz",
+                "access.service_tokenz",
+                "cloudflare.access.service_tokens",
+            ),
+            (
+                "SELECT id FROM tokens t JOIN user.tokns u ON t.id = u.id",
+                "user.tokns",
+                "cloudflare.user.tokens",
+            ),
+        ] {
+            let e = s.sql(sql).await.unwrap_err();
+            let cfql::Error::UnknownTable {
+                name: n,
+                suggestion: Some(sug),
+            } = &e
+            else {
+                panic!("{sql}: {e:?}")
+            };
+            assert_eq!((n.as_str(), sug.as_str()), (name, suggestion), "{sql}");
+            assert_contains!(e.to_string(), "SHOW RESOURCES lists the tables");
+        }
+        let b = s
+            .sql("WITH recent AS (SELECT id FROM cloudflare.user.tokens) SELECT count(*) FROM recent")
+            .await
+            .unwrap();
+        assert_eq!(scalar(&b), "5");
+        assert_eq!(
+            sim.count("GET", "/user/tokens"),
+            1,
+            "only the CTE's listing: {:?}",
+            sim.requests()
+        );
+    })
+}

@@ -66,7 +66,7 @@ pub async fn delete(cx: &WriteContext<'_>, del: &ast::Delete) -> Result<Output> 
     {
         return cx.run(target, Calls::Planned(calls), &returning).await;
     }
-    let input = super::query::physical(cx.ctx, &cx.engine.registry, logical).await?;
+    let input = super::query::physical(cx.ctx, logical).await?;
     cx.run(
         target,
         Calls::FromInput {

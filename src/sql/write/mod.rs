@@ -66,7 +66,7 @@ impl<'a> WriteContext<'a> {
     /// The physical plan of a query whose rows a write acts on.
     async fn plan(&self, sql: &str) -> Result<Arc<dyn ExecutionPlan>> {
         let logical = self.logical(sql).await?;
-        query::physical(self.ctx, &self.engine.registry, logical).await
+        query::physical(self.ctx, logical).await
     }
 
     /// The logical plan of a query (its WHERE is what a DELETE's shortcut reads).
