@@ -6,8 +6,10 @@
 //!    so the peak RSS printed is the engine's alone (measured first, in a fresh process).
 //! 2. Concurrent paging: `SELECT count(*)` over 10,000 user tokens with 50 ms added to
 //!    every request, default settings against `concurrency = 1`, in one run.
-//! 3. Decoding alone: rows per second from JSON page bodies to Arrow.
-//! 4. Simulator page cost at 100,000 tokens: mean round trip of one page on loopback.
+//! 3. Simulator page cost at 100,000 tokens: mean round trip of one page on loopback.
+//! 4. The write plan: a bulk roll of 200 tokens with 50 ms added to every request, default
+//!    settings against `concurrency = 1`; and one UPDATE of 200 tokens through a `Session`
+//!    against the same UPDATE as DataFusion DML in a context of `cfql::register`.
 //! 5. Org scale under the API budget: an audit over 2,000 accounts with Cloudflare's limit
 //!    of 1,200 calls per window, the window shrunk from 300 s to 10 s: calls made against
 //!    the minimum, 429s seen (must be 0), wall time against the physical bound.
@@ -172,6 +174,7 @@ async fn main() {
     drop(child.stdin.take());
     let _ = child.wait();
 
+    bulk_writes().await;
     org_scale().await;
     audits_in_one_run().await;
 }
@@ -260,4 +263,121 @@ async fn audits_in_one_run() {
         "calls: {} (one listing of each table: {one_listing_each} calls)",
         sim.total_requests()
     );
+}
+
+/// The write plan under latency (figure 4): calls run `concurrency` at a time, each
+/// outcome recorded as it returns; DataFusion's DML goes through the same plan.
+async fn bulk_writes() {
+    let sim = Simulator::start(SimOptions {
+        seed: SeedOptions {
+            tokens: 420,
+            ..SeedOptions::default()
+        },
+        latency_ms: 50,
+        rate_limit: 1_000_000,
+        ..SimOptions::default()
+    })
+    .await
+    .unwrap();
+    let base = Config::new(sim.base_url()).with_api_token(sim.admin_token());
+    let s = Session::new(base.clone()).await.unwrap();
+    let me = scalar_text(&s, "SELECT id FROM cloudflare.user.tokens_verify").await;
+    let ids = |offset: usize| {
+        format!(
+            "SELECT id FROM cloudflare.user.tokens WHERE id <> '{me}' AND status = 'active' ORDER BY id LIMIT 100 OFFSET {offset}"
+        )
+    };
+    let roll = |offset| {
+        format!(
+            "EXEC cloudflare.user.tokens.update_value @token_id = ({})",
+            ids(offset)
+        )
+    };
+    let slow = Session::new(base.clone().with_concurrency(1))
+        .await
+        .unwrap();
+    let t = Instant::now();
+    let fast_rows: usize = s
+        .sql(&roll(0))
+        .await
+        .unwrap()
+        .iter()
+        .map(|b| b.num_rows())
+        .sum();
+    let t_fast = t.elapsed();
+    let t = Instant::now();
+    let slow_rows: usize = slow
+        .sql(&roll(100))
+        .await
+        .unwrap()
+        .iter()
+        .map(|b| b.num_rows())
+        .sum();
+    let t_slow = t.elapsed();
+    println!("\n## the write plan: a bulk roll of 100 tokens, 50 ms per request");
+    println!(
+        "default (concurrency 16): {:>8.3} s, {fast_rows} secrets returned",
+        t_fast.as_secs_f64()
+    );
+    println!(
+        "concurrency 1:            {:>8.3} s, {slow_rows} secrets returned",
+        t_slow.as_secs_f64()
+    );
+    println!(
+        "speed-up:                 {:>8.1}x",
+        t_slow.as_secs_f64() / t_fast.as_secs_f64()
+    );
+
+    let update = |offset| {
+        format!(
+            "UPDATE cloudflare.user.tokens SET status = 'disabled' WHERE id IN ({})",
+            ids(offset)
+        )
+    };
+    sim.reset_counts();
+    let t = Instant::now();
+    s.sql(&update(0)).await.unwrap();
+    let (t_session, calls_session) = (t.elapsed(), sim.total_requests());
+    let ctx = cfql::datafusion::prelude::SessionContext::new();
+    cfql::register(&ctx, base).unwrap();
+    let list: Vec<String> = {
+        let b = s.sql(&ids(0)).await.unwrap();
+        let a = b[0]
+            .column(0)
+            .as_any()
+            .downcast_ref::<cfql::arrow::array::StringArray>()
+            .unwrap()
+            .clone();
+        a.iter().flatten().map(|v| format!("'{v}'")).collect()
+    };
+    sim.reset_counts();
+    let t = Instant::now();
+    let sql = format!(
+        "UPDATE cloudflare.user.tokens SET status = 'active' WHERE id IN ({})",
+        list.join(", ")
+    );
+    ctx.sql(&sql).await.unwrap().collect().await.unwrap();
+    let (t_dml, calls_dml) = (t.elapsed(), sim.total_requests());
+    println!(
+        "\n## one UPDATE of 100 tokens, 50 ms per request: cfql::Session vs DataFusion DML (cfql::register)"
+    );
+    println!(
+        "Session:        {:>8.3} s, {calls_session} calls",
+        t_session.as_secs_f64()
+    );
+    println!(
+        "DataFusion DML: {:>8.3} s, {calls_dml} calls ({:.2}x the Session's time)",
+        t_dml.as_secs_f64(),
+        t_dml.as_secs_f64() / t_session.as_secs_f64()
+    );
+}
+
+async fn scalar_text(s: &Session, sql: &str) -> String {
+    let b = s.sql(sql).await.unwrap();
+    b[0].column(0)
+        .as_any()
+        .downcast_ref::<cfql::arrow::array::StringArray>()
+        .unwrap()
+        .value(0)
+        .to_string()
 }

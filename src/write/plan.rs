@@ -144,15 +144,21 @@ fn create_body(
     (body, scope_row, problems)
 }
 
-/// The statement that finds a create whose answer was lost: by its label (`name`).
+/// The statement that finds a create whose answer was lost: by its label (`name`) when
+/// the manifest names one.
 fn create_check(resource: &Resource, body: &Map<String, Value>, scope: &ScopeBinding) -> String {
-    let label = resource.spec.label.as_deref().unwrap_or("name");
-    let value = body.get(label).and_then(Value::as_str).unwrap_or("");
+    let by_label = resource.spec.label.as_deref().map(|label| {
+        let value = body.get(label).and_then(Value::as_str).unwrap_or("");
+        format!(" AND {label} = '{}'", value.replace('\'', "''"))
+    });
+    let filter = format!("{}{}", by_label.unwrap_or_default(), scope_condition(scope));
     format!(
-        "SELECT * FROM {} WHERE {label} = '{}'{} (creates are never retried; delete a duplicate if one exists)",
+        "SELECT * FROM {}{} (creates are never retried; delete a duplicate if one exists)",
         resource.qualified_name(),
-        value.replace('\'', "''"),
-        scope_condition(scope)
+        filter
+            .strip_prefix(" AND ")
+            .map(|f| format!(" WHERE {f}"))
+            .unwrap_or_default()
     )
 }
 
@@ -167,7 +173,7 @@ fn update_call(
     let (resource, method) = (&target.resource, &target.method);
     let current = row_object(&resource.spec.columns, read);
     let id = current
-        .get(&id_column(resource))
+        .get(resource.spec.id_column())
         .and_then(Value::as_str)
         .map(str::to_string);
     let reject = |problems| RejectedRow {
@@ -224,7 +230,7 @@ fn delete_row(
     let resource = &target.resource;
     let current = row_object(&resource.spec.columns, read);
     let id = current
-        .get(&id_column(resource))
+        .get(resource.spec.id_column())
         .and_then(Value::as_str)?
         .to_string();
     let reject = |e: Error| RejectedRow {
@@ -293,15 +299,6 @@ pub(crate) async fn pinned_calls(
         }
     }
     Ok(Some(calls))
-}
-
-fn id_column(resource: &Resource) -> String {
-    resource
-        .spec
-        .id
-        .as_ref()
-        .map(|i| i.column.clone())
-        .unwrap_or_else(|| "id".into())
 }
 
 /// The column spec a body field is checked against (a field that is no column, such as
@@ -415,7 +412,7 @@ fn check_by_id(resource: &Resource, scope: &ScopeBinding, id: &str) -> String {
     format!(
         "SELECT * FROM {} WHERE {} = '{}'{}",
         resource.qualified_name(),
-        id_column(resource),
+        resource.spec.id_column(),
         id.replace('\'', "''"),
         scope_condition(scope)
     )

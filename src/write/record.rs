@@ -103,8 +103,8 @@ impl Recorder {
         let mut line = json!({
             "time": Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true),
             "table": resource.qualified_name(),
-            "id": obj.get("id"),
-            "name": obj.get("name"),
+            "id": obj.get(resource.spec.id_column()),
+            "name": resource.spec.label.as_deref().and_then(|l| obj.get(l)),
         });
         for s in &resource.spec.scopes {
             if let Some(v) = obj.get(&s.column).filter(|v| !v.is_null()) {
