@@ -1,12 +1,16 @@
-//! The `cloudflare` DataFusion catalog: a schema per service (plus StackQL alias names),
-//! a table per resource (plus aliases), and the manifest-defined views.
+//! The `cloudflare` DataFusion catalog: a schema per service, a table per resource, and
+//! the manifest-defined views. StackQL's alias names (`user.user_tokens`,
+//! `zero_trust.service_tokens`) resolve in SQL but are not listed: `information_schema`
+//! (and any tool that browses it) sees each table once, under its canonical name, so a BI
+//! sync never reads a table twice.
 
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, RwLock};
 
+use async_trait::async_trait;
 use datafusion::catalog::view::ViewTable;
-use datafusion::catalog::{
-    CatalogProvider, MemoryCatalogProvider, MemorySchemaProvider, SchemaProvider, TableProvider,
-};
+use datafusion::catalog::{CatalogProvider, SchemaProvider, TableProvider};
+use datafusion::error::{DataFusionError, Result as DfResult};
 use datafusion::prelude::SessionContext;
 
 use crate::engine::Engine;
@@ -17,28 +21,20 @@ use crate::table::dml::DmlGuard;
 
 /// Registers the `cloudflare` catalog (tables and views) into `ctx`.
 pub fn register_catalog(ctx: &SessionContext, engine: &Arc<Engine>) -> Result<()> {
-    let catalog = Arc::new(MemoryCatalogProvider::new());
+    let catalog = Arc::new(ServiceCatalog::default());
     let mut schemas = Vec::new();
     for svc in engine.registry.services() {
-        let schema = Arc::new(MemorySchemaProvider::new());
+        let schema = Arc::new(ServiceSchema::default());
         for resource in engine
             .registry
             .resources()
             .filter(|r| r.service == svc.service)
         {
-            let names: Vec<String> = std::iter::once(&resource.spec.name)
-                .chain(&resource.spec.aliases)
-                .cloned()
-                .collect();
             let table: Arc<dyn TableProvider> =
-                Arc::new(ResourceTable::new(engine.clone(), resource));
-            for name in &names {
-                schema.register_table(name.clone(), table.clone())?;
-            }
+                Arc::new(ResourceTable::new(engine.clone(), resource.clone()));
+            schema.add(&resource.spec.name, &resource.spec.aliases, table);
         }
-        for name in std::iter::once(&svc.service).chain(&svc.aliases) {
-            catalog.register_schema(name, schema.clone())?;
-        }
+        catalog.add(&svc.service, &svc.aliases, schema.clone());
         schemas.push((svc.clone(), schema));
     }
     ctx.register_catalog(CATALOG, catalog);
@@ -49,11 +45,125 @@ pub fn register_catalog(ctx: &SessionContext, engine: &Arc<Engine>) -> Result<()
     for (svc, schema) in schemas {
         for v in &svc.views {
             let plan = futures::executor::block_on(ctx.state().create_logical_plan(&v.sql))?;
-            schema.register_table(
-                v.name.clone(),
-                Arc::new(ViewTable::new(plan, Some(v.sql.clone()))),
-            )?;
+            let view = Arc::new(ViewTable::new(plan, Some(v.sql.clone())));
+            schema.add(&v.name, &[], view);
         }
     }
     Ok(())
+}
+
+/// Items listed under their canonical names, found under their aliases too.
+#[derive(Debug)]
+struct Named<T> {
+    items: BTreeMap<String, T>,
+    aliases: HashMap<String, String>,
+}
+
+impl<T> Default for Named<T> {
+    fn default() -> Self {
+        Self {
+            items: BTreeMap::new(),
+            aliases: HashMap::new(),
+        }
+    }
+}
+
+impl<T: Clone> Named<T> {
+    fn add(&mut self, name: &str, aliases: &[String], item: T) {
+        self.items.insert(name.to_string(), item);
+        for a in aliases {
+            self.aliases.insert(a.clone(), name.to_string());
+        }
+    }
+
+    fn get(&self, name: &str) -> Option<T> {
+        let canonical = self.aliases.get(name).map(String::as_str).unwrap_or(name);
+        self.items.get(canonical).cloned()
+    }
+
+    fn names(&self) -> Vec<String> {
+        self.items.keys().cloned().collect()
+    }
+}
+
+/// The catalog: one schema per service.
+#[derive(Debug, Default)]
+struct ServiceCatalog {
+    schemas: RwLock<Named<Arc<dyn SchemaProvider>>>,
+}
+
+impl ServiceCatalog {
+    fn add(&self, name: &str, aliases: &[String], schema: Arc<dyn SchemaProvider>) {
+        self.schemas
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .add(name, aliases, schema);
+    }
+}
+
+impl CatalogProvider for ServiceCatalog {
+    fn schema_names(&self) -> Vec<String> {
+        self.schemas
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .names()
+    }
+
+    fn schema(&self, name: &str) -> Option<Arc<dyn SchemaProvider>> {
+        self.schemas
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(name)
+    }
+}
+
+/// A service: its resources' tables and its views.
+#[derive(Debug, Default)]
+struct ServiceSchema {
+    tables: RwLock<Named<Arc<dyn TableProvider>>>,
+}
+
+impl ServiceSchema {
+    fn add(&self, name: &str, aliases: &[String], table: Arc<dyn TableProvider>) {
+        self.tables
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .add(name, aliases, table);
+    }
+}
+
+#[async_trait]
+impl SchemaProvider for ServiceSchema {
+    fn table_names(&self) -> Vec<String> {
+        self.tables
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .names()
+    }
+
+    async fn table(&self, name: &str) -> DfResult<Option<Arc<dyn TableProvider>>> {
+        Ok(self
+            .tables
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(name))
+    }
+
+    fn table_exist(&self, name: &str) -> bool {
+        self.tables
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(name)
+            .is_some()
+    }
+
+    fn register_table(
+        &self,
+        name: String,
+        _table: Arc<dyn TableProvider>,
+    ) -> DfResult<Option<Arc<dyn TableProvider>>> {
+        Err(DataFusionError::Plan(format!(
+            "cannot create table {name} in the cloudflare catalog: its tables are the API's resources (add one in providers/)"
+        )))
+    }
 }
