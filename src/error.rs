@@ -306,6 +306,11 @@ pub enum Error {
         /// What is wrong.
         message: String,
     },
+    /// No credential is configured, and a call was about to be made.
+    #[error(
+        "no Cloudflare credential: set CLOUDFLARE_API_TOKEN (or CLOUDFLARE_EMAIL and CLOUDFLARE_API_KEY), or a profile with api_token"
+    )]
+    NoCredential,
     /// Configuration is missing or invalid.
     #[error("configuration error: {0}")]
     Config(String),
@@ -619,6 +624,7 @@ impl Error {
                 ceiling: *ceiling,
                 why: why.clone(),
             },
+            Error::NoCredential => Error::NoCredential,
             other => Error::Config(other.to_string()),
         }
     }

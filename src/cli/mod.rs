@@ -614,6 +614,7 @@ impl Printer {
 pub(crate) fn render(e: &Error) -> String {
     match e {
         Error::MissingVariable { name } => format!("{e}: pass --var {name}=VALUE"),
+        Error::NoCredential => format!("{e} (--profile NAME picks a profile)"),
         Error::RateLimited { .. } => format!("{e} (--concurrency sets how many calls run at once)"),
         _ => e.to_string(),
     }

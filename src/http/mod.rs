@@ -337,10 +337,7 @@ impl Client {
         cancel: Option<&Cancel>,
     ) -> Result<ApiResponse> {
         let Some(creds) = self.credentials() else {
-            return Err(Error::Config(
-                "no Cloudflare credential: set CLOUDFLARE_API_TOKEN (or CLOUDFLARE_EMAIL and CLOUDFLARE_API_KEY), or use a --profile"
-                    .into(),
-            ));
+            return Err(Error::NoCredential);
         };
         let mut attempt: u32 = 0;
         let mut waited = Duration::ZERO;

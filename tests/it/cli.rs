@@ -462,3 +462,35 @@ mod repl {
         assert_eq!(sim.count("GET", "/user/tokens"), 1);
     }
 }
+
+/// Without a credential nothing is called, and the command line adds the flag that helps;
+/// the library's own text names no flag.
+#[test]
+fn no_credential_is_named_with_the_way_to_give_one() {
+    on_runtime(async {
+        let sim = sim_with(3).await;
+        let home = tempfile::tempdir().unwrap();
+        let (code, _, err) = run(cfql(home.path()).args([
+            "--base-url",
+            &sim.base_url(),
+            "-c",
+            "SELECT count(*) FROM cloudflare.user.tokens",
+        ]));
+        assert_eq!(code, 1, "{err}");
+        assert_contains!(
+            err,
+            "no Cloudflare credential: set CLOUDFLARE_API_TOKEN",
+            "(--profile NAME picks a profile)"
+        );
+        assert_eq!(sim.total_requests(), 0);
+        let s = cfql::Session::new(cfql::Config::new(sim.base_url()))
+            .await
+            .unwrap();
+        let e = s
+            .sql("SELECT count(*) FROM cloudflare.user.tokens")
+            .await
+            .unwrap_err();
+        assert!(matches!(e, cfql::Error::NoCredential), "{e:?}");
+        assert!(!e.to_string().contains("--"), "{e}");
+    })
+}
