@@ -381,3 +381,57 @@ fn explain_shows_the_write_plan_and_dry_run_sends_nothing() {
         assert_eq!(sim.mutating_requests(), 0);
     })
 }
+
+/// A write that partly fails comes back from DataFusion as cfql's `PartialFailure`, with
+/// every row's outcome and the rows that took effect (their secrets included).
+#[test]
+fn a_partial_failure_keeps_every_outcome_and_secret_through_datafusion() {
+    on_runtime(async {
+        let sim = sim_with(3).await;
+        sim.set_faults(cfql::sim::FaultSpec::parse("500@POST:/user/tokens#2").unwrap());
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = config(&sim);
+        c.secrets_file = Some(dir.path().join("secrets.jsonl"));
+        c.concurrency = 1;
+        let ctx = context(c);
+        let values: Vec<String> = (0..3)
+            .map(|i| format!("('partial-{i}', '{POLICIES}')"))
+            .collect();
+        let sql = format!(
+            "INSERT INTO cloudflare.user.tokens (name, policies) VALUES {}",
+            values.join(", ")
+        );
+        let e = run(&ctx, &sql).await.unwrap_err();
+        let Error::PartialFailure {
+            failed,
+            total,
+            outcomes,
+            succeeded,
+            detail,
+            ..
+        } = &e
+        else {
+            panic!("{e:?}")
+        };
+        assert_eq!((*failed, *total, detail.uncertain), (1, 3, 1), "{e}");
+        assert_eq!(
+            outcomes
+                .iter()
+                .filter(|o| o.state == cfql::RowState::MayHaveTakenEffect)
+                .count(),
+            1
+        );
+        let secrets = strings(succeeded, "value");
+        assert_eq!(secrets.len(), 2);
+        let filed = secrets_in(&dir.path().join("secrets.jsonl"));
+        assert_eq!(filed.len(), 2);
+        for s in &secrets {
+            assert!(
+                filed.values().any(|f| f == s),
+                "each returned secret is on disk"
+            );
+            assert!(authenticates_as(&sim, s).await.is_some());
+        }
+        assert_contains!(e.to_string(), "may have taken effect");
+    })
+}
