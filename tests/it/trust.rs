@@ -731,3 +731,50 @@ fn an_account_owned_token_rolls_itself_last() {
         );
     })
 }
+
+/// A program that drops a write's future (a timeout, a task aborted) loses nothing: the
+/// rolls already sent finish and their secrets reach the secrets file; no new roll starts.
+#[test]
+fn a_dropped_statement_future_keeps_the_secrets_of_the_rolls_in_flight() {
+    on_runtime(async {
+        let sim = sim_with(60).await;
+        let targets = active_ids(&sim, 20).await;
+        sim.set_latency_ms(150);
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = config_with_files(&sim, dir.path());
+        c.concurrency = 2;
+        let s = Session::new(c).await.unwrap();
+        // The ids come from VALUES, so the statement's time goes to the rolls alone.
+        let values: Vec<String> = targets.iter().map(|t| format!("('{t}')")).collect();
+        let sql = format!(
+            "EXEC cloudflare.user.tokens.roll @token_id = (SELECT column1 FROM (VALUES {}))",
+            values.join(", ")
+        );
+        let run =
+            tokio::time::timeout(std::time::Duration::from_millis(700), s.execute(&sql)).await;
+        assert!(
+            run.is_err(),
+            "the roll was still running when it was dropped"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+        let processed = processed_rolls(&sim);
+        assert!((1..20).contains(&processed.len()), "{}", processed.len());
+        let filed = secrets_in(&dir.path().join("secrets.jsonl"));
+        for id in &processed {
+            let secret = filed
+                .get(id)
+                .unwrap_or_else(|| panic!("the secret of {id} is on disk"));
+            assert_eq!(
+                authenticates_as(&sim, secret).await.as_deref(),
+                Some(id.as_str())
+            );
+        }
+        assert_eq!(filed.len(), processed.len());
+        tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+        assert_eq!(
+            processed_rolls(&sim).len(),
+            processed.len(),
+            "no roll started after the drop"
+        );
+    })
+}
