@@ -12,6 +12,7 @@ use crate::config::{Config, FanoutErrors};
 use crate::error::{Error, Result};
 use crate::http::{ApiRequest, Client, path_segment};
 use crate::listing::{Lister, Page};
+use crate::notes::Notes;
 use crate::provider::{MethodSpec, Registry, Resource, ResponseShape, Verb};
 
 /// Called after each page a scan receives: (table, pages so far, rows so far).
@@ -68,7 +69,6 @@ pub struct Engine {
     pub registry: Arc<Registry>,
     /// Configuration.
     pub config: Config,
-    warnings: Mutex<Vec<String>>,
     progress: Mutex<Option<Arc<ProgressFn>>>,
     /// Answers of verify endpoints, per path: the id of the session's token there, or
     /// `None` when the endpoint refused (the token is not owned there).
@@ -93,25 +93,9 @@ impl Engine {
             client,
             registry,
             config,
-            warnings: Mutex::new(Vec::new()),
             progress: Mutex::new(None),
             verified: tokio::sync::Mutex::new(HashMap::new()),
         }))
-    }
-
-    /// Records a warning for the caller to show with the statement's result
-    /// (fan-out failures under `warn`); the CLI prints them on stderr.
-    pub fn warn(&self, w: String) {
-        tracing::debug!("{w}");
-        self.warnings
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(w);
-    }
-
-    /// Takes the warnings recorded so far.
-    pub fn take_warnings(&self) -> Vec<String> {
-        std::mem::take(&mut *self.warnings.lock().unwrap_or_else(|p| p.into_inner()))
     }
 
     /// Sets the progress callback.
@@ -243,6 +227,7 @@ impl Engine {
         resource: &Resource,
         method: &MethodSpec,
         pinned: &BTreeMap<String, Vec<String>>,
+        notes: &Notes,
     ) -> Result<Vec<ScopeBinding>> {
         let spec = &resource.spec;
         match self.scope_source(resource, method, pinned) {
@@ -265,7 +250,7 @@ impl Engine {
                     .find(|s| s.fanout.is_some())
                     .map(|s| s.column.clone())
                     .unwrap_or_default();
-                let values = self.list_ids(&source).await?;
+                let values = self.list_ids(&source, notes).await?;
                 values
                     .iter()
                     .map(|a| scope_binding(resource, &col, a))
@@ -276,7 +261,7 @@ impl Engine {
     }
 
     /// The ids of every row of a fan-out source table (`service.table`), paging its list.
-    pub async fn list_ids(&self, source: &str) -> Result<Vec<String>> {
+    pub async fn list_ids(&self, source: &str, notes: &Notes) -> Result<Vec<String>> {
         let parts: Vec<String> = source.split('.').map(str::to_string).collect();
         let table = self
             .registry
@@ -298,7 +283,7 @@ impl Engine {
         while let Some(page) = pages.next().await {
             let page = page?;
             for n in page.notes {
-                self.warn(n);
+                notes.add(n);
             }
             for row in page.rows {
                 if let Some(id) = row.get(&idcol).and_then(Value::as_str) {
@@ -392,6 +377,7 @@ impl Engine {
         table: &str,
         failures: Vec<(String, Error)>,
         total: usize,
+        notes: &Notes,
     ) -> Result<()> {
         if failures.is_empty() {
             return Ok(());
@@ -407,7 +393,7 @@ impl Engine {
         match self.config.fanout_errors {
             FanoutErrors::Warn => {
                 for c in causes {
-                    self.warn(format!("warning: {table}: skipped {c}"));
+                    notes.add(format!("warning: {table}: skipped {c}"));
                 }
                 Ok(())
             }

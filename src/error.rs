@@ -522,11 +522,15 @@ fn report(
 
 impl From<DataFusionError> for Error {
     fn from(e: DataFusionError) -> Self {
-        // Errors raised by cfql inside DataFusion (a scan's HTTP error) come back as themselves.
+        // Errors raised by cfql inside DataFusion (a scan's HTTP error) come back as
+        // themselves, however DataFusion wrapped them on the way.
         match e {
             DataFusionError::External(inner) => match inner.downcast::<Error>() {
                 Ok(mine) => *mine,
-                Err(other) => Error::DataFusion(Box::new(DataFusionError::External(other))),
+                Err(other) => match other.downcast::<DataFusionError>() {
+                    Ok(df) => Error::from(*df),
+                    Err(other) => Error::DataFusion(Box::new(DataFusionError::External(other))),
+                },
             },
             DataFusionError::Context(ctx, inner) => match Error::from(*inner) {
                 Error::DataFusion(d) => {
@@ -536,10 +540,25 @@ impl From<DataFusionError> for Error {
             },
             DataFusionError::Shared(arc) => match std::sync::Arc::try_unwrap(arc) {
                 Ok(inner) => Error::from(inner),
-                Err(arc) => Error::DataFusion(Box::new(DataFusionError::Shared(arc))),
+                Err(arc) => match mine_in(&arc) {
+                    Some(mine) => mine.duplicate(),
+                    None => Error::DataFusion(Box::new(DataFusionError::Shared(arc))),
+                },
             },
             other => Error::DataFusion(Box::new(other)),
         }
+    }
+}
+
+/// cfql's error inside a DataFusion error that others also hold.
+fn mine_in(e: &DataFusionError) -> Option<&Error> {
+    match e {
+        DataFusionError::External(inner) => inner
+            .downcast_ref::<Error>()
+            .or_else(|| inner.downcast_ref::<DataFusionError>().and_then(mine_in)),
+        DataFusionError::Context(_, inner) => mine_in(inner),
+        DataFusionError::Shared(inner) => mine_in(inner),
+        _ => None,
     }
 }
 

@@ -30,6 +30,7 @@ mod error;
 mod fuzz;
 mod http;
 mod listing;
+mod notes;
 mod output;
 mod private_file;
 mod provider;

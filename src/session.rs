@@ -15,6 +15,7 @@ use crate::catalog::register_catalog;
 use crate::config::Config;
 use crate::engine::{Engine, ProgressFn};
 use crate::error::{Error, Result};
+use crate::notes::Notes;
 use crate::output::Output;
 use crate::provider::Registry;
 use crate::sql::parse::{self, CfqlStatement};
@@ -166,23 +167,43 @@ impl Session {
         let text = template::render(sql, &vars)?;
         let stmt = parse::parse(&text, &self.engine.registry)?;
         self.engine.client.budget.begin_statement();
+        let notes = Notes::collected();
+        let ctx = self.statement_context(&stmt, &notes);
         let result = if stmt.is_write() {
             // Never dropped mid-way: the write itself watches `cancel`.
-            self.run(stmt, &text, false, cancel).await
+            self.run(&ctx, stmt, &text, false, cancel).await
         } else {
             tokio::select! {
                 biased;
                 _ = cancel.cancelled() => Err(Error::Cancelled { what: "the statement was stopped".into() }),
-                r = self.run(stmt, &text, false, cancel) => r,
+                r = self.run(&ctx, stmt, &text, false, cancel) => r,
             }
         };
         let mut out = result?;
-        out.warnings.extend(self.engine.take_warnings());
+        out.warnings.extend(notes.take());
         Ok(out)
     }
 
+    /// The context one statement runs in: the session's, with the statement's own notes
+    /// (so statements running at the same time never mix theirs). DataFusion's `SET` runs
+    /// in the session's context itself, so that it lasts.
+    fn statement_context(&self, stmt: &CfqlStatement, notes: &Arc<Notes>) -> SessionContext {
+        if matches!(stmt, CfqlStatement::Query(s) if matches!(**s, Statement::Set(_))) {
+            return self.ctx.clone();
+        }
+        let mut state = self.ctx.state();
+        state.config_mut().set_extension(notes.clone());
+        SessionContext::new_with_state(state)
+    }
+
     /// What a write needs of this session: its context, engine and options.
-    fn write_context(&self, text: &str, force_dry: bool, cancel: &Cancel) -> WriteContext<'_> {
+    fn write_context<'a>(
+        &'a self,
+        ctx: &'a SessionContext,
+        text: &str,
+        force_dry: bool,
+        cancel: &Cancel,
+    ) -> WriteContext<'a> {
         let f = self.flags.lock().unwrap_or_else(|p| p.into_inner());
         let opts = WriteOptions {
             dry_run: f.dry_run || force_dry,
@@ -190,11 +211,12 @@ impl Session {
             statement: text.to_string(),
             cancel: cancel.clone(),
         };
-        WriteContext::new(&self.ctx, &self.engine, opts)
+        WriteContext::new(ctx, &self.engine, opts)
     }
 
     async fn run(
         &self,
+        ctx: &SessionContext,
         stmt: CfqlStatement,
         text: &str,
         force_dry: bool,
@@ -204,23 +226,23 @@ impl Session {
         let batch_out = |b: RecordBatch| Output::from_batches(b.schema(), vec![b]);
         match stmt {
             CfqlStatement::Query(s) => {
-                let (schema, batches) = self.query_statement(*s).await?;
+                let (schema, batches) = self.query_statement(ctx, *s).await?;
                 Ok(Output::from_batches(schema, batches))
             }
             CfqlStatement::Insert(i) => {
-                write::insert(&self.write_context(text, force_dry, cancel), &i).await
+                write::insert(&self.write_context(ctx, text, force_dry, cancel), &i).await
             }
             CfqlStatement::Update(u) => {
-                write::update(&self.write_context(text, force_dry, cancel), &u).await
+                write::update(&self.write_context(ctx, text, force_dry, cancel), &u).await
             }
             CfqlStatement::Delete(d) => {
-                write::delete(&self.write_context(text, force_dry, cancel), &d).await
+                write::delete(&self.write_context(ctx, text, force_dry, cancel), &d).await
             }
             CfqlStatement::Exec(e) => {
-                write::exec(&self.write_context(text, force_dry, cancel), &e).await
+                write::exec(&self.write_context(ctx, text, force_dry, cancel), &e).await
             }
             CfqlStatement::ExplainWrite(inner) => {
-                Box::pin(self.run(*inner, text, true, cancel)).await
+                Box::pin(self.run(ctx, *inner, text, true, cancel)).await
             }
             CfqlStatement::ShowServices => Ok(batch_out(info::show_services(reg)?)),
             CfqlStatement::ShowResources(s) => {
@@ -289,7 +311,11 @@ impl Session {
         Ok(on.to_string())
     }
 
-    async fn query_statement(&self, stmt: Statement) -> Result<(SchemaRef, Vec<RecordBatch>)> {
-        crate::sql::query::query_statement(&self.ctx, &self.engine.registry, stmt).await
+    async fn query_statement(
+        &self,
+        ctx: &SessionContext,
+        stmt: Statement,
+    ) -> Result<(SchemaRef, Vec<RecordBatch>)> {
+        crate::sql::query::query_statement(ctx, &self.engine.registry, stmt).await
     }
 }

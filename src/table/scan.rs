@@ -30,6 +30,7 @@ use super::pushdown::ScanPlan;
 use crate::engine::{Engine, ScopeBinding, ScopeSource};
 use crate::error::{Error, Result};
 use crate::listing::Page;
+use crate::notes::Notes;
 use crate::provider::{ColumnSpec, MethodSpec, Resource, Verb};
 
 /// The scan of one resource.
@@ -73,6 +74,7 @@ impl ApiScanExec {
                 schema,
                 limit,
                 calls,
+                notes: Arc::default(),
             },
             props,
             description,
@@ -253,11 +255,12 @@ impl ExecutionPlan for ApiScanExec {
     fn execute(
         &self,
         partition: usize,
-        _context: Arc<TaskContext>,
+        context: Arc<TaskContext>,
     ) -> DfResult<SendableRecordBatchStream> {
         let mut builder = RecordBatchReceiverStream::builder(self.job.schema.clone(), 4);
         let tx = builder.tx();
         let mut job = self.job.clone();
+        job.notes = Notes::of(context.session_config());
         // EXPLAIN ANALYZE shows what the scan cost: calls made and calls the cache answered.
         job.calls = Calls {
             made: Some(MetricBuilder::new(&self.metrics).counter("api_calls", partition)),
@@ -278,6 +281,8 @@ struct ScanJob {
     schema: SchemaRef,
     limit: Option<usize>,
     calls: Calls,
+    /// The statement's notes (set when the scan executes).
+    notes: Arc<Notes>,
 }
 
 /// The scan's call counters (set when it executes).
@@ -323,7 +328,7 @@ impl ScanJob {
         let fanned = matches!(source, ScopeSource::FanOut(_));
         let scopes = self
             .engine
-            .resolve_scopes(&self.resource, &method, &self.plan.scopes)
+            .resolve_scopes(&self.resource, &method, &self.plan.scopes, &self.notes)
             .await?;
         let per_scope = if by_id {
             self.plan.ids.as_ref().map_or(0, Vec::len)
@@ -347,7 +352,7 @@ impl ScanJob {
             self.list(&mut reading, &tx).await?;
         }
         self.engine
-            .fanout_outcome(&table, reading.failures, reading.scopes.len())
+            .fanout_outcome(&table, reading.failures, reading.scopes.len(), &self.notes)
     }
 
     /// One GET per pinned id in every scope, concurrently; a 404 is no row.
@@ -425,7 +430,7 @@ impl ScanJob {
                 cached,
             } = page;
             self.calls.add(cached);
-            notes.into_iter().for_each(|n| self.engine.warn(n));
+            notes.into_iter().for_each(|n| self.notes.add(n));
             pages += 1;
             rows_sent += rows.len() as u64;
             let batch = rows_to_batch(

@@ -29,6 +29,7 @@ use crate::cancel::Cancel;
 use crate::convert::{schema_of, text_batch, text_schema};
 use crate::engine::Engine;
 use crate::error::{Error, Result};
+use crate::notes::Notes;
 use crate::provider::ColumnSpec;
 
 /// What a write's stream yields.
@@ -207,7 +208,8 @@ impl ExecutionPlan for WriteExec {
         // Detached on purpose: see the module comment.
         tokio::spawn(async move {
             let sink = Sink { tx };
-            if let Err(e) = job.run(input, ctx, &sink).await {
+            let notes = Notes::of(ctx.session_config());
+            if let Err(e) = job.run(input, ctx, &sink, &notes).await {
                 sink.send(Err(e.into()));
             }
         });
@@ -244,6 +246,7 @@ impl Job {
         input: Option<Arc<dyn ExecutionPlan>>,
         ctx: Arc<TaskContext>,
         sink: &Sink,
+        notes: &Notes,
     ) -> Result<()> {
         let planned = self
             .planned
@@ -260,7 +263,7 @@ impl Job {
         };
         if matches!(self.produce, Produce::DryRun) {
             sink.send(Ok(dry_run_batch(&calls)?));
-            self.engine.warn(format!(
+            notes.add(format!(
                 "dry run: {} call(s) listed, none sent",
                 calls.len()
             ));
@@ -278,6 +281,7 @@ impl Job {
             statement: &self.statement,
             cancel: &self.cancel,
             sink,
+            notes,
         };
         let finished = run.run(calls, &cols, stream_rows).await?;
         if matches!(self.produce, Produce::Count) {

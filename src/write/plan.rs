@@ -13,6 +13,7 @@ use crate::convert::{batch_rows, batch_values, row_object, value_text};
 use crate::engine::{Engine, ScopeBinding, ScopeSource, scope_binding};
 use crate::error::{Error, RejectedRow, Result, SetAction};
 use crate::http::ApiRequest;
+use crate::notes::Notes;
 use crate::provider::{ColumnSpec, ColumnType, MethodSpec, Resource};
 
 /// The calls of every row of `batches`, or the error naming every row that is not valid.
@@ -285,7 +286,8 @@ pub(crate) async fn pinned_calls(
     }
     let mut calls = Vec::new();
     for scope in engine
-        .resolve_scopes(&target.resource, &target.method, scopes)
+        // Pinned or default scopes list nothing, so there is nothing to note.
+        .resolve_scopes(&target.resource, &target.method, scopes, &Notes::default())
         .await?
     {
         for id in ids {

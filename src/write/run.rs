@@ -16,6 +16,7 @@ use crate::cancel::Cancel;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::http::ApiResponse;
+use crate::notes::Notes;
 use crate::provider::{ColumnSpec, Verb};
 
 /// One write's run: where its calls go and where their outcomes go.
@@ -26,6 +27,8 @@ pub(super) struct Run<'a> {
     pub(super) statement: &'a str,
     pub(super) cancel: &'a Cancel,
     pub(super) sink: &'a Sink,
+    /// The statement's notes (ids named twice, the session's own token).
+    pub(super) notes: &'a Notes,
 }
 
 impl Run<'_> {
@@ -37,7 +40,7 @@ impl Run<'_> {
         cols: &[ColumnSpec],
         stream_rows: bool,
     ) -> Result<Finished> {
-        let calls = dedupe(calls, self.engine);
+        let calls = dedupe(calls, self.notes);
         let recorder = Recorder::open(
             &self.engine.config,
             self.statement,
@@ -57,7 +60,7 @@ impl Run<'_> {
             tally.own_token_outcome(self.engine, &call, &result);
             tally.record(call, result);
         }
-        tally.finish(self.engine, self.cancel.is_cancelled())
+        tally.finish(self.engine, self.notes, self.cancel.is_cancelled())
     }
 
     async fn run_concurrently(&self, calls: Vec<PlannedCall>, tally: &mut Tally<'_>) {
@@ -82,7 +85,7 @@ impl Run<'_> {
 
 /// Drops repeated calls on the same object: rolling a token twice in one statement would
 /// hand back a secret that is already dead.
-fn dedupe(calls: Vec<PlannedCall>, engine: &Engine) -> Vec<PlannedCall> {
+fn dedupe(calls: Vec<PlannedCall>, notes: &Notes) -> Vec<PlannedCall> {
     let mut seen = HashSet::new();
     let mut repeats: BTreeMap<String, usize> = BTreeMap::new();
     let kept = calls
@@ -99,7 +102,7 @@ fn dedupe(calls: Vec<PlannedCall>, engine: &Engine) -> Vec<PlannedCall> {
         })
         .collect();
     for (id, n) in repeats {
-        engine.warn(format!(
+        notes.add(format!(
             "note: {id} is named {} times; it is called once",
             n + 1
         ));

@@ -16,6 +16,7 @@ use crate::convert::{row_lenient, schema_of};
 use crate::engine::Engine;
 use crate::error::{Error, Result, RowOutcome, RowState, WriteDetail};
 use crate::http::ApiResponse;
+use crate::notes::Notes;
 use crate::output::WriteSummary;
 use crate::provider::{ColumnSpec, Resource, ResponseShape, Verb};
 
@@ -190,7 +191,12 @@ impl<'a> Tally<'a> {
 
     /// Forgets what the calls may have changed, and tells what took effect: `Ok` when
     /// every call did, else the error that carries every outcome and every row.
-    pub(super) fn finish(mut self, engine: &Engine, cancelled: bool) -> Result<Finished> {
+    pub(super) fn finish(
+        mut self,
+        engine: &Engine,
+        notes: &Notes,
+        cancelled: bool,
+    ) -> Result<Finished> {
         for path in &self.touched {
             engine.client.invalidate(path);
         }
@@ -207,7 +213,7 @@ impl<'a> Tally<'a> {
         let verb = self.target.verb_name().to_string();
         let secrets_file = self.recorder.secrets_path().map(Path::to_path_buf);
         for w in self.warnings.drain(..) {
-            engine.warn(w);
+            notes.add(w);
         }
         if failed == 0 && not_attempted == 0 {
             return Ok(Finished {
@@ -234,7 +240,7 @@ impl<'a> Tally<'a> {
             uncertain,
             not_attempted,
             cancelled,
-            warnings: engine.take_warnings(),
+            warnings: notes.take(),
             secrets_file,
         };
         Err(Error::PartialFailure {

@@ -844,3 +844,44 @@ fn unknown_tables_are_named_with_a_suggestion_before_any_call() {
         );
     })
 }
+
+/// Each statement has its own notes: two statements running at the same time on one
+/// session never see each other's, and a statement that fails leaves none behind.
+#[test]
+fn notes_belong_to_their_statement() {
+    on_runtime(async {
+        let sim = sim_opts(SeedOptions {
+            accounts: 3,
+            account_tokens: 5,
+            ..SeedOptions::default()
+        })
+        .await;
+        sim.set_latency_ms(100);
+        sim.set_faults(FaultSpec::parse("malformed@GET:/accounts/{account_id}/tokens#2").unwrap());
+        let mut c = config(&sim);
+        c.max_retries = 0;
+        c.fanout_errors = FanoutErrors::Warn;
+        let s = Session::new(c).await.unwrap();
+        let (fanned, plain) = tokio::join!(
+            s.execute("SELECT id FROM cloudflare.accounts.tokens"),
+            s.execute("SELECT count(*) FROM cloudflare.user.tokens")
+        );
+        let (fanned, plain) = (fanned.unwrap(), plain.unwrap());
+        assert_eq!(fanned.warnings.len(), 1, "{:?}", fanned.warnings);
+        assert!(plain.warnings.is_empty(), "{:?}", plain.warnings);
+
+        // A note made by a statement that then fails goes with it: the scan warns, then
+        // the cast of the aggregate fails.
+        sim.set_faults(FaultSpec::parse("malformed@GET:/accounts/{account_id}/tokens#2").unwrap());
+        let e = s
+            .sql("SELECT CAST(max(name) AS INT) FROM cloudflare.accounts.tokens")
+            .await
+            .unwrap_err();
+        assert_contains!(e.to_string(), "Cast");
+        let next = s
+            .execute("SELECT count(*) FROM cloudflare.user.tokens")
+            .await
+            .unwrap();
+        assert!(next.warnings.is_empty(), "{:?}", next.warnings);
+    })
+}

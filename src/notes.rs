@@ -1,0 +1,50 @@
+//! What a statement has to tell its caller besides its rows: fan-out scopes skipped, ids
+//! named twice, a list that changed while it was read, a dry run's summary. Each statement
+//! gets its own [`Notes`] (so statements running at the same time never see each other's),
+//! found by the plans through DataFusion's session config; a context that has none (one
+//! set up by `cfql::register`, whose caller gets only batches) logs them instead of
+//! keeping them, so nothing piles up in a long-running host.
+
+use std::sync::{Arc, Mutex};
+
+use datafusion::prelude::SessionConfig;
+
+/// The notes of one statement.
+#[derive(Debug, Default)]
+pub(crate) struct Notes {
+    /// `None`: nobody collects them; they go to the log.
+    lines: Option<Mutex<Vec<String>>>,
+}
+
+impl Notes {
+    /// Notes collected for the caller.
+    pub(crate) fn collected() -> Arc<Self> {
+        Arc::new(Self {
+            lines: Some(Mutex::new(Vec::new())),
+        })
+    }
+
+    /// The notes of a plan run under `config`: the statement's, or a log-only sink.
+    pub(crate) fn of(config: &SessionConfig) -> Arc<Self> {
+        config.get_extension::<Notes>().unwrap_or_default()
+    }
+
+    /// Adds a note (also to the debug log).
+    pub(crate) fn add(&self, line: String) {
+        match &self.lines {
+            Some(lines) => {
+                tracing::debug!("{line}");
+                lines.lock().unwrap_or_else(|p| p.into_inner()).push(line);
+            }
+            None => tracing::warn!("{line}"),
+        }
+    }
+
+    /// Takes the notes added so far.
+    pub(crate) fn take(&self) -> Vec<String> {
+        match &self.lines {
+            Some(lines) => std::mem::take(&mut *lines.lock().unwrap_or_else(|p| p.into_inner())),
+            None => Vec::new(),
+        }
+    }
+}
