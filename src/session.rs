@@ -82,7 +82,19 @@ pub fn register(ctx: &SessionContext, config: Config) -> Result<()> {
 impl Session {
     /// A session for `config`. Nothing is called until a statement runs.
     pub async fn new(config: Config) -> Result<Self> {
-        let engine = Engine::new(config)?;
+        Self::on(Engine::new(config)?)
+    }
+
+    /// Another session on this one's engine: the same HTTP client, API budget, response
+    /// cache and credential, so sessions that run side by side (one per request, one per
+    /// connection) share one rate budget and one cache, while each has its own settings
+    /// (`SET cfql.dry_run`, `SET cfql.allow_unfiltered_writes`) and template variables,
+    /// starting from the configuration's. `SET cfql.cache_ttl` sets the shared cache's.
+    pub fn fork(&self) -> Result<Self> {
+        Self::on(self.engine.clone())
+    }
+
+    fn on(engine: Arc<Engine>) -> Result<Self> {
         let mut cfg = SessionConfig::new()
             .with_information_schema(true)
             .with_default_catalog_and_schema("cloudflare", "user");

@@ -303,3 +303,58 @@ fn the_cost_is_planned_and_announced() {
     );
     assert_eq!(count_429(&sim), 0);
 }
+
+/// Sessions forked from one share its engine: one response cache and one API budget (the
+/// second session's identical query costs no call), while settings stay their own.
+#[test]
+fn forked_sessions_share_the_cache_and_budget_but_not_settings() {
+    on_runtime(async {
+        let sim = sim_with(120).await;
+        let mut c = config(&sim);
+        c.cache_ttl = std::time::Duration::from_secs(60);
+        let first = Session::new(c).await.unwrap();
+        let second = first.fork().unwrap();
+        let q = "SELECT count(*) FROM cloudflare.user.tokens";
+        assert_eq!(scalar(&first.sql(q).await.unwrap()), "120");
+        let calls = sim.total_requests();
+        assert_eq!(scalar(&second.sql(q).await.unwrap()), "120");
+        assert_eq!(
+            sim.total_requests(),
+            calls,
+            "the fork is answered from the shared cache"
+        );
+
+        second.sql("SET cfql.dry_run = true").await.unwrap();
+        let id = strings(
+            &first
+                .sql("SELECT id FROM cloudflare.user.tokens LIMIT 1")
+                .await
+                .unwrap(),
+            "id",
+        )
+        .remove(0);
+        let dry = second
+            .execute(&format!(
+                "DELETE FROM cloudflare.user.tokens WHERE id = '{id}'"
+            ))
+            .await
+            .unwrap();
+        assert_contains!(
+            dry.warnings.join("\n"),
+            "dry run: 1 call(s) listed, none sent"
+        );
+        assert_eq!(sim.mutating_requests(), 0);
+        let done = first
+            .execute(&format!(
+                "DELETE FROM cloudflare.user.tokens WHERE id = '{id}'"
+            ))
+            .await
+            .unwrap();
+        assert_eq!(
+            done.write.unwrap().took_effect,
+            1,
+            "the first session's own setting: not a dry run"
+        );
+        assert_eq!(sim.mutating_requests(), 1);
+    })
+}
