@@ -5,7 +5,6 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
 use futures::stream::{BoxStream, StreamExt};
-use reqwest::Method;
 use serde_json::Value;
 
 use crate::config::{Config, FanoutErrors};
@@ -13,7 +12,7 @@ use crate::error::{Error, Result};
 use crate::http::{ApiRequest, Client, path_segment};
 use crate::listing::{Lister, Page};
 use crate::notes::Notes;
-use crate::provider::{MethodSpec, Registry, Resource, ResponseShape, Verb};
+use crate::provider::{MethodSpec, Registry, Resource, Verb};
 
 /// Called after each page a scan receives: (table, pages so far, rows so far).
 pub type ProgressFn = dyn Fn(&str, u64, u64) + Send + Sync;
@@ -451,40 +450,4 @@ pub fn scope_binding(resource: &Resource, col: &str, val: &str) -> Result<ScopeB
         .map(|s| (s.column.clone(), (s.column == col).then(|| val.to_string())))
         .collect();
     Ok(ScopeBinding { values, prefix })
-}
-
-/// The rows of a response, by the method's response shape.
-pub fn rows_of(
-    result: &Value,
-    shape: ResponseShape,
-    method: &Method,
-    endpoint: &str,
-) -> Result<Vec<Value>> {
-    match (shape, result) {
-        (ResponseShape::List, Value::Array(a)) => Ok(a.clone()),
-        (ResponseShape::List, Value::Null) => Ok(Vec::new()),
-        (ResponseShape::Object | ResponseShape::Id, Value::Object(_)) => Ok(vec![result.clone()]),
-        (ResponseShape::Value, v) => Ok(vec![v.clone()]),
-        (_, other) => Err(Error::Decode {
-            method: method.as_str().into(),
-            path: endpoint.into(),
-            status: 200,
-            detail: format!(
-                "expected {} in 'result', got {}",
-                if shape == ResponseShape::List {
-                    "an array"
-                } else {
-                    "an object"
-                },
-                match other {
-                    Value::Null => "null",
-                    Value::Bool(_) => "a boolean",
-                    Value::Number(_) => "a number",
-                    Value::String(_) => "a string",
-                    Value::Array(_) => "an array",
-                    Value::Object(_) => "an object",
-                }
-            ),
-        }),
-    }
 }

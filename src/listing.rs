@@ -79,7 +79,7 @@ impl Lister {
         }
         let resp = self.client.call(&req).await?;
         let endpoint = req.display_path();
-        let rows = crate::engine::rows_of(&resp.result, self.shape, &req.method, &endpoint)?;
+        let rows = rows_of(&resp.result, self.shape, &req.method, &endpoint)?;
         Ok(Fetched {
             endpoint,
             rows,
@@ -228,6 +228,42 @@ impl Seen {
             notes,
             cached: f.cached,
         }
+    }
+}
+
+/// The rows of a response, by the method's response shape.
+fn rows_of(
+    result: &Value,
+    shape: ResponseShape,
+    method: &reqwest::Method,
+    endpoint: &str,
+) -> Result<Vec<Value>> {
+    match (shape, result) {
+        (ResponseShape::List, Value::Array(a)) => Ok(a.clone()),
+        (ResponseShape::List, Value::Null) => Ok(Vec::new()),
+        (ResponseShape::Object | ResponseShape::Id, Value::Object(_)) => Ok(vec![result.clone()]),
+        (ResponseShape::Value, v) => Ok(vec![v.clone()]),
+        (_, other) => Err(Error::Decode {
+            method: method.as_str().into(),
+            path: endpoint.into(),
+            status: 200,
+            detail: format!(
+                "expected {} in 'result', got {}",
+                if shape == ResponseShape::List {
+                    "an array"
+                } else {
+                    "an object"
+                },
+                match other {
+                    Value::Null => "null",
+                    Value::Bool(_) => "a boolean",
+                    Value::Number(_) => "a number",
+                    Value::String(_) => "a string",
+                    Value::Array(_) => "an array",
+                    Value::Object(_) => "an object",
+                }
+            ),
+        }),
     }
 }
 
