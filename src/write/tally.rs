@@ -202,7 +202,10 @@ impl<'a> Tally<'a> {
         }
         self.rows.sort_by_key(|(row, _)| *row);
         self.outcomes.sort_by_key(|o| o.row);
-        let batches: Vec<RecordBatch> = self.rows.into_iter().map(|(_, b)| b).collect();
+        let batches: Vec<RecordBatch> = std::mem::take(&mut self.rows)
+            .into_iter()
+            .map(|(_, b)| b)
+            .collect();
         let count = |s: RowState| self.outcomes.iter().filter(|o| o.state == s).count();
         let (not_attempted, uncertain) = (
             count(RowState::NotAttempted),
@@ -225,32 +228,45 @@ impl<'a> Tally<'a> {
                 sent: self.sent,
             });
         }
-        if self.total == 1 && failed == 1 {
-            return Err(self.failures.pop().expect("one failure"));
-        }
-        if not_attempted == self.total {
-            return Err(Error::Cancelled {
-                what: format!(
-                    "{verb}: none of its {} calls was sent; nothing changed",
-                    self.total
-                ),
-            });
-        }
         let detail = WriteDetail {
             uncertain,
             not_attempted,
             cancelled,
-            warnings: notes.take(),
+            warnings: Vec::new(),
             secrets_file,
         };
-        Err(Error::PartialFailure {
+        Err(self.failure(verb, batches, detail, notes))
+    }
+
+    /// The error of a write that did not fully take effect: a single call's own error, a
+    /// cancel before anything was sent, or the account of every row.
+    fn failure(
+        mut self,
+        verb: String,
+        rows: Vec<RecordBatch>,
+        mut detail: WriteDetail,
+        notes: &Notes,
+    ) -> Error {
+        let failed = self.failures.len();
+        if self.total == 1 && failed == 1 {
+            return self.failures.pop().expect("one failure");
+        }
+        if detail.not_attempted == self.total {
+            let what = format!(
+                "{verb}: none of its {} calls was sent; nothing changed",
+                self.total
+            );
+            return Error::Cancelled { what };
+        }
+        detail.warnings = notes.take();
+        Error::PartialFailure {
             verb,
             failed,
             total: self.total,
             outcomes: self.outcomes,
-            succeeded: crate::error::Rows(batches),
+            succeeded: crate::error::Rows(rows),
             detail: Box::new(detail),
-        })
+        }
     }
 }
 
