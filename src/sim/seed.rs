@@ -236,30 +236,14 @@ fn sample_token(
     } else {
         format!("{base}-{i}")
     };
-    let r: u32 = ids.rng().random_range(0..100);
-    let issued_on = anchor
-        - Duration::days(ids.rng().random_range(30..900))
-        - Duration::minutes(i as i64 % 1440);
-    let expires_on = match r {
-        0..=9 => Some(anchor - Duration::days(ids.rng().random_range(1..200))), // expired
-        10..=19 => Some(anchor + Duration::hours(ids.rng().random_range(2..160))), // within 7 days
-        20..=29 => Some(anchor + Duration::days(ids.rng().random_range(8..29))), // within 30 days
-        30..=64 => Some(anchor + Duration::days(ids.rng().random_range(60..700))),
-        _ => None,
-    };
+    // The order of the draws below is the sample data: keep it.
+    let (r, issued_on, expires_on) = sample_lifetime(ids, anchor, i);
     let status = if ids.rng().random_range(0..100) < 12 {
         StoredStatus::Disabled
     } else {
         StoredStatus::Active
     };
-    let u: u32 = ids.rng().random_range(0..100);
-    let last_used_on = match u {
-        0..=19 => None,
-        20..=39 => Some(anchor - Duration::days(ids.rng().random_range(91..500))),
-        _ => Some(anchor - Duration::minutes(ids.rng().random_range(1..60 * 24 * 60))),
-    }
-    .map(|t: DateTime<Utc>| t.max(issued_on));
-    // The order of the draws below is the sample data: keep it.
+    let last_used_on = sample_last_use(ids, anchor).map(|t| t.max(issued_on));
     let condition = sample_condition(ids);
     let policies = sample_policies(ids, account, zones);
     let fractional = if ids.rng().random_range(0..100) < 20 {
@@ -284,6 +268,36 @@ fn sample_token(
         condition,
         secret,
         creator_email: Some("admin@cfql-sim.example".into()),
+    }
+}
+
+/// A token's draw, issue time and expiry: a tenth expired, a tenth within 7 days, a tenth
+/// within 30, a third later, the rest never.
+fn sample_lifetime(
+    ids: &mut IdGen,
+    anchor: DateTime<Utc>,
+    i: usize,
+) -> (u32, DateTime<Utc>, Option<DateTime<Utc>>) {
+    let r: u32 = ids.rng().random_range(0..100);
+    let issued_on = anchor
+        - Duration::days(ids.rng().random_range(30..900))
+        - Duration::minutes(i as i64 % 1440);
+    let expires_on = match r {
+        0..=9 => Some(anchor - Duration::days(ids.rng().random_range(1..200))),
+        10..=19 => Some(anchor + Duration::hours(ids.rng().random_range(2..160))),
+        20..=29 => Some(anchor + Duration::days(ids.rng().random_range(8..29))),
+        30..=64 => Some(anchor + Duration::days(ids.rng().random_range(60..700))),
+        _ => None,
+    };
+    (r, issued_on, expires_on)
+}
+
+/// A token's last use: a fifth never, a fifth stale (over 90 days), the rest recent.
+fn sample_last_use(ids: &mut IdGen, anchor: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    match ids.rng().random_range(0..100u32) {
+        0..=19 => None,
+        20..=39 => Some(anchor - Duration::days(ids.rng().random_range(91..500))),
+        _ => Some(anchor - Duration::minutes(ids.rng().random_range(1..60 * 24 * 60))),
     }
 }
 

@@ -269,28 +269,17 @@ impl SimState {
             ids,
         } = seed;
         let mut secrets = HashMap::new();
-        let mut user = TokenStore::default();
         let admin_secret = user_tokens
             .first()
             .map(|t| t.secret.clone())
             .unwrap_or_default();
-        for t in user_tokens {
-            secrets.insert(t.secret.clone(), (Owner::User, t.id.clone()));
-            user.tokens.insert(t.id.clone(), t);
-        }
+        let user = token_store(user_tokens, Owner::User, &mut secrets);
         let mut acc_store = OrderedStore::default();
         let mut account_tokens = HashMap::new();
         let mut account_services = HashMap::new();
         let mut zone_account = HashMap::new();
         for (a, toks, svcs) in accounts {
-            let mut ts = TokenStore::default();
-            for t in toks {
-                secrets.insert(
-                    t.secret.clone(),
-                    (Owner::Account(a.id.clone()), t.id.clone()),
-                );
-                ts.tokens.insert(t.id.clone(), t);
-            }
+            let ts = token_store(toks, Owner::Account(a.id.clone()), &mut secrets);
             let ss = OrderedStore::of(svcs, |s| s.id.clone());
             for z in &a.zones {
                 zone_account.insert(z.clone(), a.id.clone());
@@ -378,6 +367,20 @@ pub fn fingerprint(parts: &[&str]) -> u64 {
     let mut h = DefaultHasher::new();
     parts.hash(&mut h);
     h.finish()
+}
+
+/// The tokens of one owner, each secret noted as authenticating as its token.
+fn token_store(
+    tokens: Vec<super::model::Token>,
+    owner: Owner,
+    secrets: &mut HashMap<String, (Owner, String)>,
+) -> TokenStore {
+    let mut store = TokenStore::default();
+    for t in tokens {
+        secrets.insert(t.secret.clone(), (owner.clone(), t.id.clone()));
+        store.tokens.insert(t.id.clone(), t);
+    }
+    store
 }
 
 #[cfg(test)]
