@@ -30,5 +30,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .sql("SELECT count(*) AS user_tokens FROM cloudflare.user.tokens")
         .await?;
     print_batches(&df.collect().await?)?;
+
+    // DataFusion's own DML works there too: the expired tokens are disabled, one PUT each,
+    // and DataFusion reports how many.
+    let df = ctx
+        .sql("UPDATE cloudflare.user.tokens SET status = 'disabled' WHERE expires_on < now()")
+        .await?;
+    print_batches(&df.collect().await?)?;
     Ok(())
 }
