@@ -98,6 +98,7 @@ impl Engine {
     }
 
     /// Sets the progress callback.
+    #[cfg_attr(not(feature = "cli"), allow(dead_code))] // used by the CLI only
     pub fn set_progress(&self, f: Option<Arc<ProgressFn>>) {
         *self.progress.lock().unwrap_or_else(|p| p.into_inner()) = f;
     }

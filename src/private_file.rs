@@ -11,6 +11,7 @@ pub enum Shared {
     /// Refuse it: secrets must not land in a file others can read.
     Refuse,
     /// Set its mode to 0600 (the REPL history: cfql's own file).
+    #[cfg_attr(not(feature = "cli"), allow(dead_code))] // used by the CLI only
     Tighten,
     /// Leave it (the audit log holds no secrets; a team may share it on purpose).
     Keep,

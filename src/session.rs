@@ -126,11 +126,13 @@ impl Session {
     }
 
     /// The engine (client, manifests, configuration).
+    #[cfg_attr(not(feature = "cli"), allow(dead_code))] // used by the CLI only
     pub(crate) fn engine(&self) -> &Arc<Engine> {
         &self.engine
     }
 
     /// The manifests.
+    #[cfg_attr(not(feature = "cli"), allow(dead_code))] // used by the CLI only
     pub(crate) fn registry(&self) -> &Registry {
         &self.engine.registry
     }
@@ -144,6 +146,7 @@ impl Session {
     }
 
     /// Sets the progress callback (table, pages, rows) called as scans receive pages.
+    #[cfg_attr(not(feature = "cli"), allow(dead_code))] // used by the CLI only
     pub(crate) fn set_progress(&self, f: Option<Arc<ProgressFn>>) {
         self.engine.set_progress(f);
     }
@@ -155,6 +158,7 @@ impl Session {
 
     /// How cfql reads `sql` (templates filled from the session's variables), without
     /// running it: lets a caller refuse writes up front (`cfql check`).
+    #[cfg_attr(not(feature = "cli"), allow(dead_code))] // used by the CLI only
     pub(crate) fn statement(&self, sql: &str) -> Result<CfqlStatement> {
         parse::parse(&self.render(sql)?, &self.engine.registry)
     }

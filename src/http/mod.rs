@@ -212,6 +212,7 @@ impl Client {
     }
 
     /// HTTP requests sent so far (retries included).
+    #[cfg_attr(not(feature = "cli"), allow(dead_code))] // used by the CLI only
     pub fn calls_made(&self) -> u64 {
         self.calls.load(Ordering::Relaxed)
     }
@@ -299,6 +300,7 @@ impl Client {
     }
 
     /// GETs answered from the cache (or shared with an identical call) so far.
+    #[cfg_attr(not(feature = "cli"), allow(dead_code))] // used by the CLI only
     pub fn cache_hits(&self) -> u64 {
         self.cache_hits.load(Ordering::Relaxed)
     }
