@@ -2,7 +2,7 @@
 //! manifests, and the fetch primitives (scope resolution, fan-out, paging, GET by id).
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use futures::stream::{BoxStream, StreamExt};
 use serde_json::Value;
@@ -13,9 +13,6 @@ use crate::http::{ApiRequest, Client, path_segment};
 use crate::listing::{Lister, Page};
 use crate::notes::Notes;
 use crate::provider::{MethodSpec, Registry, Resource, Verb};
-
-/// Called after each page a scan receives: (table, pages so far, rows so far).
-pub type ProgressFn = dyn Fn(&str, u64, u64) + Send + Sync;
 
 /// One scope a call runs in: the scope columns' values and the path prefix.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,7 +65,6 @@ pub struct Engine {
     pub registry: Arc<Registry>,
     /// Configuration.
     pub config: Config,
-    progress: Mutex<Option<Arc<ProgressFn>>>,
     /// Answers of verify endpoints, per path: the id of the session's token there, or
     /// `None` when the endpoint refused (the token is not owned there).
     verified: tokio::sync::Mutex<HashMap<String, Option<String>>>,
@@ -92,27 +88,8 @@ impl Engine {
             client,
             registry,
             config,
-            progress: Mutex::new(None),
             verified: tokio::sync::Mutex::new(HashMap::new()),
         }))
-    }
-
-    /// Sets the progress callback.
-    #[cfg_attr(not(feature = "cli"), allow(dead_code))] // used by the CLI only
-    pub fn set_progress(&self, f: Option<Arc<ProgressFn>>) {
-        *self.progress.lock().unwrap_or_else(|p| p.into_inner()) = f;
-    }
-
-    /// Reports progress, if anyone listens.
-    pub fn report_progress(&self, table: &str, pages: u64, rows: u64) {
-        let f = self
-            .progress
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
-        if let Some(f) = f {
-            f(table, pages, rows);
-        }
     }
 
     /// The token this session authenticates with, as (scope prefix, id), when it is an

@@ -1,4 +1,4 @@
-//! What a statement has to tell its caller besides its rows: fan-out scopes skipped, ids
+//! What a statement has to tell its caller besides its rows, and as it goes: fan-out scopes skipped, ids
 //! named twice, a list that changed while it was read, a dry run's summary. Each statement
 //! gets its own [`Notes`] (so statements running at the same time never see each other's),
 //! found by the plans through DataFusion's session config; a context that has none (one
@@ -45,6 +45,41 @@ impl Notes {
         match &self.lines {
             Some(lines) => std::mem::take(&mut *lines.lock().unwrap_or_else(|p| p.into_inner())),
             None => Vec::new(),
+        }
+    }
+}
+
+/// Called after each page a scan receives: (table, pages so far, rows so far).
+pub(crate) type ProgressFn = dyn Fn(&str, u64, u64) + Send + Sync;
+
+/// Where one session's scans report their pages (the CLI's progress line): kept in the
+/// session's config, so each session (and each fork) has its own.
+#[derive(Default)]
+pub(crate) struct Progress {
+    listener: Mutex<Option<Arc<ProgressFn>>>,
+}
+
+impl Progress {
+    /// The progress listener of a plan run under `config`, if its session has one.
+    pub(crate) fn of(config: &SessionConfig) -> Option<Arc<Self>> {
+        config.get_extension::<Progress>()
+    }
+
+    /// Sets (or clears) the listener.
+    #[cfg_attr(not(feature = "cli"), allow(dead_code))] // used by the CLI only
+    pub(crate) fn set(&self, f: Option<Arc<ProgressFn>>) {
+        *self.listener.lock().unwrap_or_else(|p| p.into_inner()) = f;
+    }
+
+    /// Reports a page, if anyone listens.
+    pub(crate) fn report(&self, table: &str, pages: u64, rows: u64) {
+        let f = self
+            .listener
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        if let Some(f) = f {
+            f(table, pages, rows);
         }
     }
 }

@@ -13,9 +13,9 @@ use datafusion::sql::sqlparser::ast::Statement;
 use crate::cancel::Cancel;
 use crate::catalog::register_catalog;
 use crate::config::Config;
-use crate::engine::{Engine, ProgressFn};
+use crate::engine::Engine;
 use crate::error::{Error, Result};
-use crate::notes::Notes;
+use crate::notes::{Notes, Progress, ProgressFn};
 use crate::output::Output;
 use crate::provider::Registry;
 use crate::sql::parse::{self, CfqlStatement};
@@ -41,6 +41,8 @@ pub struct Session {
     engine: Arc<Engine>,
     flags: Mutex<Flags>,
     vars: Mutex<HashMap<String, String>>,
+    /// Where this session's scans report pages (in its context's config too).
+    progress: Arc<Progress>,
 }
 
 impl std::fmt::Debug for Session {
@@ -95,9 +97,11 @@ impl Session {
     }
 
     fn on(engine: Arc<Engine>) -> Result<Self> {
+        let progress = Arc::new(Progress::default());
         let mut cfg = SessionConfig::new()
             .with_information_schema(true)
-            .with_default_catalog_and_schema("cloudflare", "user");
+            .with_default_catalog_and_schema("cloudflare", "user")
+            .with_extension(progress.clone());
         // PostgreSQL precedence for `->` / `->>` (tighter than `=` and IS NULL).
         cfg.options_mut().sql_parser.dialect = datafusion::config::Dialect::PostgreSQL;
         let mut state = SessionStateBuilder::new()
@@ -117,6 +121,7 @@ impl Session {
             engine,
             flags: Mutex::new(flags),
             vars: Mutex::new(vars),
+            progress,
         })
     }
 
@@ -148,7 +153,7 @@ impl Session {
     /// Sets the progress callback (table, pages, rows) called as scans receive pages.
     #[cfg_attr(not(feature = "cli"), allow(dead_code))] // used by the CLI only
     pub(crate) fn set_progress(&self, f: Option<Arc<ProgressFn>>) {
-        self.engine.set_progress(f);
+        self.progress.set(f);
     }
 
     /// Runs one statement and returns its rows.
@@ -333,5 +338,52 @@ impl Session {
         stmt: Statement,
     ) -> Result<(SchemaRef, Vec<RecordBatch>)> {
         crate::sql::query::query_statement(ctx, &self.engine.registry, stmt).await
+    }
+}
+
+#[cfg(all(test, feature = "sim"))]
+mod tests {
+    use super::*;
+    use crate::sim::{SeedOptions, SimOptions, Simulator};
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn progress_is_reported_to_its_own_session_only() {
+        let seed = SeedOptions {
+            tokens: 120,
+            ..SeedOptions::default()
+        };
+        let sim = Simulator::start(SimOptions {
+            seed,
+            ..SimOptions::default()
+        })
+        .await
+        .unwrap();
+        let config = Config::new(sim.base_url()).with_api_token(sim.admin_token());
+        let session = Session::new(config).await.unwrap();
+        let pages = Arc::new(AtomicU64::new(0));
+        let seen = pages.clone();
+        session.set_progress(Some(Arc::new(move |table: &str, p: u64, _rows: u64| {
+            assert_eq!(table, "cloudflare.user.tokens");
+            seen.store(p, Ordering::SeqCst);
+        })));
+        let fork = session.fork().unwrap();
+        fork.sql("SELECT count(*) FROM cloudflare.user.tokens")
+            .await
+            .unwrap();
+        assert_eq!(
+            pages.load(Ordering::SeqCst),
+            0,
+            "a fork reports to its own listener (none)"
+        );
+        session
+            .sql("SELECT count(*) FROM cloudflare.user.tokens")
+            .await
+            .unwrap();
+        assert_eq!(
+            pages.load(Ordering::SeqCst),
+            3,
+            "120 tokens are 3 pages of 50"
+        );
     }
 }

@@ -30,7 +30,7 @@ use super::pushdown::ScanPlan;
 use crate::engine::{Engine, ScopeBinding, ScopeSource};
 use crate::error::{Error, Result};
 use crate::listing::Page;
-use crate::notes::Notes;
+use crate::notes::{Notes, Progress};
 use crate::provider::{ColumnSpec, MethodSpec, Resource, Verb};
 
 /// The scan of one resource.
@@ -75,6 +75,7 @@ impl ApiScanExec {
                 limit,
                 calls,
                 notes: Arc::default(),
+                progress: None,
             },
             props,
             description,
@@ -261,6 +262,7 @@ impl ExecutionPlan for ApiScanExec {
         let tx = builder.tx();
         let mut job = self.job.clone();
         job.notes = Notes::of(context.session_config());
+        job.progress = Progress::of(context.session_config());
         // EXPLAIN ANALYZE shows what the scan cost: calls made and calls the cache answered.
         job.calls = Calls {
             made: Some(MetricBuilder::new(&self.metrics).counter("api_calls", partition)),
@@ -283,6 +285,8 @@ struct ScanJob {
     calls: Calls,
     /// The statement's notes (set when the scan executes).
     notes: Arc<Notes>,
+    /// The session's progress listener, if any (set when the scan executes).
+    progress: Option<Arc<Progress>>,
 }
 
 /// The scan's call counters (set when it executes).
@@ -441,7 +445,9 @@ impl ScanJob {
                 "GET",
                 &endpoint,
             )?;
-            self.engine.report_progress(&table, pages, rows_sent);
+            if let Some(p) = &self.progress {
+                p.report(&table, pages, rows_sent);
+            }
             if tx.send(Ok(batch)).await.is_err()
                 || self.limit.is_some_and(|l| rows_sent >= l as u64)
             {
