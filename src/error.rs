@@ -576,6 +576,15 @@ impl Error {
         }
     }
 
+    /// A clause cfql does not carry out, refused with what to write instead.
+    pub(crate) fn unsupported(statement: &str, clause: &str, hint: &str) -> Self {
+        Error::UnsupportedClause {
+            statement: statement.into(),
+            clause: clause.into(),
+            hint: hint.into(),
+        }
+    }
+
     /// The Cloudflare error codes carried, if the API answered.
     pub fn api_codes(&self) -> Vec<i64> {
         match self {

@@ -43,7 +43,7 @@ impl ResourceTable {
         op: InsertOp,
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
         if op != InsertOp::Append {
-            return Err(unsupported(
+            return Err(Error::unsupported(
                 "INSERT",
                 &format!("{op}"),
                 "Use INSERT INTO table (columns) VALUES (...).",
@@ -199,14 +199,6 @@ impl ResourceTable {
             &statement,
             Cancel::new(),
         ))
-    }
-}
-
-fn unsupported(statement: &str, clause: &str, hint: &str) -> Error {
-    Error::UnsupportedClause {
-        statement: statement.into(),
-        clause: clause.into(),
-        hint: hint.into(),
     }
 }
 

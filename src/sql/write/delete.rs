@@ -2,7 +2,7 @@
 
 use datafusion::sql::sqlparser::ast::{self, TableFactor};
 
-use super::{Returning, WriteContext, pick_rows, refuse_unfiltered, unsupported};
+use super::{Returning, WriteContext, pick_rows, refuse_unfiltered};
 use crate::error::{Error, Result};
 use crate::output::Output;
 use crate::provider::Verb;
@@ -15,13 +15,17 @@ use crate::write::{Calls, RowPlan, Target, pinned_calls};
 fn refuse_unsupported(del: &ast::Delete, tables: &[ast::TableWithJoins]) -> Result<()> {
     let hint = "Pick the rows with WHERE (a subquery works: WHERE id IN (SELECT ...))";
     if !del.tables.is_empty() || tables.len() != 1 || !tables[0].joins.is_empty() {
-        return Err(unsupported("DELETE", "several tables or a join", hint));
+        return Err(Error::unsupported(
+            "DELETE",
+            "several tables or a join",
+            hint,
+        ));
     }
     if del.using.is_some() {
-        return Err(unsupported("DELETE", "USING", hint));
+        return Err(Error::unsupported("DELETE", "USING", hint));
     }
     if del.output.is_some() {
-        return Err(unsupported("DELETE", "OUTPUT", "Use RETURNING."));
+        return Err(Error::unsupported("DELETE", "OUTPUT", "Use RETURNING."));
     }
     Ok(())
 }

@@ -2,7 +2,7 @@
 
 use datafusion::sql::sqlparser::ast::{self, TableObject};
 
-use super::{Returning, WriteContext, unsupported};
+use super::{Returning, WriteContext};
 use crate::error::{Error, Result, SetAction};
 use crate::output::Output;
 use crate::provider::{Resource, Verb};
@@ -31,7 +31,7 @@ fn refuse_unsupported(ins: &ast::Insert) -> Result<()> {
     } else {
         return Ok(());
     };
-    Err(unsupported(
+    Err(Error::unsupported(
         "INSERT",
         clause,
         "Use INSERT INTO table (columns) VALUES (...) | SELECT ... [RETURNING ...].",

@@ -118,14 +118,6 @@ impl<'a> WriteContext<'a> {
     }
 }
 
-fn unsupported(statement: &str, clause: &str, hint: &str) -> Error {
-    Error::UnsupportedClause {
-        statement: statement.into(),
-        clause: clause.into(),
-        hint: hint.into(),
-    }
-}
-
 fn refuse_unfiltered(verb: &str, resource: &Resource) -> Error {
     Error::Refused(format!(
         "{verb} without WHERE would change every row of {}; add a WHERE clause (WHERE true to mean all), or allow it for the session with SET cfql.allow_unfiltered_writes = true",

@@ -3,7 +3,7 @@
 
 use datafusion::sql::sqlparser::ast::{self, TableFactor};
 
-use super::{Returning, WriteContext, pick_rows, refuse_unfiltered, unsupported};
+use super::{Returning, WriteContext, pick_rows, refuse_unfiltered};
 use crate::error::{Error, Result, SetAction};
 use crate::output::Output;
 use crate::provider::Verb;
@@ -15,20 +15,20 @@ use crate::write::{Calls, RowPlan, Target, set_column};
 fn refuse_unsupported(up: &ast::Update) -> Result<()> {
     let hint = "Pick the rows with WHERE (a subquery works: WHERE id IN (SELECT ...))";
     if up.from.is_some() {
-        return Err(unsupported("UPDATE", "FROM", hint));
+        return Err(Error::unsupported("UPDATE", "FROM", hint));
     }
     if !up.table.joins.is_empty() {
-        return Err(unsupported("UPDATE", "a join", hint));
+        return Err(Error::unsupported("UPDATE", "a join", hint));
     }
     if up.or.is_some() {
-        return Err(unsupported(
+        return Err(Error::unsupported(
             "UPDATE",
             "OR <conflict resolution>",
             "Remove it.",
         ));
     }
     if up.output.is_some() {
-        return Err(unsupported("UPDATE", "OUTPUT", "Use RETURNING."));
+        return Err(Error::unsupported("UPDATE", "OUTPUT", "Use RETURNING."));
     }
     Ok(())
 }
