@@ -115,6 +115,23 @@ impl CatalogProvider for ServiceCatalog {
             .unwrap_or_else(|p| p.into_inner())
             .get(name)
     }
+
+    /// Adds a schema beside the services (the server's `pg_catalog`); a service's name
+    /// (or alias) is never taken over.
+    fn register_schema(
+        &self,
+        name: &str,
+        schema: Arc<dyn SchemaProvider>,
+    ) -> DfResult<Option<Arc<dyn SchemaProvider>>> {
+        let mut schemas = self.schemas.write().unwrap_or_else(|p| p.into_inner());
+        if schemas.get(name).is_some() {
+            return Err(DataFusionError::Plan(format!(
+                "{name} is a schema of the cloudflare catalog and cannot be replaced"
+            )));
+        }
+        schemas.add(name, &[], schema);
+        Ok(None)
+    }
 }
 
 /// A service: its resources' tables and its views.

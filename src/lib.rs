@@ -34,6 +34,8 @@ mod notes;
 mod output;
 mod private_file;
 mod provider;
+#[cfg(feature = "serve")]
+pub mod serve;
 mod session;
 #[cfg(feature = "sim")]
 pub mod sim;

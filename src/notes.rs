@@ -83,3 +83,16 @@ impl Progress {
         }
     }
 }
+
+/// Who runs a session's statements, when it is not the local user: the server puts the
+/// connecting user and address here (`alice@127.0.0.1:51234`), and the audit log records
+/// it with every call a write makes.
+#[derive(Debug, Clone)]
+pub(crate) struct Origin(pub(crate) String);
+
+impl Origin {
+    /// The origin of a plan run under `config`, if its session has one.
+    pub(crate) fn of(config: &SessionConfig) -> Option<String> {
+        config.get_extension::<Origin>().map(|o| o.0.clone())
+    }
+}

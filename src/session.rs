@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::execution::SessionStateBuilder;
+use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use datafusion::sql::sqlparser::ast::Statement;
 
@@ -21,6 +22,15 @@ use crate::provider::Registry;
 use crate::sql::parse::{self, CfqlStatement};
 use crate::sql::write::{self, WriteContext, WriteOptions};
 use crate::sql::{info, template};
+
+/// How far a statement goes: all the way, as a dry run (EXPLAIN of a write), or only
+/// until its columns are known.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Run,
+    DryRun,
+    Describe,
+}
 
 #[derive(Debug, Default)]
 struct Flags {
@@ -184,25 +194,99 @@ impl Session {
     /// file, audit log, rows) and fails with [`Error::PartialFailure`] saying how many rows
     /// took effect and how many were not attempted.
     pub async fn execute_with(&self, sql: &str, cancel: &Cancel) -> Result<Output> {
-        let vars = self.vars.lock().unwrap_or_else(|p| p.into_inner()).clone();
-        let text = template::render(sql, &vars)?;
+        let (text, stmt) = self.parse(sql)?;
+        self.execute_parsed(stmt, &text, cancel).await
+    }
+
+    /// `sql` with its templates filled, and how cfql reads it.
+    pub(crate) fn parse(&self, sql: &str) -> Result<(String, CfqlStatement)> {
+        let text = self.render(sql)?;
         let stmt = parse::parse(&text, &self.engine.registry)?;
+        Ok((text, stmt))
+    }
+
+    /// Runs a statement read by [`Session::parse`] (the server hands queries over after
+    /// its own PostgreSQL rewrites).
+    pub(crate) async fn execute_parsed(
+        &self,
+        stmt: CfqlStatement,
+        text: &str,
+        cancel: &Cancel,
+    ) -> Result<Output> {
         self.engine.client.budget.begin_statement();
         let notes = Notes::collected();
         let ctx = self.statement_context(&stmt, &notes);
         let result = if stmt.is_write() {
             // Never dropped mid-way: the write itself watches `cancel`.
-            self.run(&ctx, stmt, &text, false, cancel).await
+            self.run(&ctx, stmt, text, Mode::Run, cancel).await
         } else {
             tokio::select! {
                 biased;
                 _ = cancel.cancelled() => Err(Error::Cancelled { what: "the statement was stopped".into() }),
-                r = self.run(&ctx, stmt, &text, false, cancel) => r,
+                r = self.run(&ctx, stmt, text, Mode::Run, cancel) => r,
             }
         };
         let mut out = result?;
         out.warnings.extend(notes.take());
         Ok(out)
+    }
+
+    /// The columns `stmt` would return, without running it: a query is planned, a write
+    /// read and checked (its reads may run; no write call is made), a statement about the
+    /// catalog answered. For a wire client's Describe, which comes before Execute.
+    #[cfg_attr(not(feature = "serve"), allow(dead_code))] // used by the server only
+    pub(crate) async fn describe(&self, stmt: CfqlStatement, text: &str) -> Result<SchemaRef> {
+        if let CfqlStatement::Query(q) = stmt {
+            let plan = self.plan(*q).await?;
+            return Ok(Arc::new(plan.schema().as_arrow().clone()));
+        }
+        let notes = Notes::collected();
+        let ctx = self.statement_context(&stmt, &notes);
+        let out = self
+            .run(&ctx, stmt, text, Mode::Describe, &Cancel::new())
+            .await?;
+        Ok(out.schema)
+    }
+
+    /// The logical plan of a query (placeholders such as `$1` left in, for a prepared
+    /// statement), checked as [`Session::execute`] checks it.
+    #[cfg_attr(not(feature = "serve"), allow(dead_code))] // used by the server only
+    pub(crate) async fn plan(&self, stmt: Statement) -> Result<LogicalPlan> {
+        crate::sql::query::plan_statement(&self.ctx, &self.engine.registry, stmt).await
+    }
+
+    /// Runs a query's logical plan (a prepared statement with its parameters bound) as
+    /// [`Session::execute_with`] runs a query: its own notes, the budget's statement
+    /// boundary, stopped at once by `cancel`.
+    #[cfg_attr(not(feature = "serve"), allow(dead_code))] // used by the server only
+    pub(crate) async fn execute_plan(&self, plan: LogicalPlan, cancel: &Cancel) -> Result<Output> {
+        self.engine.client.budget.begin_statement();
+        let notes = Notes::collected();
+        let mut state = self.ctx.state();
+        state.config_mut().set_extension(notes.clone());
+        let ctx = SessionContext::new_with_state(state);
+        let run = async {
+            let (schema, batches) = crate::sql::query::run_plan(&ctx, plan).await?;
+            Ok::<_, Error>(Output::from_batches(schema, batches))
+        };
+        let mut out = tokio::select! {
+            biased;
+            _ = cancel.cancelled() => Err(Error::Cancelled { what: "the statement was stopped".into() }),
+            r = run => r,
+        }?;
+        out.warnings.extend(notes.take());
+        Ok(out)
+    }
+
+    /// Says who runs this session's statements (the server's client, `user@address`):
+    /// the audit log records it with each call a write makes.
+    #[cfg_attr(not(feature = "serve"), allow(dead_code))] // used by the server only
+    pub(crate) fn set_origin(&self, who: String) {
+        let state = self.ctx.state_ref();
+        state
+            .write()
+            .config_mut()
+            .set_extension(Arc::new(crate::notes::Origin(who)));
     }
 
     /// The context one statement runs in: the session's, with the statement's own notes
@@ -222,15 +306,16 @@ impl Session {
         &'a self,
         ctx: &'a SessionContext,
         text: &str,
-        force_dry: bool,
+        mode: Mode,
         cancel: &Cancel,
     ) -> WriteContext<'a> {
         let f = self.flags.lock().unwrap_or_else(|p| p.into_inner());
         let opts = WriteOptions {
-            dry_run: f.dry_run || force_dry,
+            dry_run: f.dry_run || mode == Mode::DryRun,
             allow_unfiltered: f.allow_unfiltered,
             statement: text.to_string(),
             cancel: cancel.clone(),
+            describe_only: mode == Mode::Describe,
         };
         WriteContext::new(ctx, &self.engine, opts)
     }
@@ -240,7 +325,7 @@ impl Session {
         ctx: &SessionContext,
         stmt: CfqlStatement,
         text: &str,
-        force_dry: bool,
+        mode: Mode,
         cancel: &Cancel,
     ) -> Result<Output> {
         let reg = &self.engine.registry;
@@ -251,19 +336,24 @@ impl Session {
                 Ok(Output::from_batches(schema, batches))
             }
             CfqlStatement::Insert(i) => {
-                write::insert(&self.write_context(ctx, text, force_dry, cancel), &i).await
+                write::insert(&self.write_context(ctx, text, mode, cancel), &i).await
             }
             CfqlStatement::Update(u) => {
-                write::update(&self.write_context(ctx, text, force_dry, cancel), &u).await
+                write::update(&self.write_context(ctx, text, mode, cancel), &u).await
             }
             CfqlStatement::Delete(d) => {
-                write::delete(&self.write_context(ctx, text, force_dry, cancel), &d).await
+                write::delete(&self.write_context(ctx, text, mode, cancel), &d).await
             }
             CfqlStatement::Exec(e) => {
-                write::exec(&self.write_context(ctx, text, force_dry, cancel), &e).await
+                write::exec(&self.write_context(ctx, text, mode, cancel), &e).await
             }
             CfqlStatement::ExplainWrite(inner) => {
-                Box::pin(self.run(ctx, *inner, text, true, cancel)).await
+                let mode = if mode == Mode::Describe {
+                    mode
+                } else {
+                    Mode::DryRun
+                };
+                Box::pin(self.run(ctx, *inner, text, mode, cancel)).await
             }
             CfqlStatement::ShowServices => Ok(batch_out(info::show_services(reg)?)),
             CfqlStatement::ShowResources(s) => {

@@ -55,12 +55,12 @@ pub struct Cli {
 
     /// Also append secrets returned by create, roll and rotate to FILE (JSON lines, mode 0600).
     /// Example: --secrets-file rotated.jsonl
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", global = true)]
     pub secrets_file: Option<PathBuf>,
 
     /// Record every mutating call in FILE (JSON lines, no secrets).
     /// Example: --audit-log audit.jsonl
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", global = true)]
     pub audit_log: Option<PathBuf>,
 
     /// Profile of ~/.config/cfql/config.toml (credentials, base URL, account, limits).
@@ -126,6 +126,9 @@ pub enum Command {
     Sim(SimArgs),
     /// Audit gate: each SELECT of the files is a control, its rows are findings.
     Check(CheckArgs),
+    /// Serve the catalog over the PostgreSQL wire protocol (psql, JDBC, BI tools).
+    #[cfg(feature = "serve")]
+    Serve(ServeArgs),
     /// Print shell completions. Example: cfql completions bash > ~/.local/share/bash-completion/completions/cfql
     Completions {
         /// bash, zsh, fish, elvish or powershell.
@@ -164,6 +167,39 @@ pub enum CheckFormat {
     Junit,
     /// Markdown: a summary table, then each alarm's findings.
     Markdown,
+}
+
+/// `cfql serve` options (credentials, --profile, --base-url, --demo, --secrets-file and
+/// --audit-log as for a run).
+#[cfg(feature = "serve")]
+#[derive(Debug, Args)]
+#[command(after_help = "Clients connect with dbname=cloudflare, e.g.
+  psql \"host=127.0.0.1 port=5433 dbname=cloudflare user=cfql\"
+The password comes from CFQL_SERVE_PASSWORD or --password-file, never from a flag; with one
+set, clients authenticate with SCRAM-SHA-256. Off loopback, TLS and a password are required.
+Read-only unless --allow-writes. Example: cfql serve --demo")]
+pub struct ServeArgs {
+    /// Address to listen on. Example: --listen 0.0.0.0:5433 (needs TLS and a password)
+    #[arg(long, default_value = "127.0.0.1:5433", value_name = "ADDR")]
+    pub listen: SocketAddr,
+    /// User name clients log in as (checked when a password is set).
+    #[arg(long, default_value = "cfql", value_name = "NAME")]
+    pub user: String,
+    /// File whose first line is the password (instead of CFQL_SERVE_PASSWORD).
+    #[arg(long, value_name = "FILE")]
+    pub password_file: Option<PathBuf>,
+    /// TLS certificate chain (PEM); needs --tls-key.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM); needs --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Run cfql's writes (INSERT, UPDATE, REPLACE, DELETE, EXEC) for clients.
+    #[arg(long)]
+    pub allow_writes: bool,
+    /// Connections served at once; more are refused (0: no limit).
+    #[arg(long, default_value_t = 64, value_name = "N")]
+    pub max_connections: usize,
 }
 
 /// `cfql sim` options.

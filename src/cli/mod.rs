@@ -5,6 +5,8 @@ pub mod args;
 mod check;
 pub mod format;
 mod repl;
+#[cfg(feature = "serve")]
+mod serve;
 
 use std::io::{IsTerminal, Read, Write};
 use std::path::PathBuf;
@@ -57,6 +59,8 @@ pub fn main() -> ExitCode {
             clap_complete::generate(shell, &mut Cli::command(), "cfql", &mut std::io::stdout());
             ExitCode::SUCCESS
         }
+        #[cfg(feature = "serve")]
+        Some(Command::Serve(ref a)) => serve::run(&rt, &cli, a),
         Some(Command::Check(_)) | None => run_client(&rt, cli, sources),
     }
 }

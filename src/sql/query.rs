@@ -42,7 +42,7 @@ pub async fn logical(ctx: &SessionContext, registry: &Registry, sql: &str) -> Re
 
 /// Plans a parsed query: id params renamed, every table it names checked (an unknown one
 /// is [`Error::UnknownTable`] with the closest name, before DataFusion says it its way).
-async fn plan_statement(
+pub async fn plan_statement(
     ctx: &SessionContext,
     registry: &Registry,
     mut stmt: Statement,
@@ -74,6 +74,15 @@ pub async fn query_statement(
     stmt: Statement,
 ) -> Result<(SchemaRef, Vec<RecordBatch>)> {
     let plan = plan_statement(ctx, registry, stmt).await?;
+    run_plan(ctx, plan).await
+}
+
+/// Runs a logical plan (a prepared query with its parameters bound); returns its schema
+/// and rows.
+pub async fn run_plan(
+    ctx: &SessionContext,
+    plan: LogicalPlan,
+) -> Result<(SchemaRef, Vec<RecordBatch>)> {
     let df = ctx.execute_logical_plan(plan).await.map_err(friendly)?;
     let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
     let batches = df.collect().await.map_err(friendly)?;

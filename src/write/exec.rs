@@ -29,7 +29,7 @@ use crate::cancel::Cancel;
 use crate::convert::{schema_of, text_batch, text_schema};
 use crate::engine::Engine;
 use crate::error::{Error, Result};
-use crate::notes::Notes;
+use crate::notes::{Notes, Origin};
 use crate::provider::ColumnSpec;
 
 /// What a write's stream yields.
@@ -248,6 +248,7 @@ impl Job {
         sink: &Sink,
         notes: &Notes,
     ) -> Result<()> {
+        let origin = Origin::of(ctx.session_config());
         let planned = self
             .planned
             .lock()
@@ -279,6 +280,7 @@ impl Job {
             engine: &self.engine,
             target: &self.target,
             statement: &self.statement,
+            origin,
             cancel: &self.cancel,
             sink,
             notes,

@@ -19,6 +19,7 @@ use crate::provider::Resource;
 /// The open secrets file and audit log of one write statement.
 pub(super) struct Recorder {
     statement: String,
+    origin: Option<String>,
     secrets: Option<(PathBuf, File)>,
     audit: Option<(PathBuf, File)>,
 }
@@ -26,7 +27,12 @@ pub(super) struct Recorder {
 impl Recorder {
     /// Opens the files `config` names. The secrets file is opened only when the statement
     /// can return secrets, and refused when others could read it or it is a link.
-    pub(super) fn open(config: &Config, statement: &str, returns_secrets: bool) -> Result<Self> {
+    pub(super) fn open(
+        config: &Config,
+        statement: &str,
+        origin: Option<String>,
+        returns_secrets: bool,
+    ) -> Result<Self> {
         let secrets = match (&config.secrets_file, returns_secrets) {
             (Some(p), true) => Some((p.clone(), opened(p, Shared::Refuse, "secrets file")?)),
             _ => None,
@@ -37,6 +43,7 @@ impl Recorder {
         };
         Ok(Self {
             statement: statement.to_string(),
+            origin,
             secrets,
             audit,
         })
@@ -64,6 +71,7 @@ impl Recorder {
         let line = json!({
             "time": Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true),
             "statement": self.statement,
+            "client": self.origin,
             "method": call.request.method.as_str(),
             "path": call.request.path,
             "status": match outcome { Ok(s) => json!(s), Err(e) => json!(e.http_status()) },

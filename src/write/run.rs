@@ -25,6 +25,8 @@ pub(super) struct Run<'a> {
     pub(super) target: &'a Target,
     /// The statement text, for the audit log.
     pub(super) statement: &'a str,
+    /// Who runs it, when not the local user (the server's client), for the audit log.
+    pub(super) origin: Option<String>,
     pub(super) cancel: &'a Cancel,
     pub(super) sink: &'a Sink,
     /// The statement's notes (ids named twice, the session's own token).
@@ -44,6 +46,7 @@ impl Run<'_> {
         let recorder = Recorder::open(
             &self.engine.config,
             self.statement,
+            self.origin.clone(),
             self.target.returns_secrets(),
         )?;
         let mut tally = Tally::new(

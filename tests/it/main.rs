@@ -10,6 +10,8 @@ mod dml;
 mod hardening;
 mod openapi;
 mod read;
+mod serve;
+mod serve_clients;
 mod sim;
 mod trust;
 mod trust_cli;

@@ -51,6 +51,9 @@ pub struct WriteOptions {
     pub statement: String,
     /// Fires on Ctrl-C / SIGTERM / a client's cancel: no new call starts after it.
     pub cancel: Cancel,
+    /// Only find the columns the statement would return (a wire client's Describe): the
+    /// statement is read and checked, its reads may run, and no write call is made.
+    pub describe_only: bool,
 }
 
 impl<'a> WriteContext<'a> {
@@ -101,6 +104,9 @@ impl<'a> WriteContext<'a> {
             self.opts.cancel.clone(),
         );
         let schema = exec.schema();
+        if self.opts.describe_only {
+            return Ok(Output::from_batches(schema, Vec::new()));
+        }
         let mut stream = exec.execute(0, self.ctx.task_ctx())?;
         let mut batches = Vec::new();
         while let Some(batch) = stream.next().await {

@@ -1,0 +1,190 @@
+//! Start-up and authentication: the database name a client asks for, the password
+//! (SCRAM-SHA-256, so it never crosses the wire even without TLS), the parameters a
+//! driver reads at start-up, and, once a client is in, its cancel key and its name in the
+//! audit log.
+
+use std::collections::BTreeMap;
+use std::fmt::Debug;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use datafusion_postgres::pgwire;
+use futures::Sink;
+use pgwire::api::auth::sasl::SASLAuthStartupHandler;
+use pgwire::api::auth::sasl::scram::{ScramAuth, gen_salted_password};
+use pgwire::api::auth::{
+    AuthSource, DefaultServerParameterProvider, LoginInfo, Password, StartupHandler,
+    finish_authentication, protocol_negotiation, save_startup_parameters_to_metadata,
+};
+use pgwire::api::{
+    ClientInfo, METADATA_DATABASE, METADATA_USER, PgWireConnectionState, PidSecretKeyGenerator,
+    RandomPidSecretKeyGenerator,
+};
+use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
+use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
+
+use super::cancel::{Registry, Running};
+use crate::session::Session;
+
+/// The database clients connect to.
+pub const DATABASE: &str = "cloudflare";
+
+/// SCRAM's iteration count (PostgreSQL's default).
+const ITERATIONS: usize = 4096;
+
+/// The one login the server accepts, kept as SCRAM's salted password (computed once:
+/// 4096 rounds of HMAC per connection would be the cost of every connect).
+pub(super) struct Login {
+    user: String,
+    salt: Vec<u8>,
+    salted: Vec<u8>,
+}
+
+impl Debug for Login {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Login")
+            .field("user", &self.user)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Login {
+    pub(super) fn new(user: &str, password: &str) -> Self {
+        let salt: [u8; 16] = rand::random();
+        Self {
+            user: user.to_string(),
+            salt: salt.to_vec(),
+            salted: gen_salted_password(password, &salt, ITERATIONS),
+        }
+    }
+}
+
+#[async_trait]
+impl AuthSource for Login {
+    async fn get_password(&self, login: &LoginInfo) -> PgWireResult<Password> {
+        match login.user() {
+            Some(u) if u == self.user => {
+                Ok(Password::new(Some(self.salt.clone()), self.salted.clone()))
+            }
+            other => Err(PgWireError::InvalidPassword(
+                other.unwrap_or_default().to_string(),
+            )),
+        }
+    }
+}
+
+/// The start-up parameters: PostgreSQL 16's names and formats, which drivers check.
+fn parameters() -> DefaultServerParameterProvider {
+    let mut p = DefaultServerParameterProvider::default();
+    p.server_version = super::catalog::SERVER_VERSION.to_string();
+    p.search_path = "user".to_string();
+    p.is_superuser = false;
+    p
+}
+
+/// What a connection does once its client is in: register its cancel key, name it in the
+/// session (audit log).
+pub(super) struct Admit {
+    pub(super) session: Arc<Session>,
+    pub(super) running: Arc<Running>,
+    pub(super) registry: Arc<Registry>,
+}
+
+impl Admit {
+    fn admitted<C: ClientInfo>(&self, client: &C) {
+        let (pid, key) = client.pid_and_secret_key();
+        let registration = self
+            .registry
+            .register((pid, key.to_bytes()), self.running.clone());
+        client.session_extensions().insert(Arc::new(registration));
+        let user = client
+            .metadata()
+            .get(METADATA_USER)
+            .cloned()
+            .unwrap_or_default();
+        self.session
+            .set_origin(format!("{user}@{}", client.socket_addr()));
+        tracing::info!("{user} connected from {}", client.socket_addr());
+    }
+}
+
+/// The start-up handler of one connection.
+pub(super) enum Startup {
+    /// No password configured (loopback only): anyone who can connect is in.
+    Open(Admit),
+    /// SCRAM-SHA-256 against the configured login.
+    Scram(
+        Box<SASLAuthStartupHandler<DefaultServerParameterProvider>>,
+        Admit,
+    ),
+}
+
+impl Startup {
+    pub(super) fn new(login: Option<Arc<Login>>, admit: Admit) -> Self {
+        match login {
+            None => Startup::Open(admit),
+            Some(login) => {
+                let handler = SASLAuthStartupHandler::new(Arc::new(parameters()))
+                    .with_scram(ScramAuth::new(login));
+                Startup::Scram(Box::new(handler), admit)
+            }
+        }
+    }
+
+    fn admit(&self) -> &Admit {
+        match self {
+            Startup::Open(a) | Startup::Scram(_, a) => a,
+        }
+    }
+}
+
+/// Refuses any database but [`DATABASE`], as PostgreSQL refuses one that does not exist.
+fn check_database(params: &BTreeMap<String, String>) -> PgWireResult<()> {
+    match params.get(METADATA_DATABASE).map(String::as_str) {
+        Some(DATABASE) => Ok(()),
+        other => Err(PgWireError::UserError(Box::new(ErrorInfo::new(
+            "FATAL".into(),
+            "3D000".into(),
+            format!(
+                "database \"{}\" does not exist: cfql serves one database, connect with dbname={DATABASE}",
+                other
+                    .or(params.get(METADATA_USER).map(String::as_str))
+                    .unwrap_or("")
+            ),
+        )))),
+    }
+}
+
+#[async_trait]
+impl StartupHandler for Startup {
+    async fn on_startup<C>(
+        &self,
+        client: &mut C,
+        message: PgWireFrontendMessage,
+    ) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        if let PgWireFrontendMessage::Startup(ref startup) = message {
+            check_database(&startup.parameters)?;
+        }
+        match self {
+            Startup::Open(_) => {
+                if let PgWireFrontendMessage::Startup(ref startup) = message {
+                    protocol_negotiation(client, startup).await?;
+                    save_startup_parameters_to_metadata(client, startup);
+                    let (pid, key) = RandomPidSecretKeyGenerator::default().generate(client);
+                    client.set_pid_and_secret_key(pid, key);
+                    finish_authentication(client, &parameters()).await?;
+                }
+            }
+            Startup::Scram(handler, _) => handler.on_startup(client, message).await?,
+        }
+        if matches!(client.state(), PgWireConnectionState::ReadyForQuery) {
+            self.admit().admitted(client);
+        }
+        Ok(())
+    }
+}

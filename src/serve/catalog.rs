@@ -1,0 +1,45 @@
+//! What a PostgreSQL client expects of the catalog: `pg_catalog` (from
+//! datafusion-pg-catalog, built from the same `cloudflare` catalog, so each table shows
+//! once under its canonical name) and a `version()` a driver accepts.
+
+use std::sync::Arc;
+
+use datafusion::arrow::datatypes::DataType;
+use datafusion::logical_expr::{ColumnarValue, Volatility, create_udf};
+use datafusion::prelude::SessionContext;
+use datafusion::scalar::ScalarValue;
+use datafusion_postgres::datafusion_pg_catalog::pg_catalog::context::EmptyContextProvider;
+use datafusion_postgres::datafusion_pg_catalog::pg_catalog::setup_pg_catalog;
+
+use crate::error::{Error, Result};
+use crate::provider::CATALOG;
+
+/// The PostgreSQL version the server reports (`server_version`): the one whose catalog
+/// datafusion-pg-catalog emulates.
+pub(super) const SERVER_VERSION: &str = "16.6";
+
+/// `version()`: PostgreSQL's form, which SQLAlchemy and pgjdbc parse
+/// (`PostgreSQL 16.6 (cfql 0.1.0) ...`).
+fn version_text() -> String {
+    format!(
+        "PostgreSQL {SERVER_VERSION} (cfql {}) on DataFusion {}",
+        env!("CARGO_PKG_VERSION"),
+        datafusion::DATAFUSION_VERSION
+    )
+}
+
+/// Adds `pg_catalog`, its functions and `version()` to a session's context.
+pub(super) fn install(ctx: &SessionContext) -> Result<()> {
+    setup_pg_catalog(ctx, CATALOG, EmptyContextProvider).map_err(Error::DataFusion)?;
+    let text = version_text();
+    let version = create_udf(
+        "version",
+        vec![],
+        DataType::Utf8,
+        Volatility::Immutable,
+        Arc::new(move |_| Ok(ColumnarValue::Scalar(ScalarValue::Utf8(Some(text.clone()))))),
+    );
+    ctx.register_udf(version);
+    super::functions::register(ctx);
+    Ok(())
+}

@@ -1,0 +1,274 @@
+//! `cfql serve` (the binary, on the demo data) with the clients BI users have: psql
+//! (meta-commands, the example audits, a wrong password, TLS), pgjdbc (what DBeaver and
+//! Metabase call) and SQLAlchemy with psycopg (what Superset calls). None is skipped: a
+//! missing client fails the test (`.ci/run` installs them).
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use crate::cli::{cfql, run};
+
+/// A `cfql serve --demo` process on an ephemeral port; killed when dropped.
+struct Served {
+    child: Child,
+    port: u16,
+    _home: tempfile::TempDir,
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn serve(args: &[&str], env: &[(&str, &str)]) -> Served {
+    let home = tempfile::tempdir().unwrap();
+    let mut c = cfql(home.path());
+    c.args(["serve", "--demo", "--listen", "127.0.0.1:0"])
+        .args(args)
+        .envs(env.iter().copied())
+        .stderr(Stdio::piped());
+    let mut child = c.spawn().expect("cfql serve starts");
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let port = loop {
+        let line = lines
+            .next()
+            .expect("cfql serve says where it listens")
+            .unwrap();
+        if let Some(rest) = line.split("listening on 127.0.0.1:").nth(1) {
+            break rest.split(' ').next().unwrap().parse().unwrap();
+        }
+    };
+    // Keep reading its stderr so it never blocks on a full pipe.
+    std::thread::spawn(move || lines.for_each(drop));
+    Served {
+        child,
+        port,
+        _home: home,
+    }
+}
+
+fn psql(s: &Served, extra: &str, password: Option<&str>, args: &[&str]) -> (i32, String, String) {
+    let dsn = format!(
+        "host=127.0.0.1 port={} dbname=cloudflare user=cfql {extra}",
+        s.port
+    );
+    let mut c = Command::new("psql");
+    c.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("PGCONNECT_TIMEOUT", "10")
+        .args(["-X", "-v", "ON_ERROR_STOP=1", &dsn])
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"));
+    if let Some(p) = password {
+        c.env("PGPASSWORD", p);
+    }
+    let out = c
+        .output()
+        .expect("psql is installed (.ci/run installs postgresql-client)");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn psql_meta_commands_browse_the_catalog() {
+    let s = serve(&[], &[]);
+    let (code, out, err) = psql(&s, "", None, &["-c", r"\dn"]);
+    assert_eq!(code, 0, "{err}");
+    assert_contains!(out, "user", "accounts", "access");
+    let (code, out, err) = psql(&s, "", None, &["-c", r"\dt user.*"]);
+    assert_eq!(code, 0, "{err}");
+    assert_contains!(out, "tokens");
+    assert!(
+        !out.contains("user_tokens"),
+        "aliases are not listed:\n{out}"
+    );
+    let (code, out, err) = psql(&s, "", None, &["-c", r"\d user.tokens"]);
+    assert_eq!(code, 0, "{err}");
+    // JSON columns are `json` in results; datafusion-pg-catalog's pg_attribute maps types
+    // from Arrow alone, so `\d` shows them as text.
+    assert_contains!(out, "expires_on", "timestamp with time zone", "policies");
+}
+
+#[test]
+fn psql_runs_the_example_audits() {
+    let s = serve(&[], &[]);
+    for audit in [
+        "expiring_credentials",
+        "stale_service_tokens",
+        "unrestricted_tokens",
+        "unused_tokens",
+        "wildcard_policies",
+    ] {
+        let file = format!("examples/{audit}.sql");
+        let (code, out, err) = psql(&s, "", None, &["-f", &file]);
+        assert_eq!(code, 0, "{file}: {err}");
+        assert_contains!(out, "row");
+        assert!(!err.contains("ERROR"), "{file}: {err}");
+    }
+    // A cfql statement and an error with its SQLSTATE, as psql shows them.
+    let (code, out, _) = psql(&s, "", None, &["-c", "SHOW SERVICES"]);
+    assert_eq!(code, 0);
+    assert_contains!(out, "access");
+    let (code, _, err) = psql(
+        &s,
+        "",
+        None,
+        &[
+            "-v",
+            "VERBOSITY=verbose",
+            "-c",
+            "SELECT nmae FROM cloudflare.user.tokens",
+        ],
+    );
+    assert_eq!(code, 1);
+    assert_contains!(err, "42703", "name");
+}
+
+#[test]
+fn psql_with_a_wrong_password_is_refused() {
+    let s = serve(&[], &[("CFQL_SERVE_PASSWORD", "correct horse")]);
+    let (code, _, err) = psql(&s, "", Some("wrong"), &["-c", "SELECT 1"]);
+    assert_eq!(code, 2, "{err}");
+    assert_contains!(err, "assword");
+    let (code, out, err) = psql(&s, "", Some("correct horse"), &["-At", "-c", "SELECT 1"]);
+    assert_eq!((code, out.trim()), (0, "1"), "{err}");
+}
+
+/// A self-signed certificate for localhost, made with openssl.
+fn certificate(dir: &Path) -> (PathBuf, PathBuf) {
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let status = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+        ])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .stderr(Stdio::null())
+        .status()
+        .expect("openssl is installed");
+    assert!(status.success());
+    (cert, key)
+}
+
+#[test]
+fn psql_connects_over_tls_and_a_bad_certificate_stops_the_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = certificate(dir.path());
+    let (cert, key) = (cert.to_str().unwrap(), key.to_str().unwrap());
+    let s = serve(
+        &["--tls-cert", cert, "--tls-key", key],
+        &[("CFQL_SERVE_PASSWORD", "pw")],
+    );
+    let (code, out, err) = psql(
+        &s,
+        "sslmode=require",
+        Some("pw"),
+        &[
+            "-At",
+            "-c",
+            "SELECT count(*) > 0 FROM cloudflare.user.tokens",
+            "-c",
+            r"\conninfo",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert_contains!(out, "t\n", "SSL connection");
+    // A key that does not load: the server does not start (never serves in clear).
+    let home = tempfile::tempdir().unwrap();
+    let (code, _, err) = run(cfql(home.path()).args([
+        "serve",
+        "--demo",
+        "--listen",
+        "127.0.0.1:0",
+        "--tls-cert",
+        cert,
+        "--tls-key",
+        cert,
+    ]));
+    assert_eq!(code, 2, "{err}");
+    assert_contains!(err, "cannot load the TLS key");
+    // Off loopback without TLS and a password: refused, naming the flags.
+    let (code, _, err) = run(cfql(home.path()).args(["serve", "--demo", "--listen", "0.0.0.0:0"]));
+    assert_eq!(code, 2, "{err}");
+    assert_contains!(err, "--tls-cert", "CFQL_SERVE_PASSWORD");
+}
+
+#[test]
+fn pgjdbc_lists_schemas_tables_columns_and_runs_a_prepared_query() {
+    let s = serve(&[], &[("CFQL_SERVE_PASSWORD", "pw")]);
+    let jar = "/usr/share/java/postgresql.jar";
+    assert!(
+        Path::new(jar).exists(),
+        "pgjdbc is installed (.ci/run installs libpostgresql-jdbc-java)"
+    );
+    let url = format!("jdbc:postgresql://127.0.0.1:{}/cloudflare", s.port);
+    let out = Command::new("java")
+        .args(["-cp", jar, "tests/clients/Probe.java", &url, "cfql", "pw"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("java runs");
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert_contains!(
+        stdout,
+        "PRODUCT PostgreSQL 16",
+        "SCHEMA user",
+        "SCHEMA access"
+    );
+    assert_contains!(
+        stdout,
+        "TABLE user.tokens\n",
+        "TABLE access.service_tokens\n"
+    );
+    assert_eq!(stdout.matches("TABLE user.tokens\n").count(), 1, "{stdout}");
+    assert!(!stdout.contains("TABLE user.user_tokens"), "{stdout}");
+    assert_contains!(stdout, "COLUMN expires_on timestamptz", "COLUMN name text");
+    assert_eq!(stdout.matches("ROW ").count(), 1, "{stdout}");
+}
+
+#[test]
+fn sqlalchemy_inspects_and_queries() {
+    let s = serve(&[], &[]);
+    let python = std::env::var("CFQL_PYTHON").unwrap_or_else(|_| "python3".into());
+    let url = format!("postgresql+psycopg://cfql@127.0.0.1:{}/cloudflare", s.port);
+    let out = Command::new(&python)
+        .args(["tests/clients/sqlalchemy_probe.py", &url])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("python runs");
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(
+        out.status.success(),
+        "{python} needs sqlalchemy and psycopg (.ci/run makes a venv and sets CFQL_PYTHON):\n{stdout}\n{stderr}"
+    );
+    assert_contains!(
+        stdout,
+        "SCHEMA user",
+        "SCHEMA access",
+        "TABLE user.tokens\n"
+    );
+    assert_contains!(stdout, "COLUMN expires_on TIMESTAMP", "COUNT 40");
+    assert_eq!(stdout.matches("ROW ").count(), 1, "{stdout}");
+}
