@@ -14,6 +14,9 @@
 //!    of 1,200 calls per window, the window shrunk from 300 s to 10 s: calls made against
 //!    the minimum, 429s seen (must be 0), wall time against the physical bound.
 //! 6. The cache: every `examples/*.sql` audit in one run, against one listing of each table.
+//! 7. The server: 10 connections to one `cfql serve` each running the five audits at
+//!    once, against the same audits run 10 times through the CLI's engine (a fresh
+//!    session each, as 10 `cfql -f` runs), 20 ms added to every request.
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
@@ -177,6 +180,7 @@ async fn main() {
     bulk_writes().await;
     org_scale().await;
     audits_in_one_run().await;
+    audits_over_the_wire().await;
 }
 
 /// 5. 2,000 accounts, 1,200 calls per 10 s.
@@ -262,6 +266,89 @@ async fn audits_in_one_run() {
     println!(
         "calls: {} (one listing of each table: {one_listing_each} calls)",
         sim.total_requests()
+    );
+}
+
+const AUDITS: [&str; 5] = [
+    "expiring_credentials",
+    "unused_tokens",
+    "unrestricted_tokens",
+    "wildcard_policies",
+    "stale_service_tokens",
+];
+
+/// The statements of the five example audits.
+fn audit_statements() -> Vec<String> {
+    AUDITS
+        .iter()
+        .flat_map(|name| {
+            let text = std::fs::read_to_string(format!("examples/{name}.sql")).unwrap();
+            cfql::script::split(&text).0.into_iter().map(|s| s.text)
+        })
+        .collect()
+}
+
+/// 7. Ten clients of one server (one engine: one cache, one budget) against ten CLI runs.
+async fn audits_over_the_wire() {
+    let sim = Simulator::start(SimOptions::default()).await.unwrap();
+    sim.set_latency_ms(20);
+    let config = || Config::new(sim.base_url()).with_api_token(sim.admin_token());
+    let statements = audit_statements();
+    let t = Instant::now();
+    for _ in 0..10 {
+        let session = Session::new(config()).await.unwrap();
+        for st in &statements {
+            session.sql(st).await.unwrap();
+        }
+    }
+    let (cli_time, cli_calls) = (t.elapsed(), sim.total_requests());
+    sim.reset_counts();
+    let opts = cfql::serve::ServeOptions {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        user: "cfql".into(),
+        password: None,
+        tls: None,
+        allow_writes: false,
+        max_connections: 0,
+    };
+    let server = cfql::serve::Server::bind(Session::new(config()).await.unwrap(), &opts)
+        .await
+        .unwrap();
+    let port = server.local_addr().unwrap().port();
+    tokio::spawn(server.run());
+    let t = Instant::now();
+    let clients: Vec<_> = (0..10)
+        .map(|_| {
+            let statements = statements.clone();
+            tokio::spawn(async move {
+                let dsn = format!("host=127.0.0.1 port={port} dbname=cloudflare user=cfql");
+                let (client, conn) = tokio_postgres::connect(&dsn, tokio_postgres::NoTls)
+                    .await
+                    .unwrap();
+                tokio::spawn(conn);
+                for st in &statements {
+                    client.simple_query(st).await.unwrap();
+                }
+            })
+        })
+        .collect();
+    for c in clients {
+        c.await.unwrap();
+    }
+    let (wire_time, wire_calls) = (t.elapsed(), sim.total_requests());
+    println!(
+        "\n## the server: 10 connections x the five audits ({} statements each), 20 ms per request",
+        statements.len()
+    );
+    println!(
+        "cfql serve, 10 connections at once: {wire_calls} calls, {:.2} s",
+        wire_time.as_secs_f64()
+    );
+    println!(
+        "CLI engine, 10 runs one after another: {cli_calls} calls, {:.2} s ({:.1}x the calls, {:.1}x the time)",
+        cli_time.as_secs_f64(),
+        cli_calls as f64 / wire_calls.max(1) as f64,
+        cli_time.as_secs_f64() / wire_time.as_secs_f64()
     );
 }
 

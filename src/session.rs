@@ -24,12 +24,13 @@ use crate::sql::write::{self, WriteContext, WriteOptions};
 use crate::sql::{info, template};
 
 /// How far a statement goes: all the way, as a dry run (EXPLAIN of a write), or only
-/// until its columns are known.
+/// until its columns are known (of the statement, or of its dry run).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Mode {
     Run,
     DryRun,
     Describe,
+    DescribeDryRun,
 }
 
 #[derive(Debug, Default)]
@@ -311,11 +312,11 @@ impl Session {
     ) -> WriteContext<'a> {
         let f = self.flags.lock().unwrap_or_else(|p| p.into_inner());
         let opts = WriteOptions {
-            dry_run: f.dry_run || mode == Mode::DryRun,
+            dry_run: f.dry_run || matches!(mode, Mode::DryRun | Mode::DescribeDryRun),
             allow_unfiltered: f.allow_unfiltered,
             statement: text.to_string(),
             cancel: cancel.clone(),
-            describe_only: mode == Mode::Describe,
+            describe_only: matches!(mode, Mode::Describe | Mode::DescribeDryRun),
         };
         WriteContext::new(ctx, &self.engine, opts)
     }
@@ -348,10 +349,9 @@ impl Session {
                 write::exec(&self.write_context(ctx, text, mode, cancel), &e).await
             }
             CfqlStatement::ExplainWrite(inner) => {
-                let mode = if mode == Mode::Describe {
-                    mode
-                } else {
-                    Mode::DryRun
+                let mode = match mode {
+                    Mode::Describe | Mode::DescribeDryRun => Mode::DescribeDryRun,
+                    Mode::Run | Mode::DryRun => Mode::DryRun,
                 };
                 Box::pin(self.run(ctx, *inner, text, mode, cancel)).await
             }

@@ -28,6 +28,12 @@ pub(super) fn run(rt: &tokio::runtime::Runtime, cli: &Cli, a: &ServeArgs) -> Exi
             return ExitCode::from(EXIT_USAGE);
         }
     };
+    if a.allow_writes && config.secrets_file.is_none() {
+        eprintln!(
+            "error: --allow-writes needs --secrets-file FILE: a client that goes away mid-result would take the only copy of the secrets it was being sent"
+        );
+        return ExitCode::from(EXIT_USAGE);
+    }
     let _sim = if cli.demo {
         match start_demo(rt, &mut config, false) {
             Ok(sim) => Some(sim),

@@ -90,6 +90,7 @@ fn sqlstate(e: &Error) -> &'static str {
         Error::NotSupported { .. } | Error::UnsupportedClause { .. } => "0A000",
         Error::Refused(_) => "55000",
         Error::Cancelled { .. } => "57014",
+        Error::PartialFailure { detail, .. } if detail.cancelled => "57014",
         Error::RateLimited { .. } | Error::BudgetWait { .. } => "53400",
         Error::OutcomeUnknown { .. } => "40003",
         Error::Network { .. } | Error::Io { .. } => "58030",

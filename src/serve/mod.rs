@@ -54,6 +54,8 @@ pub struct ServeOptions {
     /// Certificate and key (PEM) for TLS.
     pub tls: Option<TlsFiles>,
     /// Run cfql's writes (INSERT, UPDATE, REPLACE, DELETE, EXEC); else they are refused.
+    /// Needs the session's `Config::secrets_file`, so no secret depends on the client
+    /// staying connected to read it.
     pub allow_writes: bool,
     /// Connections served at once (more are refused with SQLSTATE 53300); 0 for no limit.
     pub max_connections: usize,
@@ -111,6 +113,13 @@ impl Server {
     /// loopback), loads TLS and binds. Connections fork `session`.
     pub async fn bind(session: Session, opts: &ServeOptions) -> Result<Server> {
         check(opts)?;
+        if opts.allow_writes && session.engine().config.secrets_file.is_none() {
+            return Err(Error::Config(
+                "serving writes needs a secrets file (Config::secrets_file): a client that goes away \
+                 mid-result would take the only copy of the secrets it was being sent"
+                    .into(),
+            ));
+        }
         let tls = opts.tls.as_ref().map(load_tls).transpose()?;
         let listener = TcpListener::bind(opts.listen)
             .await

@@ -199,6 +199,16 @@ fn the_server_is_read_only_unless_writes_are_allowed() {
             let e = c.prepare(&sql).await.expect_err(&sql);
             assert_eq!(sqlstate(&e), code, "{sql}");
         }
+        // A dry run is a read: EXPLAIN of a write lists its calls, prepared or not.
+        let rows = c
+            .query(
+                "EXPLAIN EXEC cloudflare.user.tokens.update_value @token_id = $1",
+                &[&id],
+            )
+            .await
+            .unwrap();
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].get::<_, String>("method"), "PUT");
         assert_eq!(sim.mutating_requests(), 0);
         assert!(!std::path::Path::new("/tmp/cfql-copy.csv").exists());
         // Session talk a driver sends still works.
@@ -258,8 +268,10 @@ fn an_allowed_write_hands_the_secret_to_the_client_the_file_and_the_audit_log() 
 fn connections_share_one_cache_and_keep_their_own_settings() {
     on_runtime(async {
         let sim = sim_with(120).await;
+        let dir = tempfile::tempdir().unwrap();
         let mut cfg = config(&sim);
         cfg.cache_ttl = Duration::from_secs(60);
+        cfg.secrets_file = Some(dir.path().join("s.jsonl"));
         let addr = serve_config(
             cfg,
             ServeOptions {
@@ -400,6 +412,13 @@ fn the_server_refuses_to_start_open_off_loopback_or_with_a_bad_certificate() {
                 },
                 "cannot load the TLS certificate",
             ),
+            (
+                ServeOptions {
+                    allow_writes: true,
+                    ..opts()
+                },
+                "needs a secrets file",
+            ),
         ];
         for (o, words) in cases {
             let e = Server::bind(session(&sim).await, &o)
@@ -471,5 +490,164 @@ fn errors_carry_a_sqlstate_and_cfqls_words() {
             simple_rows(&c, "SELECT 2").await[0][0].as_deref(),
             Some("2")
         );
+    })
+}
+
+/// The rows a simple query streamed before it failed, and its error.
+async fn rows_then_error(
+    c: &Client,
+    sql: &str,
+) -> (Vec<tokio_postgres::SimpleQueryRow>, tokio_postgres::Error) {
+    use futures::StreamExt;
+    let stream = c.simple_query_raw(sql).await.expect("sent");
+    futures::pin_mut!(stream);
+    let mut rows = Vec::new();
+    while let Some(m) = stream.next().await {
+        match m {
+            Ok(SimpleQueryMessage::Row(r)) => rows.push(r),
+            Ok(_) => {}
+            Err(e) => return (rows, e),
+        }
+    }
+    panic!("{sql}: expected an error after {} rows", rows.len());
+}
+
+const ROLL: &str = "/user/tokens/{token_id}/value";
+
+#[test]
+fn a_write_that_partly_failed_still_hands_every_secret_to_the_client() {
+    on_runtime(async {
+        let sim = sim_with(4).await;
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = config(&sim);
+        cfg.concurrency = 1;
+        cfg.secrets_file = Some(dir.path().join("s.jsonl"));
+        let addr = serve_config(
+            cfg,
+            ServeOptions {
+                allow_writes: true,
+                ..opts()
+            },
+        )
+        .await;
+        let c = connect(addr).await;
+        let ids = sim.user_token_ids()[..3].to_vec();
+        let list = ids
+            .iter()
+            .map(|i| format!("'{i}'"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        sim.set_faults(cfql::sim::FaultSpec::parse(&format!("500@PUT:{ROLL}#1")).unwrap());
+        let sql = format!(
+            "EXEC cloudflare.user.tokens.update_value @token_id = (SELECT id FROM cloudflare.user.tokens WHERE id IN ({list}))"
+        );
+        let (rows, e) = rows_then_error(&c, &sql).await;
+        assert_eq!(
+            rows.len(),
+            2,
+            "the two rolls that took effect, with their secrets"
+        );
+        for r in &rows {
+            assert!(r.get("value").is_some_and(|v| v.len() >= 40));
+        }
+        assert_contains!(message(&e), "may have taken effect");
+        assert_eq!(sim.count("PUT", ROLL), 3, "never retried");
+    })
+}
+
+#[test]
+fn a_cancel_during_a_write_keeps_every_secret_already_issued() {
+    on_runtime(async {
+        let sim = sim_with(30).await;
+        let dir = tempfile::tempdir().unwrap();
+        let secrets = dir.path().join("s.jsonl");
+        let mut cfg = config(&sim);
+        cfg.concurrency = 2;
+        cfg.secrets_file = Some(secrets.clone());
+        let addr = serve_config(
+            cfg,
+            ServeOptions {
+                allow_writes: true,
+                ..opts()
+            },
+        )
+        .await;
+        let c = connect(addr).await;
+        sim.set_latency_ms(100);
+        let token = c.cancel_token();
+        let canceller = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(700)).await;
+            token.cancel_query(NoTls).await.unwrap();
+        });
+        let (rows, e) = rows_then_error(
+            &c,
+            "EXEC cloudflare.user.tokens.update_value @token_id = (SELECT id FROM cloudflare.user.tokens)",
+        )
+        .await;
+        canceller.await.unwrap();
+        assert_eq!(sqlstate(&e), "57014", "{}", message(&e));
+        let rolled = sim.count("PUT", ROLL) as usize;
+        assert!(
+            rolled > 0 && rolled < 30,
+            "{rolled} rolls before the cancel stopped the rest"
+        );
+        assert_eq!(rows.len(), rolled, "every roll made reached the client");
+        assert_contains!(message(&e), "not attempted");
+        let file = std::fs::read_to_string(&secrets).unwrap();
+        assert_eq!(file.lines().count(), rolled, "and the secrets file");
+    })
+}
+
+#[test]
+fn a_query_over_cfqls_tables_is_never_rewritten_for_the_catalog() {
+    on_runtime(async {
+        let sim = sim_with(12).await;
+        let addr = serve(&sim, opts()).await;
+        let c = connect(addr).await;
+        // datafusion-pg-catalog would make this correlated subquery NULL; cfql's tables
+        // get DataFusion's own answer (or its error), never a silent NULL.
+        let sql = "SELECT t.id, (SELECT count(*) FROM cloudflare.user.tokens u WHERE u.status = t.status) AS same \
+                   FROM cloudflare.user.tokens t";
+        match c.simple_query(sql).await {
+            Ok(msgs) => {
+                let counts: Vec<Option<String>> = msgs
+                    .iter()
+                    .filter_map(|m| match m {
+                        SimpleQueryMessage::Row(r) => Some(r.get("same").map(str::to_string)),
+                        _ => None,
+                    })
+                    .collect();
+                assert_eq!(counts.len(), 12);
+                assert!(
+                    counts
+                        .iter()
+                        .all(|n| n.as_deref().is_some_and(|n| n != "0")),
+                    "{counts:?}"
+                );
+            }
+            Err(e) => assert_ne!(sqlstate(&e), "", "an error, not a NULL: {}", message(&e)),
+        }
+    })
+}
+
+#[test]
+fn connections_past_the_limit_are_refused_with_53300() {
+    on_runtime(async {
+        let sim = sim_with(1).await;
+        let addr = serve(
+            &sim,
+            ServeOptions {
+                max_connections: 1,
+                ..opts()
+            },
+        )
+        .await;
+        let first = connect(addr).await;
+        let e = connect_as(addr, "").await.expect_err("refused");
+        assert_eq!(sqlstate(&e), "53300", "{e}");
+        assert_eq!(simple_rows(&first, "SELECT 1").await.len(), 1);
+        drop(first);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        connect_as(addr, "").await.expect("a slot is free again");
     })
 }

@@ -203,6 +203,16 @@ fn psql_connects_over_tls_and_a_bad_certificate_stops_the_start() {
     ]));
     assert_eq!(code, 2, "{err}");
     assert_contains!(err, "cannot load the TLS key");
+    // Writes without a secrets file: refused, naming the flag.
+    let (code, _, err) = run(cfql(home.path()).args([
+        "serve",
+        "--demo",
+        "--listen",
+        "127.0.0.1:0",
+        "--allow-writes",
+    ]));
+    assert_eq!(code, 2, "{err}");
+    assert_contains!(err, "--secrets-file");
     // Off loopback without TLS and a password: refused, naming the flags.
     let (code, _, err) = run(cfql(home.path()).args(["serve", "--demo", "--listen", "0.0.0.0:0"]));
     assert_eq!(code, 2, "{err}");
@@ -271,4 +281,36 @@ fn sqlalchemy_inspects_and_queries() {
     );
     assert_contains!(stdout, "COLUMN expires_on TIMESTAMP", "COUNT 40");
     assert_eq!(stdout.matches("ROW ").count(), 1, "{stdout}");
+}
+
+#[test]
+fn psql_rolls_a_token_on_a_server_that_allows_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let secrets = dir.path().join("rolled.jsonl");
+    let s = serve(
+        &[
+            "--allow-writes",
+            "--secrets-file",
+            secrets.to_str().unwrap(),
+        ],
+        &[],
+    );
+    let (code, out, err) = psql(
+        &s,
+        "",
+        None,
+        &[
+            "-At",
+            "-c",
+            "EXEC cloudflare.user.tokens.update_value @token_id = (SELECT id FROM cloudflare.user.tokens ORDER BY id LIMIT 1)",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    let file = std::fs::read_to_string(&secrets).unwrap();
+    let value =
+        serde_json::from_str::<serde_json::Value>(file.lines().next().unwrap()).unwrap()["value"]
+            .as_str()
+            .unwrap()
+            .to_string();
+    assert_contains!(out, &value);
 }
