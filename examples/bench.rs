@@ -1,6 +1,6 @@
 //! Benchmarks, printed as figures (not a test). Everything talks to a simulator on 127.0.0.1.
 //!
-//! Run: cargo run --release --example bench
+//! Run: cargo run --release --example bench   (`-- wire`: figure 7 alone)
 //!
 //! 1. Memory: `SELECT *` over 100,000 tokens served by a simulator in a child process,
 //!    so the peak RSS printed is the engine's alone (measured first, in a fresh process).
@@ -75,6 +75,11 @@ async fn main() {
     let args: Vec<String> = std::env::args().collect();
     if args.get(1).map(String::as_str) == Some("serve-sim") {
         serve_child(args[2].parse().unwrap()).await;
+        return;
+    }
+    // `bench wire`: figure 7 alone.
+    if args.get(1).map(String::as_str) == Some("wire") {
+        audits_over_the_wire().await;
         return;
     }
 

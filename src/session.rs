@@ -374,8 +374,13 @@ impl Session {
         }
     }
 
-    /// `SET cfql.<name> = <value>`; returns the value as set.
+    /// `SET cfql.<name> = <value>`; returns the value as set. `cfql.var.<name>` sets a
+    /// template variable of this session (a wire client has no `--var`).
     fn set_option(&self, name: &str, value: &str) -> Result<String> {
+        if let Some(var) = name.strip_prefix("var.") {
+            self.set_var(var, value);
+            return Ok(value.to_string());
+        }
         if name == "cache_ttl" {
             let secs: u64 =
                 value
@@ -413,6 +418,7 @@ impl Session {
                         "cfql.allow_unfiltered_writes",
                         "cfql.dry_run",
                         "cfql.cache_ttl",
+                        "cfql.var.<name>",
                     ]
                     .map(String::from)
                     .to_vec(),

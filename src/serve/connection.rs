@@ -93,8 +93,15 @@ impl Core {
                 gate::check(&stmt, self.allow_writes)?;
                 Ok(Read::Cfql(sql.to_string()))
             }
+            // What cfql cannot parse may still be a catalog query in PostgreSQL's syntax
+            // (datafusion-pg-catalog's parser knows more of it); any other error (a
+            // missing template variable, say) is the statement's.
             Err(e) => {
-                let Some(stmt) = self.rewritten(sql) else {
+                let fallback = match e {
+                    Error::Syntax { .. } => self.rewritten(sql),
+                    _ => None,
+                };
+                let Some(stmt) = fallback else {
                     return Err(encode::wire_error(&e));
                 };
                 gate::check(

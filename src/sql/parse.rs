@@ -220,9 +220,17 @@ fn parse_set_option(rest: &str) -> Result<Option<CfqlStatement>> {
         .map(|(n, v)| (n.trim(), v.trim().trim_start_matches('=').trim()))
         .filter(|(n, _)| !n.is_empty())
         .ok_or_else(|| Error::syntax("expected SET cfql.<option> = <value>"))?;
+    let value = value.trim_matches('\'');
+    // A template variable keeps its name's and value's case (`SET cfql.var.env = 'Prod'`).
+    if name.len() > 4 && name[..4].eq_ignore_ascii_case("var.") {
+        return Ok(Some(CfqlStatement::SetOption {
+            name: format!("var.{}", &name[4..]),
+            value: value.to_string(),
+        }));
+    }
     Ok(Some(CfqlStatement::SetOption {
         name: name.to_ascii_lowercase(),
-        value: value.trim_matches('\'').to_ascii_lowercase(),
+        value: value.to_ascii_lowercase(),
     }))
 }
 

@@ -299,6 +299,18 @@ fn connections_share_one_cache_and_keep_their_own_settings() {
         assert_eq!(sim.count("PUT", "/user/tokens/{token_id}/value"), 0);
         simple_rows(&b, &exec).await;
         assert_eq!(sim.count("PUT", "/user/tokens/{token_id}/value"), 1);
+        // So is a template variable.
+        simple_rows(&a, "SET cfql.var.wanted = 'Token-1'").await;
+        let templated = "SELECT '{{ wanted }}' AS v";
+        assert_eq!(
+            simple_rows(&a, templated).await[0][0].as_deref(),
+            Some("Token-1")
+        );
+        let e = b
+            .simple_query(templated)
+            .await
+            .expect_err("b has no such variable");
+        assert_contains!(message(&e), "wanted");
     })
 }
 
