@@ -308,14 +308,7 @@ async fn audits_over_the_wire() {
     }
     let (cli_time, cli_calls) = (t.elapsed(), sim.total_requests());
     sim.reset_counts();
-    let opts = cfql::serve::ServeOptions {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        user: "cfql".into(),
-        password: None,
-        tls: None,
-        allow_writes: false,
-        max_connections: 0,
-    };
+    let opts = cfql::serve::ServeOptions::new("127.0.0.1:0".parse().unwrap());
     let server = cfql::serve::Server::bind(Session::new(config()).await.unwrap(), &opts)
         .await
         .unwrap();

@@ -61,6 +61,21 @@ pub struct ServeOptions {
     pub max_connections: usize,
 }
 
+impl ServeOptions {
+    /// Options for `listen`: user `cfql`, no password (so a loopback address only), no
+    /// TLS, read-only, no connection limit.
+    pub fn new(listen: SocketAddr) -> Self {
+        Self {
+            listen,
+            user: "cfql".into(),
+            password: None,
+            tls: None,
+            allow_writes: false,
+            max_connections: 0,
+        }
+    }
+}
+
 impl std::fmt::Debug for ServeOptions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ServeOptions")

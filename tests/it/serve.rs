@@ -15,14 +15,7 @@ use crate::common::*;
 
 /// Options for a read-only server on an ephemeral loopback port.
 pub(crate) fn opts() -> ServeOptions {
-    ServeOptions {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        user: "cfql".into(),
-        password: None,
-        tls: None,
-        allow_writes: false,
-        max_connections: 0,
-    }
+    ServeOptions::new("127.0.0.1:0".parse().unwrap())
 }
 
 /// Serves `config` with `opts`; returns the address.
@@ -36,6 +29,24 @@ async fn serve_config(config: cfql::Config, opts: ServeOptions) -> SocketAddr {
 
 async fn serve(sim: &Simulator, opts: ServeOptions) -> SocketAddr {
     serve_config(config(sim), opts).await
+}
+
+/// A server that runs writes, with its secrets file in a temporary directory (kept while
+/// the returned guard lives); `tune` adjusts the configuration first.
+async fn writable(
+    sim: &Simulator,
+    tune: impl FnOnce(&mut cfql::Config),
+) -> (SocketAddr, std::path::PathBuf, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let secrets = dir.path().join("s.jsonl");
+    let mut cfg = config(sim);
+    cfg.secrets_file = Some(secrets.clone());
+    tune(&mut cfg);
+    let opts = ServeOptions {
+        allow_writes: true,
+        ..opts()
+    };
+    (serve_config(cfg, opts).await, secrets, dir)
 }
 
 async fn connect_as(addr: SocketAddr, extra: &str) -> Result<Client, tokio_postgres::Error> {
@@ -222,19 +233,10 @@ fn the_server_is_read_only_unless_writes_are_allowed() {
 fn an_allowed_write_hands_the_secret_to_the_client_the_file_and_the_audit_log() {
     on_runtime(async {
         let sim = sim_with(3).await;
-        let dir = tempfile::tempdir().unwrap();
-        let (secrets, audit) = (dir.path().join("s.jsonl"), dir.path().join("a.jsonl"));
-        let mut cfg = config(&sim);
-        cfg.secrets_file = Some(secrets.clone());
-        cfg.audit_log = Some(audit.clone());
-        let addr = serve_config(
-            cfg,
-            ServeOptions {
-                allow_writes: true,
-                ..opts()
-            },
-        )
-        .await;
+        let audit_dir = tempfile::tempdir().unwrap();
+        let audit = audit_dir.path().join("a.jsonl");
+        let log = audit.clone();
+        let (addr, secrets, _dir) = writable(&sim, |c| c.audit_log = Some(log)).await;
         let c = connect(addr).await;
         let id = sim.user_token_ids()[1].clone();
         // Extended protocol, with the id as a parameter.
@@ -268,18 +270,7 @@ fn an_allowed_write_hands_the_secret_to_the_client_the_file_and_the_audit_log() 
 fn connections_share_one_cache_and_keep_their_own_settings() {
     on_runtime(async {
         let sim = sim_with(120).await;
-        let dir = tempfile::tempdir().unwrap();
-        let mut cfg = config(&sim);
-        cfg.cache_ttl = Duration::from_secs(60);
-        cfg.secrets_file = Some(dir.path().join("s.jsonl"));
-        let addr = serve_config(
-            cfg,
-            ServeOptions {
-                allow_writes: true,
-                ..opts()
-            },
-        )
-        .await;
+        let (addr, _, _dir) = writable(&sim, |c| c.cache_ttl = Duration::from_secs(60)).await;
         let (a, b) = (connect(addr).await, connect(addr).await);
         sim.reset_counts();
         for c in [&a, &b] {
@@ -530,18 +521,7 @@ const ROLL: &str = "/user/tokens/{token_id}/value";
 fn a_write_that_partly_failed_still_hands_every_secret_to_the_client() {
     on_runtime(async {
         let sim = sim_with(4).await;
-        let dir = tempfile::tempdir().unwrap();
-        let mut cfg = config(&sim);
-        cfg.concurrency = 1;
-        cfg.secrets_file = Some(dir.path().join("s.jsonl"));
-        let addr = serve_config(
-            cfg,
-            ServeOptions {
-                allow_writes: true,
-                ..opts()
-            },
-        )
-        .await;
+        let (addr, _, _dir) = writable(&sim, |c| c.concurrency = 1).await;
         let c = connect(addr).await;
         let ids = sim.user_token_ids()[..3].to_vec();
         let list = ids
@@ -571,19 +551,7 @@ fn a_write_that_partly_failed_still_hands_every_secret_to_the_client() {
 fn a_cancel_during_a_write_keeps_every_secret_already_issued() {
     on_runtime(async {
         let sim = sim_with(30).await;
-        let dir = tempfile::tempdir().unwrap();
-        let secrets = dir.path().join("s.jsonl");
-        let mut cfg = config(&sim);
-        cfg.concurrency = 2;
-        cfg.secrets_file = Some(secrets.clone());
-        let addr = serve_config(
-            cfg,
-            ServeOptions {
-                allow_writes: true,
-                ..opts()
-            },
-        )
-        .await;
+        let (addr, secrets, _dir) = writable(&sim, |c| c.concurrency = 2).await;
         let c = connect(addr).await;
         sim.set_latency_ms(100);
         let token = c.cancel_token();

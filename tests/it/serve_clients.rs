@@ -219,6 +219,20 @@ fn psql_connects_over_tls_and_a_bad_certificate_stops_the_start() {
     assert_contains!(err, "--tls-cert", "CFQL_SERVE_PASSWORD");
 }
 
+/// Runs a client probe from the repository root: (success, stdout, stderr).
+fn probe(program: &str, args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(program)
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap_or_else(|e| panic!("{program} runs: {e}"));
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 #[test]
 fn pgjdbc_lists_schemas_tables_columns_and_runs_a_prepared_query() {
     let s = serve(&[], &[("CFQL_SERVE_PASSWORD", "pw")]);
@@ -228,16 +242,11 @@ fn pgjdbc_lists_schemas_tables_columns_and_runs_a_prepared_query() {
         "pgjdbc is installed (.ci/run installs libpostgresql-jdbc-java)"
     );
     let url = format!("jdbc:postgresql://127.0.0.1:{}/cloudflare", s.port);
-    let out = Command::new("java")
-        .args(["-cp", jar, "tests/clients/Probe.java", &url, "cfql", "pw"])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .expect("java runs");
-    let (stdout, stderr) = (
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr),
+    let (ok, stdout, stderr) = probe(
+        "java",
+        &["-cp", jar, "tests/clients/Probe.java", &url, "cfql", "pw"],
     );
-    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(ok, "{stdout}\n{stderr}");
     assert_contains!(
         stdout,
         "PRODUCT PostgreSQL 16",
@@ -260,17 +269,9 @@ fn sqlalchemy_inspects_and_queries() {
     let s = serve(&[], &[]);
     let python = std::env::var("CFQL_PYTHON").unwrap_or_else(|_| "python3".into());
     let url = format!("postgresql+psycopg://cfql@127.0.0.1:{}/cloudflare", s.port);
-    let out = Command::new(&python)
-        .args(["tests/clients/sqlalchemy_probe.py", &url])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .expect("python runs");
-    let (stdout, stderr) = (
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr),
-    );
+    let (ok, stdout, stderr) = probe(&python, &["tests/clients/sqlalchemy_probe.py", &url]);
     assert!(
-        out.status.success(),
+        ok,
         "{python} needs sqlalchemy and psycopg (.ci/run makes a venv and sets CFQL_PYTHON):\n{stdout}\n{stderr}"
     );
     assert_contains!(
