@@ -23,10 +23,16 @@ impl Drop for Served {
     }
 }
 
+/// `cfql serve --demo` with these flags and environment.
 fn serve(args: &[&str], env: &[(&str, &str)]) -> Served {
+    start(&[&["--demo"], args].concat(), env)
+}
+
+/// `cfql serve` on an ephemeral loopback port with these flags and environment.
+fn start(args: &[&str], env: &[(&str, &str)]) -> Served {
     let home = tempfile::tempdir().unwrap();
     let mut c = cfql(home.path());
-    c.args(["serve", "--demo", "--listen", "127.0.0.1:0"])
+    c.args(["serve", "--listen", "127.0.0.1:0"])
         .args(args)
         .envs(env.iter().copied())
         .stderr(Stdio::piped());
@@ -314,4 +320,37 @@ fn psql_rolls_a_token_on_a_server_that_allows_writes() {
             .unwrap()
             .to_string();
     assert_contains!(out, &value);
+}
+
+/// psql's Ctrl-C, typed into a real pseudo-terminal: psql sends a cancel request on a
+/// connection of its own, the server stops that statement's calls, and the session goes on.
+#[test]
+fn ctrl_c_in_psql_cancels_the_statements_calls_and_keeps_the_session() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let sim = rt.block_on(crate::common::sim_with(200));
+    let (base, token) = (sim.base_url(), sim.admin_token());
+    let s = start(&["--base-url", &base], &[("CLOUDFLARE_API_TOKEN", &token)]);
+    let dsn = format!("host=127.0.0.1 port={} dbname=cloudflare user=cfql", s.port);
+    let mut c = Command::new("psql");
+    c.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("TERM", "xterm")
+        .args(["-X", &dsn]);
+    let mut p = expectrl::Session::spawn(c).expect("psql in a pty");
+    p.set_expect_timeout(Some(std::time::Duration::from_secs(20)));
+    p.expect("cloudflare=>").unwrap();
+    sim.set_latency_ms(5000);
+    p.send_line("SELECT count(*) FROM cloudflare.user.tokens;")
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    p.send("\x03").unwrap();
+    p.expect("Cancel request sent").unwrap();
+    p.expect("cancelled").unwrap();
+    sim.set_latency_ms(0);
+    p.send_line("SELECT 40 + 2 AS answer;").unwrap();
+    p.expect("42").unwrap();
+    p.send_line("\\q").unwrap();
+    p.expect(expectrl::Eof).unwrap();
+    // The first page was in flight when the cancel came; no later page was asked for.
+    assert_eq!(sim.count("GET", "/user/tokens"), 1);
 }
