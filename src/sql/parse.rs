@@ -222,9 +222,14 @@ fn parse_set_option(rest: &str) -> Result<Option<CfqlStatement>> {
         .ok_or_else(|| Error::syntax("expected SET cfql.<option> = <value>"))?;
     let value = value.trim_matches('\'');
     // A template variable keeps its name's and value's case (`SET cfql.var.env = 'Prod'`).
-    if name.len() > 4 && name[..4].eq_ignore_ascii_case("var.") {
+    let var = name
+        .get(..4)
+        .filter(|p| p.eq_ignore_ascii_case("var."))
+        .map(|_| &name[4..])
+        .filter(|v| !v.is_empty());
+    if let Some(var) = var {
         return Ok(Some(CfqlStatement::SetOption {
-            name: format!("var.{}", &name[4..]),
+            name: format!("var.{var}"),
             value: value.to_string(),
         }));
     }
