@@ -85,6 +85,9 @@ fn parameters() -> DefaultServerParameterProvider {
 /// What a connection does once its client is in: register its cancel key, name it in the
 /// session (audit log).
 pub(super) struct Admit {
+    /// The server has TLS: a client that did not ask for it is refused (as PostgreSQL's
+    /// `hostssl`), so no result ever crosses the network in clear.
+    pub(super) require_tls: bool,
     pub(super) session: Arc<Session>,
     pub(super) running: Arc<Running>,
     pub(super) registry: Arc<Registry>,
@@ -142,17 +145,25 @@ impl Startup {
 fn check_database(params: &BTreeMap<String, String>) -> PgWireResult<()> {
     match params.get(METADATA_DATABASE).map(String::as_str) {
         Some(DATABASE) => Ok(()),
-        other => Err(PgWireError::UserError(Box::new(ErrorInfo::new(
-            "FATAL".into(),
-            "3D000".into(),
+        other => Err(fatal(
+            "3D000",
             format!(
                 "database \"{}\" does not exist: cfql serves one database, connect with dbname={DATABASE}",
                 other
                     .or(params.get(METADATA_USER).map(String::as_str))
                     .unwrap_or("")
             ),
-        )))),
+        )),
     }
+}
+
+/// A start-up refusal: the connection ends.
+fn fatal(code: &str, message: String) -> PgWireError {
+    PgWireError::UserError(Box::new(ErrorInfo::new(
+        "FATAL".into(),
+        code.into(),
+        message,
+    )))
 }
 
 #[async_trait]
@@ -168,6 +179,12 @@ impl StartupHandler for Startup {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         if let PgWireFrontendMessage::Startup(ref startup) = message {
+            if self.admit().require_tls && !client.is_secure() {
+                return Err(fatal(
+                    "28000",
+                    "this server requires TLS: connect with sslmode=require".into(),
+                ));
+            }
             check_database(&startup.parameters)?;
         }
         match self {

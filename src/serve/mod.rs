@@ -101,6 +101,7 @@ pub struct TlsFiles {
 /// What every connection shares.
 struct Shared {
     root: Session,
+    tls: bool,
     login: Option<Arc<Login>>,
     allow_writes: bool,
     registry: Arc<Registry>,
@@ -145,6 +146,7 @@ impl Server {
             .map(|p| Arc::new(Login::new(&opts.user, p)));
         let shared = Arc::new(Shared {
             root: session,
+            tls: tls.is_some(),
             login,
             allow_writes: opts.allow_writes,
             registry: Arc::default(),
@@ -296,6 +298,7 @@ impl Connection {
             shared.allow_writes,
         ));
         let admit = Admit {
+            require_tls: shared.tls,
             session,
             running,
             registry: shared.registry.clone(),

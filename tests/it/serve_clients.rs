@@ -195,6 +195,10 @@ fn psql_connects_over_tls_and_a_bad_certificate_stops_the_start() {
     );
     assert_eq!(code, 0, "{err}");
     assert_contains!(out, "t\n", "SSL connection");
+    // A server with TLS serves nothing in clear, not even on loopback.
+    let (code, _, err) = psql(&s, "sslmode=disable", Some("pw"), &["-c", "SELECT 1"]);
+    assert_eq!(code, 2, "{err}");
+    assert_contains!(err, "requires TLS");
     // A key that does not load: the server does not start (never serves in clear).
     let home = tempfile::tempdir().unwrap();
     let (code, _, err) = run(cfql(home.path()).args([
