@@ -94,7 +94,7 @@ pub(super) struct Admit {
 }
 
 impl Admit {
-    fn admitted<C: ClientInfo>(&self, client: &C) {
+    fn admitted<C: ClientInfo>(&self, client: &mut C) {
         let (pid, key) = client.pid_and_secret_key();
         let registration = self
             .registry
@@ -107,6 +107,13 @@ impl Admit {
             .unwrap_or_default();
         self.session
             .set_origin(format!("{user}@{}", client.socket_addr()));
+        super::functions::register_user(self.session.context(), &user);
+        // `SHOW search_path` answers from here: cfql's default schema, unless the
+        // client asked for its own at start-up.
+        client
+            .metadata_mut()
+            .entry("search_path".into())
+            .or_insert_with(|| "user".into());
         tracing::info!("{user} connected from {}", client.socket_addr());
     }
 }

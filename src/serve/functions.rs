@@ -15,6 +15,14 @@ use datafusion::logical_expr::{
 use datafusion::prelude::SessionContext;
 use datafusion::scalar::ScalarValue;
 
+/// `session_user` / `current_user`: the user the connection logged in as.
+pub(super) fn register_user(ctx: &SessionContext, user: &str) {
+    let value = ScalarValue::Utf8(Some(user.to_string()));
+    for name in ["session_user", "current_user"] {
+        ctx.register_udf(Constant::udf(name, 0, value.clone()));
+    }
+}
+
 /// Registers the functions in `ctx`.
 pub(super) fn register(ctx: &SessionContext) {
     ctx.register_udf(to_regtype());
@@ -29,6 +37,14 @@ pub(super) fn register(ctx: &SessionContext) {
         1,
         ScalarValue::Boolean(Some(true)),
     ));
+    // Nothing of cfql's has a comment (psql's `\dn+`, `\d+`, `\l+`).
+    for name in ["obj_description", "col_description", "shobj_description"] {
+        ctx.register_udf(Constant::udf(name, 2, ScalarValue::Utf8(None)));
+    }
+    // The default schema is cfql's `user` (datafusion-pg-catalog says `public`, which
+    // cfql does not have: SQLAlchemy's default schema would list nothing).
+    let user = ScalarValue::Utf8(Some("user".into()));
+    ctx.register_udf(Constant::udf("current_schema", 0, user));
     ctx.register_udf(ScalarUDF::new_from_impl(JsonBuildObject::default()));
 }
 
@@ -162,7 +178,10 @@ impl Constant {
     fn udf(name: &'static str, arity: usize, value: ScalarValue) -> ScalarUDF {
         ScalarUDF::new_from_impl(Self {
             name,
-            signature: Signature::any(arity, Volatility::Immutable),
+            signature: match arity {
+                0 => Signature::nullary(Volatility::Immutable),
+                n => Signature::any(n, Volatility::Immutable),
+            },
             value,
         })
     }

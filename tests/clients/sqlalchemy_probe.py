@@ -7,6 +7,7 @@ import sqlalchemy as sa
 
 engine = sa.create_engine(sys.argv[1])
 inspector = sa.inspect(engine)
+print("DEFAULT", inspector.default_schema_name)
 for schema in inspector.get_schema_names():
     print("SCHEMA", schema)
 for table in inspector.get_table_names(schema="user"):

@@ -461,6 +461,10 @@ fn the_catalog_lists_each_table_once_and_version_looks_like_postgres() {
         let mut unique = names.clone();
         unique.dedup();
         assert_eq!(unique, names, "each table once");
+        let who = simple_rows(&c, "SELECT current_schema(), current_user").await;
+        assert_eq!(who, vec![vec![Some("user".into()), Some("cfql".into())]]);
+        let path = simple_rows(&c, "SHOW search_path").await;
+        assert_eq!(path[0][0].as_deref(), Some("user"));
         let v = simple_rows(&c, "SELECT version()").await;
         assert!(
             v[0][0].as_deref().unwrap().starts_with("PostgreSQL 16."),

@@ -286,6 +286,7 @@ fn sqlalchemy_inspects_and_queries() {
     );
     assert_contains!(
         stdout,
+        "DEFAULT user\n",
         "SCHEMA user",
         "SCHEMA access",
         "TABLE user.tokens\n"
