@@ -351,6 +351,18 @@ async fn audits_over_the_wire() {
         c.await.unwrap();
     }
     let (wire_time, wire_calls) = (t.elapsed(), sim.total_requests());
+    // What a connection costs before its first statement: the session fork, pg_catalog,
+    // the start-up exchange (no password), one `SELECT 1`.
+    let t = Instant::now();
+    for _ in 0..20 {
+        let dsn = format!("host=127.0.0.1 port={port} dbname=cloudflare user=cfql");
+        let (client, conn) = tokio_postgres::connect(&dsn, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        client.simple_query("SELECT 1").await.unwrap();
+    }
+    let connect = t.elapsed() / 20;
     println!(
         "\n## the server: 10 connections x the five audits ({} statements each), 20 ms per request",
         statements.len()
@@ -372,6 +384,10 @@ async fn audits_over_the_wire() {
         vs(cli_calls, cli_time)
     );
     println!("CLI engine, 10 runs at once: {}", vs(par_calls, par_time));
+    println!(
+        "a connection and its first SELECT 1: {:.1} ms (mean of 20, one after another)",
+        connect.as_secs_f64() * 1000.0
+    );
 }
 
 /// The write plan under latency (figure 4): calls run `concurrency` at a time, each
