@@ -1,6 +1,6 @@
 //! One client connection: its own [`Session`] (a fork of the server's: shared HTTP client,
-//! budget and cache; its own `SET cfql.*` and variables), and the simple and extended
-//! query protocols on it. Each statement is read by cfql first, so cfql's statements
+//! budget and cache; its own `SET cfql.*` and variables), and the simple query protocol on
+//! it (the extended one is `extended.rs`). Each statement is read by cfql first, so cfql's statements
 //! (EXEC, REPLACE, SHOW SERVICES, writes with RETURNING) run as in the CLI; queries then go
 //! through datafusion-pg-catalog's PostgreSQL rewrites (what psql, pgjdbc and BI tools
 //! send about the catalog) and run on the session, so pushdown and cfql's errors hold.
@@ -9,55 +9,36 @@ use std::fmt::Debug;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
-use datafusion::logical_expr::LogicalPlan;
 use datafusion::sql::sqlparser::ast::Statement;
 use datafusion_postgres::QueryHook;
-use datafusion_postgres::arrow_pg::datatypes::df::deserialize_parameters_with_server_types;
-use datafusion_postgres::arrow_pg::datatypes::into_pg_type;
 use datafusion_postgres::datafusion_pg_catalog::sql::PostgresCompatibilityParser;
 use datafusion_postgres::hooks::set_show::SetShowHook;
 use datafusion_postgres::hooks::transactions::TransactionStatementHook;
 use datafusion_postgres::pgwire;
 use futures::{Sink, SinkExt};
-use pgwire::api::portal::{Format, Portal};
-use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
-use pgwire::api::results::{FieldInfo, Response, Tag};
-use pgwire::api::stmt::QueryParser;
+use pgwire::api::portal::Format;
+use pgwire::api::query::SimpleQueryHandler;
+use pgwire::api::results::{Response, Tag};
 use pgwire::api::store::PortalStore;
-use pgwire::api::{ClientInfo, ClientPortalStore, Type};
+use pgwire::api::{ClientInfo, ClientPortalStore};
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use pgwire::messages::PgWireBackendMessage;
 
 use super::cancel::Running;
-use super::{encode, gate, params};
+use super::{encode, gate};
 use crate::error::Error;
 use crate::output::Output;
 use crate::session::Session;
 use crate::sql::parse::CfqlStatement;
 
 /// How the server reads one statement of a client's.
-enum Read {
+pub(super) enum Read {
     /// A statement DataFusion runs (a query, SET, SHOW, BEGIN...), after the PostgreSQL
     /// rewrites.
     Pg(String, Box<Statement>),
     /// One of cfql's own statements: the client's text (templates not yet filled; the
     /// session reads it again when it runs, with the parameters bound).
     Cfql(String),
-}
-
-/// A prepared statement (extended protocol).
-#[derive(Clone)]
-pub(super) enum Prepared {
-    /// A query planned by DataFusion with its parameters left in, bound at Execute.
-    Plan(LogicalPlan),
-    /// Anything else, run at Execute as a simple query is, with each `$n` replaced by
-    /// its bound value; `schema` is what it returns (found at Parse, without running it).
-    Text {
-        sql: String,
-        params: usize,
-        schema: SchemaRef,
-    },
 }
 
 /// A connection's session and what it runs statements with.
@@ -82,7 +63,7 @@ impl Core {
 
     /// cfql reads the statement first (its own statements, its error wording); what it
     /// leaves to DataFusion gets the PostgreSQL rewrites.
-    fn read(&self, sql: &str) -> PgWireResult<Read> {
+    pub(super) fn read(&self, sql: &str) -> PgWireResult<Read> {
         match self.session.parse(sql) {
             Ok((text, CfqlStatement::Query(q))) => {
                 gate::check(&CfqlStatement::Query(q.clone()), self.allow_writes)?;
@@ -138,7 +119,7 @@ impl Core {
 
     /// Runs one statement as the simple protocol does; `many` when the client can take
     /// more than one response (simple protocol), see [`Core::respond`].
-    async fn one<C>(
+    pub(super) async fn one<C>(
         &self,
         client: &mut C,
         sql: &str,
@@ -184,7 +165,7 @@ impl Core {
     /// as the rows and then the error when the client takes more than one response
     /// (psql shows both, and fails the script), else as the rows with the error as a
     /// warning.
-    async fn respond<C>(
+    pub(super) async fn respond<C>(
         &self,
         client: &mut C,
         result: crate::Result<Output>,
@@ -303,7 +284,7 @@ where
 /// The query handlers of one connection.
 pub(super) struct Queries {
     pub(super) core: Arc<Core>,
-    pub(super) parser: Arc<Parser>,
+    pub(super) parser: Arc<super::extended::Parser>,
 }
 
 #[async_trait]
@@ -341,183 +322,5 @@ impl SimpleQueryHandler for Queries {
             out.push(Response::EmptyQuery);
         }
         Ok(out)
-    }
-}
-
-#[async_trait]
-impl ExtendedQueryHandler for Queries {
-    type Statement = Prepared;
-    type QueryParser = Parser;
-
-    fn query_parser(&self) -> Arc<Parser> {
-        self.parser.clone()
-    }
-
-    async fn do_query<C>(
-        &self,
-        client: &mut C,
-        portal: &Portal<Prepared>,
-        _max_rows: usize,
-    ) -> PgWireResult<Response>
-    where
-        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
-        C::PortalStore: PortalStore,
-        C::Error: Debug,
-        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
-    {
-        let core = &self.core;
-        match &portal.statement.statement {
-            Prepared::Plan(plan) => {
-                let plan = bind_plan(plan, portal)?;
-                let cancel = core.running.start();
-                let result = core.session.execute_plan(plan, &cancel).await;
-                core.running.finish();
-                let mut r = core
-                    .respond(client, result, &portal.result_column_format, false)
-                    .await?;
-                Ok(r.remove(0))
-            }
-            Prepared::Text { sql, params, .. } => {
-                let sql = if *params > 0 {
-                    params::bind(sql, portal)?
-                } else {
-                    sql.clone()
-                };
-                let mut r = core
-                    .one(client, &sql, &portal.result_column_format, false)
-                    .await?;
-                Ok(r.pop().unwrap_or(Response::EmptyQuery))
-            }
-        }
-    }
-}
-
-/// A prepared query's plan with the portal's values in place of its parameters: what
-/// DataFusion then optimises, so `WHERE id = $1` is pushed down as `id = '...'` is.
-fn bind_plan(plan: &LogicalPlan, portal: &Portal<Prepared>) -> PgWireResult<LogicalPlan> {
-    let types = parameter_types(plan)?;
-    let wire = wire_types(&types)?;
-    let inferred: Vec<Option<&DataType>> = types.iter().map(Option::as_ref).collect();
-    let wire_refs: Vec<Option<&Type>> = wire.iter().map(Some).collect();
-    let values = deserialize_parameters_with_server_types(portal, &inferred, &wire_refs)?;
-    plan.clone()
-        .replace_params_with_values(&values)
-        .map_err(|e| encode::wire_error(&Error::from(e)))
-}
-
-/// The plan's parameters in order ($1, $2, ...), with the types DataFusion inferred.
-fn parameter_types(plan: &LogicalPlan) -> PgWireResult<Vec<Option<DataType>>> {
-    let found = plan
-        .get_parameter_types()
-        .map_err(|e| encode::wire_error(&Error::from(e)))?;
-    let mut ordered: Vec<(usize, Option<DataType>)> = found
-        .into_iter()
-        .filter_map(|(id, ty)| Some((id.strip_prefix('$')?.parse().ok()?, ty)))
-        .collect();
-    ordered.sort_by_key(|(n, _)| *n);
-    Ok(ordered.into_iter().map(|(_, ty)| ty).collect())
-}
-
-fn wire_types(types: &[Option<DataType>]) -> PgWireResult<Vec<Type>> {
-    types
-        .iter()
-        .map(|t| match t {
-            Some(t) => into_pg_type(t),
-            None => Ok(Type::UNKNOWN),
-        })
-        .collect()
-}
-
-/// Reads and plans statements for the extended protocol.
-pub(super) struct Parser {
-    pub(super) core: Arc<Core>,
-}
-
-impl Parser {
-    /// The columns a cfql statement would return, found without running it (its text
-    /// with a stand-in for each parameter).
-    async fn describe(&self, sql: &str, params: usize) -> PgWireResult<SchemaRef> {
-        let text = if params > 0 {
-            params::stand_ins(sql)
-        } else {
-            sql.to_string()
-        };
-        let session = &self.core.session;
-        let (text, stmt) = session.parse(&text).map_err(|e| encode::wire_error(&e))?;
-        session
-            .describe(stmt, &text)
-            .await
-            .map_err(|e| encode::wire_error(&e))
-    }
-}
-
-#[async_trait]
-impl QueryParser for Parser {
-    type Statement = Prepared;
-
-    async fn parse_sql<C>(
-        &self,
-        _client: &C,
-        sql: &str,
-        _types: &[Option<Type>],
-    ) -> PgWireResult<Option<Prepared>>
-    where
-        C: ClientInfo + Unpin + Send + Sync,
-    {
-        let prepared = match self.core.read(sql)? {
-            Read::Pg(_, stmt)
-                if matches!(*stmt, Statement::Query(_) | Statement::Explain { .. }) =>
-            {
-                let plan = self
-                    .core
-                    .session
-                    .plan(*stmt)
-                    .await
-                    .map_err(|e| encode::wire_error(&e))?;
-                Prepared::Plan(plan)
-            }
-            Read::Pg(text, stmt) => {
-                let schema = match *stmt {
-                    Statement::ShowVariable { .. } => {
-                        Arc::new(Schema::new(vec![Field::new("show", DataType::Utf8, true)]))
-                    }
-                    _ => Arc::new(Schema::empty()),
-                };
-                Prepared::Text {
-                    sql: text,
-                    params: 0,
-                    schema,
-                }
-            }
-            Read::Cfql(sql) => {
-                let params = params::count(&sql);
-                let schema = self.describe(&sql, params).await?;
-                Prepared::Text {
-                    sql,
-                    params,
-                    schema,
-                }
-            }
-        };
-        Ok(Some(prepared))
-    }
-
-    fn get_parameter_types(&self, stmt: &Prepared) -> PgWireResult<Vec<Type>> {
-        match stmt {
-            Prepared::Plan(plan) => wire_types(&parameter_types(plan)?),
-            Prepared::Text { params, .. } => Ok(vec![Type::TEXT; *params]),
-        }
-    }
-
-    fn get_result_schema(
-        &self,
-        stmt: &Prepared,
-        format: Option<&Format>,
-    ) -> PgWireResult<Vec<FieldInfo>> {
-        let format = format.unwrap_or(&Format::UnifiedText);
-        match stmt {
-            Prepared::Plan(plan) => encode::fields(plan.schema().as_arrow(), format),
-            Prepared::Text { schema, .. } => encode::fields(schema, format),
-        }
     }
 }

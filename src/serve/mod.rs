@@ -13,6 +13,7 @@ mod cancel;
 mod catalog;
 mod connection;
 mod encode;
+mod extended;
 mod functions;
 mod gate;
 mod params;
@@ -39,7 +40,8 @@ use crate::error::{Error, Result};
 use crate::session::Session;
 use auth::{Admit, Login, Startup};
 use cancel::{Canceller, Registry, Running};
-use connection::{Core, Parser, Queries};
+use connection::{Core, Queries};
+use extended::Parser;
 
 /// How the server listens and whom it lets in. `Debug` never shows the password.
 #[derive(Clone)]
