@@ -134,7 +134,7 @@ impl Core {
     {
         match self.read(sql)? {
             Read::Pg(text, stmt) => {
-                if let Some(r) = savepoint(&stmt) {
+                if let Some(r) = acknowledged(&stmt) {
                     return Ok(vec![r]);
                 }
                 for hook in &self.hooks {
@@ -240,11 +240,12 @@ fn reads_catalog_only(stmt: &Statement) -> bool {
     other.is_continue()
 }
 
-/// Savepoints, which drivers use for nested transactions (psycopg's type lookups): there
-/// is nothing to roll back on a read-only server, so they are acknowledged as PostgreSQL
-/// does, inside the transaction (datafusion-postgres's hook would end it on ROLLBACK TO).
-fn savepoint(stmt: &Statement) -> Option<Response> {
+/// Statements acknowledged as PostgreSQL does, with nothing to do: savepoints, which
+/// drivers use for nested transactions (psycopg's type lookups; datafusion-postgres's
+/// hook would end the transaction on ROLLBACK TO), and `DISCARD` (connection poolers).
+fn acknowledged(stmt: &Statement) -> Option<Response> {
     let tag = match stmt {
+        Statement::Discard { .. } => "DISCARD ALL",
         Statement::Savepoint { .. } => "SAVEPOINT",
         Statement::ReleaseSavepoint { .. } => "RELEASE",
         Statement::Rollback {

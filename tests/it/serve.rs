@@ -223,7 +223,10 @@ fn the_server_is_read_only_unless_writes_are_allowed() {
         assert_eq!(sim.mutating_requests(), 0);
         assert!(!std::path::Path::new("/tmp/cfql-copy.csv").exists());
         // Session talk a driver sends still works.
-        c.batch_execute("SET application_name = 'probe'; BEGIN; SELECT 1; COMMIT")
+        c.batch_execute(
+            "SET application_name = 'probe'; BEGIN; SAVEPOINT s; SELECT 1; ROLLBACK TO SAVEPOINT s; \
+             RELEASE SAVEPOINT s; COMMIT; DISCARD ALL",
+        )
             .await
             .unwrap();
     })
