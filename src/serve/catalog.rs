@@ -18,6 +18,15 @@ use crate::provider::CATALOG;
 /// datafusion-pg-catalog emulates.
 pub(super) const SERVER_VERSION: &str = "16.6";
 
+/// `server_version_num` of [`SERVER_VERSION`]: `16.6` is `160006`.
+pub(super) fn server_version_num() -> String {
+    let mut parts = SERVER_VERSION
+        .split('.')
+        .map(|p| p.parse::<u32>().unwrap_or(0));
+    let (major, minor) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+    (major * 10_000 + minor).to_string()
+}
+
 /// `version()`: PostgreSQL's form, which SQLAlchemy and pgjdbc parse
 /// (`PostgreSQL 16.6 (cfql 0.1.0) ...`).
 fn version_text() -> String {

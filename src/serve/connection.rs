@@ -137,6 +137,9 @@ impl Core {
                 if let Some(r) = acknowledged(&stmt) {
                     return Ok(vec![r]);
                 }
+                if let Some(r) = server_version(&stmt, format)? {
+                    return Ok(vec![r]);
+                }
                 for hook in &self.hooks {
                     if let Some(r) = hook
                         .handle_simple_query(&stmt, self.session.context(), client)
@@ -254,6 +257,27 @@ fn acknowledged(stmt: &Statement) -> Option<Response> {
         _ => return None,
     };
     Some(Response::Execution(Tag::new(tag)))
+}
+
+/// `SHOW server_version` / `server_version_num` as PostgreSQL 16 says them (clients parse
+/// them; datafusion-postgres's hook names DataFusion instead).
+fn server_version(stmt: &Statement, format: &Format) -> PgWireResult<Option<Response>> {
+    let Statement::ShowVariable { variable } = stmt else {
+        return Ok(None);
+    };
+    let name = match variable.as_slice() {
+        [v] => v.value.to_lowercase(),
+        _ => return Ok(None),
+    };
+    let value = match name.as_str() {
+        "server_version" => super::catalog::SERVER_VERSION.to_string(),
+        "server_version_num" => super::catalog::server_version_num(),
+        _ => return Ok(None),
+    };
+    let batch = crate::convert::text_batch(&[name.as_str()], vec![vec![value]])
+        .map_err(|e| encode::wire_error(&e))?;
+    let rows = encode::rows(&batch.schema(), vec![batch], format)?;
+    Ok(Some(Response::Query(rows)))
 }
 
 /// PostgreSQL's command tag for a write's rows (the row count is added by pgwire).

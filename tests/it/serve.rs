@@ -468,6 +468,10 @@ fn the_catalog_lists_each_table_once_and_version_looks_like_postgres() {
         assert_eq!(who, vec![vec![Some("user".into()), Some("cfql".into())]]);
         let path = simple_rows(&c, "SHOW search_path").await;
         assert_eq!(path[0][0].as_deref(), Some("user"));
+        let v = simple_rows(&c, "SHOW server_version").await;
+        assert_eq!(v[0][0].as_deref(), Some("16.6"));
+        let v = simple_rows(&c, "SHOW server_version_num").await;
+        assert_eq!(v[0][0].as_deref(), Some("160006"));
         let v = simple_rows(&c, "SELECT version()").await;
         assert!(
             v[0][0].as_deref().unwrap().starts_with("PostgreSQL 16."),
