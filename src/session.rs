@@ -241,6 +241,10 @@ impl Session {
             let plan = self.plan(*q).await?;
             return Ok(Arc::new(plan.schema().as_arrow().clone()));
         }
+        // A setting takes effect when it runs, not when it is described.
+        if let CfqlStatement::SetOption { .. } = stmt {
+            return Ok(crate::convert::text_batch(&["option", "value"], Vec::new())?.schema());
+        }
         let notes = Notes::collected();
         let ctx = self.statement_context(&stmt, &notes);
         let out = self

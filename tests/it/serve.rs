@@ -285,6 +285,8 @@ fn connections_share_one_cache_and_keep_their_own_settings() {
             3,
             "one listing of 3 pages for both"
         );
+        // Preparing a setting does not set it (it takes effect when executed).
+        b.prepare("SET cfql.dry_run = true").await.unwrap();
         // A dry run set on one connection is that connection's only.
         simple_rows(&a, "SET cfql.dry_run = true").await;
         let id = sim.user_token_ids()[0].clone();
