@@ -22,6 +22,18 @@ use crate::error::{Error, Result};
 /// was sent, so a call must age out of the local window a little later than the nominal end.
 const ARRIVAL_MARGIN: Duration = Duration::from_millis(250);
 
+/// A statement under way on a [`Budget`] (see [`Budget::begin_statement`]).
+pub struct StatementGuard<'a> {
+    budget: &'a Budget,
+}
+
+impl Drop for StatementGuard<'_> {
+    fn drop(&mut self) {
+        let mut st = self.budget.state();
+        st.active = st.active.saturating_sub(1);
+    }
+}
+
 /// Told when a statement starts to wait for the budget: the line to show the user.
 pub type NoticeFn = dyn Fn(&str) + Send + Sync;
 
@@ -50,6 +62,8 @@ struct State {
     calls: u64,
     /// Calls sent and not yet answered (the server's last word may not count them).
     in_flight: u64,
+    /// Statements under way (sessions and the server's connections share one budget).
+    active: usize,
 }
 
 #[derive(Clone, Copy)]
@@ -92,12 +106,20 @@ impl Budget {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// A statement starts: its waits are counted afresh against `max_wait`.
-    pub fn begin_statement(&self) {
+    /// A statement starts: its waits are counted against `max_wait`, afresh unless other
+    /// statements of this budget are under way (sessions side by side, the server's
+    /// connections), whose count it then shares: a statement that began later never
+    /// resets the count of one still waiting, so none waits past the ceiling. The
+    /// statement ends when the guard drops.
+    pub fn begin_statement(&self) -> StatementGuard<'_> {
         let mut st = self.state();
-        st.waited = Duration::ZERO;
-        st.waiting_until = None;
-        st.calls = 0;
+        if st.active == 0 {
+            st.waited = Duration::ZERO;
+            st.waiting_until = None;
+            st.calls = 0;
+        }
+        st.active += 1;
+        StatementGuard { budget: self }
     }
 
     /// Calls the budget allows now, by the server's view or the local window.
@@ -375,6 +397,24 @@ mod tests {
             e.contains("would have to wait 10s") && e.contains("the 5s allowed"),
             "{e}"
         );
+    }
+
+    #[tokio::test]
+    async fn overlapping_statements_share_one_wait_ceiling() {
+        // One call per 400 ms window: each call past it waits 650 ms (window + margin).
+        let b = Budget::new(1, Duration::from_millis(400), Duration::from_millis(1000));
+        let first = b.begin_statement();
+        b.acquire(None).await.unwrap();
+        b.acquire(None).await.unwrap();
+        // A second statement begins while the first is under way: the 650 ms the first
+        // waited still count, so another wait of 650 ms is past the ceiling.
+        let second = b.begin_statement();
+        let e = b.acquire(None).await.unwrap_err();
+        assert!(matches!(e, Error::BudgetWait { .. }), "{e}");
+        drop((first, second));
+        // With none under way, the next statement counts afresh.
+        let _third = b.begin_statement();
+        b.acquire(None).await.unwrap();
     }
 
     #[tokio::test]

@@ -214,7 +214,7 @@ impl Session {
         text: &str,
         cancel: &Cancel,
     ) -> Result<Output> {
-        self.engine.client.budget.begin_statement();
+        let _statement = self.engine.client.budget.begin_statement();
         let notes = Notes::collected();
         let ctx = self.statement_context(&stmt, &notes);
         let result = if stmt.is_write() {
@@ -265,7 +265,7 @@ impl Session {
     /// boundary, stopped at once by `cancel`.
     #[cfg_attr(not(feature = "serve"), allow(dead_code))] // used by the server only
     pub(crate) async fn execute_plan(&self, plan: LogicalPlan, cancel: &Cancel) -> Result<Output> {
-        self.engine.client.budget.begin_statement();
+        let _statement = self.engine.client.budget.begin_statement();
         let notes = Notes::collected();
         let mut state = self.ctx.state();
         state.config_mut().set_extension(notes.clone());
