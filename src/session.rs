@@ -221,11 +221,7 @@ impl Session {
             // Never dropped mid-way: the write itself watches `cancel`.
             self.run(&ctx, stmt, text, Mode::Run, cancel).await
         } else {
-            tokio::select! {
-                biased;
-                _ = cancel.cancelled() => Err(Error::Cancelled { what: "the statement was stopped".into() }),
-                r = self.run(&ctx, stmt, text, Mode::Run, cancel) => r,
-            }
+            stopped_by(cancel, self.run(&ctx, stmt, text, Mode::Run, cancel)).await
         };
         let mut out = result?;
         out.warnings.extend(notes.take());
@@ -267,18 +263,12 @@ impl Session {
     pub(crate) async fn execute_plan(&self, plan: LogicalPlan, cancel: &Cancel) -> Result<Output> {
         let _statement = self.engine.client.budget.begin_statement();
         let notes = Notes::collected();
-        let mut state = self.ctx.state();
-        state.config_mut().set_extension(notes.clone());
-        let ctx = SessionContext::new_with_state(state);
+        let ctx = self.noted_context(&notes);
         let run = async {
             let (schema, batches) = crate::sql::query::run_plan(&ctx, plan).await?;
-            Ok::<_, Error>(Output::from_batches(schema, batches))
+            Ok(Output::from_batches(schema, batches))
         };
-        let mut out = tokio::select! {
-            biased;
-            _ = cancel.cancelled() => Err(Error::Cancelled { what: "the statement was stopped".into() }),
-            r = run => r,
-        }?;
+        let mut out = stopped_by(cancel, run).await?;
         out.warnings.extend(notes.take());
         Ok(out)
     }
@@ -301,6 +291,11 @@ impl Session {
         if matches!(stmt, CfqlStatement::Query(s) if matches!(**s, Statement::Set(_))) {
             return self.ctx.clone();
         }
+        self.noted_context(notes)
+    }
+
+    /// The session's context with `notes` as its statement's notes.
+    fn noted_context(&self, notes: &Arc<Notes>) -> SessionContext {
         let mut state = self.ctx.state();
         state.config_mut().set_extension(notes.clone());
         SessionContext::new_with_state(state)
@@ -438,6 +433,18 @@ impl Session {
         stmt: Statement,
     ) -> Result<(SchemaRef, Vec<RecordBatch>)> {
         crate::sql::query::query_statement(ctx, &self.engine.registry, stmt).await
+    }
+}
+
+/// A read that `cancel` stops at once (nothing was changed, so dropping it loses nothing).
+async fn stopped_by<T>(
+    cancel: &Cancel,
+    read: impl std::future::Future<Output = Result<T>>,
+) -> Result<T> {
+    tokio::select! {
+        biased;
+        _ = cancel.cancelled() => Err(Error::Cancelled { what: "the statement was stopped".into() }),
+        r = read => r,
     }
 }
 

@@ -36,9 +36,14 @@ pub(super) enum Read {
     /// A statement DataFusion runs (a query, SET, SHOW, BEGIN...), after the PostgreSQL
     /// rewrites.
     Pg(String, Box<Statement>),
-    /// One of cfql's own statements: the client's text (templates not yet filled; the
-    /// session reads it again when it runs, with the parameters bound).
-    Cfql(String),
+    /// One of cfql's own statements: the client's text (templates not yet filled: the
+    /// extended protocol binds its `$n` there and has the session read it again), the
+    /// text with its templates filled, and how cfql reads it.
+    Cfql {
+        sql: String,
+        text: String,
+        stmt: CfqlStatement,
+    },
 }
 
 /// A connection's session and what it runs statements with.
@@ -66,13 +71,14 @@ impl Core {
     pub(super) fn read(&self, sql: &str) -> PgWireResult<Read> {
         match self.session.parse(sql) {
             Ok((text, CfqlStatement::Query(q))) => {
-                gate::check(&CfqlStatement::Query(q.clone()), self.allow_writes)?;
+                gate::check_query(&q)?;
                 let stmt = self.rewritten(&text).map_or(q, Box::new);
                 Ok(Read::Pg(text, stmt))
             }
-            Ok((_, stmt)) => {
+            Ok((text, stmt)) => {
                 gate::check(&stmt, self.allow_writes)?;
-                Ok(Read::Cfql(sql.to_string()))
+                let sql = sql.to_string();
+                Ok(Read::Cfql { sql, text, stmt })
             }
             // What cfql cannot parse may still be a catalog query in PostgreSQL's syntax
             // (datafusion-pg-catalog's parser knows more of it); any other error (a
@@ -85,10 +91,7 @@ impl Core {
                 let Some(stmt) = fallback else {
                     return Err(encode::wire_error(&e));
                 };
-                gate::check(
-                    &CfqlStatement::Query(Box::new(stmt.clone())),
-                    self.allow_writes,
-                )?;
+                gate::check_query(&stmt)?;
                 Ok(Read::Pg(sql.to_string(), Box::new(stmt)))
             }
         }
@@ -151,12 +154,7 @@ impl Core {
                 let result = self.run(CfqlStatement::Query(stmt), &text).await;
                 self.respond(client, result, format, many).await
             }
-            Read::Cfql(sql) => {
-                // Read again by the session itself, so its templates are filled once.
-                let (text, stmt) = self
-                    .session
-                    .parse(&sql)
-                    .map_err(|e| encode::wire_error(&e))?;
+            Read::Cfql { text, stmt, .. } => {
                 let result = self.run(stmt, &text).await;
                 self.respond(client, result, format, many).await
             }

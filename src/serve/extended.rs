@@ -133,18 +133,9 @@ pub(super) struct Parser {
 impl Parser {
     /// The columns a cfql statement would return, found without running it (its text
     /// with a stand-in for each parameter).
-    async fn describe(&self, sql: &str, params: usize) -> PgWireResult<SchemaRef> {
-        let text = if params > 0 {
-            params::stand_ins(sql)
-        } else {
-            sql.to_string()
-        };
-        let session = &self.core.session;
-        let (text, stmt) = session.parse(&text).map_err(|e| encode::wire_error(&e))?;
-        session
-            .describe(stmt, &text)
-            .await
-            .map_err(|e| encode::wire_error(&e))
+    async fn describe_with_stand_ins(&self, sql: &str) -> crate::Result<SchemaRef> {
+        let (text, stmt) = self.core.session.parse(&params::stand_ins(sql))?;
+        self.core.session.describe(stmt, &text).await
     }
 }
 
@@ -173,22 +164,28 @@ impl QueryParser for Parser {
                     .map_err(|e| encode::wire_error(&e))?;
                 Prepared::Plan(plan)
             }
-            Read::Pg(text, stmt) => {
+            Read::Pg(_, stmt) => {
                 let schema = match *stmt {
                     Statement::ShowVariable { .. } => {
                         Arc::new(Schema::new(vec![Field::new("show", DataType::Utf8, true)]))
                     }
                     _ => Arc::new(Schema::empty()),
                 };
+                // The client's own text: it is read (templates filled) again at Execute.
                 Prepared::Text {
-                    sql: text,
+                    sql: sql.to_string(),
                     params: 0,
                     schema,
                 }
             }
-            Read::Cfql(sql) => {
+            Read::Cfql { sql, text, stmt } => {
                 let params = params::count(&sql);
-                let schema = self.describe(&sql, params).await?;
+                let schema = if params == 0 {
+                    self.core.session.describe(stmt, &text).await
+                } else {
+                    self.describe_with_stand_ins(&sql).await
+                }
+                .map_err(|e| encode::wire_error(&e))?;
                 Prepared::Text {
                     sql,
                     params,

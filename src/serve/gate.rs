@@ -51,7 +51,7 @@ fn verb(stmt: &CfqlStatement) -> &'static str {
 }
 
 /// A statement DataFusion would run: reads, session talk and transactions only.
-fn check_query(q: &Statement) -> Result<(), PgWireError> {
+pub(super) fn check_query(q: &Statement) -> Result<(), PgWireError> {
     let refused = |what: &str| {
         Err(refusal(
             NOT_ALLOWED,
