@@ -652,3 +652,26 @@ fn connections_past_the_limit_are_refused_with_53300() {
         }
     })
 }
+
+#[test]
+fn a_client_that_goes_away_mid_write_loses_no_secret() {
+    on_runtime(async {
+        let sim = sim_with(20).await;
+        let (addr, secrets, _dir) = writable(&sim, |c| c.concurrency = 2).await;
+        let c = connect(addr).await;
+        sim.set_latency_ms(100);
+        let sql = "EXEC cloudflare.user.tokens.update_value @token_id = (SELECT id FROM cloudflare.user.tokens)";
+        let client = tokio::spawn(async move { c.simple_query(sql).await });
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        client.abort(); // the client and its socket are gone mid-statement
+        // The write goes on to its end (no one cancelled it); every secret is on disk.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while sim.count("PUT", ROLL) < 20 && std::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(sim.count("PUT", ROLL), 20);
+        let file = std::fs::read_to_string(&secrets).unwrap();
+        assert_eq!(file.lines().count(), 20, "one secret per roll made");
+    })
+}
