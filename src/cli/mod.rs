@@ -75,11 +75,19 @@ fn parse_args() -> Result<(Cli, clap::ArgMatches), ExitCode> {
             return Err(ExitCode::SUCCESS);
         }
         Err(e) => {
+            // clap's first paragraph, on one line: the error and what it names (a
+            // missing argument is on the line after "not provided:").
             let text = e.render().to_string();
-            let first = text
+            let first: Vec<&str> = text
                 .lines()
-                .find(|l| !l.trim().is_empty())
-                .unwrap_or("error: invalid arguments");
+                .skip_while(|l| l.trim().is_empty())
+                .take_while(|l| !l.trim().is_empty())
+                .map(str::trim)
+                .collect();
+            let first = match first.join(" ") {
+                s if s.is_empty() => "error: invalid arguments".to_string(),
+                s => s,
+            };
             eprintln!("{first} (cfql --help lists the options)");
             return Err(ExitCode::from(EXIT_USAGE));
         }

@@ -213,6 +213,10 @@ fn psql_connects_over_tls_and_a_bad_certificate_stops_the_start() {
     ]));
     assert_eq!(code, 2, "{err}");
     assert_contains!(err, "cannot load the TLS key");
+    // Half a TLS configuration: refused, naming what is missing.
+    let (code, _, err) = run(cfql(home.path()).args(["serve", "--demo", "--tls-cert", cert]));
+    assert_eq!(code, 2, "{err}");
+    assert_contains!(err, "--tls-key");
     // Writes without a secrets file: refused, naming the flag.
     let (code, _, err) = run(cfql(home.path()).args([
         "serve",
