@@ -47,6 +47,50 @@ impl Cancel {
     }
 }
 
+/// Work a process must wait for before it exits (a write's calls in flight, a server's
+/// running statements): a count, and a way to wait until it is zero. Cloning shares it.
+#[derive(Clone, Debug)]
+pub struct InFlight {
+    count: Arc<watch::Sender<usize>>,
+}
+
+impl Default for InFlight {
+    fn default() -> Self {
+        Self {
+            count: Arc::new(watch::channel(0).0),
+        }
+    }
+}
+
+impl InFlight {
+    /// Counts one more piece of work until the guard drops.
+    pub fn enter(&self) -> InFlightGuard {
+        self.count.send_modify(|n| *n += 1);
+        InFlightGuard(self.clone())
+    }
+
+    /// How many are running now.
+    pub fn count(&self) -> usize {
+        *self.count.borrow()
+    }
+
+    /// Resolves once none is running.
+    pub async fn idle(&self) {
+        let mut rx = self.count.subscribe();
+        let _ = rx.wait_for(|n| *n == 0).await;
+    }
+}
+
+/// One piece of work counted by an [`InFlight`] while it lives.
+#[derive(Debug)]
+pub struct InFlightGuard(InFlight);
+
+impl Drop for InFlightGuard {
+    fn drop(&mut self) {
+        self.0.count.send_modify(|n| *n = n.saturating_sub(1));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

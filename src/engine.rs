@@ -65,6 +65,9 @@ pub struct Engine {
     pub registry: Arc<Registry>,
     /// Configuration.
     pub config: Config,
+    /// Write runs in progress (each in a task detached from its statement): what a server
+    /// that stops waits for, so every call it sent has its answer recorded.
+    pub writes: crate::cancel::InFlight,
     /// Answers of verify endpoints, per path: the id of the session's token there, or
     /// `None` when the endpoint refused (the token is not owned there).
     verified: tokio::sync::Mutex<HashMap<String, Option<String>>>,
@@ -88,6 +91,7 @@ impl Engine {
             client,
             registry,
             config,
+            writes: Default::default(),
             verified: tokio::sync::Mutex::new(HashMap::new()),
         }))
     }

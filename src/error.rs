@@ -348,6 +348,12 @@ pub enum Error {
     /// An error from the query engine.
     #[error("{0}")]
     DataFusion(Box<DataFusionError>),
+    /// A statement larger or deeper than cfql plans safely (operators, nesting).
+    #[error("{0}")]
+    TooComplex(String),
+    /// A fault of cfql itself (a statement it builds did not parse): never the input's.
+    #[error("internal error in cfql: {0}; nothing was sent (please report it)")]
+    Internal(String),
 }
 
 /// What a write does to the columns it names: for error wording.

@@ -30,6 +30,7 @@ mod error;
 mod fuzz;
 mod http;
 mod listing;
+mod memory;
 mod notes;
 mod output;
 mod private_file;

@@ -18,7 +18,9 @@ pub enum Shared {
 }
 
 /// Opens `path` for appending, creating it with mode 0600. A symbolic link is refused,
-/// and so is anything but a regular file. `shared` says what to do with a file whose mode
+/// and so is anything but a regular file: the open itself never waits (a FIFO without a
+/// reader would block it forever; with `O_NONBLOCK` it fails or opens at once, and is then
+/// refused for not being a regular file). `shared` says what to do with a file whose mode
 /// lets group or others in.
 pub fn open_append(path: &Path, shared: Shared) -> io::Result<File> {
     let mut opts = OpenOptions::new();
@@ -27,20 +29,20 @@ pub fn open_append(path: &Path, shared: Shared) -> io::Result<File> {
     {
         use std::os::unix::fs::OpenOptionsExt;
         opts.mode(0o600)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC);
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK);
     }
     let file = opts.open(path).map_err(|e| {
-        if e.raw_os_error() == Some(ELOOP) {
-            io::Error::new(e.kind(), "is a symbolic link; cfql does not follow links for files that hold private data (name the real file)")
-        } else {
-            e
+        match e.raw_os_error() {
+            Some(ELOOP) => io::Error::new(e.kind(), "is a symbolic link; cfql does not follow links for files that hold private data (name the real file)"),
+            Some(ENXIO) => io::Error::new(e.kind(), "is not a regular file (a FIFO or socket); name a regular file"),
+            _ => e,
         }
     })?;
     let meta = file.metadata()?;
     if !meta.is_file() {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
-            "is not a regular file",
+            "is not a regular file (a device, FIFO or directory); name a regular file",
         ));
     }
     #[cfg(unix)]
@@ -71,11 +73,15 @@ pub fn open_append(path: &Path, shared: Shared) -> io::Result<File> {
 const ELOOP: i32 = libc::ELOOP;
 #[cfg(not(unix))]
 const ELOOP: i32 = -1;
+#[cfg(unix)]
+const ENXIO: i32 = libc::ENXIO;
+#[cfg(not(unix))]
+const ENXIO: i32 = -2;
 
 #[cfg(all(test, unix))]
 mod tests {
     use super::*;
-    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 
     #[test]
     fn creates_0600_refuses_links_and_shared_files() {
@@ -102,5 +108,26 @@ mod tests {
             0o600
         );
         assert!(open_append(dir.path(), Shared::Keep).is_err());
+    }
+
+    /// A FIFO, with or without a reader, is refused at once (it used to block the open).
+    #[test]
+    fn a_fifo_or_a_device_is_refused_without_waiting() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("fifo");
+        let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        let e = open_append(&fifo, Shared::Keep).unwrap_err();
+        assert!(e.to_string().contains("not a regular file"), "{e}");
+        let reader = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(&fifo)
+            .unwrap();
+        let e = open_append(&fifo, Shared::Keep).unwrap_err();
+        assert!(e.to_string().contains("not a regular file"), "{e}");
+        drop(reader);
+        let e = open_append(Path::new("/dev/null"), Shared::Keep).unwrap_err();
+        assert!(e.to_string().contains("not a regular file"), "{e}");
     }
 }

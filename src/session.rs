@@ -54,6 +54,9 @@ pub struct Session {
     vars: Mutex<HashMap<String, String>>,
     /// Where this session's scans report pages (in its context's config too).
     progress: Arc<Progress>,
+    /// Each statement's own memory bound inside the context's pool, and the words that
+    /// name it in errors (`cfql serve`'s connections; none by default).
+    statement_memory: Option<(usize, String)>,
 }
 
 impl std::fmt::Debug for Session {
@@ -133,7 +136,58 @@ impl Session {
             flags: Mutex::new(flags),
             vars: Mutex::new(vars),
             progress,
+            statement_memory: None,
         })
+    }
+
+    /// Another session on this engine whose DataFusion state starts as a copy of this
+    /// one's: its catalog list, functions, planners and memory pool are shared, not built
+    /// again, so a fork costs a few kilobytes. Settings, variables and progress are the
+    /// configuration's, as [`Session::fork`]'s. What `cfql serve` gives each connection,
+    /// from a session that has the PostgreSQL catalog installed once.
+    #[cfg_attr(not(feature = "serve"), allow(dead_code))] // used by the server only
+    pub(crate) fn fork_state(&self) -> Self {
+        let progress = Arc::new(Progress::default());
+        let mut state = self.ctx.state();
+        state.config_mut().set_extension(progress.clone());
+        let config = &self.engine.config;
+        Self {
+            ctx: SessionContext::new_with_state(state),
+            engine: self.engine.clone(),
+            flags: Mutex::new(Flags {
+                dry_run: config.dry_run,
+                allow_unfiltered: config.allow_unfiltered_writes,
+            }),
+            vars: Mutex::new(config.vars.clone()),
+            progress,
+            statement_memory: self.statement_memory.clone(),
+        }
+    }
+
+    /// Bounds DataFusion's memory: `total` bytes for every statement of this session and
+    /// its forks together, `per_statement` for each; `what` names each bound in the error a
+    /// statement over it fails with. Also the partitions (cores) one statement may use.
+    #[cfg_attr(not(feature = "serve"), allow(dead_code))] // used by the server only
+    pub(crate) fn set_limits(
+        &mut self,
+        total: (usize, String),
+        per_statement: (usize, String),
+        partitions: usize,
+    ) -> Result<()> {
+        use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+        let state_ref = self.ctx.state_ref();
+        let mut state = state_ref.write();
+        let pool = Arc::new(crate::memory::ServerPool::new(total.0, total.1));
+        let runtime = RuntimeEnvBuilder::from_runtime_env(state.runtime_env())
+            .with_memory_pool(pool)
+            .build_arc()?;
+        let mut next = SessionStateBuilder::new_from_existing(state.clone())
+            .with_runtime_env(runtime)
+            .build();
+        next.config_mut().options_mut().execution.target_partitions = partitions.max(1);
+        *state = next;
+        self.statement_memory = Some(per_statement);
+        Ok(())
     }
 
     /// The DataFusion context (register more tables, run DataFusion APIs).
@@ -294,10 +348,28 @@ impl Session {
         self.noted_context(notes)
     }
 
-    /// The session's context with `notes` as its statement's notes.
+    /// The session's context with `notes` as its statement's notes (and, where the
+    /// session bounds each statement's memory, a pool of the statement's own inside the
+    /// shared one).
     fn noted_context(&self, notes: &Arc<Notes>) -> SessionContext {
         let mut state = self.ctx.state();
         state.config_mut().set_extension(notes.clone());
+        if let Some((limit, what)) = &self.statement_memory {
+            use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+            let pool = Arc::new(crate::memory::StatementPool::new(
+                state.runtime_env().memory_pool.clone(),
+                *limit,
+                what.clone(),
+            ));
+            if let Ok(runtime) = RuntimeEnvBuilder::from_runtime_env(state.runtime_env())
+                .with_memory_pool(pool)
+                .build_arc()
+            {
+                state = SessionStateBuilder::new_from_existing(state)
+                    .with_runtime_env(runtime)
+                    .build();
+            }
+        }
         SessionContext::new_with_state(state)
     }
 

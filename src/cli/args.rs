@@ -197,9 +197,34 @@ pub struct ServeArgs {
     /// Run cfql's writes (INSERT, UPDATE, REPLACE, DELETE, EXEC) for clients.
     #[arg(long)]
     pub allow_writes: bool,
-    /// Connections served at once; more are refused (0: no limit).
+    /// Logged-in connections served at once; more are refused (0: no limit).
     #[arg(long, default_value_t = 64, value_name = "N")]
     pub max_connections: usize,
+    /// Connections still logging in, at once (they never hold a --max-connections slot).
+    #[arg(long, default_value_t = 32, value_name = "N")]
+    pub max_startups: usize,
+    /// Seconds a client may take to log in before it is disconnected.
+    #[arg(long, default_value_t = 10, value_name = "SECS")]
+    pub startup_timeout: u64,
+    /// Default statement_timeout of every connection, in milliseconds (0: none); a
+    /// client's SET statement_timeout overrides it.
+    #[arg(long, default_value_t = 0, value_name = "MS")]
+    pub statement_timeout: u64,
+    /// Memory DataFusion may hold for all statements together, in MiB.
+    #[arg(long, default_value_t = 2048, value_name = "MIB")]
+    pub memory_limit: usize,
+    /// Memory one statement may hold, in MiB (also the largest value repeat() and lpad() may build).
+    #[arg(long, default_value_t = 512, value_name = "MIB")]
+    pub statement_memory_limit: usize,
+    /// The longest statement text read, in bytes.
+    #[arg(long, default_value_t = 1 << 20, value_name = "BYTES")]
+    pub max_statement_bytes: usize,
+    /// Cores one statement may use, so several clients share the machine.
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub partitions: usize,
+    /// Seconds a stopping server waits for running statements and writes in flight.
+    #[arg(long, default_value_t = 90, value_name = "SECS")]
+    pub drain_timeout: u64,
 }
 
 /// `cfql sim` options.

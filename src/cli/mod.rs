@@ -43,10 +43,17 @@ pub fn main() -> ExitCode {
     };
     let sources = ordered_sources(&cli, &matches);
     init_logging();
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    // The server runs several clients' statements at once: more worker threads than
+    // cores, so the operating system shares the cores between a heavy statement and a
+    // quick one instead of the quick one waiting for a worker (each statement uses
+    // `--partitions` cores).
+    #[cfg(feature = "serve")]
+    if matches!(cli.command, Some(Command::Serve(_))) {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        builder.worker_threads((4 * cores).max(8));
+    }
+    let rt = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");

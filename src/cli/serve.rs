@@ -3,6 +3,7 @@
 //! demo simulator, and serving until Ctrl-C or SIGTERM.
 
 use std::process::ExitCode;
+use std::time::Duration;
 
 use super::args::{Cli, ServeArgs};
 use super::{EXIT_FAILED, EXIT_USAGE, build_config, render, start_demo};
@@ -54,18 +55,49 @@ pub(super) fn run(rt: &tokio::runtime::Runtime, cli: &Cli, a: &ServeArgs) -> Exi
         }
     };
     announce(&server, &opts);
-    rt.block_on(async {
-        tokio::select! {
-            r = server.run() => match r {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    eprintln!("error: {}", render(&e));
-                    ExitCode::from(EXIT_FAILED)
-                }
-            },
-            _ = stopped() => ExitCode::SUCCESS,
+    rt.block_on(serve_until_stopped(server))
+}
+
+/// Serves until Ctrl-C or SIGTERM, then drains (nothing new; running statements are
+/// cancelled and writes' calls in flight are waited for, their answers recorded); a second
+/// signal stops at once, saying what may have been lost.
+async fn serve_until_stopped(server: Server) -> ExitCode {
+    let activity = server.activity();
+    let now = activity.clone();
+    let first = std::sync::Arc::new(tokio::sync::Notify::new());
+    let signalled = first.clone();
+    let run = server.run_until(async move {
+        stopped().await;
+        signalled.notify_one();
+        eprintln!(
+            "cfql serve: stopping: no new connections or statements; cancelling {} running statement(s) and waiting for {} write(s) with calls in flight (Ctrl-C again to stop at once)",
+            now.statements(),
+            now.writes()
+        );
+    });
+    tokio::pin!(run);
+    tokio::select! {
+        drained = &mut run => {
+            if drained.finished {
+                eprintln!("cfql serve: stopped; every call sent has its answer recorded");
+                ExitCode::SUCCESS
+            } else {
+                eprintln!(
+                    "cfql serve: stopped after --drain-timeout with {} statement(s) and {} write(s) still running: calls they sent may have taken effect without their answers recorded",
+                    drained.statements, drained.writes
+                );
+                ExitCode::from(EXIT_FAILED)
+            }
         }
-    })
+        _ = async { first.notified().await; stopped().await } => {
+            eprintln!(
+                "cfql serve: stopped at once with {} statement(s) and {} write(s) still running: calls they sent may have taken effect without their answers recorded (see the secrets file and audit log for the ones that were)",
+                activity.statements(),
+                activity.writes()
+            );
+            ExitCode::from(EXIT_FAILED)
+        }
+    }
 }
 
 /// The flags as options, with the checks that name the flag to fix.
@@ -92,6 +124,14 @@ fn options(a: &ServeArgs) -> Result<ServeOptions, String> {
         tls,
         allow_writes: a.allow_writes,
         max_connections: a.max_connections,
+        max_startups: a.max_startups,
+        startup_timeout: Duration::from_secs(a.startup_timeout),
+        statement_timeout: (a.statement_timeout > 0).then(|| Duration::from_millis(a.statement_timeout)),
+        memory_limit: a.memory_limit.saturating_mul(1 << 20),
+        statement_memory_limit: a.statement_memory_limit.saturating_mul(1 << 20),
+        max_statement_bytes: a.max_statement_bytes,
+        partitions: a.partitions,
+        drain_timeout: Duration::from_secs(a.drain_timeout),
     })
 }
 

@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use async_trait::async_trait;
 use datafusion_postgres::pgwire;
@@ -23,8 +24,8 @@ use pgwire::api::{
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 
-use super::cancel::{Registry, Running};
-use crate::session::Session;
+use super::accept::Conn;
+use super::cancel::Registry;
 
 /// The database clients connect to.
 pub const DATABASE: &str = "cloudflare";
@@ -82,32 +83,32 @@ fn parameters() -> DefaultServerParameterProvider {
     p
 }
 
-/// What a connection does once its client is in: register its cancel key, name it in the
-/// session (audit log).
+/// What a connection does once its client is in: register its cancel key, build its
+/// session (named `user@address` in the audit log).
 pub(super) struct Admit {
     /// The server has TLS: a client that did not ask for it is refused (as PostgreSQL's
     /// `hostssl`), so no result ever crosses the network in clear.
     pub(super) require_tls: bool,
-    pub(super) session: Arc<Session>,
-    pub(super) running: Arc<Running>,
+    pub(super) conn: Arc<Conn>,
     pub(super) registry: Arc<Registry>,
+    /// One generator for the server, so each connection has a process id of its own.
+    pub(super) pids: Arc<RandomPidSecretKeyGenerator>,
 }
 
 impl Admit {
-    fn admitted<C: ClientInfo>(&self, client: &mut C) {
-        let (pid, key) = client.pid_and_secret_key();
-        let registration = self
-            .registry
-            .register((pid, key.to_bytes()), self.running.clone());
-        client.session_extensions().insert(Arc::new(registration));
+    fn admitted<C: ClientInfo>(&self, client: &mut C) -> PgWireResult<()> {
         let user = client
             .metadata()
             .get(METADATA_USER)
             .cloned()
             .unwrap_or_default();
-        self.session
-            .set_origin(format!("{user}@{}", client.socket_addr()));
-        super::functions::register_user(self.session.context(), &user);
+        let (pid, key) = client.pid_and_secret_key();
+        self.conn
+            .admit(&user, format!("{user}@{}", client.socket_addr()), pid)?;
+        let registration = self
+            .registry
+            .register((pid, key.to_bytes()), self.conn.running.clone());
+        client.session_extensions().insert(Arc::new(registration));
         // `SHOW search_path` answers from here: cfql's default schema, unless the
         // client asked for its own at start-up.
         client
@@ -115,6 +116,7 @@ impl Admit {
             .entry("search_path".into())
             .or_insert_with(|| "user".into());
         tracing::info!("{user} connected from {}", client.socket_addr());
+        Ok(())
     }
 }
 
@@ -122,10 +124,12 @@ impl Admit {
 pub(super) enum Startup {
     /// No password configured (loopback only): anyone who can connect is in.
     Open(Admit),
-    /// SCRAM-SHA-256 against the configured login.
+    /// SCRAM-SHA-256 against the configured login; counts the client's password messages
+    /// (the second carries its proof, when a connection slot is taken).
     Scram(
         Box<SASLAuthStartupHandler<DefaultServerParameterProvider>>,
         Admit,
+        AtomicUsize,
     ),
 }
 
@@ -135,15 +139,16 @@ impl Startup {
             None => Startup::Open(admit),
             Some(login) => {
                 let handler = SASLAuthStartupHandler::new(Arc::new(parameters()))
-                    .with_scram(ScramAuth::new(login));
-                Startup::Scram(Box::new(handler), admit)
+                    .with_scram(ScramAuth::new(login))
+                    .with_pid_secret_key_generator(admit.pids.clone());
+                Startup::Scram(Box::new(handler), admit, AtomicUsize::new(0))
             }
         }
     }
 
     fn admit(&self) -> &Admit {
         match self {
-            Startup::Open(a) | Startup::Scram(_, a) => a,
+            Startup::Open(a) | Startup::Scram(_, a, _) => a,
         }
     }
 }
@@ -195,19 +200,29 @@ impl StartupHandler for Startup {
             check_database(&startup.parameters)?;
         }
         match self {
-            Startup::Open(_) => {
+            Startup::Open(admit) => {
                 if let PgWireFrontendMessage::Startup(ref startup) = message {
                     protocol_negotiation(client, startup).await?;
                     save_startup_parameters_to_metadata(client, startup);
-                    let (pid, key) = RandomPidSecretKeyGenerator::default().generate(client);
+                    admit.conn.reserve()?;
+                    let (pid, key) = admit.pids.generate(client);
                     client.set_pid_and_secret_key(pid, key);
                     finish_authentication(client, &parameters()).await?;
                 }
             }
-            Startup::Scram(handler, _) => handler.on_startup(client, message).await?,
+            Startup::Scram(handler, admit, passwords) => {
+                // A connection slot is taken when the client sends its proof, not before:
+                // a client that stalls while logging in never holds one.
+                if matches!(message, PgWireFrontendMessage::PasswordMessageFamily(_))
+                    && passwords.fetch_add(1, Ordering::SeqCst) == 1
+                {
+                    admit.conn.reserve()?;
+                }
+                handler.on_startup(client, message).await?
+            }
         }
         if matches!(client.state(), PgWireConnectionState::ReadyForQuery) {
-            self.admit().admitted(client);
+            self.admit().admitted(client)?;
         }
         Ok(())
     }

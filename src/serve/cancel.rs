@@ -19,16 +19,26 @@ use crate::cancel::Cancel;
 
 type Key = (i32, Bytes);
 
-/// The statement a connection is running, if any: what a cancel request fires.
+/// The statement a connection is running, if any (and whether it writes): what a
+/// cancel request fires.
 #[derive(Debug, Default)]
-pub(super) struct Running(Mutex<Option<Cancel>>);
+pub(super) struct Running(Mutex<Option<(Cancel, bool)>>);
 
 impl Running {
-    /// A fresh cancel for the statement about to run.
-    pub(super) fn start(&self) -> Cancel {
+    /// A fresh cancel for the statement about to run; `write` if it writes.
+    pub(super) fn start(&self, write: bool) -> Cancel {
         let cancel = Cancel::new();
-        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(cancel.clone());
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some((cancel.clone(), write));
         cancel
+    }
+
+    /// Fires the running statement's cancel if it only reads: a client that hung up
+    /// stops its reads spending the API budget, while a write it started goes on to its
+    /// end (every secret to the secrets file), as the client asked.
+    pub(super) fn fire_read(&self) {
+        if let Some((c, false)) = self.0.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+            c.cancel();
+        }
     }
 
     /// The statement finished: a late cancel request finds nothing to stop.
@@ -36,8 +46,9 @@ impl Running {
         *self.0.lock().unwrap_or_else(|p| p.into_inner()) = None;
     }
 
-    fn fire(&self) {
-        if let Some(c) = self.0.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+    /// Fires the running statement's cancel, if a statement runs.
+    pub(super) fn fire(&self) {
+        if let Some((c, _)) = self.0.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
             c.cancel();
         }
     }
@@ -60,6 +71,20 @@ impl Registry {
         Registration {
             key,
             registry: self.clone(),
+        }
+    }
+
+    /// Fires every connection's running statement (the server is stopping).
+    pub(super) fn fire_all(&self) {
+        let live: Vec<Arc<Running>> = self
+            .live
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        for running in live {
+            running.fire();
         }
     }
 

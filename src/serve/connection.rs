@@ -7,9 +7,11 @@
 
 use std::fmt::Debug;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use async_trait::async_trait;
-use datafusion::sql::sqlparser::ast::Statement;
+use datafusion::sql::sqlparser::ast::{Expr, Statement};
 use datafusion_postgres::QueryHook;
 use datafusion_postgres::datafusion_pg_catalog::sql::PostgresCompatibilityParser;
 use datafusion_postgres::hooks::set_show::SetShowHook;
@@ -24,8 +26,10 @@ use pgwire::api::{ClientInfo, ClientPortalStore};
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use pgwire::messages::PgWireBackendMessage;
 
+use super::accept::Conn;
 use super::cancel::Running;
-use super::{encode, gate};
+use super::{Rules, encode, gate};
+use crate::cancel::Cancel;
 use crate::error::Error;
 use crate::output::Output;
 use crate::session::Session;
@@ -50,33 +54,109 @@ pub(super) enum Read {
 pub(super) struct Core {
     pub(super) session: Arc<Session>,
     pub(super) running: Arc<Running>,
-    pub(super) allow_writes: bool,
+    pub(super) rules: Rules,
     compat: PostgresCompatibilityParser,
     hooks: Vec<Arc<dyn QueryHook>>,
 }
 
+/// The key under which datafusion-postgres keeps a client's `SET statement_timeout` (in
+/// milliseconds) in the connection's metadata.
+const STATEMENT_TIMEOUT_KEY: &str = "statement_timeout_ms";
+
+/// The statement timeout of `client`: its own `SET statement_timeout`, else the server's.
+pub(super) fn statement_timeout<C: ClientInfo>(client: &C, rules: &Rules) -> Option<Duration> {
+    client
+        .metadata()
+        .get(STATEMENT_TIMEOUT_KEY)
+        .and_then(|ms| ms.parse::<u64>().ok())
+        .filter(|ms| *ms > 0)
+        .map(Duration::from_millis)
+        .or(rules.statement_timeout)
+}
+
 impl Core {
-    pub(super) fn new(session: Arc<Session>, running: Arc<Running>, allow_writes: bool) -> Self {
+    pub(super) fn new(session: Arc<Session>, running: Arc<Running>, rules: Rules) -> Self {
         Self {
             session,
             running,
-            allow_writes,
+            rules,
             compat: PostgresCompatibilityParser::new(),
             hooks: vec![Arc::new(SetShowHook), Arc::new(TransactionStatementHook)],
         }
     }
 
+    /// Runs a statement as the server runs every one: refused once the server is
+    /// stopping, counted while it runs (a stopping server waits for it), stopped by the
+    /// client's cancel request, its hang-up, or `timeout`. Whatever stops it, a write
+    /// starts no new call and keeps every outcome (the cancel is the CLI's Ctrl-C).
+    pub(super) async fn guarded<T, F>(
+        &self,
+        write: bool,
+        timeout: Option<Duration>,
+        run: impl FnOnce(Cancel) -> F,
+    ) -> PgWireResult<crate::Result<T>>
+    where
+        F: std::future::Future<Output = crate::Result<T>>,
+    {
+        if self.rules.stopping.load(Ordering::SeqCst) {
+            return Err(encode::refusal(
+                "57P01",
+                "cfql serve is shutting down: it runs no new statement (reconnect when it is back)"
+                    .into(),
+            ));
+        }
+        let _busy = self.rules.statements.enter();
+        let cancel = self.running.start(write);
+        let _finish = Finish(&self.running);
+        let timed_out = Arc::new(AtomicBool::new(false));
+        let timer = timeout.map(|d| {
+            let (cancel, timed_out) = (cancel.clone(), timed_out.clone());
+            tokio::spawn(async move {
+                tokio::time::sleep(d).await;
+                timed_out.store(true, Ordering::SeqCst);
+                cancel.cancel();
+            })
+        });
+        let result = run(cancel).await;
+        if let Some(t) = timer {
+            t.abort();
+        }
+        Ok(match result {
+            Err(Error::Cancelled { what }) if timed_out.load(Ordering::SeqCst) => {
+                Err(Error::Cancelled {
+                    what: format!(
+                        "canceling statement due to statement timeout ({} ms): {what}",
+                        timeout.unwrap_or_default().as_millis()
+                    ),
+                })
+            }
+            other => other,
+        })
+    }
+
     /// cfql reads the statement first (its own statements, its error wording); what it
     /// leaves to DataFusion gets the PostgreSQL rewrites.
     pub(super) fn read(&self, sql: &str) -> PgWireResult<Read> {
+        if sql.len() > self.rules.max_statement_bytes {
+            return Err(encode::refusal(
+                "54000",
+                format!(
+                    "the statement is {} bytes; cfql serve reads at most {} (--max-statement-bytes): use IN (SELECT ...) or several statements",
+                    sql.len(),
+                    self.rules.max_statement_bytes
+                ),
+            ));
+        }
         match self.session.parse(sql) {
             Ok((text, CfqlStatement::Query(q))) => {
                 gate::check_query(&q)?;
                 let stmt = self.rewritten(&text).map_or(q, Box::new);
+                // What runs is what the gate passed: the catalog parser read the text again.
+                gate::check_query(&stmt)?;
                 Ok(Read::Pg(text, stmt))
             }
             Ok((text, stmt)) => {
-                gate::check(&stmt, self.allow_writes)?;
+                gate::check(&stmt, self.rules.allow_writes)?;
                 let sql = sql.to_string();
                 Ok(Read::Cfql { sql, text, stmt })
             }
@@ -112,20 +192,27 @@ impl Core {
         Some(stmt)
     }
 
-    /// Runs a statement on the session with a cancel a client's cancel request fires.
-    async fn run(&self, stmt: CfqlStatement, text: &str) -> crate::Result<Output> {
-        let cancel = self.running.start();
-        let result = self.session.execute_parsed(stmt, text, &cancel).await;
-        self.running.finish();
-        result
+    /// Runs a statement on the session (see [`Core::guarded`]).
+    async fn run(
+        &self,
+        stmt: CfqlStatement,
+        text: &str,
+        timeout: Option<Duration>,
+    ) -> PgWireResult<crate::Result<Output>> {
+        self.guarded(stmt.is_write(), timeout, |cancel| async move {
+            self.session.execute_parsed(stmt, text, &cancel).await
+        })
+        .await
     }
 
-    /// Runs one statement as the simple protocol does; `many` when the client can take
-    /// more than one response (simple protocol), see [`Core::respond`].
+    /// Runs one statement as the simple protocol does, with `values` in place of its
+    /// placeholders (bound in its parsed tree); `many` when the client can take more than
+    /// one response (simple protocol), see [`Core::respond`].
     pub(super) async fn one<C>(
         &self,
         client: &mut C,
         sql: &str,
+        values: &[Expr],
         format: &Format,
         many: bool,
     ) -> PgWireResult<Vec<Response>>
@@ -135,7 +222,15 @@ impl Core {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        match self.read(sql)? {
+        let mut read = self.read(sql)?;
+        if !values.is_empty() {
+            let bound = match &mut read {
+                Read::Pg(_, stmt) => crate::sql::build::bind(stmt.as_mut(), values),
+                Read::Cfql { stmt, .. } => stmt.bind(values),
+            };
+            bound.map_err(|e| encode::wire_error(&e))?;
+        }
+        match read {
             Read::Pg(text, stmt) => {
                 if let Some(r) = acknowledged(&stmt) {
                     return Ok(vec![r]);
@@ -151,11 +246,13 @@ impl Core {
                         return Ok(vec![r?]);
                     }
                 }
-                let result = self.run(CfqlStatement::Query(stmt), &text).await;
+                let timeout = statement_timeout(client, &self.rules);
+                let result = self.run(CfqlStatement::Query(stmt), &text, timeout).await?;
                 self.respond(client, result, format, many).await
             }
             Read::Cfql { text, stmt, .. } => {
-                let result = self.run(stmt, &text).await;
+                let timeout = statement_timeout(client, &self.rules);
+                let result = self.run(stmt, &text, timeout).await?;
                 self.respond(client, result, format, many).await
             }
         }
@@ -304,9 +401,19 @@ where
     Ok(())
 }
 
+/// Clears a connection's running statement when the statement ends, or is dropped with
+/// a client that went away.
+struct Finish<'a>(&'a Running);
+
+impl Drop for Finish<'_> {
+    fn drop(&mut self) {
+        self.0.finish();
+    }
+}
+
 /// The query handlers of one connection.
 pub(super) struct Queries {
-    pub(super) core: Arc<Core>,
+    pub(super) conn: Arc<Conn>,
     pub(super) parser: Arc<super::extended::Parser>,
 }
 
@@ -322,10 +429,10 @@ impl SimpleQueryHandler for Queries {
         let (statements, _) = crate::sql::split::split(query);
         let mut out = Vec::new();
         // Like PostgreSQL, the first failing statement ends the query string.
+        let core = self.conn.core()?;
         for s in statements {
-            match self
-                .core
-                .one(client, &s.text, &Format::UnifiedText, true)
+            match core
+                .one(client, &s.text, &[], &Format::UnifiedText, true)
                 .await
             {
                 Ok(mut responses) => {

@@ -77,6 +77,7 @@ pub(super) fn wire_error(e: &Error) -> PgWireError {
 fn sqlstate(e: &Error) -> &'static str {
     match e {
         Error::Syntax { .. } => "42601",
+        Error::TooComplex(_) => "54001",
         Error::UnknownTable { .. } | Error::UnknownService { .. } => "42P01",
         Error::UnknownColumn { .. } => "42703",
         Error::UnknownMethod { .. } => "42883",
@@ -95,7 +96,9 @@ fn sqlstate(e: &Error) -> &'static str {
         Error::OutcomeUnknown { .. } => "40003",
         Error::Network { .. } | Error::Io { .. } => "58030",
         Error::NoCredential | Error::Config(_) | Error::Manifest { .. } => "F0000",
+        Error::DataFusion(e) if e.to_string().contains(crate::memory::OUT_OF_MEMORY) => "53200",
         Error::DataFusion(_) => "42000",
+        Error::Internal(_) => "XX000",
         _ => "58000",
     }
 }

@@ -1,7 +1,8 @@
 //! The extended query protocol of a connection (what drivers use: Parse, Bind, Describe,
 //! Execute): queries are planned by DataFusion with their parameters left in and bound at
 //! Execute, so pushdown sees the values; cfql's own statements are described at Parse
-//! without running, and run at Execute as a simple query, their `$n` bound as literals.
+//! without running, and run at Execute as a simple query, each `$n` replaced in the parsed
+//! statement by its bound value.
 
 use std::fmt::Debug;
 use std::sync::Arc;
@@ -23,7 +24,8 @@ use pgwire::api::{ClientInfo, ClientPortalStore, Type};
 use pgwire::error::{PgWireError, PgWireResult};
 use pgwire::messages::PgWireBackendMessage;
 
-use super::connection::{Core, Queries, Read};
+use super::accept::Conn;
+use super::connection::{Core, Queries, Read, statement_timeout};
 use super::{encode, params};
 use crate::error::Error;
 
@@ -32,8 +34,9 @@ use crate::error::Error;
 pub(super) enum Prepared {
     /// A query planned by DataFusion with its parameters left in, bound at Execute.
     Plan(LogicalPlan),
-    /// Anything else, run at Execute as a simple query is, with each `$n` replaced by
-    /// its bound value; `schema` is what it returns (found at Parse, without running it).
+    /// Anything else, run at Execute as a simple query is, with each `$n` of its parsed
+    /// tree replaced by its bound value; `schema` is what it returns (found at Parse,
+    /// without running it).
     Text {
         sql: String,
         params: usize,
@@ -62,26 +65,25 @@ impl ExtendedQueryHandler for Queries {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        let core = &self.core;
+        let core = self.conn.core()?;
         match &portal.statement.statement {
             Prepared::Plan(plan) => {
                 let plan = bind_plan(plan, portal)?;
-                let cancel = core.running.start();
-                let result = core.session.execute_plan(plan, &cancel).await;
-                core.running.finish();
+                let timeout = statement_timeout(client, &core.rules);
+                let result = core
+                    .guarded(false, timeout, |cancel| async move {
+                        core.session.execute_plan(plan, &cancel).await
+                    })
+                    .await?;
                 let mut r = core
                     .respond(client, result, &portal.result_column_format, false)
                     .await?;
                 Ok(r.remove(0))
             }
             Prepared::Text { sql, params, .. } => {
-                let sql = if *params > 0 {
-                    params::bind(sql, portal)?
-                } else {
-                    sql.clone()
-                };
+                let values = params::values(portal, *params)?;
                 let mut r = core
-                    .one(client, &sql, &portal.result_column_format, false)
+                    .one(client, sql, &values, &portal.result_column_format, false)
                     .await?;
                 Ok(r.pop().unwrap_or(Response::EmptyQuery))
             }
@@ -127,16 +129,15 @@ fn wire_types(types: &[Option<DataType>]) -> PgWireResult<Vec<Type>> {
 
 /// Reads and plans statements for the extended protocol.
 pub(super) struct Parser {
-    pub(super) core: Arc<Core>,
+    pub(super) conn: Arc<Conn>,
 }
 
-impl Parser {
-    /// The columns a cfql statement would return, found without running it (its text
-    /// with a stand-in for each parameter).
-    async fn describe_with_stand_ins(&self, sql: &str) -> crate::Result<SchemaRef> {
-        let (text, stmt) = self.core.session.parse(&params::stand_ins(sql))?;
-        self.core.session.describe(stmt, &text).await
-    }
+/// The columns a cfql statement would return, found without running it (a stand-in bound
+/// for each of its `params` parameters).
+async fn describe_with_stand_ins(core: &Core, sql: &str, params: usize) -> crate::Result<SchemaRef> {
+    let (text, mut stmt) = core.session.parse(sql)?;
+    stmt.bind(&params::stand_ins(params))?;
+    core.session.describe(stmt, &text).await
 }
 
 #[async_trait]
@@ -152,12 +153,12 @@ impl QueryParser for Parser {
     where
         C: ClientInfo + Unpin + Send + Sync,
     {
-        let prepared = match self.core.read(sql)? {
+        let core = self.conn.core()?;
+        let prepared = match core.read(sql)? {
             Read::Pg(_, stmt)
                 if matches!(*stmt, Statement::Query(_) | Statement::Explain { .. }) =>
             {
-                let plan = self
-                    .core
+                let plan = core
                     .session
                     .plan(*stmt)
                     .await
@@ -181,9 +182,9 @@ impl QueryParser for Parser {
             Read::Cfql { sql, text, stmt } => {
                 let params = params::count(&sql);
                 let schema = if params == 0 {
-                    self.core.session.describe(stmt, &text).await
+                    core.session.describe(stmt, &text).await
                 } else {
-                    self.describe_with_stand_ins(&sql).await
+                    describe_with_stand_ins(core, &sql, params).await
                 }
                 .map_err(|e| encode::wire_error(&e))?;
                 Prepared::Text {

@@ -23,6 +23,15 @@ pub(super) fn register_user(ctx: &SessionContext, user: &str) {
     }
 }
 
+/// `pg_backend_pid()`: the connection's own process id (the one its cancel key names).
+pub(super) fn register_backend_pid(ctx: &SessionContext, pid: i32) {
+    ctx.register_udf(Constant::udf(
+        "pg_backend_pid",
+        0,
+        ScalarValue::Int32(Some(pid)),
+    ));
+}
+
 /// Registers the functions in `ctx`.
 pub(super) fn register(ctx: &SessionContext) {
     ctx.register_udf(to_regtype());

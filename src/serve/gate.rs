@@ -8,7 +8,7 @@ use datafusion::sql::sqlparser::ast::{Set, Statement};
 use datafusion_postgres::pgwire::error::PgWireError;
 
 use super::encode::refusal;
-use crate::sql::parse::CfqlStatement;
+use crate::sql::parse::{CfqlStatement, set_names};
 
 /// SQLSTATE `read_only_sql_transaction`.
 const READ_ONLY: &str = "25006";
@@ -88,17 +88,26 @@ pub(super) fn check_query(q: &Statement) -> Result<(), PgWireError> {
 }
 
 /// `SET datafusion.*` would change the engine under every statement of the connection
-/// (and its limits); PostgreSQL's session settings are answered as PostgreSQL does.
+/// (its limits, where it spills to disk); PostgreSQL's session settings are answered as
+/// PostgreSQL does. Names are read as the session reads them ([`set_names`]: quotes and
+/// comments gone), so no spelling of a name gets past.
 fn check_set(set: &Set) -> Result<(), PgWireError> {
-    let name = match set {
-        Set::SingleAssignment { variable, .. } => variable.to_string().to_lowercase(),
-        _ => String::new(),
-    };
-    if name.starts_with("datafusion.") {
-        return Err(refusal(
-            NOT_ALLOWED,
-            format!("cannot SET {name}: DataFusion's settings are the server's"),
-        ));
+    for name in set_names(set) {
+        let lower = name.to_lowercase();
+        // cfql's own settings are read by cfql's parser; one that reached here was
+        // written in a form that parser refused, and must not pass as a no-op.
+        if lower.starts_with("cfql.") {
+            return Err(refusal(
+                NOT_ALLOWED,
+                format!("cannot SET {name} in this form: write SET cfql.<option> = <value>"),
+            ));
+        }
+        if lower == "datafusion" || lower.starts_with("datafusion.") {
+            return Err(refusal(
+                NOT_ALLOWED,
+                format!("cannot SET {name}: DataFusion's settings are the server's"),
+            ));
+        }
     }
     Ok(())
 }

@@ -8,6 +8,7 @@
 //! does not load stops the start, and everything but reading is refused unless writes
 //! were allowed.
 
+mod accept;
 mod auth;
 mod cancel;
 mod catalog;
@@ -16,6 +17,7 @@ mod encode;
 mod extended;
 mod functions;
 mod gate;
+mod limits;
 mod params;
 mod rewrite;
 
@@ -24,23 +26,27 @@ use std::io::BufReader;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
 
 use datafusion_postgres::pgwire;
 use pgwire::api::PgWireServerHandlers;
 use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
-use tokio::io::AsyncWriteExt;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::rustls::{self, ServerConfig};
 
+pub use accept::Drained;
 pub use auth::DATABASE;
 
+use crate::cancel::InFlight;
 use crate::error::{Error, Result};
 use crate::session::Session;
+use accept::Conn;
 use auth::{Admit, Login, Startup};
-use cancel::{Canceller, Registry, Running};
-use connection::{Core, Queries};
+use cancel::{Canceller, Registry};
+use connection::Queries;
 use extended::Parser;
 
 /// How the server listens and whom it lets in. `Debug` never shows the password.
@@ -59,13 +65,35 @@ pub struct ServeOptions {
     /// Needs the session's `Config::secrets_file`, so no secret depends on the client
     /// staying connected to read it.
     pub allow_writes: bool,
-    /// Connections served at once (more are refused with SQLSTATE 53300); 0 for no limit.
+    /// Logged-in connections served at once (more are refused with SQLSTATE 53300); 0
+    /// for no limit. A client holds a slot only once it has logged in.
     pub max_connections: usize,
+    /// Connections still logging in, at once: past it the one waiting longest is dropped
+    /// (so sockets left open and silent never keep a client, or a cancel request, out).
+    pub max_startups: usize,
+    /// How long a client may take from connecting to being logged in.
+    pub startup_timeout: Duration,
+    /// The statement timeout of a connection that sets none (`SET statement_timeout`);
+    /// `None`: no limit.
+    pub statement_timeout: Option<Duration>,
+    /// Memory DataFusion's operators may hold for all statements together, in bytes.
+    pub memory_limit: usize,
+    /// Memory one statement may hold, in bytes (also the largest value one function call
+    /// such as `repeat` may build).
+    pub statement_memory_limit: usize,
+    /// The longest statement text read, in bytes.
+    pub max_statement_bytes: usize,
+    /// Cores one statement may use (DataFusion's `target_partitions`), so statements of
+    /// several clients share the machine.
+    pub partitions: usize,
+    /// How long a stopping server waits for running statements and writes' calls in
+    /// flight to end (their answers recorded) before it gives up on them.
+    pub drain_timeout: Duration,
 }
 
 impl ServeOptions {
     /// Options for `listen`: user `cfql`, no password (so a loopback address only), no
-    /// TLS, read-only, no connection limit.
+    /// TLS, read-only, no connection limit, and the default bounds (`cfql serve --help`).
     pub fn new(listen: SocketAddr) -> Self {
         Self {
             listen,
@@ -74,6 +102,14 @@ impl ServeOptions {
             tls: None,
             allow_writes: false,
             max_connections: 0,
+            max_startups: 32,
+            startup_timeout: Duration::from_secs(10),
+            statement_timeout: None,
+            memory_limit: 2 << 30,
+            statement_memory_limit: 512 << 20,
+            max_statement_bytes: 1 << 20,
+            partitions: 1,
+            drain_timeout: Duration::from_secs(90),
         }
     }
 }
@@ -87,6 +123,14 @@ impl std::fmt::Debug for ServeOptions {
             .field("tls", &self.tls)
             .field("allow_writes", &self.allow_writes)
             .field("max_connections", &self.max_connections)
+            .field("max_startups", &self.max_startups)
+            .field("startup_timeout", &self.startup_timeout)
+            .field("statement_timeout", &self.statement_timeout)
+            .field("memory_limit", &self.memory_limit)
+            .field("statement_memory_limit", &self.statement_memory_limit)
+            .field("max_statement_bytes", &self.max_statement_bytes)
+            .field("partitions", &self.partitions)
+            .field("drain_timeout", &self.drain_timeout)
             .finish()
     }
 }
@@ -100,14 +144,34 @@ pub struct TlsFiles {
     pub key: PathBuf,
 }
 
+/// What every connection's statements obey.
+#[derive(Clone)]
+pub(super) struct Rules {
+    pub(super) allow_writes: bool,
+    pub(super) statement_timeout: Option<Duration>,
+    pub(super) max_statement_bytes: usize,
+    /// Set once the server stops: no new statement runs.
+    pub(super) stopping: Arc<AtomicBool>,
+    /// Statements running now, on every connection.
+    pub(super) statements: InFlight,
+}
+
 /// What every connection shares.
 struct Shared {
-    root: Session,
+    /// The session every connection forks when its client logs in: the PostgreSQL
+    /// catalog is set up on it once (it holds the catalog list it describes, so it lives
+    /// as long as the server), and a fork shares it.
+    template: Session,
     tls: bool,
     login: Option<Arc<Login>>,
-    allow_writes: bool,
     registry: Arc<Registry>,
     slots: Option<Arc<Semaphore>>,
+    starting: Arc<accept::Starting>,
+    max_startups: usize,
+    startup_timeout: Duration,
+    drain_timeout: Duration,
+    pids: Arc<pgwire::api::RandomPidSecretKeyGenerator>,
+    rules: Rules,
 }
 
 /// A bound server; [`Server::run`] serves it.
@@ -147,13 +211,24 @@ impl Server {
             .as_deref()
             .map(|p| Arc::new(Login::new(&opts.user, p)));
         let shared = Arc::new(Shared {
-            root: session,
+            template: template(&session, opts)?,
             tls: tls.is_some(),
             login,
-            allow_writes: opts.allow_writes,
             registry: Arc::default(),
             slots: (opts.max_connections > 0)
                 .then(|| Arc::new(Semaphore::new(opts.max_connections))),
+            starting: Arc::default(),
+            max_startups: opts.max_startups.max(1),
+            startup_timeout: opts.startup_timeout,
+            drain_timeout: opts.drain_timeout,
+            pids: Arc::default(),
+            rules: Rules {
+                allow_writes: opts.allow_writes,
+                statement_timeout: opts.statement_timeout,
+                max_statement_bytes: opts.max_statement_bytes,
+                stopping: Arc::default(),
+                statements: InFlight::default(),
+            },
         });
         Ok(Server {
             listener,
@@ -169,42 +244,84 @@ impl Server {
             .map_err(|e| Error::Config(format!("cannot read the listening address: {e}")))
     }
 
+    /// What the server is running, to report while it stops.
+    pub fn activity(&self) -> Activity {
+        Activity {
+            statements: self.shared.rules.statements.clone(),
+            writes: self.shared.template.engine().writes.clone(),
+        }
+    }
+
     /// Serves connections until the task is dropped.
     pub async fn run(self) -> Result<()> {
+        self.run_until(std::future::pending()).await;
+        Ok(())
+    }
+
+    /// Serves connections until `stop` resolves, then stops as a PostgreSQL server does
+    /// on a "fast" shutdown, losing nothing: it accepts no new connection and runs no new
+    /// statement, cancels the running ones (a read stops; a write starts no new call),
+    /// and waits until every write's calls in flight have returned and been recorded
+    /// (secrets file, audit log), at most `drain_timeout`. Says what was still running.
+    pub async fn run_until(self, stop: impl std::future::Future<Output = ()>) -> Drained {
+        tokio::pin!(stop);
         loop {
-            let (socket, peer) = match self.listener.accept().await {
-                Ok(accepted) => accepted,
-                Err(e) => {
-                    tracing::warn!("cannot accept a connection: {e}");
-                    continue;
-                }
-            };
-            let permit = match &self.shared.slots {
-                None => None,
-                Some(slots) => match slots.clone().try_acquire_owned() {
-                    Ok(p) => Some(p),
-                    Err(_) => {
-                        tokio::spawn(refuse_busy(socket));
+            let (socket, peer) = tokio::select! {
+                accepted = self.listener.accept() => match accepted {
+                    Ok(a) => a,
+                    Err(e) => {
+                        tracing::warn!("cannot accept a connection: {e}");
                         continue;
                     }
                 },
+                _ = &mut stop => break,
             };
-            let handlers = match Connection::new(&self.shared) {
-                Ok(h) => h,
-                Err(e) => {
-                    tracing::warn!("cannot start a session for {peer}: {e}");
-                    continue;
-                }
-            };
-            let tls = self.tls.clone();
-            tokio::spawn(async move {
-                let _permit = permit;
-                if let Err(e) = pgwire::tokio::process_socket(socket, tls, handlers).await {
-                    tracing::debug!("connection from {peer} ended: {e}");
-                }
-            });
+            let (shared, tls) = (self.shared.clone(), self.tls.clone());
+            tokio::spawn(accept::serve(shared, socket, peer, tls));
         }
+        drop(self.listener);
+        accept::drain(&self.shared, self.shared.drain_timeout).await
     }
+}
+
+/// What a server is running: statements of its clients, and writes whose calls are in
+/// flight (a write goes on, keeping every outcome, after its client went away).
+#[derive(Clone, Debug)]
+pub struct Activity {
+    statements: InFlight,
+    writes: InFlight,
+}
+
+impl Activity {
+    /// Statements running now.
+    pub fn statements(&self) -> usize {
+        self.statements.count()
+    }
+
+    /// Writes with calls in flight now.
+    pub fn writes(&self) -> usize {
+        self.writes.count()
+    }
+}
+
+/// The session connections fork: the configured one, with the PostgreSQL catalog and the
+/// server's bounds (memory, cores per statement) set up once.
+fn template(session: &Session, opts: &ServeOptions) -> Result<Session> {
+    let mut template = session.fork()?;
+    template.set_limits(
+        (
+            opts.memory_limit,
+            "cfql serve --memory-limit, for all statements together".into(),
+        ),
+        (
+            opts.statement_memory_limit,
+            "cfql serve --statement-memory-limit".into(),
+        ),
+        opts.partitions,
+    )?;
+    catalog::install(template.context())?;
+    limits::install(template.context(), opts.statement_memory_limit);
+    Ok(template)
 }
 
 /// The start-up checks: nothing served in clear or without a password off loopback.
@@ -257,32 +374,8 @@ fn load_tls(files: &TlsFiles) -> Result<TlsAcceptor> {
     Ok(TlsAcceptor::from(Arc::new(config)))
 }
 
-/// Tells a client over the limit why it is turned away (FATAL 53300, as PostgreSQL's
-/// "too many clients"), without reading its start-up.
-async fn refuse_busy(mut socket: TcpStream) {
-    let mut body = Vec::new();
-    for (field, value) in [
-        (b'S', "FATAL"),
-        (b'V', "FATAL"),
-        (b'C', "53300"),
-        (
-            b'M',
-            "sorry, too many clients already (cfql serve --max-connections)",
-        ),
-    ] {
-        body.push(field);
-        body.extend_from_slice(value.as_bytes());
-        body.push(0);
-    }
-    body.push(0);
-    let mut msg = vec![b'E'];
-    msg.extend_from_slice(&((body.len() + 4) as u32).to_be_bytes());
-    msg.extend_from_slice(&body);
-    let _ = socket.write_all(&msg).await;
-    let _ = socket.shutdown().await;
-}
-
-/// The handlers of one connection (pgwire asks for them once per socket).
+/// The handlers of one connection (pgwire asks for them once per socket): nothing of the
+/// connection's own is built until its client logs in ([`Conn`]).
 struct Connection {
     queries: Arc<Queries>,
     startup: Arc<Startup>,
@@ -290,29 +383,21 @@ struct Connection {
 }
 
 impl Connection {
-    fn new(shared: &Shared) -> Result<Self> {
-        let session = Arc::new(shared.root.fork()?);
-        catalog::install(session.context())?;
-        let running = Arc::new(Running::default());
-        let core = Arc::new(Core::new(
-            session.clone(),
-            running.clone(),
-            shared.allow_writes,
-        ));
+    fn new(shared: &Shared, conn: Arc<Conn>) -> Self {
         let admit = Admit {
             require_tls: shared.tls,
-            session,
-            running,
+            conn: conn.clone(),
             registry: shared.registry.clone(),
+            pids: shared.pids.clone(),
         };
-        Ok(Self {
+        Self {
             queries: Arc::new(Queries {
-                parser: Arc::new(Parser { core: core.clone() }),
-                core,
+                parser: Arc::new(Parser { conn: conn.clone() }),
+                conn,
             }),
             startup: Arc::new(Startup::new(shared.login.clone(), admit)),
             canceller: Arc::new(Canceller(shared.registry.clone())),
-        })
+        }
     }
 }
 

@@ -1,8 +1,11 @@
 //! Parameters (`$1`) of a statement DataFusion does not plan itself (cfql's writes, EXEC):
-//! each placeholder is replaced in the text by the value the client bound, as a quoted
-//! literal, before cfql reads it. Queries keep real parameters (DataFusion plans them, and
-//! pushdown sees the bound value).
+//! the statement is read with its placeholders in, then each placeholder of the parsed
+//! tree is replaced by the value the client bound, as a node (a string literal holding the
+//! text exactly): a value never passes through SQL text, so no quote, backslash or comment
+//! in it can change the statement. Queries keep real parameters (DataFusion plans them,
+//! and pushdown sees the bound value).
 
+use datafusion::sql::sqlparser::ast::{Expr, Value};
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
 use datafusion_postgres::pgwire;
@@ -11,31 +14,19 @@ use pgwire::api::portal::Portal;
 use pgwire::error::PgWireResult;
 
 use super::encode::refusal;
+use crate::sql::build::string_literal;
 
-/// Where each `$n` sits in `text`: (byte range, n).
-fn placeholders(text: &str) -> Vec<(std::ops::Range<usize>, usize)> {
+/// The number of each `$n` in `text`, read by the tokenizer (never inside a string or
+/// a comment).
+fn placeholders(text: &str) -> Vec<usize> {
     let dialect = PostgreSqlDialect {};
-    let Ok(tokens) = Tokenizer::new(&dialect, text).tokenize_with_location() else {
+    let Ok(tokens) = Tokenizer::new(&dialect, text).tokenize() else {
         return Vec::new();
-    };
-    let line_starts: Vec<usize> = std::iter::once(0)
-        .chain(text.match_indices('\n').map(|(i, _)| i + 1))
-        .collect();
-    let offset = |line: u64, col: u64| -> usize {
-        let start = line_starts[(line as usize).saturating_sub(1).min(line_starts.len() - 1)];
-        text[start..]
-            .char_indices()
-            .nth((col as usize).saturating_sub(1))
-            .map_or(text.len(), |(i, _)| start + i)
     };
     tokens
         .iter()
-        .filter_map(|t| match &t.token {
-            Token::Placeholder(p) => {
-                let n: usize = p.strip_prefix('$')?.parse().ok()?;
-                let from = offset(t.span.start.line, t.span.start.column);
-                Some((from..from + p.len(), n))
-            }
+        .filter_map(|t| match t {
+            Token::Placeholder(p) => p.strip_prefix('$')?.parse().ok(),
             _ => None,
         })
         .collect()
@@ -43,48 +34,34 @@ fn placeholders(text: &str) -> Vec<(std::ops::Range<usize>, usize)> {
 
 /// How many parameters `text` takes (the highest `$n`).
 pub(super) fn count(text: &str) -> usize {
-    placeholders(text)
-        .iter()
-        .map(|(_, n)| *n)
-        .max()
-        .unwrap_or(0)
+    placeholders(text).into_iter().max().unwrap_or(0)
 }
 
-/// `text` with each placeholder replaced by a stand-in text value (`'0'`): enough to find
-/// the columns a statement returns before its values are bound (a NULL would be refused
-/// where cfql requires a value, such as EXEC's parameters).
-pub(super) fn stand_ins(text: &str) -> String {
-    splice(text, |_| Ok("'0'".to_string())).unwrap_or_else(|_| text.to_string())
+/// A stand-in for each of `count` parameters (`'0'`): enough to find the columns a
+/// statement returns before its values are bound (a NULL would be refused where cfql
+/// requires a value, such as EXEC's parameters).
+pub(super) fn stand_ins(count: usize) -> Vec<Expr> {
+    vec![string_literal("0"); count]
 }
 
-/// `text` with each placeholder replaced by the portal's bound value.
-pub(super) fn bind<S: Clone>(text: &str, portal: &Portal<S>) -> PgWireResult<String> {
-    splice(text, |n| literal(portal, n - 1))
+/// The portal's bound values, one parse-tree node each (put in place of the placeholders
+/// by [`crate::sql::parse::CfqlStatement::bind`]): text as a string literal holding it
+/// exactly, binary integers and booleans as such, NULL as NULL.
+pub(super) fn values<S: Clone>(portal: &Portal<S>, count: usize) -> PgWireResult<Vec<Expr>> {
+    (0..count).map(|idx| value(portal, idx)).collect()
 }
 
-fn splice(text: &str, value: impl Fn(usize) -> PgWireResult<String>) -> PgWireResult<String> {
-    let mut out = text.to_string();
-    let mut found = placeholders(text);
-    found.sort_by_key(|(r, _)| std::cmp::Reverse(r.start));
-    for (range, n) in found {
-        out.replace_range(range, &value(n)?);
-    }
-    Ok(out)
-}
-
-/// The SQL literal of parameter `idx`: text values quoted (quotes doubled), binary
-/// integers and booleans as such.
-fn literal<S: Clone>(portal: &Portal<S>, idx: usize) -> PgWireResult<String> {
+fn value<S: Clone>(portal: &Portal<S>, idx: usize) -> PgWireResult<Expr> {
     let Some(raw) = portal.parameters.get(idx) else {
         return Err(refusal("08P01", format!("no value bound for ${}", idx + 1)));
     };
     let Some(bytes) = raw else {
-        return Ok("NULL".to_string());
+        return Ok(Expr::value(Value::Null));
     };
     if !portal.parameter_format.is_binary(idx) {
         let text = std::str::from_utf8(bytes)
             .map_err(|_| refusal("22021", format!("${} is not UTF-8", idx + 1)))?;
-        return Ok(format!("'{}'", text.replace('\'', "''")));
+        return Ok(string_literal(text));
     }
     let ty = portal
         .statement
@@ -95,7 +72,7 @@ fn literal<S: Clone>(portal: &Portal<S>, idx: usize) -> PgWireResult<String> {
         // The server said TEXT (`get_parameter_types`); a client that sent no types of
         // its own encoded what it was told.
         .unwrap_or(Type::TEXT);
-    binary_literal(bytes, &ty).ok_or_else(|| {
+    binary_value(bytes, &ty).ok_or_else(|| {
         refusal(
             "0A000",
             format!(
@@ -107,16 +84,15 @@ fn literal<S: Clone>(portal: &Portal<S>, idx: usize) -> PgWireResult<String> {
     })
 }
 
-fn binary_literal(b: &[u8], ty: &Type) -> Option<String> {
-    let int = |n: i64| Some(n.to_string());
+fn binary_value(b: &[u8], ty: &Type) -> Option<Expr> {
+    let int = |n: i64| Some(Expr::value(Value::Number(n.to_string(), false)));
     match (ty, b.len()) {
-        (t, 1) if *t == Type::BOOL => Some(if b[0] != 0 { "TRUE" } else { "FALSE" }.into()),
+        (t, 1) if *t == Type::BOOL => Some(Expr::value(Value::Boolean(b[0] != 0))),
         (t, 2) if *t == Type::INT2 => int(i16::from_be_bytes(b.try_into().ok()?).into()),
         (t, 4) if *t == Type::INT4 => int(i32::from_be_bytes(b.try_into().ok()?).into()),
         (t, 8) if *t == Type::INT8 => int(i64::from_be_bytes(b.try_into().ok()?)),
         (t, _) if *t == Type::TEXT || *t == Type::VARCHAR => {
-            let s = std::str::from_utf8(b).ok()?;
-            Some(format!("'{}'", s.replace('\'', "''")))
+            Some(string_literal(std::str::from_utf8(b).ok()?))
         }
         _ => None,
     }
@@ -129,12 +105,8 @@ mod tests {
     #[test]
     fn placeholders_are_found_outside_strings_only() {
         let sql = "EXEC t.m @id=$1, @name='$2 it''s' -- $3\n, @x = $2";
-        let found: Vec<usize> = placeholders(sql).into_iter().map(|(_, n)| n).collect();
+        let found = placeholders(sql);
         assert_eq!(found, vec![1, 2]);
         assert_eq!(count(sql), 2);
-        assert_eq!(
-            stand_ins(sql),
-            "EXEC t.m @id='0', @name='$2 it''s' -- $3\n, @x = '0'"
-        );
     }
 }

@@ -16,8 +16,8 @@ use datafusion::sql::sqlparser::ast::{
     Expr, Query, Select, SelectItem, SetExpr, Statement, TableFactor, Value, ValueWithSpan,
     visit_expressions, visit_expressions_mut,
 };
-use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
-use datafusion::sql::sqlparser::parser::Parser;
+
+use crate::sql::build::{fill, skeleton_expr, string_literal};
 
 /// Rewrites what DataFusion cannot run in `stmt`.
 pub(super) fn rewrite(stmt: &mut Statement) {
@@ -119,20 +119,19 @@ fn correlated(sel: &Select) -> bool {
 }
 
 /// `pattern` with escape `esc` turned into DataFusion's backslash escape (a backslash of
-/// its own doubled first), computed at run time so it works on a bound parameter too.
+/// its own doubled first), computed at run time so it works on a bound parameter too. The
+/// pattern and the escape are put in as nodes, never as text.
 fn backslash_escaped(pattern: &Expr, esc: &str) -> Option<Expr> {
-    let esc = esc.replace('\'', "''");
-    let sql = format!(r"replace(replace(({pattern}), '\', '\\'), '{esc}', '\')");
-    Parser::new(&PostgreSqlDialect {})
-        .try_with_sql(&sql)
-        .ok()?
-        .parse_expr()
-        .ok()
+    let mut e = skeleton_expr(r"replace(replace(($1), '\', '\\'), $2, '\')").ok()?;
+    fill(&mut e, &[pattern.clone(), string_literal(esc)]);
+    Some(e)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+    use datafusion::sql::sqlparser::parser::Parser;
 
     fn rewritten(sql: &str) -> String {
         let mut stmt = Parser::parse_sql(&PostgreSqlDialect {}, sql)

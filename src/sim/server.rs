@@ -116,7 +116,8 @@ fn auth_kind(req: &Request) -> AuthKind {
 
 /// Runs before every API handler: counts the request, authenticates it, logs it (an
 /// unauthenticated request is counted but not logged, so it cannot fill memory), applies
-/// faults and the rate limit, calls the handler, and logs the answer's status.
+/// faults and the rate limit, calls the handler, and logs the answer's status; from the
+/// log entry on, in a task of its own that outlives a client that goes away.
 async fn gate(
     State(state): State<Shared>,
     matched: MatchedPath,
@@ -148,24 +149,33 @@ async fn gate(
     };
     let entry = RecordedRequest::new(&method, &path, &route, &query, &bytes, auth);
     let seq = lock(&state).log.push(entry);
-    let resp = answer(
-        &state,
-        &method,
-        &route,
-        parts,
-        bytes,
-        (caller, fingerprint),
-        next,
-    )
-    .await;
-    let processed = resp.extensions().get::<NotProcessed>().is_none();
-    let status = processed.then(|| resp.status().as_u16());
-    lock(&state).log.answer(
-        seq,
-        status,
-        resp.extensions().get::<DropConnection>().is_some(),
-    );
-    resp
+    // A request received is carried out and logged even if its client goes away while it
+    // waits out its latency (as the real API does: the call acts, the answer is lost), so
+    // a test can see what a client that stopped waiting loses.
+    let work = async move {
+        let resp = answer(
+            &state,
+            &method,
+            &route,
+            parts,
+            bytes,
+            (caller, fingerprint),
+            next,
+        )
+        .await;
+        let processed = resp.extensions().get::<NotProcessed>().is_none();
+        let status = processed.then(|| resp.status().as_u16());
+        lock(&state).log.answer(
+            seq,
+            status,
+            resp.extensions().get::<DropConnection>().is_some(),
+        );
+        resp
+    };
+    match tokio::spawn(work).await {
+        Ok(resp) => resp,
+        Err(_) => error(500, codes::INTERNAL, "the simulator's handler failed"),
+    }
 }
 
 fn lock(state: &Shared) -> std::sync::MutexGuard<'_, super::state::SimState> {

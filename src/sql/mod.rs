@@ -1,6 +1,7 @@
 //! Statement handling: templates, script splitting, the sqlparser extension, id-param
 //! rewriting, catalog statements and writes.
 
+pub mod build;
 pub mod info;
 pub mod parse;
 pub mod query;

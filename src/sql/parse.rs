@@ -2,8 +2,10 @@
 //! SERVICES/RESOURCES/METHODS, DESCRIBE, SET cfql.*) and writes to `cloudflare` tables;
 //! everything else goes to DataFusion unchanged.
 
+use std::ops::ControlFlow;
+
 use datafusion::sql::sqlparser::ast::{
-    self, Expr, ObjectName, Statement, TableFactor, TableObject,
+    self, Expr, ObjectName, Set, Statement, TableFactor, TableObject, Visit, Visitor,
 };
 use datafusion::sql::sqlparser::dialect::{GenericDialect, PostgreSqlDialect};
 use datafusion::sql::sqlparser::keywords::Keyword;
@@ -62,6 +64,33 @@ pub enum CfqlStatement {
 }
 
 impl CfqlStatement {
+    /// Puts `values` in place of the statement's placeholders (`$1` is `values[0]`), in
+    /// its parsed tree: a wire client's bound parameters are data, never SQL text.
+    pub fn bind(&mut self, values: &[Expr]) -> Result<()> {
+        use crate::sql::build::bind;
+        match self {
+            Self::Query(s) => bind(s.as_mut(), values),
+            Self::Insert(i) => bind(i.as_mut(), values),
+            Self::Update(u) => bind(u.as_mut(), values),
+            Self::Delete(d) => bind(d.as_mut(), values),
+            Self::Exec(e) => {
+                for (_, expr) in &mut e.params {
+                    bind(expr, values)?;
+                }
+                match &mut e.json {
+                    Some(j) => bind(j, values),
+                    None => Ok(()),
+                }
+            }
+            Self::ExplainWrite(inner) => inner.bind(values),
+            Self::ShowServices
+            | Self::ShowResources(_)
+            | Self::ShowMethods(_)
+            | Self::Describe { .. }
+            | Self::SetOption { .. } => Ok(()),
+        }
+    }
+
     /// Whether this statement changes anything through the API.
     pub fn is_write(&self) -> bool {
         matches!(
@@ -118,11 +147,48 @@ fn is_cloudflare(registry: &Registry, parts: &[String]) -> Result<bool> {
     Ok(false)
 }
 
-/// Most operators one statement may hold. Planning a left-deep chain such as `1+1+...`
-/// recurses once per operator; 400 plans within a 2 MiB thread stack (tokio's default for
-/// workers, where an embedding program may run cfql) even in a debug build. Long lists of
-/// values belong in `IN (...)`, which does not count.
+/// Most operators one statement may hold, counted on its tokens before it is parsed:
+/// every infix and postfix operator (`+`, `::`, `->`, `||`, `LIKE`, `IS`, `AND`, ...). An
+/// operator chain is parsed without recursion, but it is a tree as deep as it is long, and
+/// everything after the parser (planning, printing, dropping it) walks it recursively; 400
+/// stays within a 2 MiB thread stack (tokio's default for workers, where an embedding
+/// program may run cfql) even in a debug build. Long lists of values belong in `IN (...)`,
+/// whose values do not count.
 pub const MAX_OPERATORS: usize = 400;
+
+/// Deepest nesting of expressions and queries a parsed statement may have, checked on the
+/// tree before it is planned (the parser itself refuses parentheses, function calls,
+/// `CASE` and subqueries nested more than 50 deep).
+pub const MAX_DEPTH: usize = 500;
+
+/// Whether a token is an operator: a keyword that joins expressions, or a symbol made of
+/// operator characters only (so every operator the dialect has counts, `::` and `->`
+/// as much as `+`; literals, names, commas and brackets do not).
+fn is_operator(t: &Token) -> bool {
+    match t {
+        Token::Word(w) => matches!(
+            w.keyword,
+            Keyword::AND
+                | Keyword::OR
+                | Keyword::NOT
+                | Keyword::IS
+                | Keyword::LIKE
+                | Keyword::ILIKE
+                | Keyword::SIMILAR
+                | Keyword::BETWEEN
+                | Keyword::IN
+                | Keyword::COLLATE
+                | Keyword::AT
+                | Keyword::ESCAPE
+                | Keyword::OVERLAPS
+        ),
+        Token::Placeholder(_) | Token::Number(..) | Token::Char(_) | Token::Whitespace(_) => false,
+        other => {
+            let text = other.to_string();
+            !text.is_empty() && text.chars().all(|c| "+-*/%|&^<>=!~#@?:".contains(c))
+        }
+    }
+}
 
 /// Refuses a statement with more operators than [`MAX_OPERATORS`] (counted on tokens, so
 /// before anything recursive runs).
@@ -131,23 +197,51 @@ fn check_size(sql: &str) -> Result<()> {
     let Ok(tokens) = Tokenizer::new(&PostgreSqlDialect {}, sql).tokenize() else {
         return Ok(());
     };
-    let operators = tokens
-        .iter()
-        .filter(|t| match t {
-            Token::Plus
-            | Token::Minus
-            | Token::Mul
-            | Token::Div
-            | Token::Mod
-            | Token::StringConcat => true,
-            Token::Eq | Token::Neq | Token::Lt | Token::Gt | Token::LtEq | Token::GtEq => true,
-            Token::Word(w) => matches!(w.keyword, Keyword::AND | Keyword::OR | Keyword::NOT),
-            _ => false,
-        })
-        .count();
+    let operators = tokens.iter().filter(|t| is_operator(t)).count();
     if operators > MAX_OPERATORS {
-        return Err(Error::syntax(format!(
+        return Err(Error::TooComplex(format!(
             "the statement has {operators} operators; at most {MAX_OPERATORS} are accepted (use IN (...) for long lists of values)"
+        )));
+    }
+    Ok(())
+}
+
+/// Refuses a parsed statement nested deeper than [`MAX_DEPTH`] (every kind of
+/// expression and query counts), before anything plans it.
+fn check_depth<N: Visit>(node: &N) -> Result<()> {
+    struct Depth {
+        now: usize,
+    }
+    impl Visitor for Depth {
+        type Break = ();
+        fn pre_visit_expr(&mut self, _: &Expr) -> ControlFlow<()> {
+            self.now += 1;
+            if self.now > MAX_DEPTH {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            }
+        }
+        fn post_visit_expr(&mut self, _: &Expr) -> ControlFlow<()> {
+            self.now -= 1;
+            ControlFlow::Continue(())
+        }
+        fn pre_visit_query(&mut self, _: &ast::Query) -> ControlFlow<()> {
+            self.now += 1;
+            if self.now > MAX_DEPTH {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            }
+        }
+        fn post_visit_query(&mut self, _: &ast::Query) -> ControlFlow<()> {
+            self.now -= 1;
+            ControlFlow::Continue(())
+        }
+    }
+    if node.visit(&mut Depth { now: 0 }).is_break() {
+        return Err(Error::TooComplex(format!(
+            "the statement nests expressions or queries more than {MAX_DEPTH} deep; write it flatter (IN (...) for lists, a CTE for nested queries)"
         )));
     }
     Ok(())
@@ -165,10 +259,7 @@ pub fn parse(sql: &str, registry: &Registry) -> Result<CfqlStatement> {
         "REPLACE" => parse_replace(&format!("{}UPDATE{rest}", &sql[..start]), registry),
         "SHOW" => parse_show(rest).map_or_else(|| parse_standard(sql, registry), Ok),
         "DESCRIBE" | "DESC" => parse_describe(sql, rest, registry),
-        "SET" => match parse_set_option(rest)? {
-            Some(s) => Ok(s),
-            None => parse_standard(sql, registry),
-        },
+        "SET" => parse_set(sql, registry),
         "EXPLAIN" => parse_explain(sql, rest, registry),
         _ => parse_standard(sql, registry),
     }
@@ -205,38 +296,101 @@ fn parse_describe(sql: &str, rest: &str, registry: &Registry) -> Result<CfqlStat
     }
 }
 
-/// `SET cfql.<option> = <value>`; `None` for any other SET (DataFusion's).
-fn parse_set_option(rest: &str) -> Result<Option<CfqlStatement>> {
-    let rest = rest.trim().trim_end_matches(';').trim();
-    let Some(option) = rest
-        .get(..5)
-        .filter(|p| p.eq_ignore_ascii_case("cfql."))
-        .map(|_| &rest[5..])
-    else {
-        return Ok(None);
-    };
-    let (name, value) = option
-        .split_once(['=', ' '])
-        .map(|(n, v)| (n.trim(), v.trim().trim_start_matches('=').trim()))
-        .filter(|(n, _)| !n.is_empty())
-        .ok_or_else(|| Error::syntax("expected SET cfql.<option> = <value>"))?;
-    let value = value.trim_matches('\'');
-    // A template variable keeps its name's and value's case (`SET cfql.var.env = 'Prod'`).
-    let var = name
-        .get(..4)
-        .filter(|p| p.eq_ignore_ascii_case("var."))
-        .map(|_| &name[4..])
-        .filter(|v| !v.is_empty());
-    if let Some(var) = var {
-        return Ok(Some(CfqlStatement::SetOption {
-            name: format!("var.{var}"),
-            value: value.to_string(),
-        }));
+/// The names a SET assigns, each as one dotted text of its parts' values (quotes and
+/// comments gone: `SET "cfql".dry_run`, `SET/**/cfql.dry_run` and `SET SESSION
+/// cfql.dry_run` all name `cfql.dry_run`). The server's gate reads names with this too, so
+/// what it refuses and what runs are read alike.
+pub fn set_names(set: &Set) -> Vec<String> {
+    let dotted = |n: &ObjectName| name_parts(n).join(".");
+    match set {
+        Set::SingleAssignment { variable, .. } => vec![dotted(variable)],
+        Set::ParenthesizedAssignments { variables, .. } => variables.iter().map(dotted).collect(),
+        Set::MultipleAssignments { assignments } => {
+            assignments.iter().map(|a| dotted(&a.name)).collect()
+        }
+        _ => Vec::new(),
     }
-    Ok(Some(CfqlStatement::SetOption {
-        name: name.to_ascii_lowercase(),
+}
+
+/// The option a `cfql.` name sets (`dry_run`, `var.env`), if it is one.
+fn cfql_option(name: &str) -> Option<&str> {
+    name.get(..5)
+        .filter(|p| p.eq_ignore_ascii_case("cfql."))
+        .map(|_| &name[5..])
+}
+
+/// `SET [SESSION] cfql.<option> = <value>` is cfql's; any other SET is DataFusion's. Read
+/// from the parsed statement, so a quoted or commented name is the same name.
+fn parse_set(sql: &str, registry: &Registry) -> Result<CfqlStatement> {
+    let stmt = parse_standard(sql, registry)?;
+    let CfqlStatement::Query(q) = &stmt else {
+        return Ok(stmt);
+    };
+    let Statement::Set(set) = q.as_ref() else {
+        return Ok(stmt);
+    };
+    let names = set_names(set);
+    if !names.iter().any(|n| cfql_option(n).is_some()) {
+        return Ok(stmt);
+    }
+    let one = "SET cfql.<option> = <value> sets one option per statement";
+    let Set::SingleAssignment {
+        scope,
+        hivevar: false,
+        variable,
+        values,
+    } = set
+    else {
+        return Err(Error::syntax(one));
+    };
+    if matches!(scope, Some(ast::ContextModifier::Local)) {
+        return Err(Error::unsupported(
+            "SET cfql.*",
+            "LOCAL",
+            "cfql has no transactions for a setting to end with; use SET cfql.<option> = <value>.",
+        ));
+    }
+    let name = name_parts(variable).join(".");
+    let option = cfql_option(&name).unwrap_or_default();
+    let [value] = values.as_slice() else {
+        return Err(Error::syntax(one));
+    };
+    let value = set_value(value).ok_or_else(|| {
+        Error::syntax(format!(
+            "SET cfql.{option} takes one literal value (a word, number or quoted text), got {value}"
+        ))
+    })?;
+    // A template variable keeps its name's and value's case (`SET cfql.var.env = 'Prod'`).
+    if option.get(..4).is_some_and(|p| p.eq_ignore_ascii_case("var.")) {
+        let var = &option[4..];
+        if var.is_empty() {
+            return Err(Error::syntax("SET cfql.var.<name> = '<value>' needs a name"));
+        }
+        return Ok(CfqlStatement::SetOption {
+            name: format!("var.{var}"),
+            value,
+        });
+    }
+    if option.is_empty() {
+        return Err(Error::syntax("expected SET cfql.<option> = <value>"));
+    }
+    Ok(CfqlStatement::SetOption {
+        name: option.to_ascii_lowercase(),
         value: value.to_ascii_lowercase(),
-    }))
+    })
+}
+
+/// The text of a SET's value: a literal or a bare word, as written.
+fn set_value(e: &Expr) -> Option<String> {
+    match e {
+        Expr::Identifier(i) => Some(i.value.clone()),
+        Expr::Value(v) => match &v.value {
+            ast::Value::Number(n, _) => Some(n.clone()),
+            ast::Value::Boolean(b) => Some(b.to_string()),
+            other => other.clone().into_string(),
+        },
+        _ => None,
+    }
 }
 
 /// `EXPLAIN <write>` lists the calls (a dry run); any other EXPLAIN is DataFusion's.
@@ -271,6 +425,7 @@ fn parse_standard(sql: &str, registry: &Registry) -> Result<CfqlStatement> {
         )));
     }
     let stmt = stmts.remove(0);
+    check_depth(&stmt)?;
     let on_cloudflare = |name: Option<&ObjectName>| match name {
         Some(n) => is_cloudflare(registry, &name_parts(n)),
         None => Ok(false),
@@ -462,10 +617,12 @@ impl ExecCursor {
         }
         let mut expr_tokens = self.tokens[start..self.i].to_vec();
         expr_tokens.push(TokenWithSpan::wrap(Token::EOF));
-        Parser::new(&GenericDialect {})
+        let expr = Parser::new(&GenericDialect {})
             .with_tokens_with_locations(expr_tokens)
             .parse_expr()
-            .map_err(sql_err)
+            .map_err(sql_err)?;
+        check_depth(&expr)?;
+        Ok(expr)
     }
 }
 

@@ -13,32 +13,10 @@ use datafusion::prelude::SessionContext;
 use datafusion::sql::parser::Statement as DfStatement;
 use datafusion::sql::sqlparser::ast::Statement;
 
-use super::parse::{self, CfqlStatement};
 use super::rewrite;
 use crate::error::{Error, Result};
 use crate::provider::Registry;
 use crate::suggest::closest;
-
-/// Runs a query given as SQL text; anything but a query is an error.
-pub async fn query(
-    ctx: &SessionContext,
-    registry: &Registry,
-    sql: &str,
-) -> Result<Vec<RecordBatch>> {
-    let plan = logical(ctx, registry, sql).await?;
-    let df = ctx.execute_logical_plan(plan).await.map_err(friendly)?;
-    df.collect().await.map_err(friendly)
-}
-
-/// The logical plan of a query given as SQL text; anything but a query is an error.
-pub async fn logical(ctx: &SessionContext, registry: &Registry, sql: &str) -> Result<LogicalPlan> {
-    let CfqlStatement::Query(stmt) = parse::parse(sql, registry)? else {
-        return Err(Error::Syntax {
-            message: format!("expected a query, got: {sql}"),
-        });
-    };
-    plan_statement(ctx, registry, *stmt).await
-}
 
 /// Plans a parsed query: id params renamed, every table it names checked (an unknown one
 /// is [`Error::UnknownTable`] with the closest name, before DataFusion says it its way).

@@ -205,8 +205,10 @@ impl ExecutionPlan for WriteExec {
         }
         let (tx, rx) = mpsc::unbounded_channel();
         let (job, input) = (self.job.clone(), self.input.clone());
+        let busy = job.engine.writes.enter();
         // Detached on purpose: see the module comment.
         tokio::spawn(async move {
+            let _busy = busy;
             let sink = Sink { tx };
             let notes = Notes::of(ctx.session_config());
             if let Err(e) = job.run(input, ctx, &sink, &notes).await {

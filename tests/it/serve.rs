@@ -31,9 +31,26 @@ async fn serve(sim: &Simulator, opts: ServeOptions) -> SocketAddr {
     serve_config(config(sim), opts).await
 }
 
+/// A read-only server on the simulator.
+pub(crate) async fn serve_public(sim: &Simulator) -> SocketAddr {
+    serve(sim, opts()).await
+}
+
+/// A server that runs writes through `session` (whose config names a secrets file).
+pub(crate) async fn serve_session_writable(session: cfql::Session) -> SocketAddr {
+    let opts = ServeOptions {
+        allow_writes: true,
+        ..opts()
+    };
+    let server = Server::bind(session, &opts).await.unwrap();
+    let addr = server.local_addr().unwrap();
+    tokio::spawn(server.run());
+    addr
+}
+
 /// A server that runs writes, with its secrets file in a temporary directory (kept while
 /// the returned guard lives); `tune` adjusts the configuration first.
-async fn writable(
+pub(crate) async fn writable(
     sim: &Simulator,
     tune: impl FnOnce(&mut cfql::Config),
 ) -> (SocketAddr, std::path::PathBuf, tempfile::TempDir) {
@@ -59,24 +76,24 @@ async fn connect_as(addr: SocketAddr, extra: &str) -> Result<Client, tokio_postg
     Ok(client)
 }
 
-async fn connect(addr: SocketAddr) -> Client {
+pub(crate) async fn connect(addr: SocketAddr) -> Client {
     connect_as(addr, "").await.expect("connects")
 }
 
-fn sqlstate(e: &tokio_postgres::Error) -> String {
+pub(crate) fn sqlstate(e: &tokio_postgres::Error) -> String {
     e.code()
         .map(|c| c.code().to_string())
         .unwrap_or_else(|| format!("no SQLSTATE: {e}"))
 }
 
-fn message(e: &tokio_postgres::Error) -> String {
+pub(crate) fn message(e: &tokio_postgres::Error) -> String {
     e.as_db_error()
         .map(|d| d.message().to_string())
         .unwrap_or_else(|| e.to_string())
 }
 
 /// The rows of a simple query, as text.
-async fn simple_rows(c: &Client, sql: &str) -> Vec<Vec<Option<String>>> {
+pub(crate) async fn simple_rows(c: &Client, sql: &str) -> Vec<Vec<Option<String>>> {
     c.simple_query(sql)
         .await
         .unwrap_or_else(|e| panic!("{sql}: {}", message(&e)))

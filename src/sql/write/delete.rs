@@ -47,15 +47,15 @@ pub async fn delete(cx: &WriteContext<'_>, del: &ast::Delete) -> Result<Output> 
     if del.selection.is_none() && !cx.opts.allow_unfiltered {
         return Err(refuse_unfiltered("DELETE", &target.resource));
     }
-    let sql = pick_rows(
+    let read = pick_rows(
         &target.resource,
         alias.as_ref(),
-        "",
+        Vec::new(),
         del.selection.as_ref(),
         &del.order_by,
         del.limit.as_ref(),
-    );
-    let logical = cx.logical(&sql).await?;
+    )?;
+    let logical = cx.logical(read).await?;
     // The shortcut: the WHERE pins ids and says nothing else, and nothing else (ORDER BY,
     // LIMIT, a RETURNING column) needs the rows read. The same analysis serves a DELETE
     // that DataFusion hands to the table (`table::dml`).

@@ -4,6 +4,7 @@ use datafusion::sql::sqlparser::ast::{self, Expr};
 use serde_json::{Map, Value, json};
 
 use super::{Returning, WriteContext};
+use crate::sql::build::select_expr;
 use crate::convert::{batch_values, value_text};
 use crate::engine::Engine;
 use crate::error::{Error, Result};
@@ -17,21 +18,31 @@ use crate::write::{
 };
 
 /// Values of an EXEC param: a literal, a scalar expression, or every row of a subquery.
+/// A string in any of its forms is taken as written; anything else is computed by
+/// DataFusion from its parsed form (`SELECT <expr>`, or the subquery itself).
 async fn param_values(cx: &WriteContext<'_>, e: &Expr) -> Result<Vec<Value>> {
     if let Expr::Value(v) = e {
-        return Ok(vec![match &v.value {
-            ast::Value::SingleQuotedString(s) | ast::Value::DoubleQuotedString(s) => json!(s),
-            ast::Value::Number(n, _) => serde_json::from_str(n).unwrap_or(json!(n)),
-            ast::Value::Boolean(b) => json!(b),
-            ast::Value::Null => Value::Null,
-            other => json!(other.to_string()),
-        }]);
+        let literal = match &v.value {
+            ast::Value::Number(n, _) => Some(serde_json::from_str(n).unwrap_or(json!(n))),
+            ast::Value::Boolean(b) => Some(json!(b)),
+            ast::Value::Null => Some(Value::Null),
+            ast::Value::SingleQuotedString(s)
+            | ast::Value::DoubleQuotedString(s)
+            | ast::Value::EscapedStringLiteral(s)
+            | ast::Value::UnicodeStringLiteral(s)
+            | ast::Value::NationalStringLiteral(s) => Some(json!(s)),
+            ast::Value::DollarQuotedString(d) => Some(json!(d.value)),
+            _ => None,
+        };
+        if let Some(value) = literal {
+            return Ok(vec![value]);
+        }
     }
-    let sql = match e {
-        Expr::Subquery(q) => q.to_string(),
-        other => format!("SELECT {other}"),
+    let read = match e {
+        Expr::Subquery(q) => ast::Statement::Query(q.clone()),
+        other => select_expr(other)?,
     };
-    let batches = cx.read(&sql).await?;
+    let batches = cx.read(read).await?;
     Ok(batch_values(&batches)
         .into_iter()
         .filter_map(|r| r.into_iter().next())

@@ -52,7 +52,7 @@ pub async fn insert(cx: &WriteContext<'_>, ins: &ast::Insert) -> Result<Output> 
     let source = ins.source.as_ref().ok_or_else(|| Error::Syntax {
         message: "INSERT needs VALUES or SELECT".into(),
     })?;
-    let input = cx.plan(&source.to_string()).await?;
+    let input = cx.plan(ast::Statement::Query(source.clone())).await?;
     let given = input.schema().fields().len();
     if given != columns.len() {
         return Err(Error::Syntax {

@@ -23,7 +23,9 @@ use datafusion::physical_plan::ExecutionPlan;
 use datafusion::prelude::SessionContext;
 use futures::StreamExt;
 
+use super::build::PickRows;
 use super::query;
+use datafusion::sql::sqlparser::ast::{self, Statement};
 use crate::cancel::Cancel;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
@@ -67,23 +69,27 @@ impl<'a> WriteContext<'a> {
     }
 
     /// The physical plan of a query whose rows a write acts on.
-    async fn plan(&self, sql: &str) -> Result<Arc<dyn ExecutionPlan>> {
-        let logical = self.logical(sql).await?;
+    async fn plan(&self, stmt: Statement) -> Result<Arc<dyn ExecutionPlan>> {
+        let logical = self.logical(stmt).await?;
         query::physical(self.ctx, logical).await
     }
 
     /// The logical plan of a query (its WHERE is what a DELETE's shortcut reads).
-    async fn logical(&self, sql: &str) -> Result<LogicalPlan> {
-        query::logical(self.ctx, &self.engine.registry, sql).await
+    async fn logical(&self, stmt: Statement) -> Result<LogicalPlan> {
+        query::plan_statement(self.ctx, &self.engine.registry, stmt).await
     }
 
     /// Runs a read a write depends on (EXEC's subquery params). Nothing was changed yet,
     /// so a cancel stops it at once.
-    async fn read(&self, sql: &str) -> Result<Vec<RecordBatch>> {
+    async fn read(&self, stmt: Statement) -> Result<Vec<RecordBatch>> {
+        let run = async {
+            let (_, batches) = query::query_statement(self.ctx, &self.engine.registry, stmt).await?;
+            Ok(batches)
+        };
         tokio::select! {
             biased;
             _ = self.opts.cancel.cancelled() => Err(Error::Cancelled { what: "stopped while reading what to change; nothing was changed".into() }),
-            r = query::query(self.ctx, &self.engine.registry, sql) => r,
+            r = run => r,
         }
     }
 
@@ -131,35 +137,26 @@ fn refuse_unfiltered(verb: &str, resource: &Resource) -> Error {
     ))
 }
 
-/// `SELECT *<extra> FROM table [AS alias] [WHERE ...] [ORDER BY ...] [LIMIT n]`: the read
-/// that picks the rows of an UPDATE or DELETE.
+/// The read that picks the rows of an UPDATE or DELETE: `SELECT *<extra> FROM table [AS
+/// alias] [WHERE ...] [ORDER BY ...] [LIMIT n]`, made of the statement's own parsed nodes.
 fn pick_rows(
     resource: &Resource,
-    alias: Option<&datafusion::sql::sqlparser::ast::TableAlias>,
-    extra: &str,
-    selection: Option<&datafusion::sql::sqlparser::ast::Expr>,
-    order_by: &[datafusion::sql::sqlparser::ast::OrderByExpr],
-    limit: Option<&datafusion::sql::sqlparser::ast::Expr>,
-) -> String {
-    let mut sql = format!("SELECT *{extra} FROM {}", resource.qualified_name());
-    if let Some(a) = alias {
-        sql.push_str(&format!(" AS {}", a.name));
+    alias: Option<&ast::TableAlias>,
+    extra: Vec<ast::SelectItem>,
+    selection: Option<&ast::Expr>,
+    order_by: &[ast::OrderByExpr],
+    limit: Option<&ast::Expr>,
+) -> Result<Statement> {
+    let table = [crate::provider::CATALOG, &resource.service, &resource.spec.name]
+        .map(str::to_string)
+        .to_vec();
+    PickRows {
+        table,
+        alias,
+        extra,
+        selection,
+        order_by,
+        limit,
     }
-    if let Some(w) = selection {
-        sql.push_str(&format!(" WHERE {w}"));
-    }
-    if !order_by.is_empty() {
-        sql.push_str(&format!(
-            " ORDER BY {}",
-            order_by
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join(", ")
-        ));
-    }
-    if let Some(l) = limit {
-        sql.push_str(&format!(" LIMIT {l}"));
-    }
-    sql
+    .statement()
 }

@@ -48,20 +48,23 @@ pub async fn update(cx: &WriteContext<'_>, up: &ast::Update) -> Result<Output> {
     }
     let assignments = assignments(&target, &up.assignments)?;
     // Each new value is computed by the read, per row, as `<expr> AS __cfql_set_<i>`.
-    let sets: String = assignments
+    let sets = assignments
         .iter()
         .enumerate()
-        .map(|(i, (_, e))| format!(", {e} AS {}", set_column(i)))
+        .map(|(i, (_, e))| ast::SelectItem::ExprWithAlias {
+            expr: (*e).clone(),
+            alias: ast::Ident::new(set_column(i)),
+        })
         .collect();
-    let sql = pick_rows(
+    let read = pick_rows(
         &target.resource,
         alias.as_ref(),
-        &sets,
+        sets,
         up.selection.as_ref(),
         &up.order_by,
         up.limit.as_ref(),
-    );
-    let input = cx.plan(&sql).await?;
+    )?;
+    let input = cx.plan(read).await?;
     let assigned = assignments.into_iter().map(|(c, _)| c).collect();
     cx.run(
         target,
@@ -76,9 +79,12 @@ pub async fn update(cx: &WriteContext<'_>, up: &ast::Update) -> Result<Output> {
 
 /// The assignments as (column, value expression), each column one the update call takes,
 /// none twice.
-fn assignments(target: &Target, given: &[ast::Assignment]) -> Result<Vec<(String, String)>> {
+fn assignments<'a>(
+    target: &Target,
+    given: &'a [ast::Assignment],
+) -> Result<Vec<(String, &'a ast::Expr)>> {
     let (resource, method) = (&target.resource, &target.method);
-    let mut out: Vec<(String, String)> = Vec::new();
+    let mut out: Vec<(String, &ast::Expr)> = Vec::new();
     for a in given {
         let col = match &a.target {
             ast::AssignmentTarget::ColumnName(n) => name_parts(n)
@@ -110,7 +116,7 @@ fn assignments(target: &Target, given: &[ast::Assignment]) -> Result<Vec<(String
                 ),
             });
         }
-        out.push((col, a.value.to_string()));
+        out.push((col, &a.value));
     }
     Ok(out)
 }
