@@ -28,7 +28,7 @@ pub fn exhausted(what: &str, limit: usize) -> DataFusionError {
 /// Bytes as a person reads them (`256 MiB`).
 pub fn human(bytes: usize) -> String {
     const MIB: usize = 1 << 20;
-    if bytes >= MIB && bytes % MIB == 0 {
+    if bytes >= MIB && bytes.is_multiple_of(MIB) {
         format!("{} MiB", bytes / MIB)
     } else {
         format!("{bytes} bytes")
@@ -60,7 +60,12 @@ impl StatementPool {
 
 impl fmt::Display for StatementPool {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "statement pool ({} of {})", human(self.limit), self.parent)
+        write!(
+            f,
+            "statement pool ({} of {})",
+            human(self.limit),
+            self.parent
+        )
     }
 }
 
@@ -183,7 +188,10 @@ mod tests {
         let rb = MemoryConsumer::new("b").register(&b);
         ra.try_grow(500).unwrap();
         let e = ra.try_grow(200).unwrap_err().to_string();
-        assert!(e.contains("out of memory:") && e.contains("600 bytes (stmt)"), "{e}");
+        assert!(
+            e.contains("out of memory:") && e.contains("600 bytes (stmt)"),
+            "{e}"
+        );
         rb.try_grow(400).unwrap();
         let e = rb.try_grow(150).unwrap_err().to_string();
         assert!(e.contains("1000 bytes (server bound)"), "{e}");

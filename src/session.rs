@@ -178,8 +178,13 @@ impl Session {
         let state_ref = self.ctx.state_ref();
         let mut state = state_ref.write();
         let pool = Arc::new(crate::memory::ServerPool::new(total.0, total.1));
+        // No spilling: a statement over its bound fails (and says which), rather than
+        // filling the host's disk.
+        let no_spill = datafusion::execution::disk_manager::DiskManagerBuilder::default()
+            .with_mode(datafusion::execution::disk_manager::DiskManagerMode::Disabled);
         let runtime = RuntimeEnvBuilder::from_runtime_env(state.runtime_env())
             .with_memory_pool(pool)
+            .with_disk_manager_builder(no_spill)
             .build_arc()?;
         let mut next = SessionStateBuilder::new_from_existing(state.clone())
             .with_runtime_env(runtime)
@@ -271,11 +276,17 @@ impl Session {
         let _statement = self.engine.client.budget.begin_statement();
         let notes = Notes::collected();
         let ctx = self.statement_context(&stmt, &notes);
+        // Boxed: a statement's future (planning a parsed tree, a write's reads) is large,
+        // and a caller's stack (a test's, an embedder's 2 MiB worker) should not hold it.
         let result = if stmt.is_write() {
             // Never dropped mid-way: the write itself watches `cancel`.
-            self.run(&ctx, stmt, text, Mode::Run, cancel).await
+            Box::pin(self.run(&ctx, stmt, text, Mode::Run, cancel)).await
         } else {
-            stopped_by(cancel, self.run(&ctx, stmt, text, Mode::Run, cancel)).await
+            stopped_by(
+                cancel,
+                Box::pin(self.run(&ctx, stmt, text, Mode::Run, cancel)),
+            )
+            .await
         };
         let mut out = result?;
         out.warnings.extend(notes.take());

@@ -126,7 +126,8 @@ fn options(a: &ServeArgs) -> Result<ServeOptions, String> {
         max_connections: a.max_connections,
         max_startups: a.max_startups,
         startup_timeout: Duration::from_secs(a.startup_timeout),
-        statement_timeout: (a.statement_timeout > 0).then(|| Duration::from_millis(a.statement_timeout)),
+        statement_timeout: (a.statement_timeout > 0)
+            .then(|| Duration::from_millis(a.statement_timeout)),
         memory_limit: a.memory_limit.saturating_mul(1 << 20),
         statement_memory_limit: a.statement_memory_limit.saturating_mul(1 << 20),
         max_statement_bytes: a.max_statement_bytes,

@@ -56,7 +56,29 @@ pub(super) fn notice(text: &str) -> ErrorInfo {
 /// An error for the client: cfql's message (which never holds a secret) and the SQLSTATE
 /// a driver or BI tool can act on.
 pub(super) fn error(e: &Error) -> ErrorInfo {
-    ErrorInfo::new("ERROR".into(), sqlstate(e).into(), e.to_string())
+    let mut message = e.to_string();
+    if out_of_memory(e) && !message.contains(crate::memory::OUT_OF_MEMORY) {
+        // DataFusion's own words (a sort that may not spill): say which bounds apply.
+        message.push_str(
+            " (the statement reached its memory bound: cfql serve --statement-memory-limit, or --memory-limit for all statements together)",
+        );
+    }
+    ErrorInfo::new("ERROR".into(), sqlstate(e).into(), message)
+}
+
+/// Whether a statement failed for a memory bound: cfql's pools, or DataFusion's operators
+/// that gave up because they may not spill to disk.
+fn out_of_memory(e: &Error) -> bool {
+    let Error::DataFusion(df) = e else {
+        return false;
+    };
+    matches!(
+        df.find_root(),
+        datafusion::error::DataFusionError::ResourcesExhausted(_)
+    ) || {
+        let text = df.to_string();
+        text.contains(crate::memory::OUT_OF_MEMORY) || text.contains("cannot spill")
+    }
 }
 
 /// An error with a SQLSTATE of our choosing.
@@ -96,7 +118,7 @@ fn sqlstate(e: &Error) -> &'static str {
         Error::OutcomeUnknown { .. } => "40003",
         Error::Network { .. } | Error::Io { .. } => "58030",
         Error::NoCredential | Error::Config(_) | Error::Manifest { .. } => "F0000",
-        Error::DataFusion(e) if e.to_string().contains(crate::memory::OUT_OF_MEMORY) => "53200",
+        e if out_of_memory(e) => "53200",
         Error::DataFusion(_) => "42000",
         Error::Internal(_) => "XX000",
         _ => "58000",

@@ -134,7 +134,11 @@ pub(super) struct Parser {
 
 /// The columns a cfql statement would return, found without running it (a stand-in bound
 /// for each of its `params` parameters).
-async fn describe_with_stand_ins(core: &Core, sql: &str, params: usize) -> crate::Result<SchemaRef> {
+async fn describe_with_stand_ins(
+    core: &Core,
+    sql: &str,
+    params: usize,
+) -> crate::Result<SchemaRef> {
     let (text, mut stmt) = core.session.parse(sql)?;
     stmt.bind(&params::stand_ins(params))?;
     core.session.describe(stmt, &text).await

@@ -118,7 +118,9 @@ impl PickRows<'_> {
         let Some(TableFactor::Table { name, alias, .. }) =
             select.from.first_mut().map(|t| &mut t.relation)
         else {
-            return Err(Error::Internal("skeleton SELECT * FROM t has no table".into()));
+            return Err(Error::Internal(
+                "skeleton SELECT * FROM t has no table".into(),
+            ));
         };
         *name = ObjectName::from(self.table.into_iter().map(Ident::new).collect::<Vec<_>>());
         *alias = self.alias.cloned();

@@ -361,10 +361,15 @@ fn parse_set(sql: &str, registry: &Registry) -> Result<CfqlStatement> {
         ))
     })?;
     // A template variable keeps its name's and value's case (`SET cfql.var.env = 'Prod'`).
-    if option.get(..4).is_some_and(|p| p.eq_ignore_ascii_case("var.")) {
+    if option
+        .get(..4)
+        .is_some_and(|p| p.eq_ignore_ascii_case("var."))
+    {
         let var = &option[4..];
         if var.is_empty() {
-            return Err(Error::syntax("SET cfql.var.<name> = '<value>' needs a name"));
+            return Err(Error::syntax(
+                "SET cfql.var.<name> = '<value>' needs a name",
+            ));
         }
         return Ok(CfqlStatement::SetOption {
             name: format!("var.{var}"),

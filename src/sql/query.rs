@@ -29,12 +29,18 @@ pub async fn plan_statement(
     let stmt = DfStatement::Statement(Box::new(stmt));
     let state = ctx.state();
     for table in state.resolve_table_references(&stmt).map_err(friendly)? {
-        if !ctx.table_exist(table.clone()).unwrap_or(true) {
+        // A table function (`generate_series(1, 3)`) is named as a relation too.
+        let function =
+            table.schema().is_none() && state.table_functions().contains_key(table.table());
+        if !function && !ctx.table_exist(table.clone()).unwrap_or(true) {
             let parts: Vec<String> = table.to_vec();
             return Err(registry.unknown_table(&parts));
         }
     }
-    state.statement_to_plan(stmt).await.map_err(friendly)
+    // Boxed: DataFusion's planning future is large; keep it off the caller's stack.
+    Box::pin(state.statement_to_plan(stmt))
+        .await
+        .map_err(friendly)
 }
 
 /// The physical plan of a logical one (optimised as DataFusion would).

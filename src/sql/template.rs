@@ -113,7 +113,11 @@ fn scan(mut st: Lex, text: &str) -> Lex {
             }
             (Lex::BlockComment(d), b'*') if next == Some(b'/') => {
                 step = 2;
-                if d == 1 { Lex::Code } else { Lex::BlockComment(d - 1) }
+                if d == 1 {
+                    Lex::Code
+                } else {
+                    Lex::BlockComment(d - 1)
+                }
             }
             (st, _) => st,
         };
@@ -313,15 +317,24 @@ mod tests {
             "a = $$ it's $$"
         );
         for dollar in ["$$ OR true --", "a$", "$"] {
-            let e = render("a = $t$ {{ x }} $t$", &v(dollar)).unwrap_err().to_string();
+            let e = render("a = $t$ {{ x }} $t$", &v(dollar))
+                .unwrap_err()
+                .to_string();
             assert_contains(&e, "$$-quoted string");
         }
         // Nested comments: an opener in a value would hide the rest of the statement.
-        let e = render("/* {{ x }} */ DELETE", &v("/*")).unwrap_err().to_string();
+        let e = render("/* {{ x }} */ DELETE", &v("/*"))
+            .unwrap_err()
+            .to_string();
         assert_contains(&e, "may not contain /* or */");
         assert!(render("/* /* */ {{ x }} */ SELECT 1", &v("a b")).is_ok());
         // Outside quotes, next to a quote, $ or &, a bare word is refused.
-        for t in ["{{ x }}'a'", "U{{ x }}'a'", "${{ x }}$ 'a' $E$", "a = {{ x }}$b$"] {
+        for t in [
+            "{{ x }}'a'",
+            "U{{ x }}'a'",
+            "${{ x }}$ 'a' $E$",
+            "a = {{ x }}$b$",
+        ] {
             let e = render(t, &v("E")).unwrap_err().to_string();
             assert_contains(&e, "right next to a quote, $ or &");
         }

@@ -201,7 +201,10 @@ fn a_bound_parameter_is_a_value_over_the_wire() {
             .unwrap();
         let _ = c.query(&roll, &[&ATTACK]).await;
         only_calls_for(&sim, ATTACK);
-        assert!(sim.mutating_requests() <= 2, "one call for the id, one roll of it");
+        assert!(
+            sim.mutating_requests() <= 2,
+            "one call for the id, one roll of it"
+        );
         assert_eq!(sim.user_token_count(), 12);
         // The honest value still deletes exactly its token.
         let victim = sim.user_token_ids()[5].clone();
@@ -301,8 +304,14 @@ fn deep_expressions_are_refused_and_nothing_aborts() {
         let deepest = format!("SELECT 1{}", "::text".repeat(cfql::MAX_OPERATORS - 2));
         assert_eq!(simple_rows(&a, &deepest).await.len(), 1);
         let b = connect(addr).await;
-        assert_eq!(simple_rows(&b, "SELECT 1").await, vec![vec![Some("1".into())]]);
-        assert_eq!(simple_rows(&a, "SELECT 2").await, vec![vec![Some("2".into())]]);
+        assert_eq!(
+            simple_rows(&b, "SELECT 1").await,
+            vec![vec![Some("1".into())]]
+        );
+        assert_eq!(
+            simple_rows(&a, "SELECT 2").await,
+            vec![vec![Some("2".into())]]
+        );
     })
 }
 
@@ -329,7 +338,10 @@ fn a_fifo_for_secrets_or_audit_is_refused_before_any_call() {
             .env("CLOUDFLARE_API_TOKEN", sim.admin_token()));
         assert_eq!(code, 1, "{flag}: {err}");
         assert_contains!(err, "not a regular file", "nothing was sent");
-        assert!(start.elapsed() < Duration::from_secs(30), "{flag} did not block");
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "{flag} did not block"
+        );
         assert_eq!(sim.mutating_requests(), 0, "{flag}");
     }
 }
@@ -337,8 +349,31 @@ fn a_fifo_for_secrets_or_audit_is_refused_before_any_call() {
 /// A random value built from the characters that end or escape strings and comments.
 fn hostile_value(rng: &mut StdRng, names: &[String]) -> String {
     const PIECES: &[&str] = &[
-        "'", "''", "\\", "\\'", "E'", "U&'", "$$", "$a$", "--", "/*", "*/", "\"", ";", "\n",
-        " OR true ", " OR 1=1 ", "{{", "}}", "é", "ü'", "\u{1F600}", "%", "_", "\0x", "a",
+        "'",
+        "''",
+        "\\",
+        "\\'",
+        "E'",
+        "U&'",
+        "$$",
+        "$a$",
+        "--",
+        "/*",
+        "*/",
+        "\"",
+        ";",
+        "\n",
+        " OR true ",
+        " OR 1=1 ",
+        "{{",
+        "}}",
+        "é",
+        "ü'",
+        "\u{1F600}",
+        "%",
+        "_",
+        "\0x",
+        "a",
     ];
     if rng.random_bool(0.1) {
         return names[rng.random_range(0..names.len())].clone();
@@ -384,7 +419,9 @@ async fn fuzz_sim() -> (Simulator, Session, Vec<String>, tempfile::TempDir) {
         .unwrap();
     }
     let names = strings(
-        &s.sql("SELECT name FROM cloudflare.user.tokens").await.unwrap(),
+        &s.sql("SELECT name FROM cloudflare.user.tokens")
+            .await
+            .unwrap(),
         "name",
     );
     s.sql("SET cfql.dry_run = true").await.unwrap();
@@ -408,13 +445,16 @@ fn fuzz_values_never_change_what_a_write_picks() {
             s.set_var("v", v.clone());
             // A literal holding `{{ name }}` is a template by design; a variable's value
             // never is.
-            let lit = if v.contains("{{") { "'{{ v }}'".to_string() } else { quoted(&v) };
+            let lit = if v.contains("{{") {
+                "'{{ v }}'".to_string()
+            } else {
+                quoted(&v)
+            };
             for w in [lit.as_str(), "'{{ v }}'", "E'{{ v }}'"] {
                 let count = format!("SELECT count(*) FROM cloudflare.user.tokens WHERE name = {w}");
                 let del = format!("DELETE FROM cloudflare.user.tokens WHERE name = {w}");
-                let upd = format!(
-                    "UPDATE cloudflare.user.tokens SET name = 'renamed' WHERE name = {w}"
-                );
+                let upd =
+                    format!("UPDATE cloudflare.user.tokens SET name = 'renamed' WHERE name = {w}");
                 for sql in [count, del, upd] {
                     let got = picked(&s, &sql).await;
                     assert_eq!(got, Ok(want), "case {case}: {v:?}: {sql}");

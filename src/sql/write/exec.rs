@@ -4,12 +4,12 @@ use datafusion::sql::sqlparser::ast::{self, Expr};
 use serde_json::{Map, Value, json};
 
 use super::{Returning, WriteContext};
-use crate::sql::build::select_expr;
 use crate::convert::{batch_values, value_text};
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::output::Output;
 use crate::provider::{MethodSpec, Registry, Resource, Verb};
+use crate::sql::build::select_expr;
 use crate::sql::parse::ExecStatement;
 use crate::suggest::closest;
 use crate::write::coerce::coerce;

@@ -25,13 +25,13 @@ use futures::StreamExt;
 
 use super::build::PickRows;
 use super::query;
-use datafusion::sql::sqlparser::ast::{self, Statement};
 use crate::cancel::Cancel;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::output::Output;
 use crate::provider::Resource;
 use crate::write::{Calls, Produce, Target, WriteExec};
+use datafusion::sql::sqlparser::ast::{self, Statement};
 use returning::{Returning, result_columns};
 
 /// What a write statement needs of the session that runs it: the DataFusion context (the
@@ -83,7 +83,8 @@ impl<'a> WriteContext<'a> {
     /// so a cancel stops it at once.
     async fn read(&self, stmt: Statement) -> Result<Vec<RecordBatch>> {
         let run = async {
-            let (_, batches) = query::query_statement(self.ctx, &self.engine.registry, stmt).await?;
+            let (_, batches) =
+                query::query_statement(self.ctx, &self.engine.registry, stmt).await?;
             Ok(batches)
         };
         tokio::select! {
@@ -147,9 +148,13 @@ fn pick_rows(
     order_by: &[ast::OrderByExpr],
     limit: Option<&ast::Expr>,
 ) -> Result<Statement> {
-    let table = [crate::provider::CATALOG, &resource.service, &resource.spec.name]
-        .map(str::to_string)
-        .to_vec();
+    let table = [
+        crate::provider::CATALOG,
+        &resource.service,
+        &resource.spec.name,
+    ]
+    .map(str::to_string)
+    .to_vec();
     PickRows {
         table,
         alias,
