@@ -70,11 +70,13 @@ impl InFlight {
     }
 
     /// How many are running now.
+    #[cfg_attr(not(feature = "serve"), allow(dead_code))] // used by the server only
     pub fn count(&self) -> usize {
         *self.count.borrow()
     }
 
     /// Resolves once none is running.
+    #[cfg_attr(not(feature = "serve"), allow(dead_code))] // used by the server only
     pub async fn idle(&self) {
         let mut rx = self.count.subscribe();
         let _ = rx.wait_for(|n| *n == 0).await;

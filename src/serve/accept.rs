@@ -148,6 +148,7 @@ pub(super) async fn serve(
     peer: SocketAddr,
     tls: Option<TlsAcceptor>,
 ) {
+    let _open = shared.connections.enter();
     let ticket = shared.starting.enter(shared.max_startups);
     let conn = Arc::new(Conn::new(shared.clone()));
     let hangup = watch_hangup(&socket, conn.running.clone());
@@ -255,6 +256,8 @@ pub(super) async fn drain(shared: &Shared, limit: Duration) -> Drained {
         writes.idle().await;
     };
     let finished = tokio::time::timeout(limit, done).await.is_ok();
+    // The last results are still being sent; a client that got its answer closes.
+    let _ = tokio::time::timeout(Duration::from_secs(2), shared.connections.idle()).await;
     Drained {
         statements: shared.rules.statements.count(),
         writes: writes.count(),

@@ -172,6 +172,9 @@ struct Shared {
     drain_timeout: Duration,
     pids: Arc<pgwire::api::RandomPidSecretKeyGenerator>,
     rules: Rules,
+    /// Connections open now (a stopping server gives them a moment to send their last
+    /// results).
+    connections: InFlight,
 }
 
 /// A bound server; [`Server::run`] serves it.
@@ -229,6 +232,7 @@ impl Server {
                 stopping: Arc::default(),
                 statements: InFlight::default(),
             },
+            connections: InFlight::default(),
         });
         Ok(Server {
             listener,

@@ -28,6 +28,7 @@ fn skeleton(sql: &'static str) -> Result<Query> {
 }
 
 /// Parses one of cfql's own constant expressions (never user text).
+#[cfg_attr(not(feature = "serve"), allow(dead_code))] // used by the server only
 pub fn skeleton_expr(sql: &'static str) -> Result<Expr> {
     Parser::new(&PostgreSqlDialect {})
         .try_with_sql(sql)
@@ -38,6 +39,7 @@ pub fn skeleton_expr(sql: &'static str) -> Result<Expr> {
 /// Replaces the skeleton's own placeholders (`$1`, `$2`, ...) with `holes` (`$1` is
 /// `holes[0]`). Nodes put in are not visited again, so a placeholder of the user's own
 /// (a prepared statement's `$1`) inside a hole stays as it is.
+#[cfg_attr(not(feature = "serve"), allow(dead_code))] // used by the server only
 pub fn fill(expr: &mut Expr, holes: &[Expr]) {
     let _ = visit_expressions_mut(expr, |e| {
         if let Expr::Value(v) = e
@@ -56,6 +58,7 @@ pub fn fill(expr: &mut Expr, holes: &[Expr]) {
 /// Puts `values` in place of the placeholders `$1`, `$2`, ... of a parsed statement: a
 /// bound parameter becomes a node of the tree, never text. A placeholder without a value
 /// is an error naming it.
+#[cfg_attr(not(feature = "serve"), allow(dead_code))] // used by the server only
 pub fn bind<N: VisitMut>(node: &mut N, values: &[Expr]) -> Result<()> {
     let missing = visit_expressions_mut(node, |e| {
         if let Expr::Value(v) = e
@@ -79,6 +82,7 @@ pub fn bind<N: VisitMut>(node: &mut N, values: &[Expr]) -> Result<()> {
 }
 
 /// A string literal holding `text` exactly, whatever it contains.
+#[cfg_attr(not(feature = "serve"), allow(dead_code))] // used by the server only
 pub fn string_literal(text: &str) -> Expr {
     Expr::value(Value::SingleQuotedString(text.to_string()))
 }

@@ -66,6 +66,7 @@ pub enum CfqlStatement {
 impl CfqlStatement {
     /// Puts `values` in place of the statement's placeholders (`$1` is `values[0]`), in
     /// its parsed tree: a wire client's bound parameters are data, never SQL text.
+    #[cfg_attr(not(feature = "serve"), allow(dead_code))] // used by the server only
     pub fn bind(&mut self, values: &[Expr]) -> Result<()> {
         use crate::sql::build::bind;
         match self {

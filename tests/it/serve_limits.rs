@@ -182,6 +182,30 @@ fn silent_sockets_lock_no_one_out() {
         let started = Instant::now();
         let a = Arc::new(client(addr).await.expect("logs in past 100 silent sockets"));
         let b = client(addr).await.expect("and another");
+        let port = addr.port();
+        let psql = tokio::task::spawn_blocking(move || {
+            std::process::Command::new("psql")
+                .env_clear()
+                .env("PATH", std::env::var("PATH").unwrap_or_default())
+                .env("PGCONNECT_TIMEOUT", "10")
+                .args([
+                    "-X",
+                    "-At",
+                    &format!("host=127.0.0.1 port={port} dbname=cloudflare user=cfql"),
+                    "-c",
+                    "SELECT 41 + 1",
+                ])
+                .output()
+                .expect("psql is installed")
+        })
+        .await
+        .unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&psql.stdout).trim(),
+            "42",
+            "{}",
+            String::from_utf8_lossy(&psql.stderr)
+        );
         assert!(started.elapsed() < Duration::from_secs(5));
         let pid = |rows: Vec<Vec<Option<String>>>| rows[0][0].clone().unwrap();
         let pa = pid(simple_rows(&a, "SELECT pg_backend_pid()").await);
@@ -249,10 +273,22 @@ fn sigterm_during_a_bulk_roll_loses_no_secret() {
     let sql = format!(
         "EXEC cloudflare.user.tokens.update_value @token_id = (SELECT id FROM cloudflare.user.tokens WHERE status = 'active' AND id <> '{me}' ORDER BY id LIMIT 40)"
     );
-    let roll = rt.spawn(async move {
-        let c = client(addr).await.unwrap();
-        c.simple_query(&sql).await.map(|m| m.len())
-    });
+    let psql = std::process::Command::new("psql")
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .args([
+            "-X",
+            &format!(
+                "host=127.0.0.1 port={} dbname=cloudflare user=cfql",
+                addr.port()
+            ),
+            "-c",
+            &sql,
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("psql is installed (.ci/run installs postgresql-client)");
     let start = Instant::now();
     while sim.count("PUT", "/user/tokens/{token_id}/value") < 8 {
         assert!(
@@ -269,7 +305,8 @@ fn sigterm_during_a_bulk_roll_loses_no_secret() {
         err.contains("every call sent has its answer recorded"),
         "{err}"
     );
-    let _ = rt.block_on(roll);
+    let shown = psql.wait_with_output().unwrap();
+    let shown = String::from_utf8_lossy(&shown.stdout).into_owned();
     std::thread::sleep(Duration::from_millis(600)); // no call is still arriving
     let received = sim.count("PUT", "/user/tokens/{token_id}/value") as usize;
     let processed = processed_rolls(&sim);
@@ -285,6 +322,10 @@ fn sigterm_during_a_bulk_roll_loses_no_secret() {
     let filed = secrets_in(&secrets);
     for id in &processed {
         assert!(filed.contains_key(id), "the secret of {id} is in the file");
+        assert!(
+            shown.contains(id.as_str()),
+            "psql was shown the roll of {id}"
+        );
     }
     let audit_lines = std::fs::read_to_string(&audit).unwrap().lines().count();
     assert_eq!(audit_lines, received, "one audit line per call sent");
