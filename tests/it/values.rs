@@ -215,6 +215,46 @@ fn a_bound_parameter_is_a_value_over_the_wire() {
     })
 }
 
+/// The audit's client: psycopg 3 binding the attack to prepared writes (`prepare=True`,
+/// the extended protocol) on a server that runs writes: no token is deleted or changed.
+#[test]
+fn psycopg_binds_the_attack_as_a_value() {
+    on_runtime(async {
+        let sim = sim_with(12).await;
+        let (addr, _secrets, _dir) = writable(&sim, |_| {}).await;
+        let python = std::env::var("CFQL_PYTHON").unwrap_or_else(|_| "python3".into());
+        let dsn = format!(
+            "host=127.0.0.1 port={} dbname=cloudflare user=cfql",
+            addr.port()
+        );
+        sim.reset_counts();
+        let py = python.clone();
+        let out = tokio::task::spawn_blocking(move || {
+            std::process::Command::new(py)
+                .args(["tests/clients/psycopg_values_probe.py", &dsn])
+                .current_dir(env!("CARGO_MANIFEST_DIR"))
+                .output()
+                .expect("python runs")
+        })
+        .await
+        .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{python} needs psycopg (.ci/run makes a venv and sets CFQL_PYTHON):\n{stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_contains!(stdout, "COUNT 0");
+        only_calls_for(&sim, ATTACK);
+        assert!(
+            sim.mutating_requests() <= 1,
+            "at most the DELETE of that id"
+        );
+        assert_eq!(sim.user_token_count(), 12);
+        assert_eq!(sim.count("PUT", "/user/tokens/{token_id}"), 0, "{stdout}");
+    })
+}
+
 /// Every spelling of `SET cfql.dry_run` takes effect over the wire (the next DELETE is a
 /// dry run); `SET LOCAL` is refused; every spelling of `SET datafusion.*` is refused.
 #[test]
