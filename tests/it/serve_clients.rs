@@ -3,25 +3,13 @@
 //! Metabase call) and SQLAlchemy with psycopg (what Superset calls). None is skipped: a
 //! missing client fails the test (`.ci/run` installs them).
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 
 use crate::cli::{cfql, run};
 
-/// A `cfql serve --demo` process on an ephemeral port; killed when dropped.
-struct Served {
-    child: Child,
-    port: u16,
-    _home: tempfile::TempDir,
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+/// A `cfql serve` process on an ephemeral port; killed when dropped.
+use crate::serve_limits::Process as Served;
 
 /// `cfql serve --demo` with these flags and environment.
 fn serve(args: &[&str], env: &[(&str, &str)]) -> Served {
@@ -30,30 +18,7 @@ fn serve(args: &[&str], env: &[(&str, &str)]) -> Served {
 
 /// `cfql serve` on an ephemeral loopback port with these flags and environment.
 fn start(args: &[&str], env: &[(&str, &str)]) -> Served {
-    let home = tempfile::tempdir().unwrap();
-    let mut c = cfql(home.path());
-    c.args(["serve", "--listen", "127.0.0.1:0"])
-        .args(args)
-        .envs(env.iter().copied())
-        .stderr(Stdio::piped());
-    let mut child = c.spawn().expect("cfql serve starts");
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let port = loop {
-        let line = lines
-            .next()
-            .expect("cfql serve says where it listens")
-            .unwrap();
-        if let Some(rest) = line.split("listening on 127.0.0.1:").nth(1) {
-            break rest.split(' ').next().unwrap().parse().unwrap();
-        }
-    };
-    // Keep reading its stderr so it never blocks on a full pipe.
-    std::thread::spawn(move || lines.for_each(drop));
-    Served {
-        child,
-        port,
-        _home: home,
-    }
+    Served::start(args, env)
 }
 
 fn psql(s: &Served, extra: &str, password: Option<&str>, args: &[&str]) -> (i32, String, String) {

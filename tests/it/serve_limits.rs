@@ -18,10 +18,11 @@ use crate::common::*;
 use crate::serve::{message, opts, simple_rows, sqlstate};
 use crate::trust::{processed_rolls, secrets_in};
 
-/// A `cfql serve` process; its stderr is kept; killed when dropped.
-struct Process {
+/// A `cfql serve` process on an ephemeral loopback port; its stderr is kept; killed when
+/// dropped.
+pub(crate) struct Process {
     child: Child,
-    port: u16,
+    pub(crate) port: u16,
     stderr: Arc<Mutex<Vec<String>>>,
     _home: tempfile::TempDir,
 }
@@ -34,7 +35,8 @@ impl Drop for Process {
 }
 
 impl Process {
-    fn start(args: &[&str], env: &[(&str, &str)]) -> Self {
+    /// `cfql serve --listen 127.0.0.1:0` with these flags and environment.
+    pub(crate) fn start(args: &[&str], env: &[(&str, &str)]) -> Self {
         let home = tempfile::tempdir().unwrap();
         let mut c = cfql(home.path());
         c.args(["serve", "--listen", "127.0.0.1:0"])
