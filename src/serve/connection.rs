@@ -161,11 +161,15 @@ impl Core {
                 Ok(Read::Cfql { sql, text, stmt })
             }
             // What cfql cannot parse may still be a catalog query in PostgreSQL's syntax
-            // (datafusion-pg-catalog's parser knows more of it); any other error (a
-            // missing template variable, say) is the statement's.
+            // (datafusion-pg-catalog's parser knows more of it): a query, and nothing
+            // else (a SET cfql's parser refused must not pass as another statement); any
+            // other error (a missing template variable, a statement too deep) is the
+            // statement's.
             Err(e) => {
                 let fallback = match e {
-                    Error::Syntax { .. } => self.rewritten(sql),
+                    Error::Syntax { .. } => self
+                        .rewritten(sql)
+                        .filter(|s| matches!(s, Statement::Query(_))),
                     _ => None,
                 };
                 let Some(stmt) = fallback else {
