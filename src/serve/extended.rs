@@ -11,8 +11,6 @@ use async_trait::async_trait;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::sql::sqlparser::ast::Statement;
-use datafusion_postgres::arrow_pg::datatypes::df::deserialize_parameters_with_server_types;
-use datafusion_postgres::arrow_pg::datatypes::into_pg_type;
 use datafusion_postgres::pgwire;
 use futures::Sink;
 use pgwire::api::portal::{Format, Portal};
@@ -25,9 +23,9 @@ use pgwire::error::{PgWireError, PgWireResult};
 use pgwire::messages::PgWireBackendMessage;
 
 use super::accept::Conn;
+use super::bind::{bind_plan, parameter_types, type_array_parameters, wire_types};
 use super::connection::{Core, Queries, Read, statement_timeout};
 use super::{encode, params};
-use crate::error::Error;
 
 /// A prepared statement (extended protocol).
 #[derive(Clone)]
@@ -91,42 +89,6 @@ impl ExtendedQueryHandler for Queries {
     }
 }
 
-/// A prepared query's plan with the portal's values in place of its parameters: what
-/// DataFusion then optimises, so `WHERE id = $1` is pushed down as `id = '...'` is.
-fn bind_plan(plan: &LogicalPlan, portal: &Portal<Prepared>) -> PgWireResult<LogicalPlan> {
-    let types = parameter_types(plan)?;
-    let wire = wire_types(&types)?;
-    let inferred: Vec<Option<&DataType>> = types.iter().map(Option::as_ref).collect();
-    let wire_refs: Vec<Option<&Type>> = wire.iter().map(Some).collect();
-    let values = deserialize_parameters_with_server_types(portal, &inferred, &wire_refs)?;
-    plan.clone()
-        .replace_params_with_values(&values)
-        .map_err(|e| encode::wire_error(&Error::from(e)))
-}
-
-/// The plan's parameters in order ($1, $2, ...), with the types DataFusion inferred.
-fn parameter_types(plan: &LogicalPlan) -> PgWireResult<Vec<Option<DataType>>> {
-    let found = plan
-        .get_parameter_types()
-        .map_err(|e| encode::wire_error(&Error::from(e)))?;
-    let mut ordered: Vec<(usize, Option<DataType>)> = found
-        .into_iter()
-        .filter_map(|(id, ty)| Some((id.strip_prefix('$')?.parse().ok()?, ty)))
-        .collect();
-    ordered.sort_by_key(|(n, _)| *n);
-    Ok(ordered.into_iter().map(|(_, ty)| ty).collect())
-}
-
-fn wire_types(types: &[Option<DataType>]) -> PgWireResult<Vec<Type>> {
-    types
-        .iter()
-        .map(|t| match t {
-            Some(t) => into_pg_type(t),
-            None => Ok(Type::UNKNOWN),
-        })
-        .collect()
-}
-
 /// Reads and plans statements for the extended protocol.
 pub(super) struct Parser {
     pub(super) conn: Arc<Conn>,
@@ -167,7 +129,7 @@ impl QueryParser for Parser {
                     .plan(*stmt)
                     .await
                     .map_err(|e| encode::wire_error(&e))?;
-                Prepared::Plan(plan)
+                Prepared::Plan(type_array_parameters(plan)?)
             }
             Read::Pg(_, stmt) => {
                 let schema = match *stmt {

@@ -10,6 +10,7 @@
 
 mod accept;
 mod auth;
+mod bind;
 mod cancel;
 mod catalog;
 mod connection;

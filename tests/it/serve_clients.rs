@@ -328,3 +328,56 @@ fn ctrl_c_in_psql_cancels_the_statements_calls_and_keeps_the_session() {
     // The first page was in flight when the cancel came; no later page was asked for.
     assert_eq!(sim.count("GET", "/user/tokens"), 1);
 }
+
+/// The node-postgres package the probe loads (`.ci/run` installs it and sets CFQL_NODE_PATH).
+fn node_path() -> String {
+    let path = std::env::var("CFQL_NODE_PATH")
+        .expect("CFQL_NODE_PATH names the node_modules with pg (.ci/run installs it)");
+    assert!(
+        Path::new(&path).join("pg").exists(),
+        "no pg package in {path}"
+    );
+    path
+}
+
+/// Each labelled line of a probe's output, by label.
+fn lines_by_label(stdout: &str) -> std::collections::HashMap<&str, &str> {
+    stdout.lines().filter_map(|l| l.split_once(' ')).collect()
+}
+
+#[test]
+fn node_postgres_untyped_arrays_and_pages_answer_as_their_literals_do() {
+    let s = serve(&[], &[]);
+    let url = format!("postgres://cfql@127.0.0.1:{}/cloudflare", s.port);
+    let out = Command::new("node")
+        .arg("tests/clients/node_pg_probe.js")
+        .arg(&url)
+        .env("NODE_PATH", node_path())
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("node runs (the machine's Node.js)");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let got = lines_by_label(&stdout);
+    // A bound array selects what the same list written as literals selects.
+    assert_eq!(got["any_param"], got["any_literal"], "{stdout}");
+    assert_eq!(got["all_param"], got["all_literal"], "{stdout}");
+    assert!(!got["any_literal"].ends_with(" N 0"), "{stdout}");
+    assert_eq!(got["any_cast"], got["disabled_literal"], "{stdout}");
+    // Quotes, backslashes and commas inside elements stay data: one real id matches.
+    assert_eq!(got["any_attack"], "ROWS 1 N 1", "{stdout}");
+    assert_eq!(got["any_ts"], got["ts_param"], "{stdout}");
+    assert_eq!(got["page_param"], got["page_literal"], "{stdout}");
+    assert!(got["page_literal"].starts_with("ROWS 3 IDS "), "{stdout}");
+    // Refused with the reason, never an empty answer.
+    assert_contains!(
+        got["any_not_array"],
+        "ERROR 22P02 malformed array literal in $1"
+    );
+    assert_contains!(got["any_untyped"], "ERROR 42P18", "$2::text[]");
+    assert_contains!(got["page_bad"], "ERROR 22P02");
+}
