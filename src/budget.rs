@@ -8,6 +8,12 @@
 //!
 //! A refilling token bucket (such as `governor`) is the wrong model here: it allows a burst
 //! of `limit` and then one call per `window / limit`, which trips Cloudflare's rule.
+//!
+//! The server's times are whole seconds of unspecified rounding, so both `t` and
+//! `Retry-After` are read as "not before": the budget waits [`NOT_BEFORE_SLACK`] past them.
+//! Once the server's view has lapsed, the local window counts with the quota and window
+//! the server named (`Ratelimit-Policy`), not the configured ones: a session configured for
+//! 1,200 calls must not spend 1,200 against a server that allows 80.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -22,6 +28,10 @@ use crate::error::{Error, Result};
 /// was sent, so a call must age out of the local window a little later than the nominal end.
 const ARRIVAL_MARGIN: Duration = Duration::from_millis(250);
 
+/// Added to a reset (`t`) or a `Retry-After` the server gave in whole seconds: its real
+/// moment may come up to a second later than the number says.
+const NOT_BEFORE_SLACK: Duration = Duration::from_secs(1);
+
 /// A statement under way on a [`Budget`] (see [`Budget::begin_statement`]).
 pub struct StatementGuard<'a> {
     budget: &'a Budget,
@@ -31,7 +41,43 @@ impl Drop for StatementGuard<'_> {
     fn drop(&mut self) {
         let mut st = self.budget.state();
         st.active = st.active.saturating_sub(1);
+        if st.active > 0 {
+            return;
+        }
+        let retries = std::mem::take(&mut st.retries);
+        drop(st);
+        // Retries are told once, at the end, one line per cause (each retry is a debug line).
+        for (cause, tally) in retries {
+            self.budget.notice(&tally.line(&cause));
+        }
     }
+}
+
+/// The retries of one cause within a statement.
+#[derive(Default, Clone, Copy)]
+struct RetryTally {
+    /// Calls retried at least once for this cause.
+    calls: u64,
+    /// Retries in all.
+    retries: u64,
+    /// The most retries of one call.
+    most: u32,
+}
+
+impl RetryTally {
+    fn line(&self, cause: &str) -> String {
+        let (calls, s) = (self.calls, if self.calls == 1 { "" } else { "s" });
+        let each = if self.retries == self.calls * u64::from(self.most) {
+            format!("{} each", plural(u64::from(self.most), "retry", "retries"))
+        } else {
+            format!("{} in all, at most {} for one", self.retries, self.most)
+        };
+        format!("note: retried {calls} call{s} after {cause} ({each})")
+    }
+}
+
+fn plural(n: u64, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
 }
 
 /// Told when a statement starts to wait for the budget: the line to show the user.
@@ -44,6 +90,8 @@ pub struct Budget {
     max_wait: Duration,
     state: Mutex<State>,
     notice: Mutex<Option<Arc<NoticeFn>>>,
+    /// Woken at every answer that carries the server's budget headers.
+    answered: tokio::sync::Notify,
 }
 
 #[derive(Default)]
@@ -64,6 +112,11 @@ struct State {
     in_flight: u64,
     /// Statements under way (sessions and the server's connections share one budget).
     active: usize,
+    /// Retries of the statements under way, by cause (`HTTP 500`, `a network error`).
+    retries: std::collections::BTreeMap<String, RetryTally>,
+    /// The quota and window the server last named (`Ratelimit-Policy`): they outlive the
+    /// server's view, and the local window counts with them.
+    policy: Option<(u64, Duration)>,
 }
 
 #[derive(Clone, Copy)]
@@ -75,8 +128,11 @@ struct ServerView {
     sent_since: u64,
     /// Calls left to other tools: 2% of the server's quota (`Ratelimit-Policy`).
     reserve: u64,
-    /// The server's quota and window, when it named them.
-    policy: Option<(u64, Duration)>,
+}
+
+/// Calls left to other tools of a quota: 2%, at least one (none of a quota of one).
+fn reserve_of(quota: u64) -> u64 {
+    if quota < 2 { 0 } else { (quota / 50).max(1) }
 }
 
 enum Decision {
@@ -93,6 +149,7 @@ impl Budget {
             max_wait,
             state: Mutex::default(),
             notice: Mutex::new(None),
+            answered: tokio::sync::Notify::new(),
         }
     }
 
@@ -132,14 +189,27 @@ impl Budget {
                 .saturating_sub(sv.sent_since)
                 .saturating_sub(sv.reserve);
         }
-        Self::forget_old(&mut st, now, self.window + ARRIVAL_MARGIN);
-        u64::from(self.limit).saturating_sub(st.sent.len() as u64)
+        let (quota, window, reserve) = self.local_rule(&st);
+        Self::forget_old(&mut st, now, window + ARRIVAL_MARGIN);
+        quota
+            .saturating_sub(reserve)
+            .saturating_sub(st.sent.len() as u64)
+    }
+
+    /// The local window's quota, length and reserve: the server's named policy (with its
+    /// reserve for other tools) once known, else the configured limit (no reserve: without
+    /// headers there is nothing to share with that cfql could see).
+    fn local_rule(&self, st: &State) -> (u64, Duration, u64) {
+        match st.policy {
+            Some((quota, window)) => (quota, window, reserve_of(quota)),
+            None => (u64::from(self.limit), self.window, 0),
+        }
     }
 
     /// The time `calls` more calls need at least: whole windows beyond what is left now.
     pub fn time_for(&self, calls: u64) -> Duration {
         let beyond = calls.saturating_sub(self.available());
-        let policy = self.state().server.and_then(|sv| sv.policy);
+        let policy = self.state().policy;
         let (quota, window) = policy.unwrap_or((u64::from(self.limit), self.window));
         window.saturating_mul(beyond.div_ceil(quota.max(1)) as u32)
     }
@@ -149,6 +219,12 @@ impl Budget {
     /// and with [`Error::Cancelled`] when `cancel` fires first (nothing was sent).
     pub async fn acquire(&self, cancel: Option<&Cancel>) -> Result<()> {
         loop {
+            // Registered before deciding, so an answer that lands in between still wakes
+            // this wait: a wait for the budget is decided again at every answer (the calls
+            // in flight when it began may show more left than was assumed).
+            let answered = self.answered.notified();
+            tokio::pin!(answered);
+            answered.as_mut().enable();
             let now = Instant::now();
             let (until, why) = match self.decide(now) {
                 Decision::Go => return Ok(()),
@@ -156,12 +232,16 @@ impl Budget {
             };
             self.account_wait(now, until, why)?;
             let sleep = tokio::time::sleep_until(until);
-            match cancel {
-                None => sleep.await,
-                Some(c) => tokio::select! {
-                    _ = c.cancelled() => return Err(Error::Cancelled { what: "stopped while waiting for the API budget".into() }),
-                    _ = sleep => {}
-                },
+            let cancelled = async {
+                match cancel {
+                    Some(c) => c.cancelled().await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                _ = cancelled => return Err(Error::Cancelled { what: "stopped while waiting for the API budget".into() }),
+                _ = sleep => {}
+                _ = answered => {}
             }
         }
     }
@@ -174,7 +254,8 @@ impl Budget {
             }
             st.paused_until = None;
         }
-        Self::forget_old(&mut st, now, self.window + ARRIVAL_MARGIN);
+        let (quota, window, reserve) = self.local_rule(&st);
+        Self::forget_old(&mut st, now, window + ARRIVAL_MARGIN);
         match st.server {
             Some(sv) if now < sv.reset_at => {
                 if sv.remaining.saturating_sub(sv.sent_since) <= sv.reserve {
@@ -190,10 +271,10 @@ impl Budget {
             }
             _ => {
                 st.server = None;
-                if st.sent.len() >= self.limit as usize {
-                    let oldest = *st.sent.front().expect("non-empty at the limit");
+                if st.sent.len() as u64 + reserve >= quota {
+                    let oldest = *st.sent.front().unwrap_or(&now);
                     return Decision::Wait(
-                        oldest + self.window + ARRIVAL_MARGIN,
+                        oldest + window + ARRIVAL_MARGIN,
                         "the API budget is spent",
                     );
                 }
@@ -252,7 +333,8 @@ impl Budget {
         if already {
             return Ok(());
         }
-        let from = st.waiting_until.filter(|w| *w > now).unwrap_or(now);
+        let ongoing = st.waiting_until.filter(|w| *w > now);
+        let from = ongoing.unwrap_or(now);
         let added = until.saturating_duration_since(from);
         if st.waited + added > self.max_wait {
             return Err(Error::BudgetWait {
@@ -265,14 +347,28 @@ impl Budget {
         st.waiting_until = Some(until);
         let calls = st.calls;
         drop(st);
-        // A wait under a second (a window sliding by) is not worth a line.
-        if until - now >= Duration::from_secs(1) {
+        // One line per wait: a wait that only grows (a block's other 429s, answers of calls
+        // in flight) says nothing more; a wait under a second (a window sliding by) none.
+        if ongoing.is_none() && until - now >= Duration::from_secs(1) {
             self.notice(&format!(
                 "{why}: waiting {} before the next call ({calls} calls so far)",
                 human(until - now)
             ));
         }
         Ok(())
+    }
+
+    /// A call was retried `retries` times after `cause` (told once, when the statements
+    /// under way end).
+    pub fn record_retries(&self, cause: &str, retries: u32) {
+        if retries == 0 {
+            return;
+        }
+        let mut st = self.state();
+        let t = st.retries.entry(cause.to_string()).or_default();
+        t.calls += 1;
+        t.retries += u64::from(retries);
+        t.most = t.most.max(retries);
     }
 
     /// A call counted by [`Budget::acquire`] got its answer (or none).
@@ -292,30 +388,66 @@ impl Budget {
         let quota = policy.map_or(u64::from(self.limit), |p| p.0);
         let now = Instant::now();
         let mut st = self.state();
+        if policy.is_some() {
+            st.policy = policy;
+        }
         let uncounted = st.in_flight.saturating_sub(1);
-        let reset_at = now + Duration::from_secs(reset);
+        let reset_at = now
+            + Duration::from_secs(reset)
+            + self.reset_slack(&mut st, now, quota, remaining, uncounted);
         let view = ServerView {
             remaining,
             reset_at,
             sent_since: uncounted,
-            reserve: (quota / 50).max(1),
-            policy,
+            reserve: reserve_of(quota),
         };
+        // An older answer arriving after a newer one does not raise what is left; the
+        // newest answer still says best when the window resets (and whether it is ours).
         st.server = match st.server {
             Some(old)
                 if now < old.reset_at
                     && old.remaining.saturating_sub(old.sent_since)
                         < remaining.saturating_sub(uncounted) =>
             {
-                Some(old)
+                Some(ServerView { reset_at, ..old })
             }
             _ => Some(view),
         };
+        drop(st);
+        self.answered.notify_waiters();
     }
 
-    /// A 429 said to wait `secs` (Cloudflare blocks the credential that long).
+    /// How long past the server's `t` its window may really reset. `t` is whole seconds
+    /// of unknown rounding: when other tools' calls may be in the window, a second more.
+    /// When every call the server counted is one of ours, none: once `t` has passed, the
+    /// local window (which knows when each of our calls went out, to the millisecond)
+    /// holds each call until the one it replaces has aged out.
+    fn reset_slack(
+        &self,
+        st: &mut State,
+        now: Instant,
+        quota: u64,
+        remaining: u64,
+        uncounted: u64,
+    ) -> Duration {
+        let (_, window, _) = self.local_rule(st);
+        Self::forget_old(st, now, window + ARRIVAL_MARGIN);
+        // Ours the server has certainly counted: those sent, less those it may not have.
+        let ours_counted = (st.sent.len() as u64).saturating_sub(uncounted);
+        let counted = quota.saturating_sub(remaining);
+        if counted > ours_counted {
+            NOT_BEFORE_SLACK
+        } else {
+            Duration::ZERO
+        }
+    }
+
+    /// A 429 said to wait `wait` (Cloudflare blocks the credential that long, counted
+    /// from the call the server refused; a second more, as the number is whole seconds).
+    /// Every call not yet sent waits; calls in flight may still see a 429 and only
+    /// lengthen this pause.
     pub fn pause(&self, wait: Duration) {
-        let until = Instant::now() + wait;
+        let until = Instant::now() + wait + NOT_BEFORE_SLACK;
         let mut st = self.state();
         st.paused_until = Some(st.paused_until.map_or(until, |p| p.max(until)));
     }

@@ -162,7 +162,9 @@ enum Answer {
 /// What to do after an attempt.
 enum Step {
     Done(Result<ApiResponse>),
-    RetryAfter(Duration),
+    /// Try again after the wait; the cause is tallied for the statement's retry line
+    /// (none for a 429: the budget's wait line tells that).
+    RetryAfter(Duration, Option<String>),
 }
 
 impl Client {
@@ -343,17 +345,31 @@ impl Client {
         };
         let mut attempt: u32 = 0;
         let mut waited = Duration::ZERO;
-        loop {
+        let mut retried: Option<(String, u32)> = None;
+        let result = loop {
             attempt += 1;
-            let answer = self.attempt(req, &creds, cancel).await?;
+            let answer = match self.attempt(req, &creds, cancel).await {
+                Ok(answer) => answer,
+                Err(e) => break Err(e),
+            };
             match self.judge(req, answer, attempt, waited) {
-                Step::Done(result) => return result,
-                Step::RetryAfter(wait) => {
-                    until_cancelled(cancel, tokio::time::sleep(wait), req).await?;
+                Step::Done(result) => break result,
+                Step::RetryAfter(wait, cause) => {
+                    if let Some(cause) = cause {
+                        let n = retried.as_ref().map_or(0, |(_, n)| *n);
+                        retried = Some((cause, n + 1));
+                    }
+                    if let Err(e) = until_cancelled(cancel, tokio::time::sleep(wait), req).await {
+                        break Err(e);
+                    }
                     waited = waited.saturating_add(wait);
                 }
             }
+        };
+        if let Some((cause, n)) = retried {
+            self.budget.record_retries(&cause, n);
         }
+        result
     }
 
     /// One attempt: wait for the rate limiter and a connection slot (both cancellable,
@@ -364,12 +380,15 @@ impl Client {
         creds: &Credentials,
         cancel: Option<&Cancel>,
     ) -> Result<Answer> {
-        self.budget.acquire(cancel).await?;
-        // However this attempt ends, its call no longer counts as in flight.
-        let _answered = Answered(&self.budget);
+        // The connection slot first, the budget last: a call counted by the budget is sent
+        // at once, so a pause (a 429) holds every call not yet counted, and only the calls
+        // already in flight can meet the block.
         let _permit = until_cancelled(cancel, self.permits.acquire(), req)
             .await?
             .expect("semaphore is never closed");
+        self.budget.acquire(cancel).await?;
+        // However this attempt ends, its call no longer counts as in flight.
+        let _answered = Answered(&self.budget);
         if cancel.is_some_and(Cancel::is_cancelled) {
             return Err(not_sent(req));
         }
@@ -462,8 +481,8 @@ impl Client {
         let req = at.req;
         let (method, path) = (req.method.as_str(), req.display_path());
         if (not_sent || req.idempotent()) && at.can_retry {
-            tracing::warn!(method, path = %path, error = %detail, "network error; retrying");
-            return Step::RetryAfter(at.backoff);
+            tracing::debug!(method, path = %path, error = %detail, "network error; retrying");
+            return Step::RetryAfter(at.backoff, Some("a network error".into()));
         }
         if !not_sent && !req.idempotent() {
             return Step::Done(Err(outcome_unknown(req, format!("no answer ({detail})"))));
@@ -509,7 +528,7 @@ impl Client {
         if at.attempt <= MAX_429_RETRIES {
             tracing::debug!(method, path = %path, wait_ms = wait.as_millis() as u64, "rate limited (429); waiting");
             self.budget.pause(wait);
-            return Step::RetryAfter(Duration::ZERO);
+            return Step::RetryAfter(Duration::ZERO, None);
         }
         Step::Done(Err(Error::RateLimited {
             method: method.to_string(),
@@ -538,15 +557,15 @@ impl Client {
             }));
         }
         if status.is_server_error() && req.idempotent() && at.can_retry {
-            tracing::warn!(method, path = %path, status = status.as_u16(), "server error; retrying");
-            return Step::RetryAfter(at.backoff);
+            tracing::debug!(method, path = %path, status = status.as_u16(), "server error; retrying");
+            return Step::RetryAfter(at.backoff, Some(format!("HTTP {}", status.as_u16())));
         }
         let decoded = envelope::decode(method, &path, status.as_u16(), body);
         if req.idempotent() {
             // A truncated or garbled body is a network fault: read it again.
             if matches!(decoded, Err(Error::Decode { .. })) && at.can_retry {
-                tracing::warn!(method, path = %path, "unreadable response; retrying");
-                return Step::RetryAfter(at.backoff);
+                tracing::debug!(method, path = %path, "unreadable response; retrying");
+                return Step::RetryAfter(at.backoff, Some("an unreadable answer".into()));
             }
             return Step::Done(decoded);
         }

@@ -57,6 +57,20 @@ pub struct RecordedRequest {
     pub status: Option<u16>,
     /// The connection was closed instead of sending the answer (fault injection).
     pub dropped: bool,
+    /// When the request arrived, in milliseconds since the simulator's process started.
+    pub arrived_ms: u64,
+    /// When it was answered (or dropped), on the same clock.
+    pub answered_ms: Option<u64>,
+}
+
+/// Milliseconds since the first call in this process: the request log's clock, so tests
+/// can tell which calls came while a client should have been waiting.
+fn clock_ms() -> u64 {
+    static EPOCH: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    EPOCH
+        .get_or_init(std::time::Instant::now)
+        .elapsed()
+        .as_millis() as u64
 }
 
 /// Bytes of a request body kept in the log.
@@ -89,6 +103,8 @@ impl RecordedRequest {
             auth,
             status: None,
             dropped: false,
+            arrived_ms: clock_ms(),
+            answered_ms: None,
         }
     }
 }
@@ -137,6 +153,7 @@ impl RequestLog {
         if let Some(r) = self.requests.iter_mut().rev().find(|r| r.seq == seq) {
             r.status = status;
             r.dropped = dropped;
+            r.answered_ms = Some(clock_ms());
         }
     }
 }

@@ -155,14 +155,15 @@ fn a_429_is_waited_out_or_fails_in_one_line() {
         "{:?}",
         start.elapsed()
     );
-    assert_contains!(err, "Cloudflare answered 429: waiting 2s");
+    // Retry-After is whole seconds: a second more, so the block has surely ended.
+    assert_contains!(err, "Cloudflare answered 429: waiting 3s");
     sim.set_faults(FaultSpec::parse("429@GET:/user/tokens#2,retry-after=30").unwrap());
     let (code, _, err) = go(&["--budget-wait", "1"]);
     assert_eq!(code, 1);
     assert_eq!(err.lines().count(), 1, "{err}");
     assert_contains!(
         err,
-        "would have to wait 30s for the API budget, more than the 1s allowed"
+        "would have to wait 31s for the API budget, more than the 1s allowed"
     );
 }
 
@@ -357,4 +358,170 @@ fn forked_sessions_share_the_cache_and_budget_but_not_settings() {
         );
         assert_eq!(sim.mutating_requests(), 1);
     })
+}
+
+/// An audit over `accounts` accounts under a server allowing `limit` calls per `window`,
+/// with the session configured for Cloudflare's usual 1,200 per 5 minutes (as a user's
+/// would be: only the server's headers say the quota is smaller). No call is refused, no
+/// call is repeated, and it ends within 30% (+2 s) of the physical bound.
+async fn paced_audit(accounts: usize, limit: usize, window: Duration) {
+    let sim = sim_opts(SeedOptions {
+        accounts,
+        account_tokens: 2,
+        service_tokens: 2,
+        tokens: 10,
+        ..SeedOptions::default()
+    })
+    .await;
+    sim.set_rate_limit(limit, window);
+    let s = Session::new(config(&sim)).await.unwrap();
+    let start = Instant::now();
+    let b = s
+        .sql("SELECT kind, count(*) AS n FROM cloudflare.audit.credentials GROUP BY kind ORDER BY kind")
+        .await
+        .unwrap();
+    let elapsed = start.elapsed();
+    assert_eq!(
+        strings(&b, "n"),
+        vec![
+            (2 * accounts).to_string(),
+            (2 * accounts).to_string(),
+            "10".into()
+        ]
+    );
+    let calls = sim.total_requests();
+    let minimum = 1 + accounts.div_ceil(50) + 2 * accounts;
+    assert_eq!(
+        calls, minimum,
+        "user tokens, the account pages, 2 lists per account"
+    );
+    assert_eq!(
+        count_429(&sim),
+        0,
+        "{limit} per {window:?}: no call past the limit"
+    );
+    let bound = window * (calls.div_ceil(limit) - 1) as u32;
+    let ceiling = bound.mul_f64(1.3) + Duration::from_secs(2);
+    assert!(
+        elapsed >= bound.saturating_sub(Duration::from_millis(50)) && elapsed <= ceiling,
+        "{limit} per {window:?}: {elapsed:?} outside [{bound:?}, {ceiling:?}]"
+    );
+}
+
+/// A small quota, where the second-rounding of `t` and `Retry-After` matters.
+#[test]
+fn a_quota_of_80_per_4s_is_paced_without_a_429() {
+    on_runtime(paced_audit(150, 80, Duration::from_secs(4)));
+}
+
+/// A smaller one still: 20 calls per 2 s (a reserve of one call for other tools).
+#[test]
+fn a_quota_of_20_per_2s_is_paced_without_a_429() {
+    on_runtime(paced_audit(40, 20, Duration::from_secs(2)));
+}
+
+/// Cloudflare's quota of 1,200, its window shrunk from 300 s to 10 s, over 2,000 accounts.
+#[test]
+fn a_quota_of_1200_per_10s_over_2000_accounts_is_paced_without_a_429() {
+    on_runtime(paced_audit(2000, 1200, Duration::from_secs(10)));
+}
+
+/// A 429 while the fan-out has more calls queued than in flight: the calls not yet sent
+/// wait out the block (none arrives at the server until it ends), only calls already in
+/// flight could meet it, and the user reads one line about it.
+#[test]
+fn the_first_429_holds_every_queued_call_with_one_line() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let sim = rt.block_on(sim_opts(SeedOptions {
+        accounts: 48,
+        account_tokens: 1,
+        service_tokens: 1,
+        ..SeedOptions::default()
+    }));
+    // Every call takes 100 ms, so 16 are in flight and the rest queued when the 5th
+    // account listing is refused.
+    sim.set_faults(
+        FaultSpec::parse("latency=100,429@GET:/accounts/{account_id}/tokens#5,retry-after=1")
+            .unwrap(),
+    );
+    let home = tempfile::tempdir().unwrap();
+    let (code, out, err) = run(cfql(home.path())
+        .args([
+            "--base-url",
+            &sim.base_url(),
+            "--format",
+            "csv",
+            "--concurrency",
+            "16",
+        ])
+        .args(["-c", "SELECT count(*) FROM cloudflare.accounts.tokens"])
+        .env("CLOUDFLARE_API_TOKEN", sim.admin_token()));
+    assert_eq!((code, out.as_str()), (0, "count(*)\n48\n"), "{err}");
+    let log = sim.requests();
+    let refused: Vec<_> = log.iter().filter(|r| r.status == Some(429)).collect();
+    assert_eq!(refused.len(), 1, "{err}");
+    let answered = refused[0].answered_ms.expect("answered");
+    // The client hears the 429 a moment after the server answers it; then nothing new
+    // may arrive for the Retry-After (1 s, plus the second it is rounded to).
+    let during: Vec<u64> = log
+        .iter()
+        .filter(|r| r.arrived_ms > answered + 30 && r.arrived_ms < answered + 1000)
+        .map(|r| r.arrived_ms - answered)
+        .collect();
+    assert!(
+        during.is_empty(),
+        "calls arrived during the block, ms after it: {during:?}"
+    );
+    assert_eq!(
+        sim.total_requests(),
+        1 + 48 + 1,
+        "/accounts, 48 listings, and the refused one again"
+    );
+    assert_eq!(err.matches("Cloudflare answered 429").count(), 1, "{err}");
+}
+
+/// A fan-out whose every listing answers 500 is retried quietly: stderr holds the grouped
+/// error and one line per cause of retries, not a line per retry.
+#[test]
+fn retries_are_told_in_one_line_per_cause() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let sim = rt.block_on(sim_opts(SeedOptions {
+        accounts: 200,
+        account_tokens: 1,
+        service_tokens: 0,
+        ..SeedOptions::default()
+    }));
+    sim.set_faults(FaultSpec::parse("500@GET:/accounts/{account_id}/tokens").unwrap());
+    let home = tempfile::tempdir().unwrap();
+    let cfg = home.path().join("cfql.toml");
+    std::fs::write(&cfg, "[default]\nmax_retries = 2\n").unwrap();
+    let (code, _, err) = run(cfql(home.path())
+        .args([
+            "--base-url",
+            &sim.base_url(),
+            "--config",
+            cfg.to_str().unwrap(),
+        ])
+        .args(["-c", "SELECT count(*) FROM cloudflare.accounts.tokens"])
+        .env("CLOUDFLARE_API_TOKEN", sim.admin_token()));
+    assert_eq!(code, 1, "{err}");
+    let listings = sim.count("GET", "/accounts/{account_id}/tokens");
+    assert_eq!(
+        listings % 200,
+        0,
+        "each account's listing tried as often: {listings}"
+    );
+    let retries = listings / 200 - 1;
+    assert!(retries >= 1, "{listings}");
+    assert_contains!(
+        err,
+        &format!("note: retried 200 calls after HTTP 500 ({retries} retries each)")
+    );
+    assert_contains!(err, "200");
+    assert!(!err.contains("retrying"), "no line per retry: {err}");
+    assert!(
+        err.len() < 3 * 1024,
+        "{} bytes on stderr:\n{err}",
+        err.len()
+    );
 }
