@@ -24,9 +24,11 @@ use tokio::time::Instant;
 use crate::cancel::Cancel;
 use crate::error::{Error, Result};
 
-/// Added to the local window: the server counts a call when it arrives, a little after it
-/// was sent, so a call must age out of the local window a little later than the nominal end.
-const ARRIVAL_MARGIN: Duration = Duration::from_millis(250);
+/// Added to the local window. A call ages out of it a window after its *answer* came back,
+/// which is after the server counted it however slow the network or the machine (a call
+/// timed from when it was sent could age out before the server's count of it does); the
+/// margin covers the timers' granularity.
+const ARRIVAL_MARGIN: Duration = Duration::from_millis(100);
 
 /// Added to a reset (`t`) or a `Retry-After` the server gave in whole seconds: its real
 /// moment may come up to a second later than the number says.
@@ -94,10 +96,18 @@ pub struct Budget {
     answered: tokio::sync::Notify,
 }
 
+impl State {
+    /// Calls of the local window: in flight, or answered within it.
+    fn in_window(&self) -> u64 {
+        self.in_flight + self.answered.len() as u64
+    }
+}
+
 #[derive(Default)]
 struct State {
-    /// When each call of the last window was sent (local accounting).
-    sent: VecDeque<Instant>,
+    /// When each answered call of the last window was answered (local accounting; calls
+    /// in flight are counted by `in_flight`).
+    answered: VecDeque<Instant>,
     /// The server's last word on the budget.
     server: Option<ServerView>,
     /// No call before this (a 429's Retry-After).
@@ -191,9 +201,7 @@ impl Budget {
         }
         let (quota, window, reserve) = self.local_rule(&st);
         Self::forget_old(&mut st, now, window + ARRIVAL_MARGIN);
-        quota
-            .saturating_sub(reserve)
-            .saturating_sub(st.sent.len() as u64)
+        quota.saturating_sub(reserve).saturating_sub(st.in_window())
     }
 
     /// The local window's quota, length and reserve: the server's named policy (with its
@@ -271,8 +279,9 @@ impl Budget {
             }
             _ => {
                 st.server = None;
-                if st.sent.len() as u64 + reserve >= quota {
-                    let oldest = *st.sent.front().unwrap_or(&now);
+                if st.in_window() + reserve >= quota {
+                    // Every call of the window in flight: an answer wakes this wait.
+                    let oldest = *st.answered.front().unwrap_or(&now);
                     return Decision::Wait(
                         oldest + window + ARRIVAL_MARGIN,
                         "the API budget is spent",
@@ -280,7 +289,6 @@ impl Budget {
                 }
             }
         }
-        st.sent.push_back(now);
         st.calls += 1;
         st.in_flight += 1;
         Decision::Go
@@ -288,11 +296,11 @@ impl Budget {
 
     fn forget_old(st: &mut State, now: Instant, window: Duration) {
         while st
-            .sent
+            .answered
             .front()
             .is_some_and(|t| now.duration_since(*t) >= window)
         {
-            st.sent.pop_front();
+            st.answered.pop_front();
         }
     }
 
@@ -375,6 +383,9 @@ impl Budget {
     pub fn complete(&self) {
         let mut st = self.state();
         st.in_flight = st.in_flight.saturating_sub(1);
+        st.answered.push_back(Instant::now());
+        drop(st);
+        self.answered.notify_waiters();
     }
 
     /// Reads the server's budget headers (`Ratelimit: "default";r=R;t=T` and
@@ -432,8 +443,8 @@ impl Budget {
     ) -> Duration {
         let (_, window, _) = self.local_rule(st);
         Self::forget_old(st, now, window + ARRIVAL_MARGIN);
-        // Ours the server has certainly counted: those sent, less those it may not have.
-        let ours_counted = (st.sent.len() as u64).saturating_sub(uncounted);
+        // Ours the server has certainly counted: those of the window, less those it may not have.
+        let ours_counted = st.in_window().saturating_sub(uncounted);
         let counted = quota.saturating_sub(remaining);
         if counted > ours_counted {
             NOT_BEFORE_SLACK
@@ -510,12 +521,14 @@ mod tests {
         let start = Instant::now();
         for _ in 0..3 {
             b.acquire(None).await.unwrap();
+            b.complete();
         }
         assert!(
             start.elapsed() < Duration::from_millis(100),
             "the window's calls go at once"
         );
         b.acquire(None).await.unwrap();
+        b.complete();
         let waited = start.elapsed();
         assert!(
             waited >= window + ARRIVAL_MARGIN
@@ -524,6 +537,7 @@ mod tests {
         );
         let tight = Budget::new(1, Duration::from_secs(10), Duration::from_secs(5));
         tight.acquire(None).await.unwrap();
+        tight.complete();
         let e = tight.acquire(None).await.unwrap_err().to_string();
         assert!(
             e.contains("would have to wait 10s") && e.contains("the 5s allowed"),
@@ -533,13 +547,15 @@ mod tests {
 
     #[tokio::test]
     async fn overlapping_statements_share_one_wait_ceiling() {
-        // One call per 400 ms window: each call past it waits 650 ms (window + margin).
-        let b = Budget::new(1, Duration::from_millis(400), Duration::from_millis(1000));
+        // One call per 400 ms window: each call past it waits 500 ms (window + margin).
+        let b = Budget::new(1, Duration::from_millis(400), Duration::from_millis(800));
         let first = b.begin_statement();
         b.acquire(None).await.unwrap();
+        b.complete();
         b.acquire(None).await.unwrap();
-        // A second statement begins while the first is under way: the 650 ms the first
-        // waited still count, so another wait of 650 ms is past the ceiling.
+        b.complete();
+        // A second statement begins while the first is under way: the 500 ms the first
+        // waited still count, so another wait of 500 ms is past the ceiling.
         let second = b.begin_statement();
         let e = b.acquire(None).await.unwrap_err();
         assert!(matches!(e, Error::BudgetWait { .. }), "{e}");
@@ -547,6 +563,7 @@ mod tests {
         // With none under way, the next statement counts afresh.
         let _third = b.begin_statement();
         b.acquire(None).await.unwrap();
+        b.complete();
     }
 
     #[tokio::test]
@@ -563,6 +580,7 @@ mod tests {
         let start = Instant::now();
         for _ in 0..7 {
             b.acquire(None).await.unwrap();
+            b.complete();
         }
         let waited = start.elapsed();
         assert!(

@@ -32,6 +32,10 @@ pub struct ApiRequest {
     pub body: Option<Value>,
     /// For a call that must not be retried blindly: a statement showing whether it happened.
     pub check_hint: Option<String>,
+    /// Whether a GET's answer may stay in the session's cache (a page of a very large
+    /// listing is not kept: no later statement is likely to reuse such a listing whole, and
+    /// it would push out the small answers that are reused).
+    pub keep: bool,
 }
 
 impl ApiRequest {
@@ -43,6 +47,7 @@ impl ApiRequest {
             query: Vec::new(),
             body: None,
             check_hint: None,
+            keep: true,
         }
     }
 
@@ -280,8 +285,8 @@ impl Client {
             Ok::<_, Error>(entry)
         };
         let loaded = self.cache.try_get_with(key.clone(), load).await;
-        if ttl.is_zero() {
-            // No cache: the entry only let identical calls in flight share one answer.
+        if ttl.is_zero() || !req.keep {
+            // Not kept: the entry only let identical calls in flight share one answer.
             self.cache.invalidate(&key).await;
         }
         let entry = loaded.map_err(|e| e.duplicate())?;

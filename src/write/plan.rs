@@ -394,6 +394,7 @@ pub(crate) fn request(
         query: Vec::new(),
         body: body.map(Value::Object),
         check_hint: None,
+        keep: false,
     })
 }
 

@@ -525,3 +525,27 @@ fn retries_are_told_in_one_line_per_cause() {
         err.len()
     );
 }
+
+/// A listing of more than 100 pages keeps only its first page in the cache (memory stays
+/// near what the rows need); a small listing is kept whole, so its second read is free.
+#[test]
+fn a_very_large_listing_is_not_kept_in_the_cache() {
+    on_runtime(async {
+        let sim = sim_with(5_050).await;
+        let s = Session::new(with_cache(config(&sim))).await.unwrap();
+        let q = "SELECT count(*) AS n FROM cloudflare.user.tokens";
+        assert_eq!(scalar(&s.sql(q).await.unwrap()), "5050");
+        assert_eq!(sim.total_requests(), 101, "101 pages of 50");
+        assert_eq!(scalar(&s.sql(q).await.unwrap()), "5050");
+        assert_eq!(
+            sim.total_requests(),
+            101 + 100,
+            "read again: every page but the first"
+        );
+        let small = "SELECT count(*) AS n FROM cloudflare.accounts.tokens";
+        s.sql(small).await.unwrap();
+        let made = sim.total_requests();
+        s.sql(small).await.unwrap();
+        assert_eq!(sim.total_requests(), made, "a small listing is kept");
+    })
+}
