@@ -659,6 +659,19 @@ impl Error {
                 why: why.clone(),
             },
             Error::NoCredential => Error::NoCredential,
+            // A fan-out's grouped failure reaches the caller through DataFusion's shared
+            // errors: it keeps its kind (it is not a configuration error).
+            Error::FanOut {
+                table,
+                failed,
+                total,
+                causes,
+            } => Error::FanOut {
+                table: table.clone(),
+                failed: *failed,
+                total: *total,
+                causes: causes.clone(),
+            },
             other => Error::Config(other.to_string()),
         }
     }

@@ -517,7 +517,12 @@ fn retries_are_told_in_one_line_per_cause() {
         err,
         &format!("note: retried 200 calls after HTTP 500 ({retries} retries each)")
     );
-    assert_contains!(err, "200");
+    assert_contains!(
+        err,
+        "cloudflare.accounts.tokens: 200 of 200 scopes failed",
+        "200 scope(s): HTTP 500"
+    );
+    assert!(!err.contains("configuration error"), "{err}");
     assert!(!err.contains("retrying"), "no line per retry: {err}");
     assert!(
         err.len() < 3 * 1024,
