@@ -262,8 +262,16 @@ impl Budget {
             }
             st.paused_until = None;
         }
+        // The local window always holds: it knows cfql's own calls exactly, while an answer
+        // the client read late (a busy machine) can show a count older than calls answered
+        // before it; the server's view adds what only it sees (other tools' calls).
         let (quota, window, reserve) = self.local_rule(&st);
         Self::forget_old(&mut st, now, window + ARRIVAL_MARGIN);
+        if st.in_window() + reserve >= quota {
+            // Every call of the window in flight: an answer wakes this wait.
+            let oldest = *st.answered.front().unwrap_or(&now);
+            return Decision::Wait(oldest + window + ARRIVAL_MARGIN, "the API budget is spent");
+        }
         match st.server {
             Some(sv) if now < sv.reset_at => {
                 if sv.remaining.saturating_sub(sv.sent_since) <= sv.reserve {
@@ -277,17 +285,7 @@ impl Budget {
                     ..sv
                 });
             }
-            _ => {
-                st.server = None;
-                if st.in_window() + reserve >= quota {
-                    // Every call of the window in flight: an answer wakes this wait.
-                    let oldest = *st.answered.front().unwrap_or(&now);
-                    return Decision::Wait(
-                        oldest + window + ARRIVAL_MARGIN,
-                        "the API budget is spent",
-                    );
-                }
-            }
+            _ => st.server = None,
         }
         st.calls += 1;
         st.in_flight += 1;

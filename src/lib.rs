@@ -33,6 +33,7 @@ mod listing;
 mod memory;
 mod notes;
 mod output;
+mod pg_to_char;
 mod private_file;
 mod provider;
 #[cfg(feature = "serve")]

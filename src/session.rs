@@ -123,6 +123,11 @@ impl Session {
             .with_default_features()
             .build();
         datafusion_functions_json::register_all(&mut state)?;
+        // PostgreSQL's templates (`'YYYY-MM-DD'`), which DataFusion's to_char returned as is.
+        datafusion::execution::FunctionRegistry::register_udf(
+            &mut state,
+            Arc::new(crate::pg_to_char::udf()),
+        )?;
         let ctx = SessionContext::new_with_state(state);
         register_catalog(&ctx, &engine)?;
         let flags = Flags {

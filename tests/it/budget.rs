@@ -391,6 +391,24 @@ async fn paced_audit(accounts: usize, limit: usize, window: Duration) {
     );
     let calls = sim.total_requests();
     let minimum = 1 + accounts.div_ceil(50) + 2 * accounts;
+    if calls != minimum {
+        let log = sim.requests();
+        let t0 = log[0].arrived_ms;
+        let lines: Vec<String> = log
+            .iter()
+            .map(|r| {
+                format!(
+                    "{}:{}-{}:{}",
+                    r.seq,
+                    r.arrived_ms - t0,
+                    r.answered_ms.unwrap_or(0).saturating_sub(t0),
+                    r.status.unwrap_or(0)
+                )
+            })
+            .collect();
+        // What a failure needs to be read: seq:arrived-answered:status, ms from the first.
+        eprintln!("request log: {}", lines.join(" "));
+    }
     assert_eq!(
         calls, minimum,
         "user tokens, the account pages, 2 lists per account"
