@@ -317,7 +317,7 @@ mod tests {
         assert_eq!(fmt("Month|"), "March    |");
         assert_eq!(fmt("DAY dy"), "SATURDAY  sat");
         assert_eq!(fmt("\"Quarter\" Q, \"week\" IW"), "Quarter 1, week 10");
-        assert_eq!(fmt("YYYY\"YYYY\"\\MM"), "2026YYYYM");
+        assert_eq!(fmt("YYYY\"YYYY\"\\MM"), "2026YYYYMM");
         assert_eq!(fmt("DDD US"), "066 123456");
     }
 

@@ -885,3 +885,32 @@ fn notes_belong_to_their_statement() {
         assert!(next.warnings.is_empty(), "{:?}", next.warnings);
     })
 }
+
+/// `to_char` reads PostgreSQL's templates: each token's expiry formatted as `YYYY-MM-DD
+/// HH24:MI` is the same instant Arrow prints; a pattern cfql does not render is refused,
+/// never copied into the answer.
+#[test]
+fn to_char_formats_with_postgresql_templates() {
+    on_runtime(async {
+        let sim = sim_with(30).await;
+        let s = session(&sim).await;
+        let b = s
+            .sql(
+                "SELECT to_char(expires_on, 'YYYY-MM-DD HH24:MI') AS pg, \
+                  substr(CAST(expires_on AS VARCHAR), 1, 16) AS arrow \
+                  FROM cloudflare.user.tokens WHERE expires_on IS NOT NULL",
+            )
+            .await
+            .unwrap();
+        let (pg, arrow) = (strings(&b, "pg"), strings(&b, "arrow"));
+        assert!(!pg.is_empty());
+        let arrow: Vec<String> = arrow.iter().map(|a| a.replace('T', " ")).collect();
+        assert_eq!(pg, arrow);
+        let e = s
+            .sql("SELECT to_char(expires_on, 'YYYY-MM-DD D') FROM cloudflare.user.tokens")
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("the pattern D is not supported"), "{e}");
+    })
+}
