@@ -148,6 +148,9 @@ fn reserve_of(quota: u64) -> u64 {
 enum Decision {
     Go,
     Wait(Instant, &'static str),
+    /// Wait for the answer of the call in flight (a probe), at most until then; not a
+    /// wait for the budget (no line, not counted against the ceiling).
+    Hold(Instant),
 }
 
 impl Budget {
@@ -199,6 +202,10 @@ impl Budget {
                 .saturating_sub(sv.sent_since)
                 .saturating_sub(sv.reserve);
         }
+        if st.policy.is_some() {
+            // The server's view has lapsed: one call (a probe) until an answer says more.
+            return u64::from(st.in_flight == 0);
+        }
         let (quota, window, reserve) = self.local_rule(&st);
         Self::forget_old(&mut st, now, window + ARRIVAL_MARGIN);
         quota.saturating_sub(reserve).saturating_sub(st.in_window())
@@ -234,11 +241,14 @@ impl Budget {
             tokio::pin!(answered);
             answered.as_mut().enable();
             let now = Instant::now();
-            let (until, why) = match self.decide(now) {
+            let until = match self.decide(now) {
                 Decision::Go => return Ok(()),
-                Decision::Wait(until, why) => (until, why),
+                Decision::Hold(until) => until,
+                Decision::Wait(until, why) => {
+                    self.account_wait(now, until, why)?;
+                    until
+                }
             };
-            self.account_wait(now, until, why)?;
             let sleep = tokio::time::sleep_until(until);
             let cancelled = async {
                 match cancel {
@@ -284,6 +294,14 @@ impl Budget {
                     sent_since: sv.sent_since + 1,
                     ..sv
                 });
+            }
+            _ if st.policy.is_some() && st.in_flight > 0 => {
+                // The server's view has lapsed: its window may not have reset the way the
+                // local window thinks (other tools' calls, a sliding window). One call
+                // goes (a probe: `t` has passed, so a slot has freed) and its answer's
+                // headers say what the new window holds before any other call is sent.
+                st.server = None;
+                return Decision::Hold(now + window);
             }
             _ => st.server = None,
         }

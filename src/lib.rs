@@ -29,6 +29,7 @@ mod error;
 #[cfg(all(test, feature = "sim"))]
 mod fuzz;
 mod http;
+mod json_text;
 mod listing;
 mod memory;
 mod notes;

@@ -38,9 +38,11 @@ pub async fn plan_statement(
         }
     }
     // Boxed: DataFusion's planning future is large; keep it off the caller's stack.
-    Box::pin(state.statement_to_plan(stmt))
+    let plan = Box::pin(state.statement_to_plan(stmt))
         .await
-        .map_err(friendly)
+        .map_err(friendly)?;
+    // `->`'s JSON values leave as JSON text (no client can read the union they are).
+    crate::json_text::present(plan).map_err(friendly)
 }
 
 /// The physical plan of a logical one (optimised as DataFusion would).

@@ -914,3 +914,30 @@ fn to_char_formats_with_postgresql_templates() {
         assert!(e.contains("the pattern D is not supported"), "{e}");
     })
 }
+
+/// `->` answers JSON text, as PostgreSQL's `json` prints: a string quoted, an object as
+/// written, a missing element NULL; `->>` the text itself.
+#[test]
+fn json_arrow_answers_json_text() {
+    on_runtime(async {
+        let sim = sim_with(5).await;
+        let s = session(&sim).await;
+        let b = s
+            .sql(
+                "SELECT policies->0->'effect' AS e, policies->0->>'effect' AS t, \
+                  policies->0->'resources' AS r, policies->99 AS missing \
+                  FROM cloudflare.user.tokens ORDER BY id",
+            )
+            .await
+            .unwrap();
+        let (e, t) = (strings(&b, "e"), strings(&b, "t"));
+        assert!(!e.is_empty());
+        let quoted: Vec<String> = t.iter().map(|t| format!("\"{t}\"")).collect();
+        assert_eq!(e, quoted);
+        for r in strings(&b, "r") {
+            let v: serde_json::Value = serde_json::from_str(&r).unwrap();
+            assert!(v.is_object(), "{r}");
+        }
+        assert!(col(&b, "missing").iter().all(Option::is_none));
+    })
+}

@@ -66,6 +66,24 @@ fn psql_meta_commands_browse_the_catalog() {
     assert_contains!(out, "expires_on", "timestamp with time zone", "policies");
 }
 
+/// JSON `->` reaches psql as `json` (it failed in every client before).
+#[test]
+fn psql_reads_json_arrow_as_json() {
+    let s = serve(&[], &[]);
+    let (code, out, err) = psql(
+        &s,
+        "",
+        None,
+        &[
+            "-At",
+            "-c",
+            "SELECT policies->0->'effect' AS e, policies->0->>'effect' AS t FROM user.tokens LIMIT 1",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out, "\"allow\"|allow\n");
+}
+
 #[test]
 fn psql_runs_the_example_audits() {
     let s = serve(&[], &[]);
