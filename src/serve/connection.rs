@@ -242,6 +242,19 @@ impl Core {
                 if let Some(r) = server_version(&stmt, format)? {
                     return Ok(vec![r]);
                 }
+                if let Some(copy) = super::copy::request(&stmt)? {
+                    let timeout = statement_timeout(client, &self.rules);
+                    let query = CfqlStatement::Query(Box::new(copy.query));
+                    let out = self
+                        .run(query, &text, timeout)
+                        .await?
+                        .map_err(|e| encode::wire_error(&e))?;
+                    notices(client, &out.warnings).await?;
+                    return Ok(vec![Response::CopyOut(super::copy::response(
+                        out,
+                        &copy.format,
+                    )?)]);
+                }
                 for hook in &self.hooks {
                     if let Some(r) = hook
                         .handle_simple_query(&stmt, self.session.context(), client)

@@ -4,7 +4,7 @@
 //! (INSERT, UPDATE, REPLACE, DELETE, EXEC) run only on a server started with
 //! `--allow-writes`, and then with every rule the CLI keeps.
 
-use datafusion::sql::sqlparser::ast::{Set, Statement};
+use datafusion::sql::sqlparser::ast::{CopySource, CopyTarget, Set, Statement};
 use datafusion_postgres::pgwire::error::PgWireError;
 
 use super::encode::refusal;
@@ -79,7 +79,25 @@ pub(super) fn check_query(q: &Statement) -> Result<(), PgWireError> {
             _ => refused("EXPLAIN of anything but a query"),
         },
         Statement::Set(set) => check_set(set),
-        Statement::Copy { .. } => refused("COPY (it would read or write files on the server)"),
+        Statement::Copy {
+            source,
+            to: true,
+            target: CopyTarget::Stdout,
+            ..
+        } => match source {
+            CopySource::Query(q) => check_query(&Statement::Query(q.clone())),
+            CopySource::Table { .. } => Ok(()),
+        },
+        Statement::Copy { to: false, .. } => refused("COPY FROM (only COPY ... TO STDOUT)"),
+        Statement::Copy { .. } => refused(
+            "COPY to a file or a program on the server: use COPY ... TO STDOUT (psql: \\copy ... to 'file')",
+        ),
+        Statement::Declare { .. } | Statement::Fetch { .. } | Statement::Close { .. } => {
+            Err(refusal(
+                "0A000",
+                "cfql serve has no server-side cursors (DECLARE / FETCH): read the query's rows without a named cursor (psycopg: an unnamed cursor; SQLAlchemy: without stream_results)".into(),
+            ))
+        }
         Statement::Insert(_) | Statement::Update { .. } | Statement::Delete(_) => {
             refused("DML outside the cloudflare tables")
         }

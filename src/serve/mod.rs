@@ -14,6 +14,7 @@ mod bind;
 mod cancel;
 mod catalog;
 mod connection;
+mod copy;
 mod encode;
 mod extended;
 mod functions;

@@ -399,3 +399,62 @@ fn node_postgres_untyped_arrays_and_pages_answer_as_their_literals_do() {
     assert_contains!(got["any_untyped"], "ERROR 42P18", "$2::text[]");
     assert_contains!(got["page_bad"], "ERROR 22P02");
 }
+
+/// COPY ... TO STDOUT, as psycopg's copy() reads (binary and text) and psql's `\\copy`
+/// writes a CSV file: the same rows a SELECT returns. COPY to a server file, COPY FROM and
+/// cursors are refused with their true reason.
+#[test]
+fn copy_to_stdout_reads_what_select_reads() {
+    let s = serve(&[], &[]);
+    let python = std::env::var("CFQL_PYTHON").unwrap_or_else(|_| "python3".into());
+    let url = format!("postgresql://cfql@127.0.0.1:{}/cloudflare", s.port);
+    let (ok, stdout, stderr) = probe(&python, &["tests/clients/psycopg_copy_probe.py", &url]);
+    assert!(ok, "{stdout}\n{stderr}");
+    assert!(!stdout.contains("SELECT 0\n"), "{stdout}");
+    assert_contains!(stdout, "BINARY_SAME True", "TEXT_IDS_SAME True");
+    assert_contains!(
+        stdout,
+        "NAMED_CURSOR 0A000 cfql serve has no server-side cursors"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("tokens.csv");
+    let copy = format!(
+        "\\copy (SELECT id, name FROM user.tokens ORDER BY id) to '{}' with (format csv, header)",
+        file.display()
+    );
+    let (code, out, err) = psql(&s, "", None, &["-c", &copy]);
+    assert_eq!(code, 0, "{err}");
+    let (_, count, _) = psql(
+        &s,
+        "",
+        None,
+        &["-At", "-c", "SELECT count(*) FROM user.tokens"],
+    );
+    let rows: usize = count.trim().parse().unwrap();
+    assert_eq!(
+        out.trim(),
+        format!("COPY {rows}"),
+        "the rows, not the header"
+    );
+    let csv = std::fs::read_to_string(&file).unwrap();
+    assert_eq!(csv.lines().next(), Some("id,name"));
+    assert_eq!(csv.lines().count(), rows + 1, "{csv}");
+
+    let (code, _, err) = psql(
+        &s,
+        "",
+        None,
+        &["-c", "COPY user.tokens TO '/tmp/cfql-copy'"],
+    );
+    assert_eq!(code, 1);
+    assert_contains!(
+        err,
+        "COPY to a file or a program on the server",
+        "TO STDOUT"
+    );
+    assert!(!Path::new("/tmp/cfql-copy").exists());
+    let (code, _, err) = psql(&s, "", None, &["-c", "COPY user.tokens FROM STDIN"]);
+    assert_eq!(code, 1);
+    assert_contains!(err, "COPY FROM");
+}
