@@ -118,6 +118,8 @@ impl Session {
             .with_extension(progress.clone());
         // PostgreSQL precedence for `->` / `->>` (tighter than `=` and IS NULL).
         cfg.options_mut().sql_parser.dialect = datafusion::config::Dialect::PostgreSQL;
+        // `now()` is a timestamptz, as in PostgreSQL (and like every time column here).
+        cfg.options_mut().execution.time_zone = Some("UTC".into());
         let mut state = SessionStateBuilder::new()
             .with_config(cfg)
             .with_default_features()

@@ -82,6 +82,10 @@ fn psql_reads_json_arrow_as_json() {
     );
     assert_eq!(code, 0, "{err}");
     assert_eq!(out, "\"allow\"|allow\n");
+    // now() is a timestamptz, as PostgreSQL's: psql prints its offset.
+    let (code, out, err) = psql(&s, "", None, &["-At", "-c", "SELECT now()"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.trim_end().ends_with("+00"), "{out}");
 }
 
 #[test]
