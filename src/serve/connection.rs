@@ -150,9 +150,10 @@ impl Core {
         match self.session.parse(sql) {
             Ok((text, CfqlStatement::Query(q))) => {
                 gate::check_query(&q)?;
-                let stmt = self.rewritten(&text).map_or(q, Box::new);
+                let mut stmt = self.rewritten(&text).map_or(q, Box::new);
                 // What runs is what the gate passed: the catalog parser read the text again.
                 gate::check_query(&stmt)?;
+                super::names::postgres_names(&mut stmt);
                 Ok(Read::Pg(text, stmt))
             }
             Ok((text, stmt)) => {
@@ -172,10 +173,11 @@ impl Core {
                         .filter(|s| matches!(s, Statement::Query(_))),
                     _ => None,
                 };
-                let Some(stmt) = fallback else {
+                let Some(mut stmt) = fallback else {
                     return Err(encode::wire_error(&e));
                 };
                 gate::check_query(&stmt)?;
+                super::names::postgres_names(&mut stmt);
                 Ok(Read::Pg(sql.to_string(), Box::new(stmt)))
             }
         }

@@ -20,6 +20,7 @@ mod extended;
 mod functions;
 mod gate;
 mod limits;
+mod names;
 mod params;
 mod rewrite;
 

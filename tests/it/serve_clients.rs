@@ -86,6 +86,12 @@ fn psql_reads_json_arrow_as_json() {
     let (code, out, err) = psql(&s, "", None, &["-At", "-c", "SELECT now()"]);
     assert_eq!(code, 0, "{err}");
     assert!(out.trim_end().ends_with("+00"), "{out}");
+    // Unnamed function columns take PostgreSQL's names; two that would share one keep
+    // DataFusion's.
+    let sql = "SELECT count(*), max(name), count(id) AS n FROM user.tokens";
+    let (code, out, err) = psql(&s, "", None, &["--csv", "-c", sql]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.lines().next(), Some("count,max,n"), "{out}");
 }
 
 #[test]
