@@ -202,10 +202,9 @@ impl Budget {
                 .saturating_sub(sv.sent_since)
                 .saturating_sub(sv.reserve);
         }
-        if st.policy.is_some() {
-            // The server's view has lapsed: one call (a probe) until an answer says more.
-            return u64::from(st.in_flight == 0);
-        }
+        // The server's view has lapsed: the local window's count (the next call is a probe
+        // whose answer says more; a forecast from an idle session must not predict a wait
+        // for a window that has long reset).
         let (quota, window, reserve) = self.local_rule(&st);
         Self::forget_old(&mut st, now, window + ARRIVAL_MARGIN);
         quota.saturating_sub(reserve).saturating_sub(st.in_window())
