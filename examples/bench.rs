@@ -17,6 +17,10 @@
 //! 7. The server: 10 connections to one `cfql serve` each running the five audits at
 //!    once, against the same audits run 10 times through the CLI's engine (a fresh
 //!    session each, as 10 `cfql -f` runs), 20 ms added to every request.
+//! 8. COPY against SELECT over the wire (`-- copy`, alone): every row of
+//!    `audit.credentials` over 10,000 user tokens read by a PostgreSQL client as
+//!    `COPY (...) TO STDOUT` (text and binary, as psycopg's copy() and connectorx read)
+//!    and as a plain SELECT, the API answers cached, best of 5 each.
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
@@ -75,6 +79,11 @@ async fn main() {
     let args: Vec<String> = std::env::args().collect();
     if args.get(1).map(String::as_str) == Some("serve-sim") {
         serve_child(args[2].parse().unwrap()).await;
+        return;
+    }
+    // `bench copy`: figure 8 alone.
+    if args.get(1).map(String::as_str) == Some("copy") {
+        copy_against_select().await;
         return;
     }
     // `bench wire`: figure 7 alone.
@@ -388,6 +397,77 @@ async fn audits_over_the_wire() {
         "a connection and its first SELECT 1: {:.1} ms (mean of 20, one after another)",
         connect.as_secs_f64() * 1000.0
     );
+}
+
+/// Figure 8: one client reads every row of `audit.credentials` (10,000 user tokens) by
+/// COPY and by SELECT; the first read fills the cache, so the figures are the wire's.
+async fn copy_against_select() {
+    use futures::StreamExt;
+    let sim = Simulator::start(SimOptions {
+        seed: SeedOptions {
+            tokens: 10_000,
+            ..SeedOptions::default()
+        },
+        rate_limit: 1_000_000,
+        ..SimOptions::default()
+    })
+    .await
+    .unwrap();
+    let mut config = Config::new(sim.base_url()).with_api_token(sim.admin_token());
+    config.rate_limit = 1_000_000;
+    let opts = cfql::serve::ServeOptions::new("127.0.0.1:0".parse().unwrap());
+    let server = cfql::serve::Server::bind(Session::new(config).await.unwrap(), &opts)
+        .await
+        .unwrap();
+    let port = server.local_addr().unwrap().port();
+    tokio::spawn(server.run());
+    let dsn = format!("host=127.0.0.1 port={port} dbname=cloudflare user=cfql");
+    let (client, conn) = tokio_postgres::connect(&dsn, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let query = "SELECT * FROM cloudflare.audit.credentials";
+    let rows = |msgs: &[tokio_postgres::SimpleQueryMessage]| {
+        msgs.iter()
+            .filter(|m| matches!(m, tokio_postgres::SimpleQueryMessage::Row(_)))
+            .count()
+    };
+    let warm = rows(&client.simple_query(query).await.unwrap());
+    let (mut select, mut text, mut binary) = (Duration::MAX, Duration::MAX, Duration::MAX);
+    let (mut text_bytes, mut binary_bytes) = (0, 0);
+    for _ in 0..5 {
+        let t = Instant::now();
+        assert_eq!(rows(&client.simple_query(query).await.unwrap()), warm);
+        select = select.min(t.elapsed());
+        for (format, best, bytes) in [
+            ("text", &mut text, &mut text_bytes),
+            ("binary", &mut binary, &mut binary_bytes),
+        ] {
+            let copy = format!("COPY ({query}) TO STDOUT (FORMAT {format})");
+            let t = Instant::now();
+            let stream = client.copy_out(copy.as_str()).await.unwrap();
+            let chunks: Vec<_> = stream.collect().await;
+            *bytes = chunks
+                .iter()
+                .map(|c| c.as_ref().unwrap().len())
+                .sum::<usize>();
+            *best = (*best).min(t.elapsed());
+        }
+    }
+    println!(
+        "\n## COPY against SELECT: every row of audit.credentials ({warm} rows), cached, best of 5"
+    );
+    println!(
+        "SELECT (simple query, text rows): {:.0} ms",
+        select.as_secs_f64() * 1000.0
+    );
+    for (name, t, bytes) in [("text", text, text_bytes), ("binary", binary, binary_bytes)] {
+        println!(
+            "COPY ... TO STDOUT ({name}): {:.0} ms, {bytes} bytes ({:.2}x the SELECT's time)",
+            t.as_secs_f64() * 1000.0,
+            t.as_secs_f64() / select.as_secs_f64()
+        );
+    }
 }
 
 /// The write plan under latency (figure 4): calls run `concurrency` at a time, each

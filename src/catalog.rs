@@ -90,6 +90,8 @@ impl<T: Clone> Named<T> {
 #[derive(Debug, Default)]
 struct ServiceCatalog {
     schemas: RwLock<Named<Arc<dyn SchemaProvider>>>,
+    /// Schemas added beside the services (`pg_catalog`): these may be replaced.
+    added: RwLock<std::collections::HashSet<String>>,
 }
 
 impl ServiceCatalog {
@@ -116,21 +118,24 @@ impl CatalogProvider for ServiceCatalog {
             .get(name)
     }
 
-    /// Adds a schema beside the services (the server's `pg_catalog`); a service's name
-    /// (or alias) is never taken over.
+    /// Adds (or replaces) a schema beside the services (the server's `pg_catalog`); a
+    /// service's name (or alias) is never taken over.
     fn register_schema(
         &self,
         name: &str,
         schema: Arc<dyn SchemaProvider>,
     ) -> DfResult<Option<Arc<dyn SchemaProvider>>> {
         let mut schemas = self.schemas.write().unwrap_or_else(|p| p.into_inner());
-        if schemas.get(name).is_some() {
+        let mut added = self.added.write().unwrap_or_else(|p| p.into_inner());
+        if schemas.get(name).is_some() && !added.contains(name) {
             return Err(DataFusionError::Plan(format!(
                 "{name} is a schema of the cloudflare catalog and cannot be replaced"
             )));
         }
+        let old = schemas.get(name);
         schemas.add(name, &[], schema);
-        Ok(None)
+        added.insert(name.to_string());
+        Ok(old)
     }
 }
 

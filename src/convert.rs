@@ -21,8 +21,27 @@ use serde_json::{Map, Value, json};
 use crate::error::{Error, Result};
 use crate::provider::{ColumnSpec, ColumnType};
 
-/// Field metadata key marking a text column that holds JSON (printers nest it in JSON output).
-pub const JSON_METADATA: &str = "cfql.json";
+/// Field metadata key marking a text column that holds JSON (printers nest it in JSON output):
+/// Arrow's extension-type key, with the value [`JSON_EXTENSION`]. A cast (`policies::text`)
+/// drops an extension type, so the cast column is plain text, as in PostgreSQL.
+pub const JSON_METADATA: &str = "ARROW:extension:name";
+
+/// Arrow's canonical extension type for JSON text, the value of [`JSON_METADATA`].
+pub const JSON_EXTENSION: &str = "arrow.json";
+
+/// The metadata of a JSON column.
+pub fn json_metadata() -> std::collections::HashMap<String, String> {
+    std::collections::HashMap::from([(JSON_METADATA.to_string(), JSON_EXTENSION.to_string())])
+}
+
+/// Whether `field` holds JSON text.
+#[cfg_attr(not(any(feature = "cli", feature = "serve")), allow(dead_code))] // printers only
+pub fn is_json(field: &Field) -> bool {
+    field
+        .metadata()
+        .get(JSON_METADATA)
+        .is_some_and(|v| v == JSON_EXTENSION)
+}
 
 /// Field metadata key marking a column that holds a secret (printers never shorten it).
 pub const SECRET_METADATA: &str = "cfql.secret";
@@ -34,7 +53,7 @@ pub fn schema_of<'a>(cols: impl IntoIterator<Item = &'a ColumnSpec>) -> SchemaRe
             .map(|c| {
                 let mut meta = std::collections::HashMap::new();
                 if c.ty == ColumnType::Json {
-                    meta.insert(JSON_METADATA.to_string(), "true".to_string());
+                    meta.extend(json_metadata());
                 }
                 if c.secret {
                     meta.insert(SECRET_METADATA.to_string(), "true".to_string());

@@ -6,7 +6,6 @@
 //! written; a key that is not there is NULL. The column is marked as cfql's JSON columns
 //! are, so `cfql serve` sends it as `json`.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
@@ -18,8 +17,6 @@ use datafusion::logical_expr::{
     ColumnarValue, Expr, LogicalPlan, LogicalPlanBuilder, ReturnFieldArgs, ScalarFunctionArgs,
     ScalarUDF, ScalarUDFImpl, Signature, Volatility,
 };
-
-use crate::convert::JSON_METADATA;
 
 /// `plan` with its JSON-union columns turned into JSON text (the plan itself when it has
 /// none, or is not a query's).
@@ -89,7 +86,7 @@ impl ScalarUDFImpl for JsonText {
     }
 
     fn return_field_from_args(&self, _args: ReturnFieldArgs) -> DfResult<FieldRef> {
-        let meta = HashMap::from([(JSON_METADATA.to_string(), "true".to_string())]);
+        let meta = crate::convert::json_metadata();
         Ok(Arc::new(
             Field::new(self.name(), DataType::Utf8, true).with_metadata(meta),
         ))
@@ -97,23 +94,26 @@ impl ScalarUDFImpl for JsonText {
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
         let array = args.args[0].clone().into_array(args.number_rows)?;
-        let union = array
-            .as_any()
-            .downcast_ref::<UnionArray>()
+        let text = union_as_json_text(&array)
             .ok_or_else(|| DataFusionError::Internal("cfql_json_text: not a union".into()))?;
-        let DataType::Union(fields, _) = union.data_type() else {
-            unreachable!("a union array has a union type");
-        };
-        let mut out = StringBuilder::new();
-        for i in 0..union.len() {
-            match text_at(union, fields, i) {
-                Some(t) => out.append_value(t),
-                None => out.append_null(),
-            }
-        }
-        let text: ArrayRef = Arc::new(out.finish());
         Ok(ColumnarValue::Array(text))
     }
+}
+
+/// A JSON union array (what `->` yields) as JSON text; None when `array` is no union.
+pub(crate) fn union_as_json_text(array: &ArrayRef) -> Option<ArrayRef> {
+    let union = array.as_any().downcast_ref::<UnionArray>()?;
+    let DataType::Union(fields, _) = union.data_type() else {
+        return None;
+    };
+    let mut out = StringBuilder::new();
+    for i in 0..union.len() {
+        match text_at(union, fields, i) {
+            Some(t) => out.append_value(t),
+            None => out.append_null(),
+        }
+    }
+    Some(Arc::new(out.finish()))
 }
 
 /// Row `i` of the union as JSON text, by the name of its kind.

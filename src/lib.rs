@@ -34,6 +34,7 @@ mod listing;
 mod memory;
 mod notes;
 mod output;
+mod pg_json;
 mod pg_to_char;
 mod private_file;
 mod provider;

@@ -123,8 +123,12 @@ impl Session {
         let mut state = SessionStateBuilder::new()
             .with_config(cfg)
             .with_default_features()
+            .with_type_planner(Arc::new(crate::pg_json::JsonTypes { next: None }))
             .build();
         datafusion_functions_json::register_all(&mut state)?;
+        for udf in crate::pg_json::udfs() {
+            datafusion::execution::FunctionRegistry::register_udf(&mut state, Arc::new(udf))?;
+        }
         // PostgreSQL's templates (`'YYYY-MM-DD'`), which DataFusion's to_char returned as is.
         datafusion::execution::FunctionRegistry::register_udf(
             &mut state,

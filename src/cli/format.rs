@@ -10,7 +10,7 @@ use crate::arrow::array::{Array, ArrayRef, AsArray, RecordBatch, StringArray};
 use crate::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use crate::arrow::util::display::{ArrayFormatter, FormatOptions};
 use crate::arrow::util::pretty::pretty_format_batches;
-use crate::convert::{JSON_METADATA, SECRET_METADATA, cell_json};
+use crate::convert::{SECRET_METADATA, cell_json};
 use serde_json::{Map, Value};
 
 /// An output format.
@@ -83,7 +83,7 @@ fn text_cells(array: &ArrayRef) -> Vec<Option<String>> {
 }
 
 fn is_json_field(f: &Field) -> bool {
-    f.metadata().get(JSON_METADATA).is_some_and(|v| v == "true")
+    crate::convert::is_json(f)
 }
 
 /// The JSON value of a cell for json/ndjson output (JSON columns nested).

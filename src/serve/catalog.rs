@@ -40,6 +40,9 @@ fn version_text() -> String {
 /// Adds `pg_catalog`, its functions and `version()` to a session's context.
 pub(super) fn install(ctx: &SessionContext) -> Result<()> {
     setup_pg_catalog(ctx, CATALOG, EmptyContextProvider).map_err(Error::DataFusion)?;
+    super::pg_overrides::install(ctx)?;
+    super::information_schema::install(ctx)?;
+    json_casts_over_oid_types(ctx);
     let text = version_text();
     let version = create_udf(
         "version",
@@ -50,5 +53,22 @@ pub(super) fn install(ctx: &SessionContext) -> Result<()> {
     );
     ctx.register_udf(version);
     super::functions::register(ctx);
+    super::introspection::register(ctx);
+    ctx.register_udf(super::settings::current_setting());
     Ok(())
+}
+
+/// `::json` / `::jsonb` ([`crate::pg_json::JsonTypes`]) in front of datafusion-pg-catalog's
+/// planner of `regclass`-like types, which `setup_pg_catalog` put in place of cfql's.
+fn json_casts_over_oid_types(ctx: &SessionContext) {
+    use datafusion::execution::session_state::SessionStateBuilder;
+    use datafusion_postgres::datafusion_pg_catalog::pg_catalog::oid_type_planner::PgOidTypePlanner;
+    let state = ctx.state_ref();
+    let existing = state.read().clone();
+    let planner = crate::pg_json::JsonTypes {
+        next: Some(Arc::new(PgOidTypePlanner)),
+    };
+    *state.write() = SessionStateBuilder::new_from_existing(existing)
+        .with_type_planner(Arc::new(planner))
+        .build();
 }

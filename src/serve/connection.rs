@@ -241,7 +241,7 @@ impl Core {
                 if let Some(r) = acknowledged(&stmt) {
                     return Ok(vec![r]);
                 }
-                if let Some(r) = server_version(&stmt, format)? {
+                if let Some(r) = show_setting(&stmt, format)? {
                     return Ok(vec![r]);
                 }
                 if let Some(copy) = super::copy::request(&stmt)? {
@@ -333,15 +333,23 @@ impl Core {
     }
 }
 
+/// Table functions a catalog query may read beside the catalog's tables.
+const TABLE_FUNCTIONS: &[&str] = &["generate_series", "generate_subscripts", "unnest", "range"];
+
 /// Whether every table `stmt` reads is PostgreSQL's catalog (`pg_catalog`,
 /// `information_schema`, or a `pg_*` table by itself).
 fn reads_catalog_only(stmt: &Statement) -> bool {
     use datafusion::sql::sqlparser::ast::visit_relations;
     use std::ops::ControlFlow;
+    let ctes = cte_names(stmt);
     let other = visit_relations(stmt, |name| {
         let parts = crate::sql::parse::name_parts(name);
         let catalog = match parts.as_slice() {
-            [t] => t.starts_with("pg_"),
+            // A WITH query's own name (its body's tables are visited too).
+            [t] if ctes.contains(&t.to_lowercase()) => true,
+            // Set-returning functions read no cfql table (pgjdbc's type lookups join
+            // `generate_series(1, array_upper(current_schemas(false), 1))`).
+            [t] => t.starts_with("pg_") || TABLE_FUNCTIONS.contains(&t.as_str()),
             [s, ..] if s == "pg_catalog" || s == "information_schema" => true,
             [c, s, _] if c == crate::provider::CATALOG => {
                 s == "pg_catalog" || s == "information_schema"
@@ -355,6 +363,29 @@ fn reads_catalog_only(stmt: &Statement) -> bool {
         }
     });
     other.is_continue()
+}
+
+/// The names the WITH clauses of `stmt` give their queries, lower-cased.
+fn cte_names(stmt: &Statement) -> Vec<String> {
+    use datafusion::sql::sqlparser::ast::{Query, Visit, Visitor};
+    use std::ops::ControlFlow;
+    struct Names(Vec<String>);
+    impl Visitor for Names {
+        type Break = ();
+        fn pre_visit_query(&mut self, q: &Query) -> ControlFlow<()> {
+            if let Some(with) = &q.with {
+                self.0.extend(
+                    with.cte_tables
+                        .iter()
+                        .map(|c| c.alias.name.value.to_lowercase()),
+                );
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    let mut names = Names(Vec::new());
+    let _ = stmt.visit(&mut names);
+    names.0
 }
 
 /// Statements acknowledged as PostgreSQL does, with nothing to do: savepoints, which
@@ -373,22 +404,32 @@ fn acknowledged(stmt: &Statement) -> Option<Response> {
     Some(Response::Execution(Tag::new(tag)))
 }
 
-/// `SHOW server_version` / `server_version_num` as PostgreSQL 16 says them (clients parse
-/// them; datafusion-postgres's hook names DataFusion instead).
-fn server_version(stmt: &Statement, format: &Format) -> PgWireResult<Option<Response>> {
+/// `SHOW name` for the settings cfql reports for the server ([`super::settings`]), as
+/// PostgreSQL 16 says them (clients parse `server_version`; datafusion-postgres's hook
+/// names DataFusion and answers an empty row for a name it does not know). A name that
+/// is neither cfql's nor one the hook keeps per connection is PostgreSQL's error.
+fn show_setting(stmt: &Statement, format: &Format) -> PgWireResult<Option<Response>> {
     let Statement::ShowVariable { variable } = stmt else {
         return Ok(None);
     };
-    let name = match variable.as_slice() {
-        [v] => v.value.to_lowercase(),
+    let words: Vec<String> = variable.iter().map(|v| v.value.to_lowercase()).collect();
+    let name = match words.as_slice() {
+        [w] => w.clone(),
+        [a, b] if a == "time" && b == "zone" => "timezone".into(),
         _ => return Ok(None),
     };
-    let value = match name.as_str() {
-        "server_version" => super::catalog::SERVER_VERSION.to_string(),
-        "server_version_num" => super::catalog::server_version_num(),
-        _ => return Ok(None),
+    if super::settings::PER_CONNECTION.contains(&name.as_str()) {
+        return Ok(None);
+    }
+    let Some(value) = super::settings::value(&name) else {
+        return Err(PgWireError::UserError(Box::new(ErrorInfo::new(
+            "ERROR".into(),
+            "42704".into(),
+            super::settings::unknown(&name),
+        ))));
     };
-    let batch = crate::convert::text_batch(&[name.as_str()], vec![vec![value]])
+    let column = super::settings::canonical(&name);
+    let batch = crate::convert::text_batch(&[column.as_str()], vec![vec![value]])
         .map_err(|e| encode::wire_error(&e))?;
     let rows = encode::rows(&batch.schema(), vec![batch], format)?;
     Ok(Some(Response::Query(rows)))

@@ -12,7 +12,6 @@ use pgwire::api::portal::Format;
 use pgwire::api::results::{FieldInfo, QueryResponse};
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 
-use crate::convert::JSON_METADATA;
 use crate::error::Error;
 
 /// The wire columns of `schema` in `format`: Arrow's mapping (arrow-pg), with cfql's JSON
@@ -20,7 +19,7 @@ use crate::error::Error;
 pub(super) fn fields(schema: &Schema, format: &Format) -> PgWireResult<Vec<FieldInfo>> {
     let mut fields = arrow_schema_to_pg_fields(schema, format, None)?;
     for (i, f) in schema.fields().iter().enumerate() {
-        if f.metadata().contains_key(JSON_METADATA) {
+        if crate::convert::is_json(f) {
             let info = &fields[i];
             fields[i] = FieldInfo::new(
                 info.name().to_string(),

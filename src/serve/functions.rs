@@ -55,6 +55,21 @@ pub(super) fn register(ctx: &SessionContext) {
     let user = ScalarValue::Utf8(Some("user".into()));
     ctx.register_udf(Constant::udf("current_schema", 0, user));
     ctx.register_udf(ScalarUDF::new_from_impl(JsonBuildObject::default()));
+    // psql's and pgcli's `\df` / `\dT`: every function and type of the catalog is
+    // visible (one search path), and cfql keeps no signatures of PostgreSQL's own
+    // functions (their argument and result types show empty).
+    for name in ["pg_function_is_visible", "pg_type_is_visible"] {
+        ctx.register_udf(Constant::udf(name, 1, ScalarValue::Boolean(Some(true))));
+    }
+    for name in [
+        "pg_get_function_result",
+        "pg_get_function_arguments",
+        "pg_get_function_identity_arguments",
+    ] {
+        ctx.register_udf(Constant::udf(name, 1, ScalarValue::Utf8(None)));
+    }
+    // cfql serves no index (pgjdbc's `getIndexInfo` names each one's columns so).
+    ctx.register_udf(Constant::udf("pg_get_indexdef", 3, ScalarValue::Utf8(None)));
 }
 
 /// `to_regtype(name)`: the OID of a built-in type, NULL for any other (psycopg looks up

@@ -19,10 +19,15 @@ mod encode;
 mod extended;
 mod functions;
 mod gate;
+mod information_schema;
+mod introspection;
 mod limits;
 mod names;
 mod params;
+mod pg_overrides;
+mod pg_types;
 mod rewrite;
+mod settings;
 
 use std::fs::File;
 use std::io::BufReader;

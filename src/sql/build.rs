@@ -17,7 +17,7 @@ use datafusion::sql::sqlparser::parser::Parser;
 use crate::error::{Error, Result};
 
 /// Parses one of cfql's own constant statements (never user text).
-fn skeleton(sql: &'static str) -> Result<Query> {
+pub(crate) fn skeleton(sql: &'static str) -> Result<Query> {
     let internal = |what: &str| Error::Internal(format!("skeleton {sql:?}: {what}"));
     let mut stmts =
         Parser::parse_sql(&PostgreSqlDialect {}, sql).map_err(|e| internal(&e.to_string()))?;

@@ -941,3 +941,45 @@ fn json_arrow_answers_json_text() {
         assert!(col(&b, "missing").iter().all(Option::is_none));
     })
 }
+
+/// PostgreSQL's JSON functions and casts, in the library and the CLI as in the server:
+/// each answer agrees with the JSON the column holds; invalid JSON is an error naming it.
+#[test]
+fn json_functions_and_casts_agree_with_the_column() {
+    on_runtime(async {
+        let sim = sim_with(5).await;
+        let s = session(&sim).await;
+        let b = s
+            .sql(
+                "SELECT policies::text AS raw, json_typeof(policies) AS t, \
+                  json_array_length(policies) AS n, \
+                  json_extract_path_text(policies, '0', 'effect') AS e, \
+                  jsonb_typeof(policies::jsonb -> 0) AS first \
+                  FROM cloudflare.user.tokens ORDER BY id",
+            )
+            .await
+            .unwrap();
+        let raw = strings(&b, "raw");
+        assert!(!raw.is_empty());
+        let (t, n, e, first) = (col(&b, "t"), col(&b, "n"), col(&b, "e"), col(&b, "first"));
+        for (i, text) in raw.iter().enumerate() {
+            let v: serde_json::Value = serde_json::from_str(text).unwrap();
+            let items = v.as_array().unwrap();
+            assert_eq!(t[i].as_deref(), Some("array"));
+            assert_eq!(n[i], Some(items.len().to_string()));
+            let effect = items.first().and_then(|p| p["effect"].as_str());
+            assert_eq!(e[i].as_deref(), effect);
+            let kind = items.first().map(|_| "object");
+            assert_eq!(first[i].as_deref(), kind);
+        }
+        let e = s
+            .sql("SELECT json_typeof('{\"a\": ') AS t")
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("json_typeof: invalid JSON \"{\\\"a\\\": \""),
+            "{e}"
+        );
+    })
+}

@@ -468,3 +468,217 @@ fn copy_to_stdout_reads_what_select_reads() {
     assert_eq!(code, 1);
     assert_contains!(err, "COPY FROM");
 }
+
+/// `psql -At -c sql`'s lines (the reference a client's answer is compared with).
+fn psql_lines(s: &Served, sql: &str) -> Vec<String> {
+    let (code, out, err) = psql(s, "", None, &["-At", "-F", " ", "-c", sql]);
+    assert_eq!(code, 0, "{sql}: {err}");
+    out.lines().map(str::to_string).collect()
+}
+
+fn python() -> String {
+    std::env::var("CFQL_PYTHON").unwrap_or_else(|_| "python3".into())
+}
+
+/// ADBC connects (it reads `pg_type`'s regproc columns at connect), reads a query as
+/// Arrow and lists the catalog's objects; polars reads over it and over connectorx.
+#[test]
+fn adbc_polars_and_connectorx_read_what_psql_reads() {
+    let s = serve(&[], &[]);
+    let url = format!("postgresql://cfql@127.0.0.1:{}/cloudflare", s.port);
+    let (ok, stdout, stderr) = probe(&python(), &["tests/clients/arrow_readers_probe.py", &url]);
+    assert!(ok, "{stdout}\n{stderr}");
+    let count = psql_lines(&s, "SELECT count(*) FROM user.tokens")[0].clone();
+    assert_contains!(stdout, &format!("ROWS {count}\n"));
+    assert_contains!(stdout, "TYPES string,string,timestamp[us, tz=UTC]\n");
+    let columns = psql_lines(
+        &s,
+        "SELECT count(*) FROM information_schema.columns WHERE table_schema = 'user' AND table_name = 'tokens'",
+    );
+    assert_contains!(
+        stdout,
+        &format!("OBJECT cloudflare user tokens {}\n", columns[0])
+    );
+    for line in psql_lines(
+        &s,
+        "SELECT status, count(*) FROM user.tokens GROUP BY status ORDER BY status",
+    ) {
+        assert_contains!(stdout, &format!("POLARS {line}\n"));
+    }
+    assert_contains!(
+        stdout,
+        &format!(
+            "CONNECTORX {count} 4 String,String,String,Datetime(time_unit='us', time_zone='UTC')\n"
+        )
+    );
+    let first = &psql_lines(&s, "SELECT id, status FROM user.tokens ORDER BY id LIMIT 1")[0];
+    assert_contains!(stdout, &format!("CONNECTORX_FIRST {first}\n"));
+}
+
+/// SQLAlchemy's reflection and pandas' read_sql_table: no keys, indexes or constraints
+/// (cfql declares none), every column, every row. Server-side cursors are refused with
+/// the true reason and the way around it.
+#[test]
+fn sqlalchemy_and_pandas_reflect_and_read_whole_tables() {
+    let s = serve(&[], &[]);
+    let url = format!("postgresql://cfql@127.0.0.1:{}/cloudflare", s.port);
+    let (ok, stdout, stderr) = probe(&python(), &["tests/clients/reflection_probe.py", &url]);
+    assert!(ok, "{stdout}\n{stderr}");
+    assert_contains!(stdout, "PK []\n", "INDEXES 0\n", "FKS 0\n", "UNIQUE 0\n");
+    let count = psql_lines(&s, "SELECT count(*) FROM user.tokens")[0].clone();
+    let columns = psql_lines(
+        &s,
+        "SELECT count(*) FROM information_schema.columns WHERE table_schema = 'user' AND table_name = 'tokens'",
+    )[0]
+    .clone();
+    assert_contains!(
+        stdout,
+        &format!("REFLECTED user.tokens {columns}\n"),
+        &format!("READ_SQL_TABLE {count} {columns} datetime64[ns, UTC]\n"),
+        "AUTOLOAD TIMESTAMP"
+    );
+    let refused = "cfql serve has no server-side cursors (DECLARE / FETCH): read the query's rows without a named cursor";
+    assert_contains!(
+        stdout,
+        &format!("CHUNKS_REFUSED (psycopg.errors.FeatureNotSupported) {refused}"),
+        &format!("NAMED_REFUSED {refused}")
+    );
+}
+
+/// pgjdbc's DatabaseMetaData calls that DBeaver and Metabase make beyond tables and
+/// columns: each answers (no keys or indexes: cfql declares none) instead of failing.
+#[test]
+fn pgjdbc_metadata_keys_indexes_functions_and_types_answer() {
+    let s = serve(&[], &[("CFQL_SERVE_PASSWORD", "pw")]);
+    let url = format!("jdbc:postgresql://127.0.0.1:{}/cloudflare", s.port);
+    let (ok, stdout, stderr) = probe(
+        "java",
+        &[
+            "-cp",
+            "/usr/share/java/postgresql.jar",
+            "tests/clients/MetaProbe.java",
+            &url,
+            "cfql",
+            "pw",
+        ],
+    );
+    assert!(ok, "{stdout}\n{stderr}");
+    assert_contains!(
+        stdout,
+        "PRIMARY_KEYS 0\n",
+        "INDEX_INFO 0\n",
+        "IMPORTED_KEYS 0\n",
+        "EXPORTED_KEYS 0\n",
+        "BEST_ROW 0\n",
+        "PROCEDURES 0\n",
+        "timestamptz=true\n"
+    );
+    let functions: usize = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("FUNCTIONS "))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    assert!(functions > 100, "{stdout}");
+}
+
+/// pgcli in a pseudo-terminal: its start-up completion refresh runs without a
+/// traceback, and `\df`, `\dT`, `\du`, `\l` answer (`\l` lists cfql's one database).
+#[test]
+fn pgcli_starts_clean_and_its_meta_commands_answer() {
+    let s = serve(&[], &[]);
+    let url = format!("postgresql://cfql@127.0.0.1:{}/cloudflare", s.port);
+    let (ok, stdout, stderr) = probe(
+        &python(),
+        &[
+            "tests/clients/pgcli_pty_probe.py",
+            &url,
+            "SELECT count(*) AS n FROM tokens",
+            "\\df",
+            "\\dT",
+            "\\du",
+            "\\l",
+        ],
+    );
+    assert!(ok, "{stdout}\n{stderr}");
+    assert!(!stdout.contains("Traceback"), "{stdout}");
+    assert!(!stdout.contains("rror"), "{stdout}");
+    let count = psql_lines(&s, "SELECT count(*) FROM user.tokens")[0].clone();
+    assert_contains!(stdout, &format!("| {count} "), "| rolname", "| Name ");
+    assert_contains!(stdout, "| cloudflare ");
+    assert!(!stdout.contains("| postgres   | postgres"), "{stdout}");
+    assert_eq!(stdout.matches("SELECT 1\r\n").count(), 2, "{stdout}");
+}
+
+/// Settings, JSON functions and casts, and `information_schema` types as PostgreSQL
+/// names them.
+#[test]
+fn psql_settings_json_casts_and_information_schema_types() {
+    let s = serve(&[], &[]);
+    assert_eq!(psql_lines(&s, "SHOW TimeZone"), ["UTC"]);
+    assert_eq!(psql_lines(&s, "SHOW standard_conforming_strings"), ["on"]);
+    assert_eq!(
+        psql_lines(&s, "SELECT current_setting('max_index_keys') AS k"),
+        ["32"]
+    );
+    let (code, _, err) = psql(&s, "", None, &["-c", "SHOW no_such_setting"]);
+    assert_eq!(code, 1);
+    assert_contains!(
+        err,
+        "unrecognized configuration parameter \"no_such_setting\""
+    );
+
+    let json = r#"SELECT json_typeof(policies) AS t, json_array_length(policies) AS n,
+        json_extract_path_text(policies, '0', 'effect') AS e, pg_typeof(expires_on) AS ty
+        FROM user.tokens WHERE policies IS NOT NULL ORDER BY id LIMIT 1"#;
+    let line = &psql_lines(&s, json)[0];
+    let words: Vec<&str> = line.split(' ').collect();
+    assert_eq!(words[0], "array", "{line}");
+    assert!(words[1].parse::<u32>().unwrap() >= 1, "{line}");
+    assert!(["allow", "deny"].contains(&words[2]), "{line}");
+    assert_eq!(&words[3..], ["timestamp", "with", "time", "zone"], "{line}");
+    let (code, _, err) = psql(
+        &s,
+        "",
+        None,
+        &["-c", "SELECT json_array_length('{\"a\": 1}')"],
+    );
+    assert_eq!(code, 1);
+    assert_contains!(err, "cannot get the array length of an object");
+
+    // `::text` is text and `::jsonb` / `::json` are json, as the wire reports them.
+    let dir = tempfile::tempdir().unwrap();
+    let gdesc = dir.path().join("gdesc.sql");
+    std::fs::write(
+        &gdesc,
+        "SELECT policies::text AS t, policies::jsonb AS j, '[1]'::json AS l FROM user.tokens LIMIT 1 \\gdesc\n",
+    )
+    .unwrap();
+    let (code, out, err) = psql(&s, "", None, &["-At", "-f", gdesc.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        out.lines().collect::<Vec<_>>(),
+        ["t|text", "j|json", "l|json"]
+    );
+
+    let types = psql_lines(
+        &s,
+        "SELECT column_name, data_type, udt_name FROM information_schema.columns \
+         WHERE table_schema = 'user' AND table_name = 'tokens' \
+         AND column_name IN ('name', 'expires_on', 'policies') ORDER BY column_name",
+    );
+    assert_eq!(
+        types,
+        [
+            "expires_on timestamp with time zone timestamptz",
+            "name text text",
+            "policies json json"
+        ]
+    );
+    assert_eq!(
+        psql_lines(
+            &s,
+            "SELECT count(*) FROM information_schema.key_column_usage"
+        ),
+        ["0"]
+    );
+}
