@@ -218,7 +218,21 @@ impl StartupHandler for Startup {
                 {
                     admit.conn.reserve()?;
                 }
-                handler.on_startup(client, message).await?
+                // SCRAM's own message names no user (libpq sends `n=` there; pgwire's
+                // error would say user ""): name the one the client logged in as.
+                handler
+                    .on_startup(client, message)
+                    .await
+                    .map_err(|e| match e {
+                        PgWireError::InvalidPassword(_) => PgWireError::InvalidPassword(
+                            client
+                                .metadata()
+                                .get(METADATA_USER)
+                                .cloned()
+                                .unwrap_or_default(),
+                        ),
+                        other => other,
+                    })?
             }
         }
         if matches!(client.state(), PgWireConnectionState::ReadyForQuery) {

@@ -57,6 +57,8 @@ pub(super) struct Core {
     pub(super) rules: Rules,
     compat: PostgresCompatibilityParser,
     hooks: Vec<Arc<dyn QueryHook>>,
+    /// The connection's open cursors.
+    pub(super) cursors: super::cursors::Cursors,
 }
 
 /// The key under which datafusion-postgres keeps a client's `SET statement_timeout` (in
@@ -82,6 +84,7 @@ impl Core {
             rules,
             compat: PostgresCompatibilityParser::new(),
             hooks: vec![Arc::new(SetShowHook), Arc::new(TransactionStatementHook)],
+            cursors: Default::default(),
         }
     }
 
@@ -198,6 +201,51 @@ impl Core {
         Some(stmt)
     }
 
+    /// Runs a cursor statement (see [`super::cursors`]).
+    async fn cursor<C>(
+        &self,
+        client: &mut C,
+        request: super::cursors::Request,
+        text: &str,
+        format: &Format,
+    ) -> PgWireResult<Vec<Response>>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        use super::cursors::Request;
+        match request {
+            Request::Declare {
+                name,
+                hold,
+                mut query,
+            } => {
+                self.cursors.check_declare(&name)?;
+                super::names::postgres_names(&mut query);
+                let timeout = statement_timeout(client, &self.rules);
+                let query = CfqlStatement::Query(query);
+                let out = self
+                    .run(query, text, timeout)
+                    .await?
+                    .map_err(|e| encode::wire_error(&e))?;
+                notices(client, &out.warnings).await?;
+                self.cursors.declare(name, hold, out.schema, out.batches);
+                Ok(vec![Response::Execution(Tag::new("DECLARE CURSOR"))])
+            }
+            Request::Fetch { name, count } => {
+                let (schema, batches) = self.cursors.fetch(&name, count)?;
+                let mut rows = encode::rows(&schema, batches, format)?;
+                rows.set_command_tag("FETCH");
+                Ok(vec![Response::Query(rows)])
+            }
+            Request::Close(name) => {
+                self.cursors.close(name.as_deref())?;
+                Ok(vec![Response::Execution(Tag::new("CLOSE CURSOR"))])
+            }
+        }
+    }
+
     /// Runs a statement on the session (see [`Core::guarded`]).
     async fn run(
         &self,
@@ -256,6 +304,19 @@ impl Core {
                         out,
                         &copy.format,
                     )?)]);
+                }
+                if let Some(request) = super::cursors::request(&stmt)? {
+                    return self.cursor(client, request, &text, format).await;
+                }
+                if matches!(
+                    *stmt,
+                    Statement::Commit { .. }
+                        | Statement::Rollback {
+                            savepoint: None,
+                            ..
+                        }
+                ) {
+                    self.cursors.end_transaction();
                 }
                 for hook in &self.hooks {
                     if let Some(r) = hook

@@ -14,17 +14,19 @@ use datafusion::sql::sqlparser::ast::Statement;
 use datafusion_postgres::pgwire;
 use futures::Sink;
 use pgwire::api::portal::{Format, Portal};
-use pgwire::api::query::ExtendedQueryHandler;
-use pgwire::api::results::{FieldInfo, Response};
+use pgwire::api::query::{ExtendedQueryHandler, send_describe_response};
+use pgwire::api::results::{DescribePortalResponse, FieldInfo, Response};
 use pgwire::api::stmt::QueryParser;
 use pgwire::api::store::PortalStore;
 use pgwire::api::{ClientInfo, ClientPortalStore, Type};
 use pgwire::error::{PgWireError, PgWireResult};
 use pgwire::messages::PgWireBackendMessage;
+use pgwire::messages::extendedquery::{Describe, TARGET_TYPE_BYTE_PORTAL};
 
 use super::accept::Conn;
 use super::bind::{bind_plan, parameter_types, type_array_parameters, wire_types};
 use super::connection::{Core, Queries, Read, statement_timeout};
+use super::cursors::cursor_name;
 use super::{encode, params};
 
 /// A prepared statement (extended protocol).
@@ -49,6 +51,26 @@ impl ExtendedQueryHandler for Queries {
 
     fn query_parser(&self) -> Arc<Parser> {
         self.parser.clone()
+    }
+
+    /// A declared cursor is also a portal of its name, as in PostgreSQL: psycopg reads a
+    /// server cursor's columns by describing that portal.
+    async fn on_describe<C>(&self, client: &mut C, message: Describe) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        if message.target_type == TARGET_TYPE_BYTE_PORTAL
+            && let Some(name) = message.name.as_deref()
+            && client.portal_store().get_portal(name).is_none()
+            && let Some(schema) = self.conn.core()?.cursors.schema(name)
+        {
+            let fields = encode::fields(&schema, &Format::UnifiedText)?;
+            return send_describe_response(client, &DescribePortalResponse::new(fields)).await;
+        }
+        self._on_describe(client, message).await
     }
 
     async fn do_query<C>(
@@ -136,6 +158,11 @@ impl QueryParser for Parser {
                     Statement::ShowVariable { .. } => {
                         Arc::new(Schema::new(vec![Field::new("show", DataType::Utf8, true)]))
                     }
+                    // A FETCH returns its cursor's columns (psycopg's binary cursors).
+                    Statement::Fetch { ref name, .. } => core
+                        .cursors
+                        .schema(&cursor_name(name))
+                        .unwrap_or_else(|| Arc::new(Schema::empty())),
                     _ => Arc::new(Schema::empty()),
                 };
                 // The client's own text: it is read (templates filled) again at Execute.

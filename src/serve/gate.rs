@@ -92,12 +92,17 @@ pub(super) fn check_query(q: &Statement) -> Result<(), PgWireError> {
         Statement::Copy { .. } => refused(
             "COPY to a file or a program on the server: use COPY ... TO STDOUT (psql: \\copy ... to 'file')",
         ),
-        Statement::Declare { .. } | Statement::Fetch { .. } | Statement::Close { .. } => {
-            Err(refusal(
-                "0A000",
-                "cfql serve has no server-side cursors (DECLARE / FETCH): read the query's rows without a named cursor (psycopg: an unnamed cursor; SQLAlchemy: without stream_results)".into(),
-            ))
+        // A cursor reads what its query reads (serve/cursors.rs).
+        Statement::Declare { stmts } => {
+            for d in stmts {
+                match &d.for_query {
+                    Some(q) => check_query(&Statement::Query(q.clone()))?,
+                    None => return refused("DECLARE of a variable"),
+                }
+            }
+            Ok(())
         }
+        Statement::Fetch { into: None, .. } | Statement::Close { .. } => Ok(()),
         Statement::Insert(_) | Statement::Update { .. } | Statement::Delete(_) => {
             refused("DML outside the cloudflare tables")
         }

@@ -15,6 +15,7 @@ mod cancel;
 mod catalog;
 mod connection;
 mod copy;
+mod cursors;
 mod encode;
 mod extended;
 mod functions;

@@ -134,7 +134,7 @@ fn psql_with_a_wrong_password_is_refused() {
     let s = serve(&[], &[("CFQL_SERVE_PASSWORD", "correct horse")]);
     let (code, _, err) = psql(&s, "", Some("wrong"), &["-c", "SELECT 1"]);
     assert_eq!(code, 2, "{err}");
-    assert_contains!(err, "assword");
+    assert_contains!(err, "assword authentication failed for user \"cfql\"");
     let (code, out, err) = psql(&s, "", Some("correct horse"), &["-At", "-c", "SELECT 1"]);
     assert_eq!((code, out.trim()), (0, "1"), "{err}");
 }
@@ -411,8 +411,9 @@ fn node_postgres_untyped_arrays_and_pages_answer_as_their_literals_do() {
 }
 
 /// COPY ... TO STDOUT, as psycopg's copy() reads (binary and text) and psql's `\\copy`
-/// writes a CSV file: the same rows a SELECT returns. COPY to a server file, COPY FROM and
-/// cursors are refused with their true reason.
+/// writes a CSV file, and psycopg's server-side cursors (text and binary): the same rows
+/// a SELECT returns. COPY to a server file and COPY FROM are refused with their true
+/// reason.
 #[test]
 fn copy_to_stdout_reads_what_select_reads() {
     let s = serve(&[], &[]);
@@ -422,9 +423,12 @@ fn copy_to_stdout_reads_what_select_reads() {
     assert!(ok, "{stdout}\n{stderr}");
     assert!(!stdout.contains("SELECT 0\n"), "{stdout}");
     assert_contains!(stdout, "BINARY_SAME True", "TEXT_IDS_SAME True");
+    let count = psql_lines(&s, "SELECT count(*) FROM user.tokens")[0].clone();
     assert_contains!(
         stdout,
-        "NAMED_CURSOR 0A000 cfql serve has no server-side cursors"
+        &format!("NAMED_SAME True {count}\n"),
+        "BINARY_NAMED_SAME True\n",
+        "BACKWARD 0A000 cfql serve does not support FETCH that moves backward"
     );
 
     let dir = tempfile::tempdir().unwrap();
@@ -516,8 +520,8 @@ fn adbc_polars_and_connectorx_read_what_psql_reads() {
 }
 
 /// SQLAlchemy's reflection and pandas' read_sql_table: no keys, indexes or constraints
-/// (cfql declares none), every column, every row. Server-side cursors are refused with
-/// the true reason and the way around it.
+/// (cfql declares none), every column, every row; pandas' `chunksize` over SQLAlchemy's
+/// `stream_results` and psycopg2's named cursors read every row through a cursor.
 #[test]
 fn sqlalchemy_and_pandas_reflect_and_read_whole_tables() {
     let s = serve(&[], &[]);
@@ -537,11 +541,11 @@ fn sqlalchemy_and_pandas_reflect_and_read_whole_tables() {
         &format!("READ_SQL_TABLE {count} {columns} datetime64[ns, UTC]\n"),
         "AUTOLOAD TIMESTAMP"
     );
-    let refused = "cfql serve has no server-side cursors (DECLARE / FETCH): read the query's rows without a named cursor";
+    // Streamed through server-side cursors: every row, once.
     assert_contains!(
         stdout,
-        &format!("CHUNKS_REFUSED (psycopg.errors.FeatureNotSupported) {refused}"),
-        &format!("NAMED_REFUSED {refused}")
+        &format!("CHUNKS {count}\n"),
+        &format!("NAMED {count}\n")
     );
 }
 
@@ -681,4 +685,47 @@ fn psql_settings_json_casts_and_information_schema_types() {
         ),
         ["0"]
     );
+}
+
+/// Cursors as PostgreSQL keeps them: FETCH hands rows out in order; the end of the
+/// transaction drops a cursor WITHOUT HOLD and keeps one WITH HOLD; a missing cursor, a
+/// taken name and a backward FETCH are PostgreSQL's errors.
+#[test]
+fn psql_cursors_fetch_in_order_and_end_with_their_transaction() {
+    let s = serve(&[], &[]);
+    let ids = psql_lines(&s, "SELECT id FROM user.tokens ORDER BY id");
+    let script = "BEGIN;
+DECLARE a CURSOR FOR SELECT id FROM user.tokens ORDER BY id;
+DECLARE b CURSOR WITH HOLD FOR SELECT id FROM user.tokens ORDER BY id;
+FETCH 2 FROM a;
+FETCH NEXT FROM a;
+FETCH FORWARD ALL FROM b;
+COMMIT;
+FETCH 1 FROM b;
+FETCH 1 FROM a;
+";
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("cursors.sql");
+    std::fs::write(&file, script).unwrap();
+    let (code, out, err) = psql(&s, "", None, &["-At", "-f", file.to_str().unwrap()]);
+    assert_eq!(code, 3, "stops at FETCH FROM a after COMMIT: {out}\n{err}");
+    let rows: Vec<&str> = out
+        .lines()
+        .filter(|l| !["BEGIN", "DECLARE CURSOR", "COMMIT"].contains(l))
+        .collect();
+    let mut want: Vec<&str> = ids[..3].iter().map(String::as_str).collect();
+    want.extend(ids.iter().map(String::as_str));
+    assert_eq!(rows, want, "{out}");
+    assert_contains!(err, "cursor \"a\" does not exist");
+
+    let (_, _, err) = psql(
+        &s,
+        "",
+        None,
+        &[
+            "-c",
+            "BEGIN; DECLARE a CURSOR FOR SELECT 1; DECLARE a CURSOR FOR SELECT 2",
+        ],
+    );
+    assert_contains!(err, "cursor \"a\" already exists");
 }
