@@ -45,9 +45,40 @@ pub fn register_catalog(ctx: &SessionContext, engine: &Arc<Engine>) -> Result<()
     for (svc, schema) in schemas {
         for v in &svc.views {
             let plan = futures::executor::block_on(ctx.state().create_logical_plan(&v.sql))?;
+            check_view_columns(&svc.service, v, &plan)?;
             let view = Arc::new(ViewTable::new(plan, Some(v.sql.clone())));
             schema.add(&v.name, &[], view);
         }
+    }
+    Ok(())
+}
+
+/// A view's documented columns must be what its query returns, name and type.
+fn check_view_columns(
+    service: &str,
+    v: &crate::provider::ViewSpec,
+    plan: &datafusion::logical_expr::LogicalPlan,
+) -> Result<()> {
+    if v.columns.is_empty() {
+        return Ok(());
+    }
+    let got: Vec<(String, String)> = plan
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| (f.name().clone(), f.data_type().to_string()))
+        .collect();
+    let want: Vec<(String, String)> = v
+        .columns
+        .iter()
+        .map(|c| (c.name.clone(), c.ty.arrow().to_string()))
+        .collect();
+    if got != want {
+        return Err(crate::error::Error::Manifest {
+            file: format!("{service}.toml"),
+            field: format!("views ({}).columns", v.name),
+            message: format!("the query returns {got:?}, the manifest documents {want:?}"),
+        });
     }
     Ok(())
 }

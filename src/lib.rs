@@ -36,6 +36,7 @@ mod notes;
 mod output;
 mod pg_json;
 mod pg_to_char;
+mod policy_grants;
 mod private_file;
 mod provider;
 #[cfg(feature = "serve")]

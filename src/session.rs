@@ -89,6 +89,10 @@ pub fn register(ctx: &SessionContext, config: Config) -> Result<()> {
         let state = ctx.state_ref();
         let mut state = state.write();
         datafusion_functions_json::register_all(&mut *state)?;
+        datafusion::execution::FunctionRegistry::register_udf(
+            &mut *state,
+            Arc::new(crate::policy_grants::udf()),
+        )?;
         state.config_mut().options_mut().sql_parser.dialect =
             datafusion::config::Dialect::PostgreSQL;
     }
@@ -129,6 +133,11 @@ impl Session {
         for udf in crate::pg_json::udfs() {
             datafusion::execution::FunctionRegistry::register_udf(&mut state, Arc::new(udf))?;
         }
+        // `audit.permissions` (a view) flattens policies with it.
+        datafusion::execution::FunctionRegistry::register_udf(
+            &mut state,
+            Arc::new(crate::policy_grants::udf()),
+        )?;
         // PostgreSQL's templates (`'YYYY-MM-DD'`), which DataFusion's to_char returned as is.
         datafusion::execution::FunctionRegistry::register_udf(
             &mut state,

@@ -176,6 +176,18 @@ impl Registry {
             .cloned()
     }
 
+    /// A view by a possibly partial name (`permissions`, `audit.permissions`, ...).
+    pub fn view(&self, parts: &[String]) -> Option<ViewSpec> {
+        let (service, table) = match parts {
+            [c, s, t] if c.eq_ignore_ascii_case(CATALOG) => (s, t),
+            [s, t] => (s, t),
+            _ => return None,
+        };
+        let svc = self.service(service)?;
+        let table = table.to_ascii_lowercase();
+        svc.views.iter().find(|v| v.name == table).cloned()
+    }
+
     /// Every resource.
     pub fn resources(&self) -> impl Iterator<Item = Resource> + '_ {
         self.resources.iter().cloned()

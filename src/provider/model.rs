@@ -36,6 +36,24 @@ pub struct ViewSpec {
     pub description: String,
     /// The query.
     pub sql: String,
+    /// Its columns, for `DESCRIBE` (checked against what the query returns when the
+    /// catalog is registered: a view whose columns differ fails to load).
+    #[serde(default)]
+    pub columns: Vec<ViewColumn>,
+}
+
+/// A view's column, as `DESCRIBE` shows it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ViewColumn {
+    /// Column name.
+    pub name: String,
+    /// Arrow type.
+    #[serde(rename = "type")]
+    pub ty: ColumnType,
+    /// What it holds, and how it is derived.
+    #[serde(default)]
+    pub description: String,
 }
 
 /// A table backed by API methods.

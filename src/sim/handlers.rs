@@ -16,7 +16,7 @@ use chrono::{DateTime, Duration, Utc};
 use serde_json::{Map, Value, json};
 
 use super::envelope::{codes, error, ok, ok_list, ok_status};
-use super::model::{Owner, PERMISSION_GROUPS, ServiceToken, StoredStatus, Token};
+use super::model::{Owner, ServiceToken, StoredStatus, Token, all_permission_groups};
 use super::state::{Caller, SimState};
 use super::store::{OrderedStore, PageRequest};
 
@@ -525,8 +525,7 @@ pub async fn permission_groups(
     let q = query_map(&q);
     let st = lock(&s);
     authorize(&st, &c, &owner_of(&p))?;
-    let rows: Vec<Value> = PERMISSION_GROUPS
-        .iter()
+    let rows: Vec<Value> = all_permission_groups()
         .filter(|g| q.get("name").is_none_or(|n| g.name == n))
         .filter(|g| {
             q.get("scope")

@@ -368,3 +368,28 @@ pub const PERMISSION_GROUPS: &[PermissionGroup] = &[
         scopes: ACCT,
     },
 ];
+
+const R2_BUCKET: &[&str] = &["com.cloudflare.edge.r2.bucket"];
+
+/// R2's permission groups: listed with the others, never drawn at random for seeded
+/// tokens (that would change the sample data); the seed grants them to two named token
+/// families (see `seed.rs`, `r2_policy`).
+pub const R2_PERMISSION_GROUPS: &[PermissionGroup] = &[
+    PermissionGroup {
+        id: "2efd5506f9c8494dacb1fa10a3e7d5b6",
+        name: "Workers R2 Storage Bucket Item Write",
+        category: "storage",
+        scopes: R2_BUCKET,
+    },
+    PermissionGroup {
+        id: "b4992e1108244f5d8bfbd5744320c2e1",
+        name: "Workers R2 Storage Write",
+        category: "storage",
+        scopes: ACCT,
+    },
+];
+
+/// Every permission group the API lists.
+pub fn all_permission_groups() -> impl Iterator<Item = &'static PermissionGroup> {
+    PERMISSION_GROUPS.iter().chain(R2_PERMISSION_GROUPS)
+}

@@ -5,7 +5,9 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde_json::{Value, json};
 
-use super::model::{Account, PERMISSION_GROUPS, ServiceToken, StoredStatus, Token};
+use super::model::{
+    Account, PERMISSION_GROUPS, R2_PERMISSION_GROUPS, ServiceToken, StoredStatus, Token,
+};
 
 /// How much sample data to make, and from which seed.
 #[derive(Clone, Debug)]
@@ -245,7 +247,10 @@ fn sample_token(
     };
     let last_used_on = sample_last_use(ids, anchor).map(|t| t.max(issued_on));
     let condition = sample_condition(ids);
-    let policies = sample_policies(ids, account, zones);
+    let mut policies = sample_policies(ids, account, zones);
+    if let (Some(r2), Value::Array(list)) = (r2_policy(base, &id, account), &mut policies) {
+        list.push(r2);
+    }
     let fractional = if ids.rng().random_range(0..100) < 20 {
         Duration::microseconds(123_456)
     } else {
@@ -310,6 +315,32 @@ fn sample_condition(ids: &mut IdGen) -> Option<Value> {
         25..=29 => Some(json!({"request.ip": {"in": ["198.51.100.0/24"]}})),
         _ => None,
     }
+}
+
+/// R2 for two named families, drawn from no random number (the sample data stays as it
+/// was): `logpush` account tokens write the objects of one bucket of their account; `backup-job` tokens write R2
+/// in a whole account (or every account, for a user token), the unscoped kind an audit
+/// looks for.
+fn r2_policy(base: &str, token_id: &str, account: Option<&str>) -> Option<Value> {
+    let id: String = token_id.chars().rev().collect();
+    let (resource, group) = match base {
+        "logpush" => (
+            format!("com.cloudflare.edge.r2.bucket.{}_default_logpush", account?),
+            &R2_PERMISSION_GROUPS[0],
+        ),
+        "backup-job" => (
+            match account {
+                Some(a) => format!("com.cloudflare.api.account.{a}"),
+                None => "com.cloudflare.api.account.*".to_string(),
+            },
+            &R2_PERMISSION_GROUPS[1],
+        ),
+        _ => return None,
+    };
+    Some(
+        json!({"id": id, "effect": "allow", "resources": {resource: "*"},
+        "permission_groups": [{"id": group.id, "name": group.name}]}),
+    )
 }
 
 /// A token's policies: an allow over broad or narrow resources, sometimes a deny too.

@@ -104,6 +104,11 @@ pub fn show_methods(reg: &Registry, parts: &[String]) -> Result<RecordBatch> {
 
 /// `DESCRIBE [EXTENDED] <table>`: columns with types and the params they key.
 pub fn describe(reg: &Registry, parts: &[String], extended: bool) -> Result<RecordBatch> {
+    if reg.resolve(parts).is_none()
+        && let Some(view) = reg.view(parts)
+    {
+        return describe_view(&view, extended);
+    }
     let r = reg.resolve_or_suggest(parts)?;
     let spec = &r.spec;
     let mut rows = Vec::new();
@@ -149,6 +154,33 @@ pub fn describe(reg: &Registry, parts: &[String], extended: bool) -> Result<Reco
         }
         rows.push(row);
     }
+    if extended {
+        text_batch(
+            &["column", "type", "key", "writable_by", "description"],
+            rows,
+        )
+    } else {
+        text_batch(&["column", "type", "key"], rows)
+    }
+}
+
+/// `DESCRIBE` of a view: its documented columns (`key` says it is a view).
+fn describe_view(view: &crate::provider::ViewSpec, extended: bool) -> Result<RecordBatch> {
+    let rows: Vec<Vec<String>> = view
+        .columns
+        .iter()
+        .map(|c| {
+            let mut row = vec![
+                c.name.clone(),
+                c.ty.name().to_string(),
+                "view column".into(),
+            ];
+            if extended {
+                row.extend([String::new(), c.description.clone()]);
+            }
+            row
+        })
+        .collect();
     if extended {
         text_batch(
             &["column", "type", "key", "writable_by", "description"],

@@ -287,7 +287,7 @@ fn parse_describe(sql: &str, rest: &str, registry: &Registry) -> Result<CfqlStat
         .split('.')
         .map(|p| p.trim().trim_matches('"').to_string())
         .collect();
-    if is_cloudflare(registry, &parts)? {
+    if registry.view(&parts).is_some() || is_cloudflare(registry, &parts)? {
         Ok(CfqlStatement::Describe {
             table: parts,
             extended,

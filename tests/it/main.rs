@@ -9,6 +9,7 @@ mod cli;
 mod dml;
 mod hardening;
 mod openapi;
+mod permissions;
 mod read;
 mod serve;
 mod serve_clients;

@@ -561,6 +561,7 @@ fn catalog_aliases_views_and_information_schema() {
                 "accounts.permission_groups",
                 "accounts.tokens",
                 "audit.credentials",
+                "audit.permissions",
                 "user.permission_groups",
                 "user.tokens",
                 "user.tokens_verify",
