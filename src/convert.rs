@@ -130,7 +130,11 @@ fn cell<'a>(
             .as_ref()
             .map(|s| std::borrow::Cow::Owned(Value::String(s.clone())));
     }
-    match obj.get(&col.name) {
+    let found = match &col.from {
+        Some(path) => path.split('.').try_fold(obj, |at, key| at.get(key)),
+        None => obj.get(&col.name),
+    };
+    match found {
         None | Some(Value::Null) => None,
         Some(v) => Some(std::borrow::Cow::Borrowed(v)),
     }

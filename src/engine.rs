@@ -155,6 +155,7 @@ impl Engine {
         resource: &Resource,
         method: &MethodSpec,
         pinned: &BTreeMap<String, Vec<String>>,
+        opted_in: &[String],
     ) -> ScopeSource {
         let spec = &resource.spec;
         if spec.scopes.is_empty() {
@@ -164,10 +165,21 @@ impl Engine {
         if allowed.iter().any(|s| pinned.contains_key(&s.column)) {
             return ScopeSource::Pinned;
         }
+        let asked = allowed
+            .iter()
+            .filter(|s| s.opt_in && opted_in.contains(&s.column))
+            .find_map(|s| s.fanout.clone());
+        if let Some(src) = asked {
+            return ScopeSource::FanOut(src);
+        }
         if self.config.account_id.is_some() && allowed.iter().any(|s| s.default_account) {
             return ScopeSource::DefaultAccount;
         }
-        if let Some(src) = allowed.iter().find_map(|s| s.fanout.clone()) {
+        if let Some(src) = allowed
+            .iter()
+            .filter(|s| !s.opt_in)
+            .find_map(|s| s.fanout.clone())
+        {
             return ScopeSource::FanOut(src);
         }
         let names: Vec<_> = allowed.iter().map(|s| s.column.as_str()).collect();
@@ -208,10 +220,11 @@ impl Engine {
         resource: &Resource,
         method: &MethodSpec,
         pinned: &BTreeMap<String, Vec<String>>,
+        opted_in: &[String],
         notes: &Notes,
     ) -> Result<Vec<ScopeBinding>> {
         let spec = &resource.spec;
-        match self.scope_source(resource, method, pinned) {
+        match self.scope_source(resource, method, pinned, opted_in) {
             ScopeSource::Unscoped => Ok(vec![ScopeBinding::none()]),
             ScopeSource::Pinned => spec
                 .allowed_scopes(method)
@@ -228,7 +241,7 @@ impl Engine {
                 let col = spec
                     .scopes
                     .iter()
-                    .find(|s| s.fanout.is_some())
+                    .find(|s| s.fanout.as_ref() == Some(&source))
                     .map(|s| s.column.clone())
                     .unwrap_or_default();
                 let values = self.list_ids(&source, notes).await?;

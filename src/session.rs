@@ -124,6 +124,10 @@ impl Session {
         cfg.options_mut().sql_parser.dialect = datafusion::config::Dialect::PostgreSQL;
         // `now()` is a timestamptz, as in PostgreSQL (and like every time column here).
         cfg.options_mut().execution.time_zone = Some("UTC".into());
+        // A join key that is NULL never matches, so `zone_id IN (SELECT id FROM zones)`
+        // may say `zone_id IS NOT NULL` to the scan: that is what opts in to the zone-level
+        // rows (without it the scan reads account-level rows only and the join drops them all).
+        cfg.options_mut().optimizer.filter_null_join_keys = true;
         let mut state = SessionStateBuilder::new()
             .with_config(cfg)
             .with_default_features()

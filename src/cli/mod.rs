@@ -525,6 +525,21 @@ impl Printer {
         }
     }
 
+    /// Prints notes and warnings on stderr, wrapped to the terminal's width on a terminal.
+    fn print_notes(&self, notes: &[String]) {
+        let width = if self.terminal {
+            terminal_width()
+        } else {
+            None
+        };
+        for n in notes {
+            match width {
+                Some(w) => wrap(n, w).iter().for_each(|l| eprintln!("{l}")),
+                None => eprintln!("{n}"),
+            }
+        }
+    }
+
     /// Clears the progress line, if one is shown.
     pub fn clear_progress(&self) {
         if let Some(slot) = &self.progress
@@ -547,9 +562,7 @@ impl Printer {
                 // A write's rows hold what it did (and its secrets): never shortened.
                 let cut = self.terminal && o.write.is_none();
                 let written = write_all(out, self.format, &o.schema, &o.batches, self.layout(cut));
-                for w in &o.warnings {
-                    eprintln!("{w}");
-                }
+                self.print_notes(&o.warnings);
                 match (written, &o.write) {
                     (Ok(()), _) => Printed::Ok,
                     (Err(e), None) if e.kind() == std::io::ErrorKind::BrokenPipe => {
@@ -608,9 +621,7 @@ impl Printer {
                 lost_rows(verb, took, secrets_file.as_deref())
             );
         }
-        for w in warnings {
-            eprintln!("{w}");
-        }
+        self.print_notes(warnings);
         for o in outcomes {
             let id = o.id.as_deref().unwrap_or("-");
             match (&o.error, o.state) {
@@ -662,6 +673,25 @@ fn write_all(
     out.flush()
 }
 
+/// `text` cut at spaces into lines of at most `width` characters, the later ones
+/// indented by two spaces (a word longer than the line stays whole).
+fn wrap(text: &str, width: usize) -> Vec<String> {
+    let mut lines = Vec::new();
+    let mut line = String::new();
+    for word in text.split(' ') {
+        if line.is_empty() {
+            line.push_str(word);
+        } else if line.chars().count() + 1 + word.chars().count() <= width {
+            line.push(' ');
+            line.push_str(word);
+        } else {
+            lines.push(std::mem::replace(&mut line, format!("  {word}")));
+        }
+    }
+    lines.push(line);
+    lines
+}
+
 /// Columns of the terminal on stdout, if it is one (`COLUMNS` when the size is unknown).
 pub fn terminal_width() -> Option<usize> {
     #[cfg(unix)]
@@ -689,5 +719,20 @@ fn lost_rows(verb: &str, took_effect: usize, secrets_file: Option<&std::path::Pa
         None => format!(
             "{rows}; any secret they returned could not be shown and is lost (pass --secrets-file to keep secrets on disk as they arrive)"
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::wrap;
+
+    #[test]
+    fn notes_wrap_at_spaces_with_an_indent() {
+        let lines = wrap("note: one two three four five", 12);
+        assert_eq!(lines, ["note: one", "  two three", "  four five"]);
+        assert_eq!(
+            wrap("averyveryverylongword x", 5),
+            ["averyveryverylongword", "  x"]
+        );
     }
 }

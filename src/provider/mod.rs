@@ -21,6 +21,10 @@ pub const EMBEDDED: &[(&str, &str)] = &[
         include_str!("../../providers/cloudflare/accounts.toml"),
     ),
     (
+        "providers/cloudflare/zones.toml",
+        include_str!("../../providers/cloudflare/zones.toml"),
+    ),
+    (
         "providers/cloudflare/access.toml",
         include_str!("../../providers/cloudflare/access.toml"),
     ),
@@ -394,6 +398,14 @@ fn validate_method(r: &ResourceSpec, m: &MethodSpec, rule: &Rule<'_>) -> Result<
         let known = r.column(b).is_some() || m.optional.contains(b) || m.required.contains(b);
         rule("body", known, &|| {
             format!("'{b}' is neither a column nor a param")
+        })?;
+    }
+    // A column read from a nested path has no key of its own to write back.
+    let sent = m.body.iter().chain(&m.required).chain(&m.optional);
+    for p in sent.filter(|_| m.verb != Verb::Select) {
+        let derived = r.column(p).is_some_and(|c| c.from.is_some());
+        rule("body", !derived, &|| {
+            format!("'{p}' is read from a nested path (from = ...) and cannot be written")
         })?;
     }
     let value_ok = m.response != ResponseShape::Value

@@ -54,6 +54,10 @@ pub struct ViewColumn {
     /// What it holds, and how it is derived.
     #[serde(default)]
     pub description: String,
+    /// What DESCRIBE's `key` column says of it (how to push down or what it costs);
+    /// `view column` when empty.
+    #[serde(default)]
+    pub key: String,
 }
 
 /// A table backed by API methods.
@@ -114,6 +118,11 @@ pub struct ScopeSpec {
     /// when a statement gives no value.
     #[serde(default)]
     pub default_account: bool,
+    /// The fan-out over `fanout` runs only when the WHERE asks for this scope's rows
+    /// (`zone_id IS NOT NULL`): a call per row of the source is too dear for every
+    /// statement. A scan that could hold such rows and did not read them says so in a note.
+    #[serde(default)]
+    pub opt_in: bool,
 }
 
 /// Arrow type of a column.
@@ -190,6 +199,10 @@ pub struct ColumnSpec {
     /// an UPDATE writes the current value back.
     #[serde(default)]
     pub read_only_values: Vec<String>,
+    /// Read from this dotted path of the object instead of the key of the column's
+    /// name (`account.id` for a zone's `account_id`); such a column is never written.
+    #[serde(default)]
+    pub from: Option<String>,
 }
 
 impl ColumnSpec {
@@ -205,6 +218,7 @@ impl ColumnSpec {
             enum_values: Vec::new(),
             max_length: None,
             read_only_values: Vec::new(),
+            from: None,
         }
     }
 }

@@ -576,6 +576,69 @@ pub async fn list_accounts(
     ))
 }
 
+// ---------- Zones ----------
+
+/// Every zone of the accounts a caller sees, with the filters of `GET /zones` (`name`,
+/// `status`, `account.id`, `account.name`), paged.
+pub async fn list_zones(
+    State(s): State<Shared>,
+    Extension(c): Extension<Caller>,
+    RawQuery(q): RawQuery,
+) -> Result<Response, Response> {
+    let q = query_map(&q);
+    let page = paging(&q, 20, 5, 50)?;
+    let st = lock(&s);
+    let visible = |account: &str| match &c {
+        Caller::AccountToken(owner, ..) => owner == account,
+        _ => true,
+    };
+    let wanted = |key: &str, value: &Value| {
+        q.get(key)
+            .is_none_or(|w| value.as_str().is_some_and(|v| v.eq_ignore_ascii_case(w)))
+    };
+    let zones: Vec<Value> = st
+        .accounts
+        .values()
+        .filter(|a| visible(&a.id))
+        .flat_map(|a| (0..a.zones.len()).filter_map(|i| a.zone_json(i)))
+        .filter(|z| {
+            wanted("name", &z["name"])
+                && wanted("status", &z["status"])
+                && wanted("account.id", &z["account"]["id"])
+                && wanted("account.name", &z["account"]["name"])
+        })
+        .collect();
+    let total = zones.len();
+    let rows = page.slice(&zones).into_iter().cloned().collect();
+    Ok(ok_list(
+        rows,
+        page.page,
+        page.per_page,
+        st.list_totals.then_some(total),
+    ))
+}
+
+/// `GET /zones/{zone_id}`.
+pub async fn get_zone(
+    State(s): State<Shared>,
+    Extension(c): Extension<Caller>,
+    Path(p): Params,
+) -> Result<Response, Response> {
+    let st = lock(&s);
+    let id = p.get("zone_id").cloned().unwrap_or_default();
+    let found = st.accounts.values().find_map(|a| {
+        let i = a.zones.iter().position(|z| *z == id)?;
+        match &c {
+            Caller::AccountToken(owner, ..) if *owner != a.id => None,
+            _ => a.zone_json(i),
+        }
+    });
+    match found {
+        Some(z) => Ok(ok(z)),
+        None => Err(error(404, codes::NOT_FOUND, "Invalid zone identifier")),
+    }
+}
+
 // ---------- Access service tokens ----------
 
 /// Which collection of service tokens a path addresses.

@@ -246,6 +246,18 @@ impl Simulator {
             .unwrap_or_default()
     }
 
+    /// Ids of every zone-level service token, sorted.
+    pub fn zone_service_token_ids(&self) -> Vec<String> {
+        let mut ids: Vec<String> = self
+            .st()
+            .zone_services
+            .values()
+            .flat_map(|s| s.ids().to_vec())
+            .collect();
+        ids.sort();
+        ids
+    }
+
     /// Stops serving. Also happens on drop.
     pub fn shutdown(&self) {
         let _ = self.stop.send(true);

@@ -185,6 +185,39 @@ pub struct Account {
 }
 
 impl Account {
+    /// The JSON of the account's zone `i` (of [`Account::zones`]): its name is made
+    /// from the account's (`acme-account-1-2.example`), its times from the account's.
+    pub fn zone_json(&self, i: usize) -> Option<Value> {
+        let id = self.zones.get(i)?;
+        let slug: String = self
+            .name
+            .to_lowercase()
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+            .collect();
+        let created = self.created_on + chrono::Duration::days(1 + i as i64);
+        let at = created.to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+        Some(json!({
+            "id": id,
+            "name": format!("{slug}-{}.example", i + 1),
+            "status": "active",
+            "paused": false,
+            "type": "full",
+            "development_mode": 0,
+            "name_servers": ["ada.ns.cloudflare.com", "bob.ns.cloudflare.com"],
+            "original_name_servers": null,
+            "original_registrar": null,
+            "original_dnshost": null,
+            "created_on": at,
+            "modified_on": at,
+            "activated_on": at,
+            "account": {"id": self.id, "name": self.name},
+            "owner": {"id": null, "type": "organization", "email": null},
+            "permissions": ["#zone:read"],
+            "plan": {"id": "0feeeeeeeeeeeeeeeeeeeeeeeeeeeeee", "name": "Free Website", "price": 0, "currency": "USD", "frequency": "", "is_subscribed": false, "can_subscribe": false, "legacy_id": "free", "legacy_discount": false, "externally_managed": false}
+        }))
+    }
+
     /// The account's JSON.
     pub fn to_json(&self) -> Value {
         json!({

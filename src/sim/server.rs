@@ -77,7 +77,10 @@ fn api_routes() -> Router<Shared> {
                 .delete(h::delete_service_token),
         )
     };
-    let mut r = Router::new().route("/accounts", get(h::list_accounts));
+    let mut r = Router::new()
+        .route("/accounts", get(h::list_accounts))
+        .route("/zones", get(h::list_zones))
+        .route("/zones/{zone_id}", get(h::get_zone));
     r = tokens(r, "/user");
     r = tokens(r, "/accounts/{account_id}");
     r = services(r, "/accounts/{account_id}");

@@ -103,8 +103,8 @@ pub struct PageRequest {
 }
 
 impl PageRequest {
-    /// The ids of this page, out of the full ordered list.
-    pub fn slice<'a>(&self, ids: &'a [String]) -> Vec<&'a String> {
+    /// The items of this page, out of the full ordered list.
+    pub fn slice<'a, T>(&self, ids: &'a [T]) -> Vec<&'a T> {
         let start = (self.page - 1).saturating_mul(self.per_page);
         if start >= ids.len() {
             return Vec::new();

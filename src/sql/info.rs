@@ -129,6 +129,10 @@ pub fn describe(reg: &Registry, parts: &[String], extended: bool) -> Result<Reco
                 .map(|o| o.column.as_str())
                 .collect();
             key.push(match (&s.fanout, others.is_empty()) {
+                (Some(src), _) if s.opt_in => format!(
+                    "scope (opt-in: WHERE {} IS NOT NULL fans out over {src}, a call per row; without it these rows are not read and a note says so)",
+                    s.column
+                ),
                 (Some(src), _) => format!("scope (optional: fans out over {src})"),
                 (None, true) => "scope (required)".to_string(),
                 (None, false) => format!("scope (instead of {})", others.join(", ")),
@@ -170,11 +174,11 @@ fn describe_view(view: &crate::provider::ViewSpec, extended: bool) -> Result<Rec
         .columns
         .iter()
         .map(|c| {
-            let mut row = vec![
-                c.name.clone(),
-                c.ty.name().to_string(),
-                "view column".into(),
-            ];
+            let key = match c.key.as_str() {
+                "" => "view column",
+                k => k,
+            };
+            let mut row = vec![c.name.clone(), c.ty.name().to_string(), key.to_string()];
             if extended {
                 row.extend([String::new(), c.description.clone()]);
             }

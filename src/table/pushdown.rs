@@ -21,6 +21,10 @@ pub struct ScanPlan {
     pub scopes: BTreeMap<String, Vec<String>>,
     /// Query parameters for API-side filters.
     pub api_filters: Vec<(String, String)>,
+    /// Opt-in scope columns the WHERE asks rows of (`zone_id IS NOT NULL`).
+    pub opted_in: Vec<String>,
+    /// Opt-in scope columns the WHERE rules out (`zone_id IS NULL`): no note is owed.
+    pub opted_out: Vec<String>,
 }
 
 fn literal_text(e: &Expr) -> Option<String> {
@@ -85,6 +89,15 @@ fn equality(e: &Expr) -> Option<(&str, Vec<String>)> {
     }
 }
 
+/// `col IS NOT NULL` (true) or `col IS NULL` (false).
+fn null_test(e: &Expr) -> Option<(&str, bool)> {
+    match e {
+        Expr::IsNotNull(c) => Some((column_name(c)?, true)),
+        Expr::IsNull(c) => Some((column_name(c)?, false)),
+        _ => None,
+    }
+}
+
 /// `col LIKE '%text%'` with no other wildcard: the column and the text.
 fn contains(e: &Expr) -> Option<(&str, String)> {
     match e {
@@ -114,6 +127,11 @@ fn id_column(r: &ResourceSpec) -> Option<&str> {
 
 /// Whether the API can use this predicate.
 pub fn classify(r: &ResourceSpec, e: &Expr) -> TableProviderFilterPushDown {
+    if let Some((col, _)) = null_test(e)
+        && r.scope(col).is_some_and(|s| s.opt_in)
+    {
+        return TableProviderFilterPushDown::Inexact;
+    }
     if let Some((col, _)) = equality(e) {
         if Some(col) == id_column(r) || r.scope(col).is_some() {
             return TableProviderFilterPushDown::Inexact;
@@ -169,6 +187,15 @@ pub fn analyze(r: &ResourceSpec, filters: &[Expr]) -> ScanPlan {
     let mut plan = ScanPlan::default();
     let list = r.method(Verb::Select, false);
     for f in filters {
+        if let Some((col, not_null)) = null_test(f)
+            && r.scope(col).is_some_and(|s| s.opt_in)
+        {
+            match not_null {
+                true => plan.opted_in.push(col.to_string()),
+                false => plan.opted_out.push(col.to_string()),
+            }
+            continue;
+        }
         if let Some((col, vals)) = equality(f) {
             if Some(col) == id_column(r) {
                 let mut v = intersect(plan.ids.take(), vals);

@@ -141,7 +141,7 @@ fn describe_scope(
     plan: &ScanPlan,
 ) -> Result<Option<String>> {
     Ok(Some(
-        match engine.scope_source(resource, method, &plan.scopes) {
+        match engine.scope_source(resource, method, &plan.scopes, &plan.opted_in) {
             ScopeSource::Unscoped => return Ok(None),
             ScopeSource::Pinned => {
                 let s: Vec<_> = plan
@@ -168,6 +168,33 @@ fn describe_scope(
     ))
 }
 
+/// The note owed when a scan could hold rows of an opt-in scope (zone-level service
+/// tokens) and does not read them: never a silent omission.
+fn unread_scope_note(
+    resource: &Resource,
+    method: &MethodSpec,
+    source: &ScopeSource,
+    plan: &ScanPlan,
+) -> Option<String> {
+    if matches!(source, ScopeSource::Pinned | ScopeSource::Unscoped) {
+        return None;
+    }
+    let left_out = resource.spec.allowed_scopes(method).find(|s| {
+        s.opt_in && !plan.opted_in.contains(&s.column) && !plan.opted_out.contains(&s.column)
+    })?;
+    let source = left_out.fanout.as_deref().unwrap_or("?");
+    let kind = left_out
+        .column
+        .strip_suffix("_id")
+        .unwrap_or(&left_out.column);
+    Some(format!(
+        "note: {table}: {kind}-level rows were not read (a call per row of cloudflare.{source}); \
+         add WHERE {col} IS NOT NULL to read them, or WHERE {col} IS NULL to say you do not want them",
+        table = resource.qualified_name(),
+        col = left_out.column,
+    ))
+}
+
 /// The API calls the scan will make, as a number or a formula (the budget is 1,200 calls
 /// per 5 minutes, so this is what bounds a query at scale).
 fn cost(
@@ -187,7 +214,7 @@ fn cost(
             (None, _) => "1".into(),
         }
     };
-    match engine.scope_source(resource, method, &plan.scopes) {
+    match engine.scope_source(resource, method, &plan.scopes, &plan.opted_in) {
         ScopeSource::Pinned => {
             let n: usize = plan.scopes.values().map(Vec::len).sum();
             if n == 1 {
@@ -202,7 +229,9 @@ fn cost(
                 .resolve(&source.split('.').map(str::to_string).collect::<Vec<_>>())
                 .and_then(|t| t.spec.method(Verb::Select, false).and_then(|m| m.per_page))
                 .unwrap_or(50);
-            format!("ceil(accounts/{per}) to list the accounts + {per_scope} per account")
+            let rows = source.rsplit('.').next().unwrap_or("rows");
+            let one = rows.strip_suffix('s').unwrap_or(rows);
+            format!("ceil({rows}/{per}) to list the {rows} + {per_scope} per {one}")
         }
         _ => format!("{per_scope} call(s)"),
     }
@@ -326,13 +355,25 @@ impl ScanJob {
             .method(Verb::Select, by_id)
             .cloned()
             .expect("checked when planning");
-        let source = self
-            .engine
-            .scope_source(&self.resource, &method, &self.plan.scopes);
+        let source = self.engine.scope_source(
+            &self.resource,
+            &method,
+            &self.plan.scopes,
+            &self.plan.opted_in,
+        );
         let fanned = matches!(source, ScopeSource::FanOut(_));
+        if let Some(note) = unread_scope_note(&self.resource, &method, &source, &self.plan) {
+            self.notes.add(note);
+        }
         let scopes = self
             .engine
-            .resolve_scopes(&self.resource, &method, &self.plan.scopes, &self.notes)
+            .resolve_scopes(
+                &self.resource,
+                &method,
+                &self.plan.scopes,
+                &self.plan.opted_in,
+                &self.notes,
+            )
             .await?;
         let per_scope = if by_id {
             self.plan.ids.as_ref().map_or(0, Vec::len)

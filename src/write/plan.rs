@@ -277,7 +277,7 @@ pub(crate) async fn pinned_calls(
     if scopes.len() > 1 || scopes.values().any(|v| v.len() > 1) {
         return Ok(None);
     }
-    let source = engine.scope_source(&target.resource, &target.method, scopes);
+    let source = engine.scope_source(&target.resource, &target.method, scopes, &[]);
     if !matches!(
         source,
         ScopeSource::Pinned | ScopeSource::DefaultAccount | ScopeSource::Unscoped
@@ -287,7 +287,13 @@ pub(crate) async fn pinned_calls(
     let mut calls = Vec::new();
     for scope in engine
         // Pinned or default scopes list nothing, so there is nothing to note.
-        .resolve_scopes(&target.resource, &target.method, scopes, &Notes::default())
+        .resolve_scopes(
+            &target.resource,
+            &target.method,
+            scopes,
+            &[],
+            &Notes::default(),
+        )
         .await?
     {
         for id in ids {
@@ -334,7 +340,7 @@ pub(crate) fn scope_of_row(
             return scope_binding(resource, &s.column, v);
         }
     }
-    match engine.scope_source(resource, method, &BTreeMap::new()) {
+    match engine.scope_source(resource, method, &BTreeMap::new(), &[]) {
         ScopeSource::DefaultAccount => engine.default_scope(resource, method),
         ScopeSource::Missing(e) => Err(e),
         _ => {

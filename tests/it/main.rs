@@ -19,3 +19,4 @@ mod trust;
 mod trust_cli;
 mod values;
 mod write;
+mod zones;

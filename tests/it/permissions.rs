@@ -42,6 +42,13 @@ fn every_resource_form_flattens_to_its_row_and_token_id_reads_one_token() {
             .await
             .unwrap();
         let account_name = strings(&b, "name")[0].clone();
+        let b = s
+            .sql(&format!(
+                "SELECT name FROM cloudflare.zones.zones WHERE id = '{zone}'"
+            ))
+            .await
+            .unwrap();
+        let zone_name = strings(&b, "name")[0].clone();
         sim.reset_counts();
         let b = s
             .sql(&format!(
@@ -82,7 +89,7 @@ fn every_resource_form_flattens_to_its_row_and_token_id_reads_one_token() {
                     "allow|DNS Write|{zone_scope}|write|com.cloudflare.api.account.zone.*|com.cloudflare.api.account.{account}|zone|all_in_account|{account}|-|{account_name}|true"
                 ),
                 format!(
-                    "allow|DNS Write|{zone_scope}|write|com.cloudflare.api.account.zone.{zone}|-|zone|one|-|{zone}|-|true"
+                    "allow|DNS Write|{zone_scope}|write|com.cloudflare.api.account.zone.{zone}|-|zone|one|-|{zone}|{zone_name}|true"
                 ),
                 format!(
                     "allow|DNS Write|{zone_scope}|write|com.cloudflare.api.user.{user}|-|user|one|-|-|-|false"
@@ -103,6 +110,7 @@ fn every_resource_form_flattens_to_its_row_and_token_id_reads_one_token() {
             sim.account_ids().len() as u64
         );
         assert_eq!(sim.count("GET", "/user/tokens/permission_groups"), 1);
+        assert_eq!(sim.count("GET", "/zones"), 1);
     })
 }
 

@@ -565,6 +565,7 @@ fn catalog_aliases_views_and_information_schema() {
                 "user.permission_groups",
                 "user.tokens",
                 "user.tokens_verify",
+                "zones.zones",
             ],
             "each table once, under its canonical name (aliases resolve but are not listed)"
         );

@@ -804,6 +804,7 @@ fn show_and_describe() {
             vec![
                 "cloudflare.user",
                 "cloudflare.accounts",
+                "cloudflare.zones",
                 "cloudflare.access",
                 "cloudflare.audit"
             ]
