@@ -211,6 +211,14 @@ fn column_array(
             })?;
             Arc::new(TimestampMicrosecondArray::from(micros).with_timezone("UTC"))
         }
+        ColumnType::Date => {
+            let days = typed(col, rows, scope, "a date (YYYY-MM-DD)", |v| {
+                let d = chrono::NaiveDate::parse_from_str(v.as_str()?, "%Y-%m-%d").ok()?;
+                let epoch = chrono::NaiveDate::from_ymd_opt(1970, 1, 1)?;
+                i32::try_from((d - epoch).num_days()).ok()
+            })?;
+            Arc::new(datafusion::arrow::array::Date32Array::from(days))
+        }
         ColumnType::Int64 => Arc::new(Int64Array::from(typed(
             col,
             rows,

@@ -330,7 +330,8 @@ impl Engine {
             .collect();
         query.extend(filters);
         let per_page = method.per_page.map(u64::from);
-        let wanted_pages = match (max_rows, per_page) {
+        let cursor_limit = method.cursor_limit.map(u64::from);
+        let wanted_pages = match (max_rows, per_page.or(cursor_limit)) {
             (Some(n), Some(p)) => (n as u64).div_ceil(p).max(1),
             _ => u64::MAX,
         };
@@ -339,6 +340,7 @@ impl Engine {
             path: method.path.replace("{scope}", &scope.prefix),
             query,
             per_page,
+            cursor_limit,
             shape: method.response,
             concurrency: self.config.concurrency.max(1),
             max_pages: self.config.max_pages,

@@ -38,6 +38,8 @@ pub(crate) struct Lister {
     pub path: String,
     pub query: Vec<(String, String)>,
     pub per_page: Option<u64>,
+    /// Cursor paging with this `limit` instead of page numbers.
+    pub cursor_limit: Option<u64>,
     pub shape: ResponseShape,
     pub concurrency: usize,
     /// Pages allowed by the configuration (`max_pages`).
@@ -77,10 +79,23 @@ impl Lister {
     }
 
     async fn fetch(self: Arc<Self>, page: u64, keep: bool) -> Result<Fetched> {
+        self.fetch_at(Some(page), None, keep).await
+    }
+
+    /// One page: by number (page-number paging) or after a cursor (cursor paging).
+    async fn fetch_at(
+        self: Arc<Self>,
+        page: Option<u64>,
+        cursor: Option<String>,
+        keep: bool,
+    ) -> Result<Fetched> {
         let mut req = ApiRequest::get(self.path.clone());
         req.query = self.query.clone();
         req.keep = keep;
-        if let Some(p) = self.per_page {
+        if let Some(l) = self.cursor_limit {
+            req.query.push(("limit".into(), l.to_string()));
+            req.query.extend(cursor.map(|c| ("cursor".to_string(), c)));
+        } else if let (Some(p), Some(page)) = (self.per_page, page) {
             req.query.push(("page".into(), page.to_string()));
             req.query.push(("per_page".into(), p.to_string()));
         }
@@ -98,13 +113,17 @@ impl Lister {
 
     /// The pages after the first: all at once when the total is known, else one by one.
     fn rest(self: Arc<Self>, first: &Fetched) -> Result<BoxStream<'static, Result<Fetched>>> {
+        if self.cursor_limit.is_some() {
+            let cursor = first.info.as_ref().and_then(|i| i.cursor.clone());
+            return Ok(self.by_cursor(cursor));
+        }
         let Some(per) = self.per_page else {
             return Ok(stream::empty().boxed());
         };
         if (first.rows.len() as u64) < per || self.wanted_pages <= 1 {
             return Ok(stream::empty().boxed());
         }
-        let Some(total) = first.info.and_then(|i| i.pages(per)) else {
+        let Some(total) = first.info.as_ref().and_then(|i| i.pages(per)) else {
             let keys = self.page_keys(&first.rows);
             return Ok(self.one_by_one(keys));
         };
@@ -155,6 +174,43 @@ impl Lister {
         .boxed()
     }
 
+    /// Page after page, each from the cursor the one before returned, until a page comes
+    /// without one (or empty). A cursor returned twice would loop: stop with a note.
+    fn by_cursor(self: Arc<Self>, first: Option<String>) -> BoxStream<'static, Result<Fetched>> {
+        let seen: HashSet<String> = HashSet::new();
+        stream::unfold(first.map(|c| (2u64, c, seen)), move |state| {
+            let me = self.clone();
+            async move {
+                let (page, cursor, mut seen) = state?;
+                if page > me.wanted_pages {
+                    return None;
+                }
+                if page > me.max_pages {
+                    return Some((Err(me.too_many(&me.path, None)), None));
+                }
+                seen.insert(cursor.clone());
+                match me.clone().fetch_at(None, Some(cursor), false).await {
+                    Err(e) => Some((Err(e), None)),
+                    Ok(f) => {
+                        let next = f.info.as_ref().and_then(|i| i.cursor.clone());
+                        match next {
+                            Some(c) if seen.contains(&c) => {
+                                let note = format!(
+                                    "warning: {}: the API returned a cursor it had returned before; stopped after page {page}",
+                                    f.endpoint
+                                );
+                                Some((Ok(Fetched { note: Some(note), ..f }), None))
+                            }
+                            Some(c) if !f.rows.is_empty() => Some((Ok(f), Some((page + 1, c, seen)))),
+                            _ => Some((Ok(f), None)),
+                        }
+                    }
+                }
+            }
+        })
+        .boxed()
+    }
+
     /// What tells two pages apart: their ids in order (fields such as `last_used_on` may
     /// move between two reads), or the whole rows when there is no id.
     fn page_keys(&self, rows: &[Value]) -> Vec<Value> {
@@ -197,7 +253,7 @@ impl Seen {
 
     fn page(&mut self, f: Fetched) -> Page {
         let mut notes: Vec<String> = f.note.into_iter().collect();
-        let total = f.info.and_then(|i| i.total_count);
+        let total = f.info.as_ref().and_then(|i| i.total_count);
         match self.first_total {
             None => self.first_total = Some(total),
             Some(first) if first != total && total.is_some() && !self.changed => {

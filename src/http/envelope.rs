@@ -5,7 +5,7 @@ use serde_json::Value;
 use crate::error::{ApiMessage, Error};
 
 /// Paging facts of a list response.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ResultInfo {
     /// Page returned.
     pub page: Option<u64>,
@@ -17,6 +17,8 @@ pub struct ResultInfo {
     pub total_count: Option<u64>,
     /// Pages in the whole list (2026 API).
     pub total_pages: Option<u64>,
+    /// Where the next page starts, for cursor-paged lists (absent or empty on the last).
+    pub cursor: Option<String>,
 }
 
 impl ResultInfo {
@@ -135,6 +137,11 @@ fn result_info(i: &Value) -> ResultInfo {
         count: n("count"),
         total_count: n("total_count"),
         total_pages: n("total_pages"),
+        cursor: i
+            .get("cursor")
+            .and_then(Value::as_str)
+            .filter(|c| !c.is_empty())
+            .map(str::to_string),
     }
 }
 

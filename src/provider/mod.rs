@@ -393,7 +393,27 @@ fn validate_method(r: &ResourceSpec, m: &MethodSpec, rule: &Rule<'_>) -> Result<
         rule("filters", r.column(&f.column).is_some(), &|| {
             format!("no column named '{}'", f.column)
         })?;
+        let bound = matches!(f.op, FilterOp::Lower | FilterOp::Upper);
+        let timed = r
+            .column(&f.column)
+            .is_some_and(|c| c.ty == ColumnType::Timestamp);
+        rule("filters", !bound || timed, &|| {
+            format!(
+                "'{}': lower / upper bounds need a timestamp column",
+                f.column
+            )
+        })?;
+        rule(
+            "filters",
+            !f.default_now || f.op == FilterOp::Upper,
+            &|| format!("'{}': default_now is for an upper bound", f.param),
+        )?;
     }
+    rule(
+        "cursor_limit",
+        m.per_page.is_none() || m.cursor_limit.is_none(),
+        &|| "a method pages by page number (per_page) or by cursor (cursor_limit), not both".into(),
+    )?;
     for b in &m.body {
         let known = r.column(b).is_some() || m.optional.contains(b) || m.required.contains(b);
         rule("body", known, &|| {

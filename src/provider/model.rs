@@ -139,6 +139,8 @@ pub enum ColumnType {
     Boolean,
     /// RFC 3339 date-time, as `Timestamp(µs, UTC)`.
     Timestamp,
+    /// A calendar day (`2026-12-03`), as `Date32`.
+    Date,
     /// Nested JSON, as JSON text.
     Json,
 }
@@ -152,6 +154,7 @@ impl ColumnType {
             ColumnType::Float64 => DataType::Float64,
             ColumnType::Boolean => DataType::Boolean,
             ColumnType::Timestamp => DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+            ColumnType::Date => DataType::Date32,
         }
     }
 
@@ -163,6 +166,7 @@ impl ColumnType {
             ColumnType::Float64 => "double",
             ColumnType::Boolean => "boolean",
             ColumnType::Timestamp => "timestamp(UTC)",
+            ColumnType::Date => "date",
             ColumnType::Json => "json (text)",
         }
     }
@@ -277,6 +281,17 @@ pub struct FilterSpec {
     pub op: FilterOp,
     /// Query parameter sent.
     pub param: String,
+    /// The list cannot run without it (Audit Logs' `since`): a statement whose WHERE does
+    /// not give it is refused, naming the column to bound. Never filled by a guess.
+    #[serde(default)]
+    pub required: bool,
+    /// For an `upper` bound the WHERE does not give: send the current time (plus a minute
+    /// of clock skew). Only where nothing can be newer than now, so the answer is the same.
+    #[serde(default)]
+    pub default_now: bool,
+    /// Added to the error of a missing required filter (how views over the table take it).
+    #[serde(default)]
+    pub hint: Option<String>,
 }
 
 /// Predicate kind of a [`FilterSpec`].
@@ -287,6 +302,12 @@ pub enum FilterOp {
     Eq,
     /// `LIKE '%text%'`, sent as a substring search.
     Like,
+    /// A lower bound of a time column (`>=`, `>`, BETWEEN, `CAST(col AS DATE) >= d`),
+    /// sent as an RFC 3339 time no later than the bound.
+    Lower,
+    /// An upper bound of a time column (`<`, `<=`, ...), sent as a time no earlier than
+    /// the bound: the API's rows are a superset and DataFusion applies the exact predicate.
+    Upper,
 }
 
 /// An API method.
@@ -325,6 +346,10 @@ pub struct MethodSpec {
     /// Page-number paging with this page size (the API's maximum).
     #[serde(default)]
     pub per_page: Option<u32>,
+    /// Cursor paging (`limit=` this, then `cursor=` the previous page's
+    /// `result_info.cursor`), as Audit Logs v2 pages; pages are read one after another.
+    #[serde(default)]
+    pub cursor_limit: Option<u32>,
     /// Fixed query parameters.
     #[serde(default)]
     pub query: BTreeMap<String, String>,

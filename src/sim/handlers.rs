@@ -996,3 +996,62 @@ pub async fn access_check(
         "Forbidden: invalid service token credentials",
     ))
 }
+
+// ---------- Audit Logs v2 ----------
+
+/// A `since` / `before` value: RFC 3339, or a date (`2026-11-01`, midnight UTC).
+fn audit_time(q: &HashMap<String, String>, key: &str) -> Result<DateTime<Utc>, Response> {
+    let bad = |why: &str| error(400, codes::INVALID, format!("{key}: {why}"));
+    let v = q.get(key).ok_or_else(|| bad("is required"))?;
+    if let Ok(t) = DateTime::parse_from_rfc3339(v) {
+        return Ok(t.with_timezone(&Utc));
+    }
+    chrono::NaiveDate::parse_from_str(v, "%Y-%m-%d")
+        .ok()
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .map(|t| t.and_utc())
+        .ok_or_else(|| bad("is not a date (2019-04-30) or an RFC 3339 time"))
+}
+
+/// `GET /accounts/{account_id}/logs/audit`: `since` and `before` required, `limit` up to
+/// 1,000 (default 100), `direction` desc (default) or asc, field filters, `cursor`.
+pub async fn list_audit_logs(
+    State(s): State<Shared>,
+    Extension(c): Extension<Caller>,
+    Path(p): Params,
+    RawQuery(q): RawQuery,
+) -> Result<Response, Response> {
+    use super::audit_log::{AuditQuery, FILTERS, decode_cursor};
+    let q = query_map(&q);
+    let account = p.get("account_id").cloned().unwrap_or_default();
+    let st = lock(&s);
+    authorize(&st, &c, &Owner::Account(account.clone()))?;
+    let limit = match q.get("limit").map(|l| l.parse::<usize>()) {
+        None => 100,
+        Some(Ok(l)) if (1..=1000).contains(&l) => l,
+        Some(_) => return Err(error(400, codes::INVALID, "limit: must be 1 to 1000")),
+    };
+    let after = match q.get("cursor") {
+        None => None,
+        Some(cur) => Some(
+            decode_cursor(cur).ok_or_else(|| error(400, codes::INVALID, "cursor: not a cursor"))?,
+        ),
+    };
+    let query = AuditQuery {
+        since: Some(audit_time(&q, "since")?),
+        before: Some(audit_time(&q, "before")?),
+        filters: FILTERS
+            .iter()
+            .filter_map(|k| q.get(*k).map(|v| (k.to_string(), v.clone())))
+            .collect(),
+        ascending: q.get("direction").is_some_and(|d| d == "asc"),
+        limit,
+        after,
+    };
+    let (rows, cursor) = st.audit.page(&account, &query);
+    let info = json!({"count": rows.len(), "cursor": cursor.unwrap_or_default()});
+    Ok(super::envelope::json_response(
+        200,
+        &json!({"success": true, "errors": [], "messages": [], "result": rows, "result_info": info}),
+    ))
+}

@@ -13,6 +13,7 @@
 //! confined to their account), and the sample data's times are relative to the hour
 //! the simulator started.
 
+mod audit_log;
 mod envelope;
 pub mod faults;
 mod handlers;
@@ -26,7 +27,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration as StdDuration;
 
-use chrono::Duration;
+use chrono::{DateTime, Duration, Utc};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -244,6 +245,30 @@ impl Simulator {
             .get(account_id)
             .map(|s| s.ids().to_vec())
             .unwrap_or_default()
+    }
+
+    /// Records `n` calls (`method` on one of the account's service tokens) by the
+    /// account's token `token_id`, one second apart ending at `last`, in the account's
+    /// Audit Logs v2, as if they had been made then.
+    pub fn add_audit_entries(
+        &self,
+        account_id: &str,
+        token_id: &str,
+        method: &str,
+        n: usize,
+        last: DateTime<Utc>,
+    ) {
+        let mut st = self.st();
+        let caller = state::Caller::AccountToken(account_id.to_string(), token_id.to_string());
+        let route = "/accounts/{account_id}/access/service_tokens/{service_token_id}";
+        for i in 0..n {
+            let path = format!(
+                "/accounts/{account_id}/access/service_tokens/{}",
+                st.ids.uuid()
+            );
+            let at = last - Duration::seconds((n - 1 - i) as i64);
+            st.record_call_at(&caller, (method, &path, route, 200), at);
+        }
     }
 
     /// Ids of every zone-level service token, sorted.

@@ -80,7 +80,8 @@ fn api_routes() -> Router<Shared> {
     let mut r = Router::new()
         .route("/accounts", get(h::list_accounts))
         .route("/zones", get(h::list_zones))
-        .route("/zones/{zone_id}", get(h::get_zone));
+        .route("/zones/{zone_id}", get(h::get_zone))
+        .route("/accounts/{account_id}/logs/audit", get(h::list_audit_logs));
     r = tokens(r, "/user");
     r = tokens(r, "/accounts/{account_id}");
     r = services(r, "/accounts/{account_id}");
@@ -152,6 +153,7 @@ async fn gate(
     };
     let entry = RecordedRequest::new(&method, &path, &route, &query, &bytes, auth);
     let seq = lock(&state).log.push(entry);
+    let (audit_caller, audit_path) = (caller.clone(), path.clone());
     // A request received is carried out and logged even if its client goes away while it
     // waits out its latency (as the real API does: the call acts, the answer is lost), so
     // a test can see what a client that stopped waiting loses.
@@ -168,6 +170,9 @@ async fn gate(
         .await;
         let processed = resp.extensions().get::<NotProcessed>().is_none();
         let status = processed.then(|| resp.status().as_u16());
+        if let Some(code) = status.filter(|c| *c != 429) {
+            lock(&state).record_call(&audit_caller, &method, &audit_path, &route, code);
+        }
         lock(&state).log.answer(
             seq,
             status,

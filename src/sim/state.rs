@@ -7,6 +7,7 @@ use std::time::{Duration as StdDuration, Instant};
 use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
 
+use super::audit_log::{Actor, AuditLog, Call};
 use super::faults::{FaultSpec, FaultState};
 use super::model::{Account, Owner, ServiceToken};
 use super::seed::{IdGen, SeedData};
@@ -272,6 +273,8 @@ pub struct SimState {
     pub paging_ignored: bool,
     /// Shift of the simulator's clock (tests move time forward).
     pub clock_offset: Duration,
+    /// Audit Logs v2 entries of every account.
+    pub audit: AuditLog,
 }
 
 impl SimState {
@@ -309,7 +312,7 @@ impl SimState {
             .into_iter()
             .map(|(z, svcs)| (z, OrderedStore::of(svcs, |s| s.id.clone())))
             .collect();
-        Self {
+        let mut st = Self {
             user,
             accounts: acc_store,
             account_tokens,
@@ -328,6 +331,118 @@ impl SimState {
             list_totals: true,
             paging_ignored: false,
             clock_offset: Duration::zero(),
+            audit: AuditLog::default(),
+        };
+        st.seed_audit_history();
+        st
+    }
+
+    /// Who a caller is, as the audit log names them.
+    fn actor(&self, c: &Caller) -> Actor {
+        let named = |store: Option<&TokenStore>, id: &str| {
+            store.and_then(|s| s.tokens.get(id)).map(|t| t.name.clone())
+        };
+        let (token_id, token_name, kind) = match c {
+            Caller::GlobalKey => (None, None, "user"),
+            Caller::UserToken(id) => (Some(id.clone()), named(Some(&self.user), id), "user"),
+            Caller::AccountToken(a, id) => (
+                Some(id.clone()),
+                named(self.account_tokens.get(a), id),
+                "account",
+            ),
+        };
+        Actor {
+            context: if token_id.is_some() {
+                "api_token"
+            } else {
+                "api_key"
+            },
+            token_id,
+            token_name,
+            kind,
+            email: self.email.clone(),
+        }
+    }
+
+    /// Records an answered call in its account's audit log, when it acted on an account
+    /// (`/accounts/{id}/...`) or one of its zones; calls on the user, the account list
+    /// and the audit log itself are not account actions and are not recorded.
+    pub fn record_call(&mut self, c: &Caller, method: &str, path: &str, route: &str, status: u16) {
+        let now = self.now();
+        self.record_call_at(c, (method, path, route, status), now);
+    }
+
+    /// [`SimState::record_call`] at a given time (seeded history, tests).
+    pub fn record_call_at(
+        &mut self,
+        c: &Caller,
+        (method, path, route, status): (&str, &str, &str, u16),
+        time: DateTime<Utc>,
+    ) {
+        if route.ends_with("/logs/audit") {
+            return;
+        }
+        let segment = path.split('/').nth(2).unwrap_or_default().to_string();
+        let (account, zone) = if route.starts_with("/accounts/{account_id}") {
+            (segment, None)
+        } else if route.starts_with("/zones/{zone_id}") {
+            match self.zone_account.get(&segment) {
+                Some(a) => (a.clone(), Some(segment)),
+                None => return,
+            }
+        } else {
+            return;
+        };
+        let Some(acc) = self.accounts.get(&account) else {
+            return;
+        };
+        let name = acc.name.clone();
+        let zone_name = zone.as_ref().and_then(|z| {
+            let i = acc.zones.iter().position(|x| x == z)?;
+            acc.zone_json(i)?["name"].as_str().map(str::to_string)
+        });
+        let actor = self.actor(c);
+        let call = Call {
+            method,
+            path,
+            route,
+            status,
+            time,
+        };
+        let zone = zone.as_deref().zip(zone_name.as_deref());
+        self.audit
+            .record(&mut self.ids, (&account, &name), zone, &actor, &call);
+    }
+
+    /// A month of history so that granted-versus-used has something to find: of each
+    /// account's tokens, every third updated service tokens a few days ago, every third
+    /// only read them, and the rest made no call at all.
+    fn seed_audit_history(&mut self) {
+        let now = self.now();
+        let accounts: Vec<String> = self.accounts.ids().to_vec();
+        for account in accounts {
+            let tokens: Vec<String> = self
+                .account_tokens
+                .get(&account)
+                .map(|s| s.tokens.ids().to_vec())
+                .unwrap_or_default();
+            for (i, token) in tokens.iter().enumerate() {
+                let caller = Caller::AccountToken(account.clone(), token.clone());
+                let calls: &[&str] = match i % 3 {
+                    0 => &["GET", "GET", "PUT"],
+                    1 => &["GET", "GET"],
+                    _ => &[],
+                };
+                for (k, m) in calls.iter().enumerate() {
+                    let when = now - Duration::days(1 + i as i64) + Duration::minutes(k as i64);
+                    let route = "/accounts/{account_id}/access/service_tokens/{service_token_id}";
+                    let path = format!(
+                        "/accounts/{account}/access/service_tokens/{}",
+                        self.ids.uuid()
+                    );
+                    self.record_call_at(&caller, (m, &path, route, 200), when);
+                }
+            }
         }
     }
 

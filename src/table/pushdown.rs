@@ -10,7 +10,9 @@ use datafusion::logical_expr::{
     BinaryExpr, Expr, Operator, TableProviderFilterPushDown, expr::InList, expr::Like,
 };
 
-use crate::provider::{FilterOp, ResourceSpec, Verb};
+use chrono::{DateTime, Duration, SecondsFormat, Utc};
+
+use crate::provider::{FilterOp, FilterSpec, ResourceSpec, Verb};
 
 /// What the API will be asked, derived from the WHERE clause.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -89,6 +91,59 @@ fn equality(e: &Expr) -> Option<(&str, Vec<String>)> {
     }
 }
 
+/// A bound's literal as an instant; a date is its midnight (UTC), and `<= date` reaches
+/// to the next midnight so that `CAST(col AS DATE) <= d` keeps all of day `d`.
+fn instant(v: &ScalarValue, op: Operator) -> Option<DateTime<Utc>> {
+    let at = match v {
+        ScalarValue::TimestampSecond(Some(s), _) => DateTime::from_timestamp(*s, 0)?,
+        ScalarValue::TimestampMillisecond(Some(ms), _) => DateTime::from_timestamp_millis(*ms)?,
+        ScalarValue::TimestampMicrosecond(Some(us), _) => DateTime::from_timestamp_micros(*us)?,
+        ScalarValue::TimestampNanosecond(Some(ns), _) => DateTime::from_timestamp_nanos(*ns),
+        ScalarValue::Date32(Some(d)) => {
+            let midnight = DateTime::from_timestamp(i64::from(*d) * 86_400, 0)?;
+            return Some(midnight + Duration::days(i64::from(op == Operator::LtEq)));
+        }
+        ScalarValue::Utf8(Some(s)) | ScalarValue::Utf8View(Some(s)) => {
+            DateTime::parse_from_rfc3339(s).ok()?.with_timezone(&Utc)
+        }
+        _ => return None,
+    };
+    Some(at)
+}
+
+/// `col >= t`, `col > t`, `t < col`, ... on a time: the column, whether it is a lower
+/// bound, and the bound widened to whole seconds plus one, so that the API's rows are a
+/// superset whether its `since` / `before` include their instant or not.
+fn bound(e: &Expr) -> Option<(&str, bool, String)> {
+    let Expr::BinaryExpr(BinaryExpr { left, op, right }) = e else {
+        return None;
+    };
+    let (c, v, op) = match (
+        column_name(left),
+        column_name(right),
+        right.as_ref(),
+        left.as_ref(),
+    ) {
+        (Some(c), None, Expr::Literal(v, _), _) => (c, v, *op),
+        (None, Some(c), _, Expr::Literal(v, _)) => (c, v, op.swap()?),
+        _ => return None,
+    };
+    let lower = match op {
+        Operator::Gt | Operator::GtEq => true,
+        Operator::Lt | Operator::LtEq => false,
+        _ => return None,
+    };
+    let at = instant(v, op)?;
+    let secs = at.timestamp();
+    let widened = if lower {
+        secs - 1
+    } else {
+        secs + 1 + i64::from(at.timestamp_subsec_nanos() > 0)
+    };
+    let text = DateTime::from_timestamp(widened, 0)?.to_rfc3339_opts(SecondsFormat::Secs, true);
+    Some((c, lower, text))
+}
+
 /// `col IS NOT NULL` (true) or `col IS NULL` (false).
 fn null_test(e: &Expr) -> Option<(&str, bool)> {
     match e {
@@ -127,6 +182,11 @@ fn id_column(r: &ResourceSpec) -> Option<&str> {
 
 /// Whether the API can use this predicate.
 pub fn classify(r: &ResourceSpec, e: &Expr) -> TableProviderFilterPushDown {
+    if let Some((col, lower, _)) = bound(e)
+        && bound_filter(r, col, lower).is_some()
+    {
+        return TableProviderFilterPushDown::Inexact;
+    }
     if let Some((col, _)) = null_test(e)
         && r.scope(col).is_some_and(|s| s.opt_in)
     {
@@ -159,6 +219,72 @@ pub fn classify(r: &ResourceSpec, e: &Expr) -> TableProviderFilterPushDown {
     TableProviderFilterPushDown::Unsupported
 }
 
+/// The query parameters of the list: the pushed filters, then each `default_now` bound
+/// the WHERE left open, as the current time plus a minute (nothing is newer than now).
+pub fn list_query(r: &ResourceSpec, plan: &ScanPlan) -> Vec<(String, String)> {
+    let mut q = plan.api_filters.clone();
+    let list = r.method(Verb::Select, false).into_iter();
+    for f in list.flat_map(|m| &m.filters).filter(|f| f.default_now) {
+        if !q.iter().any(|(p, _)| p == &f.param) {
+            let soon = Utc::now() + Duration::minutes(1);
+            q.push((
+                f.param.clone(),
+                soon.to_rfc3339_opts(SecondsFormat::Secs, true),
+            ));
+        }
+    }
+    q
+}
+
+/// The error for a list filter the API requires and the WHERE does not give: it names
+/// the column to bound (never a default range picked for the user).
+pub fn missing_required(table: &str, r: &ResourceSpec, plan: &ScanPlan) -> Option<crate::Error> {
+    let list = r.method(Verb::Select, false)?;
+    let f = list
+        .filters
+        .iter()
+        .find(|f| f.required && !plan.api_filters.iter().any(|(p, _)| p == &f.param))?;
+    let example = match f.op {
+        FilterOp::Lower => format!("WHERE {} >= now() - INTERVAL '7 days'", f.column),
+        FilterOp::Upper => format!("WHERE {} < now()", f.column),
+        _ => format!("WHERE {} = '<value>'", f.column),
+    };
+    Some(crate::Error::MissingParam {
+        table: table.to_string(),
+        param: format!("a bound on {} (the API's {})", f.column, f.param),
+        hint: format!(
+            "the API refuses a listing without it and cfql does not pick a range for you; add {example} (or any >=, >, BETWEEN or CAST({} AS DATE) >= date){}",
+            f.column,
+            f.hint
+                .as_deref()
+                .map(|h| format!("; {h}"))
+                .unwrap_or_default()
+        ),
+    })
+}
+
+/// The list's filter taking a lower (or upper) bound of `col`.
+fn bound_filter<'a>(r: &'a ResourceSpec, col: &str, lower: bool) -> Option<&'a FilterSpec> {
+    let op = if lower {
+        FilterOp::Lower
+    } else {
+        FilterOp::Upper
+    };
+    r.method(Verb::Select, false)?
+        .filters
+        .iter()
+        .find(|f| f.column == col && f.op == op)
+}
+
+/// Keeps the tighter of two bounds (RFC 3339 texts of one format order as times).
+fn tighten(filters: &mut Vec<(String, String)>, param: &str, value: String, lower: bool) {
+    match filters.iter_mut().find(|(p, _)| p == param) {
+        Some((_, old)) if (lower && value > *old) || (!lower && value < *old) => *old = value,
+        Some(_) => {}
+        None => filters.push((param.to_string(), value)),
+    }
+}
+
 fn intersect(existing: Option<Vec<String>>, new: Vec<String>) -> Vec<String> {
     match existing {
         None => new,
@@ -187,6 +313,12 @@ pub fn analyze(r: &ResourceSpec, filters: &[Expr]) -> ScanPlan {
     let mut plan = ScanPlan::default();
     let list = r.method(Verb::Select, false);
     for f in filters {
+        if let Some((col, lower, at)) = bound(f)
+            && let Some(fs) = bound_filter(r, col, lower)
+        {
+            tighten(&mut plan.api_filters, &fs.param, at, lower);
+            continue;
+        }
         if let Some((col, not_null)) = null_test(f)
             && r.scope(col).is_some_and(|s| s.opt_in)
         {

@@ -93,6 +93,12 @@ fn describe(
 ) -> Result<String> {
     let by_id = plan.ids.is_some() && resource.spec.method(Verb::Select, true).is_some();
     let method = resource.method_for(Verb::Select, by_id)?;
+    if !by_id
+        && let Some(e) =
+            super::pushdown::missing_required(&resource.qualified_name(), &resource.spec, plan)
+    {
+        return Err(e);
+    }
     let mut parts = vec![format!("table={}", resource.qualified_name())];
     parts.extend(describe_calls(method, plan, by_id));
     parts.extend(describe_scope(engine, resource, method, plan)?);
@@ -119,6 +125,10 @@ fn describe_calls(method: &MethodSpec, plan: &ScanPlan, by_id: bool) -> Vec<Stri
     if let Some(p) = method.per_page {
         call.push_str(&format!(
             " ({p} per page; pages after the first concurrently)"
+        ));
+    } else if let Some(l) = method.cursor_limit {
+        call.push_str(&format!(
+            " ({l} per page; each page after the cursor of the one before)"
         ));
     }
     let mut parts = vec![call];
@@ -208,7 +218,7 @@ fn cost(
     let per_scope = if by_id {
         format!("{}", plan.ids.as_ref().map_or(0, Vec::len))
     } else {
-        match (method.per_page, limit) {
+        match (method.per_page.or(method.cursor_limit), limit) {
             (Some(p), Some(l)) => format!("{}", l.div_ceil(p as usize).max(1)),
             (Some(p), None) => format!("ceil(rows/{p}) (at least 1)"),
             (None, _) => "1".into(),
@@ -445,7 +455,7 @@ impl ScanJob {
         let table = self.resource.qualified_name();
         let streams = reading.scopes.iter().map(|scope| {
             let scope = scope.clone();
-            let filters = self.plan.api_filters.clone();
+            let filters = super::pushdown::list_query(&self.resource.spec, &self.plan);
             self.engine
                 .list_pages(&self.resource, &reading.method, &scope, filters, self.limit)
                 .map(move |r| (scope.clone(), r))

@@ -3,6 +3,7 @@
 #[macro_use]
 mod common;
 
+mod audit_logs;
 mod budget;
 mod check;
 mod cli;

@@ -558,10 +558,12 @@ fn catalog_aliases_views_and_information_schema() {
             [
                 "access.service_tokens",
                 "accounts.accounts",
+                "accounts.audit_logs",
                 "accounts.permission_groups",
                 "accounts.tokens",
                 "audit.credentials",
                 "audit.permissions",
+                "audit.token_usage",
                 "user.permission_groups",
                 "user.tokens",
                 "user.tokens_verify",

@@ -818,7 +818,8 @@ fn show_and_describe() {
             vec![
                 "cloudflare.accounts.accounts",
                 "cloudflare.accounts.tokens",
-                "cloudflare.accounts.permission_groups"
+                "cloudflare.accounts.permission_groups",
+                "cloudflare.accounts.audit_logs"
             ]
         );
         let b = s
