@@ -244,6 +244,16 @@ impl Session {
             .insert(name.into(), value.into());
     }
 
+    /// Sets `name` unless it already has a value (a control's `@var` default yields to
+    /// `--var` and to `SET`).
+    pub fn default_var(&self, name: &str, value: &str) {
+        self.vars
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(name.to_string())
+            .or_insert_with(|| value.to_string());
+    }
+
     /// Sets the progress callback (table, pages, rows) called as scans receive pages.
     #[cfg_attr(not(feature = "cli"), allow(dead_code))] // used by the CLI only
     pub(crate) fn set_progress(&self, f: Option<Arc<ProgressFn>>) {

@@ -140,20 +140,54 @@ pub enum Command {
 #[derive(Debug, Args)]
 #[command(
     after_help = "Each SELECT is a control, titled by the first line of the comment block above it
-(else FILE:LINE). No rows: ok. Rows: alarm, and the rows are its findings. A failed
-statement, or any write (INSERT, UPDATE, DELETE, EXEC: nothing is sent), is an error.
-SET and template variables work as in scripts.
-Exit codes: 0 all ok, 3 at least one alarm and no error, 1 any error, 2 usage.
-Example: cfql check --demo -f examples/expiring_credentials.sql --format junit > report.xml"
+(else FILE:LINE), described by `-- @id:`, `@severity:`, `@tags:`, `@rationale:`,
+`@remediation:`, `@fix:` and `@var:` lines in that block (see the README). No rows: ok.
+Rows: alarm, and the rows are its findings. A failed statement, or any write (INSERT,
+UPDATE, DELETE, EXEC: nothing is sent), is an error. SET and template variables work as
+in scripts.
+Exit codes: 0 all ok, 3 at least one alarm (with --fail-on new: one new finding) and no
+error, 1 any error, 2 usage.
+Examples: cfql check --demo --benchmark credentials --format html > report.html
+          cfql check --benchmark credentials --baseline last.json --fail-on new
+          cfql check --demo -f examples/expiring_credentials.sql --format junit > report.xml"
 )]
 pub struct CheckArgs {
     /// A file of controls (repeatable). Example: -f examples/unused_tokens.sql
-    #[arg(short = 'f', long = "file", value_name = "FILE", required = true)]
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
     pub files: Vec<PathBuf>,
-    /// Report format: table, json, junit, markdown (default table).
-    /// Example: --format junit
+    /// A built-in benchmark to run (repeatable): credentials. Example: --benchmark credentials
+    #[arg(long, value_name = "NAME")]
+    pub benchmark: Vec<String>,
+    /// List the built-in benchmarks' controls (id, severity, tags, title) and exit.
+    #[arg(long)]
+    pub list: bool,
+    /// Run only controls of this severity or worse: critical, high, medium, low.
+    /// Example: --severity high
+    #[arg(long, value_name = "LEVEL")]
+    pub severity: Option<super::check::Severity>,
+    /// Run only controls with this tag (repeatable: any of them). Example: --tag expiry
+    #[arg(long, value_name = "TAG")]
+    pub tag: Vec<String>,
+    /// An earlier `--format json` report: each finding is marked new or known, and the
+    /// earlier findings that are gone are listed as resolved. Example: --baseline last.json
+    #[arg(long, value_name = "FILE")]
+    pub baseline: Option<PathBuf>,
+    /// Which findings make the exit code 3: any (default), or new (those not in --baseline).
+    #[arg(long, value_name = "WHICH", default_value = "any")]
+    pub fail_on: FailOn,
+    /// Report format: table, json, junit, markdown, html (default table).
+    /// Example: --format html > report.html
     #[arg(long, value_name = "FORMAT", default_value = "table")]
     pub format: CheckFormat,
+}
+
+/// Which findings fail `cfql check`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum FailOn {
+    /// Every finding.
+    Any,
+    /// Findings not in the baseline.
+    New,
 }
 
 /// Report formats of `cfql check`.
@@ -167,6 +201,9 @@ pub enum CheckFormat {
     Junit,
     /// Markdown: a summary table, then each alarm's findings.
     Markdown,
+    /// One self-contained HTML page (inline CSS and SVG): a summary chart, then each
+    /// control with its rationale, findings and remediation.
+    Html,
 }
 
 /// `cfql serve` options (credentials, --profile, --base-url, --demo, --secrets-file and

@@ -68,6 +68,7 @@ pub fn main() -> ExitCode {
         }
         #[cfg(feature = "serve")]
         Some(Command::Serve(ref a)) => serve::run(&rt, &cli, a),
+        Some(Command::Check(ref a)) if a.list => check::list(),
         Some(Command::Check(_)) | None => run_client(&rt, cli, sources),
     }
 }
@@ -243,6 +244,21 @@ fn run_client(rt: &tokio::runtime::Runtime, cli: Cli, sources: Vec<Source>) -> E
         Ok(s) => s,
         Err(code) => return code,
     };
+    if let Some(a) = check {
+        if a.files.is_empty() && a.benchmark.is_empty() {
+            eprintln!(
+                "error: cfql check needs -f FILE or --benchmark NAME (cfql check --list shows the built-in controls)"
+            );
+            return ExitCode::from(EXIT_USAGE);
+        }
+        match check::benchmark_scripts(&a.benchmark) {
+            Ok(b) => scripts.extend(b),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(EXIT_USAGE);
+            }
+        }
+    }
     let interactive = sources.is_empty() && std::io::stdin().is_terminal();
     let _sim = if cli.demo {
         match start_demo(rt, &mut config, interactive) {
@@ -262,7 +278,7 @@ fn run_client(rt: &tokio::runtime::Runtime, cli: Cli, sources: Vec<Source>) -> E
     let printer = make_printer(&cli, &session);
     let format = printer.format;
     if let Some(a) = check {
-        return check::run(rt, &session, &scripts, a.format, &printer);
+        return check::run(rt, &session, &scripts, a, &printer);
     }
     if interactive {
         return repl::run(rt, session, format, printer);

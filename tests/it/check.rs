@@ -42,9 +42,9 @@ fn exit_codes_say_ok_alarm_or_error() {
     };
     let (code, out, err) = check(&[&ok]);
     assert_eq!(code, 0, "{out}{err}");
-    assert_contains!(out, "OK     Nothing is named that  (", "ok.sql:3)");
+    assert_contains!(out, "OK     [medium] Nothing is named that  (", "ok.sql:3)");
     assert!(
-        out.contains(&format!("OK     {ok}:5")),
+        out.contains(&format!("OK     [medium] {ok}:5")),
         "a control without a comment is titled FILE:LINE: {out}"
     );
     assert!(
@@ -56,7 +56,7 @@ fn exit_codes_say_ok_alarm_or_error() {
     assert_eq!(code, 3, "{out}{err}");
     assert_contains!(
         out,
-        "ALARM  Tokens that expire within 30 days  (",
+        "ALARM  [medium] Tokens that expire within 30 days  (",
         "finding(s)"
     );
     let last = out.lines().last().unwrap();
@@ -67,7 +67,7 @@ fn exit_codes_say_ok_alarm_or_error() {
 
     let (code, out, _) = check(&[&ok, &alarm, &broken]);
     assert_eq!(code, 1, "{out}");
-    assert_contains!(out, "ERROR  A typo", "unknown column 'nme'");
+    assert_contains!(out, "ERROR  [medium] A typo", "unknown column 'nme'");
     assert!(out.ends_with("1 error\n"), "{out}");
     let (code, _, err) = run(cfql(home.path()).args(["check", "--demo"]));
     assert_eq!(code, 2, "no file is a usage error: {err}");

@@ -4,6 +4,7 @@
 mod common;
 
 mod audit_logs;
+mod benchmark;
 mod budget;
 mod check;
 mod cli;
