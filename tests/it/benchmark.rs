@@ -133,12 +133,12 @@ async fn raw_credentials(s: &cfql::Session) -> Vec<Cred> {
 }
 
 /// A control's rule over one credential.
-type Rule = Box<dyn Fn(&Cred) -> bool>;
+type Rule<'a> = Box<dyn Fn(&Cred) -> bool + 'a>;
 
 /// The rules of the benchmark, in Rust, over the raw rows.
 fn expected(creds: &[Cred], now: DateTime<Utc>) -> BTreeMap<&'static str, BTreeSet<String>> {
     let api = |c: &Cred| c.kind != "service_token";
-    let rules: Vec<(&'static str, Rule)> = vec![
+    let rules: Vec<(&'static str, Rule<'_>)> = vec![
         (
             "cred-expiring-soon",
             Box::new(|c: &Cred| {
