@@ -147,9 +147,15 @@ pub fn generate(opts: &SeedOptions, now: DateTime<Utc>) -> SeedData {
             .collect();
         for (z, zone) in zones.iter().enumerate() {
             let n = 1 + z;
-            let zt = (0..n)
+            let mut zt: Vec<ServiceToken> = (0..n)
                 .map(|i| sample_service_token(&mut ids, anchor, i + 100))
                 .collect();
+            // Zone-level tokens may never expire (`forever`): the first account always has
+            // one, so the demo shows the case whatever the draws.
+            if a == 0 && z == 1 {
+                zt[1].duration = "forever".into();
+                zt[1].expires_at = None;
+            }
             zone_service_tokens.push((zone.clone(), zt));
         }
         accounts.push((account, toks, svc));

@@ -221,6 +221,7 @@ fn the_benchmark_finds_what_each_rule_says_on_the_simulator() {
         "cred-expiring-soon",
         "cred-expired-present",
         "token-no-expiry",
+        "service-token-no-expiry",
         "cred-never-used",
         "cred-unused-90d",
         "token-no-ip-restriction",
@@ -665,4 +666,34 @@ fn a_users_file_carries_the_same_metadata() {
         ],
     );
     assert_eq!(code, 0, "left out by its tag: {err}");
+}
+
+/// On `--demo`, the benchmark finds the seeded problems: every control raises an alarm,
+/// and the report names the seeded R2 job and the zone-level token that never expires.
+#[test]
+fn on_the_demo_the_benchmark_finds_the_seeded_problems() {
+    let home = tempfile::tempdir().unwrap();
+    let (code, out, err) = run(cfql(home.path()).args([
+        "check",
+        "--demo",
+        "--benchmark",
+        "credentials",
+        "--format",
+        "json",
+    ]));
+    assert_eq!(code, 3, "{err}");
+    let alarms: Vec<String> = named(&out)
+        .into_iter()
+        .filter(|(_, ids)| !ids.is_empty())
+        .map(|(id, _)| id)
+        .collect();
+    assert_eq!(alarms.len(), 12, "{alarms:?}");
+    assert_contains!(out, "backup-job");
+    let v: Vec<Value> = serde_json::from_str(&out).unwrap();
+    let forever = v
+        .iter()
+        .find(|c| c["id"] == "service-token-no-expiry")
+        .unwrap();
+    assert_eq!(forever["findings"][0]["scope"], "zone");
+    assert_contains!(err, "12 controls: 0 ok, 12 alarm (");
 }
