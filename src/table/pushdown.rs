@@ -11,6 +11,7 @@ use datafusion::logical_expr::{
 };
 
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
+use datafusion::arrow::datatypes::DataType;
 
 use crate::provider::{FilterOp, FilterSpec, ResourceSpec, Verb};
 
@@ -115,12 +116,14 @@ fn instant(v: &ScalarValue, op: Operator) -> Option<DateTime<Utc>> {
 /// bound, and the bound widened to whole seconds plus one, so that the API's rows are a
 /// superset whether its `since` / `before` include their instant or not.
 fn bound(e: &Expr) -> Option<(&str, bool, String)> {
+    // Only a time compared as a time (or as a day): `CAST(t AS VARCHAR) >= '...'` orders
+    // text, not instants, and must not be sent as a range.
     let Expr::BinaryExpr(BinaryExpr { left, op, right }) = e else {
         return None;
     };
     let (c, v, op) = match (
-        column_name(left),
-        column_name(right),
+        time_column(left),
+        time_column(right),
         right.as_ref(),
         left.as_ref(),
     ) {
@@ -142,6 +145,22 @@ fn bound(e: &Expr) -> Option<(&str, bool, String)> {
     };
     let text = DateTime::from_timestamp(widened, 0)?.to_rfc3339_opts(SecondsFormat::Secs, true);
     Some((c, lower, text))
+}
+
+/// The column of a bound's side: the column itself, or the column cast to a time or a date.
+fn time_column(e: &Expr) -> Option<&str> {
+    match e {
+        Expr::Column(c) => Some(c.name.as_str()),
+        Expr::Cast(c)
+            if matches!(
+                c.field.data_type(),
+                DataType::Date32 | DataType::Timestamp(..)
+            ) =>
+        {
+            time_column(&c.expr)
+        }
+        _ => None,
+    }
 }
 
 /// `col IS NOT NULL` (true) or `col IS NULL` (false).
@@ -368,7 +387,7 @@ pub fn analyze(r: &ResourceSpec, filters: &[Expr]) -> ScanPlan {
 mod tests {
     use super::*;
     use crate::provider::Registry;
-    use datafusion::prelude::{col, lit};
+    use datafusion::prelude::{cast, col, lit};
 
     fn tokens() -> ResourceSpec {
         Registry::embedded()
@@ -439,6 +458,48 @@ mod tests {
         assert_eq!(
             classify(&r, &col("type").eq(lit("x"))),
             TableProviderFilterPushDown::Unsupported
+        );
+    }
+
+    #[test]
+    fn a_time_bound_is_sent_only_when_the_column_is_compared_as_a_time() {
+        let r = Registry::embedded()
+            .unwrap()
+            .resolve(&["accounts".into(), "audit_logs".into()])
+            .unwrap()
+            .spec
+            .as_ref()
+            .clone();
+        let at = || {
+            lit(ScalarValue::TimestampMicrosecond(
+                Some(1_793_000_000_000_000),
+                Some("UTC".into()),
+            ))
+        };
+        let plan = analyze(
+            &r,
+            &[col("action_time").gt_eq(at()), at().gt(col("action_time"))],
+        );
+        assert_eq!(
+            plan.api_filters,
+            [
+                ("since".to_string(), "2026-10-26T07:33:19Z".to_string()),
+                ("before".to_string(), "2026-10-26T07:33:21Z".to_string()),
+            ]
+        );
+        // Text order is not time order: a cast to text is never a range.
+        let text = cast(col("action_time"), DataType::Utf8).gt_eq(lit("2026-11-01T10:00:00+05:00"));
+        assert_eq!(
+            classify(&r, &text),
+            TableProviderFilterPushDown::Unsupported
+        );
+        assert!(analyze(&r, &[text]).api_filters.is_empty());
+        // A day: `<= d` reaches the end of day d.
+        let day = cast(col("action_time"), DataType::Date32)
+            .lt_eq(lit(ScalarValue::Date32(Some(20_400))));
+        assert_eq!(
+            analyze(&r, &[day]).api_filters,
+            [("before".to_string(), "2025-11-09T00:00:01Z".to_string())]
         );
     }
 }
