@@ -12,8 +12,8 @@
 -- @var: days=30
 -- @rationale: A credential that expires unnoticed breaks the deployment, exporter or
 --   tunnel that uses it, usually at night. Rotating ahead of time is a change, not an outage.
--- @remediation: Roll the token (or rotate the service token), hand the new secret to its
---   user, then set the next expiry.
+-- @remediation: Roll the token (or rotate the service token, or renew the certificate),
+--   hand the new secret to its user, then set the next expiry.
 -- @fix[kind=user_token]: EXEC cloudflare.user.tokens.roll @token_id='{id}'
 -- @fix[kind=account_token]: EXEC cloudflare.accounts.tokens.roll @account_id='{account_id}', @token_id='{id}'
 -- @fix[kind=service_token,scope=account]: EXEC cloudflare.access.service_tokens.rotate @account_id='{account_id}', @service_token_id='{id}'
@@ -101,7 +101,8 @@ WITH every_credential AS (
   SELECT * FROM cloudflare.audit.credentials WHERE zone_id IS NOT NULL)
 SELECT kind, scope, account_id, zone_id, id, name, created_at
   FROM every_credential
- WHERE status = 'active' AND last_used_at IS NULL
+ WHERE kind IN ('user_token', 'account_token', 'service_token')  -- certificates report no use
+   AND status = 'active' AND last_used_at IS NULL
    AND created_at < now() - INTERVAL '30 days'
  ORDER BY created_at, id;
 

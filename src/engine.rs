@@ -21,6 +21,8 @@ pub struct ScopeBinding {
     pub values: Vec<(String, Option<String>)>,
     /// Path prefix substituted for `{scope}`.
     pub prefix: String,
+    /// Query parameters of a scope sent in the query string.
+    pub query: Vec<(String, String)>,
 }
 
 impl ScopeBinding {
@@ -29,6 +31,7 @@ impl ScopeBinding {
         Self {
             values: Vec::new(),
             prefix: String::new(),
+            query: Vec::new(),
         }
     }
 
@@ -53,6 +56,9 @@ pub enum ScopeSource {
     DefaultAccount,
     /// Every row of this table (`service.table`), such as every account the credential can list.
     FanOut(String),
+    /// Only opt-in scopes (a call per zone) and the statement did not ask for them: no call
+    /// is made, no row is read, and the scan says so in a note.
+    NotAsked,
     /// None given and none can be found: the scan fails with this message.
     Missing(Error),
 }
@@ -165,6 +171,10 @@ impl Engine {
         if allowed.iter().any(|s| pinned.contains_key(&s.column)) {
             return ScopeSource::Pinned;
         }
+        // `/certificates/{id}` needs no scope (and callers never use it with one pinned).
+        if spec.scope_blind(method) {
+            return ScopeSource::Unscoped;
+        }
         let asked = allowed
             .iter()
             .filter(|s| s.opt_in && opted_in.contains(&s.column))
@@ -181,6 +191,9 @@ impl Engine {
             .find_map(|s| s.fanout.clone())
         {
             return ScopeSource::FanOut(src);
+        }
+        if !allowed.is_empty() && allowed.iter().all(|s| s.opt_in) {
+            return ScopeSource::NotAsked;
         }
         let names: Vec<_> = allowed.iter().map(|s| s.column.as_str()).collect();
         let example = names.first().copied().unwrap_or("account_id");
@@ -250,6 +263,7 @@ impl Engine {
                     .map(|a| scope_binding(resource, &col, a))
                     .collect()
             }
+            ScopeSource::NotAsked => Ok(Vec::new()),
             ScopeSource::Missing(e) => Err(e),
         }
     }
@@ -329,6 +343,7 @@ impl Engine {
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
         query.extend(filters);
+        query.extend(scope.query.iter().cloned());
         let per_page = method.per_page.map(u64::from);
         let cursor_limit = method.cursor_limit.map(u64::from);
         let wanted_pages = match (max_rows, per_page.or(cursor_limit)) {
@@ -446,5 +461,14 @@ pub fn scope_binding(resource: &Resource, col: &str, val: &str) -> Result<ScopeB
         .iter()
         .map(|s| (s.column.clone(), (s.column == col).then(|| val.to_string())))
         .collect();
-    Ok(ScopeBinding { values, prefix })
+    let query = if scope.query {
+        vec![(col.to_string(), val.to_string())]
+    } else {
+        Vec::new()
+    };
+    Ok(ScopeBinding {
+        values,
+        prefix,
+        query,
+    })
 }

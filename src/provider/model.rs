@@ -123,6 +123,10 @@ pub struct ScopeSpec {
     /// statement. A scan that could hold such rows and did not read them says so in a note.
     #[serde(default)]
     pub opt_in: bool,
+    /// The scope value goes in the list's query string (`?zone_id=...`, Origin CA's
+    /// `/certificates`) instead of a path prefix.
+    #[serde(default)]
+    pub query: bool,
 }
 
 /// Arrow type of a column.
@@ -389,6 +393,27 @@ impl ResourceSpec {
             .iter()
             .filter(|m| m.verb == verb)
             .find(|m| has_id(m) == by_id)
+    }
+
+    /// Whether `method` names an object by id with no scope in its path (Origin CA's
+    /// `/certificates/{id}`): it cannot tell whether the object belongs to a given scope,
+    /// so a statement that names a scope lists that scope instead, and a write reads first.
+    pub fn scope_blind(&self, method: &MethodSpec) -> bool {
+        !self.scopes.is_empty()
+            && !method.path.contains("{scope}")
+            && self
+                .id
+                .as_ref()
+                .is_some_and(|i| method.path.contains(&format!("{{{}}}", i.param)))
+    }
+
+    /// Whether a scan whose WHERE pins ids (and maybe scopes) reads them by id: only when
+    /// the GET can vouch for the scope the WHERE names.
+    pub fn reads_by_id(&self, ids_pinned: bool, scopes_pinned: bool) -> bool {
+        match self.method(Verb::Select, true) {
+            Some(get) => ids_pinned && !(scopes_pinned && self.scope_blind(get)),
+            None => false,
+        }
     }
 
     /// The scope spec of a column.

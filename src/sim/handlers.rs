@@ -24,11 +24,11 @@ use super::store::{OrderedStore, PageRequest};
 pub type Shared = Arc<Mutex<SimState>>;
 type Params = Path<HashMap<String, String>>;
 
-fn lock(s: &Shared) -> MutexGuard<'_, SimState> {
+pub(super) fn lock(s: &Shared) -> MutexGuard<'_, SimState> {
     s.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-fn query_map(q: &Option<String>) -> HashMap<String, String> {
+pub(super) fn query_map(q: &Option<String>) -> HashMap<String, String> {
     q.as_deref()
         .map(|q| {
             url::form_urlencoded::parse(q.as_bytes())
@@ -43,7 +43,7 @@ fn invalid(msg: impl Into<String>) -> Response {
 }
 
 /// Reads `page`, `per_page` and `direction`, enforcing the documented bounds.
-fn paging(
+pub(super) fn paging(
     q: &HashMap<String, String>,
     default: usize,
     min: usize,
@@ -123,7 +123,7 @@ fn parse_time(body: &Map<String, Value>, field: &str) -> Result<Option<DateTime<
 }
 
 /// Checks that `caller` may act on tokens of `owner`.
-fn authorize(st: &SimState, caller: &Caller, owner: &Owner) -> Result<(), Response> {
+pub(super) fn authorize(st: &SimState, caller: &Caller, owner: &Owner) -> Result<(), Response> {
     let denied = || {
         error(
             403,

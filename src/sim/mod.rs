@@ -16,6 +16,7 @@
 mod audit_log;
 mod envelope;
 pub mod faults;
+mod generic;
 mod handlers;
 pub mod model;
 mod seed;

@@ -86,6 +86,7 @@ fn api_routes() -> Router<Shared> {
     r = tokens(r, "/accounts/{account_id}");
     r = services(r, "/accounts/{account_id}");
     r = services(r, "/zones/{zone_id}");
+    r = super::generic::routes(r);
     r.route(
         "/accounts/{account_id}/access/service_tokens/{service_token_id}/refresh",
         post(h::refresh_service_token),

@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use super::audit_log::{Actor, AuditLog, Call};
 use super::faults::{FaultSpec, FaultState};
+use super::generic::GenericStore;
 use super::model::{Account, Owner, ServiceToken};
 use super::seed::{IdGen, SeedData};
 use super::store::{OrderedStore, TokenStore};
@@ -275,6 +276,8 @@ pub struct SimState {
     pub clock_offset: Duration,
     /// Audit Logs v2 entries of every account.
     pub audit: AuditLog,
+    /// The objects of the tables served generically (certificates, tunnels).
+    pub generic: GenericStore,
 }
 
 impl SimState {
@@ -332,7 +335,9 @@ impl SimState {
             paging_ignored: false,
             clock_offset: Duration::zero(),
             audit: AuditLog::default(),
+            generic: GenericStore::default(),
         };
+        st.generic = GenericStore::seeded(&st.accounts.values().collect::<Vec<_>>());
         st.seed_audit_history();
         st
     }

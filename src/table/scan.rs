@@ -91,7 +91,9 @@ fn describe(
     plan: &ScanPlan,
     limit: Option<usize>,
 ) -> Result<String> {
-    let by_id = plan.ids.is_some() && resource.spec.method(Verb::Select, true).is_some();
+    let by_id = resource
+        .spec
+        .reads_by_id(plan.ids.is_some(), !plan.scopes.is_empty());
     let method = resource.method_for(Verb::Select, by_id)?;
     if !by_id
         && let Some(e) =
@@ -173,6 +175,9 @@ fn describe_scope(
                     "scope=fan-out over every row of cloudflare.{source} (GET {list}), concurrently"
                 )
             }
+            ScopeSource::NotAsked => {
+                "scope=none: the opt-in scope was not asked for (see the note)".into()
+            }
             ScopeSource::Missing(e) => return Err(e),
         },
     ))
@@ -192,17 +197,20 @@ fn unread_scope_note(
     let left_out = resource.spec.allowed_scopes(method).find(|s| {
         s.opt_in && !plan.opted_in.contains(&s.column) && !plan.opted_out.contains(&s.column)
     })?;
-    let source = left_out.fanout.as_deref().unwrap_or("?");
-    let kind = left_out
-        .column
-        .strip_suffix("_id")
-        .unwrap_or(&left_out.column);
-    Some(format!(
-        "note: {table}: {kind}-level rows were not read (a call per row of cloudflare.{source}); \
-         add WHERE {col} IS NOT NULL to read them, or WHERE {col} IS NULL to say you do not want them",
-        table = resource.qualified_name(),
-        col = left_out.column,
-    ))
+    let from = left_out.fanout.as_deref().unwrap_or("?");
+    let (table, col) = (resource.qualified_name(), &left_out.column);
+    let kind = col.strip_suffix("_id").unwrap_or(col);
+    Some(if matches!(source, ScopeSource::NotAsked) {
+        format!(
+            "note: {table}: no rows were read: it is read per {kind} (a call per row of \
+             cloudflare.{from}); add WHERE {col} IS NOT NULL for every {kind}, or WHERE {col} = '<id>'"
+        )
+    } else {
+        format!(
+            "note: {table}: {kind}-level rows were not read (a call per row of cloudflare.{from}); \
+             add WHERE {col} IS NOT NULL to read them, or WHERE {col} IS NULL to say you do not want them"
+        )
+    })
 }
 
 /// The API calls the scan will make, as a number or a formula (the budget is 1,200 calls
@@ -243,6 +251,7 @@ fn cost(
             let one = rows.strip_suffix('s').unwrap_or(rows);
             format!("ceil({rows}/{per}) to list the {rows} + {per_scope} per {one}")
         }
+        ScopeSource::NotAsked => "0 calls".into(),
         _ => format!("{per_scope} call(s)"),
     }
 }
@@ -360,7 +369,7 @@ struct Reading {
 impl ScanJob {
     async fn run(self, tx: Tx) -> Result<()> {
         let spec = &self.resource.spec;
-        let by_id = self.plan.ids.is_some() && spec.method(Verb::Select, true).is_some();
+        let by_id = spec.reads_by_id(self.plan.ids.is_some(), !self.plan.scopes.is_empty());
         let method = spec
             .method(Verb::Select, by_id)
             .cloned()

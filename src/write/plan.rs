@@ -277,6 +277,11 @@ pub(crate) async fn pinned_calls(
     if scopes.len() > 1 || scopes.values().any(|v| v.len() > 1) {
         return Ok(None);
     }
+    // A call by id that cannot check the scope the WHERE names would act on an object of
+    // another scope: read the scope's rows first.
+    if !scopes.is_empty() && target.resource.spec.scope_blind(&target.method) {
+        return Ok(None);
+    }
     let source = engine.scope_source(&target.resource, &target.method, scopes, &[]);
     if !matches!(
         source,

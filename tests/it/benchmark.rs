@@ -51,9 +51,11 @@ struct Cred {
     disabled: bool,
     expires: Option<DateTime<Utc>>,
     last_used: Option<DateTime<Utc>>,
-    created: DateTime<Utc>,
+    created: Option<DateTime<Utc>>,
     modified: Option<DateTime<Utc>>,
     ip_allow_list: bool,
+    /// The API reports its use (tokens); certificates report none.
+    usage: bool,
 }
 
 fn time(v: &Option<String>) -> Option<DateTime<Utc>> {
@@ -96,9 +98,10 @@ async fn raw_credentials(s: &cfql::Session) -> Vec<Cred> {
                 disabled: st[i] == "disabled",
                 expires: time(&e[i]),
                 last_used: time(&u[i]),
-                created: time(&c[i]).unwrap(),
+                created: time(&c[i]),
                 modified: time(&m[i]),
                 ip_allow_list: ips,
+                usage: true,
             });
         }
     }
@@ -123,9 +126,55 @@ async fn raw_credentials(s: &cfql::Session) -> Vec<Cred> {
                 disabled,
                 expires,
                 last_used: time(&u[i]),
-                created: time(&c[i]).unwrap(),
+                created: time(&c[i]),
                 modified: None,
                 ip_allow_list: true,
+                usage: true,
+            });
+        }
+    }
+    for (kind, sql) in [
+        (
+            "access_certificate",
+            "SELECT id, 'active' AS st, CAST(expires_on AS VARCHAR) AS e, CAST(created_at AS VARCHAR) AS c FROM cloudflare.access.certificates WHERE zone_id IS NULL",
+        ),
+        (
+            "access_certificate",
+            "SELECT id, 'active' AS st, CAST(expires_on AS VARCHAR) AS e, CAST(created_at AS VARCHAR) AS c FROM cloudflare.access.certificates WHERE zone_id IS NOT NULL",
+        ),
+        (
+            "client_certificate",
+            "SELECT id, status AS st, CAST(expires_on AS VARCHAR) AS e, CAST(issued_on AS VARCHAR) AS c FROM cloudflare.zones.client_certificates WHERE zone_id IS NOT NULL",
+        ),
+        (
+            "mtls_certificate",
+            "SELECT id, 'active' AS st, CAST(expires_on AS VARCHAR) AS e, CAST(uploaded_on AS VARCHAR) AS c FROM cloudflare.accounts.mtls_certificates",
+        ),
+        (
+            "origin_ca_certificate",
+            "SELECT id, 'active' AS st, CAST(expires_on AS VARCHAR) AS e, CAST(NULL AS VARCHAR) AS c FROM cloudflare.zones.origin_ca_certificates WHERE zone_id IS NOT NULL",
+        ),
+    ] {
+        let b = s.sql(sql).await.unwrap();
+        let (ids, st, e, c) = (
+            strings(&b, "id"),
+            strings(&b, "st"),
+            col(&b, "e"),
+            col(&b, "c"),
+        );
+        for i in 0..ids.len() {
+            let expires = time(&e[i]);
+            out.push(Cred {
+                id: ids[i].clone(),
+                kind,
+                active: st[i] == "active" && expires.is_none_or(|x| x > Utc::now()),
+                disabled: false,
+                expires,
+                last_used: None,
+                created: time(&c[i]),
+                modified: None,
+                ip_allow_list: true,
+                usage: false,
             });
         }
     }
@@ -137,7 +186,7 @@ type Rule<'a> = Box<dyn Fn(&Cred) -> bool + 'a>;
 
 /// The rules of the benchmark, in Rust, over the raw rows.
 fn expected(creds: &[Cred], now: DateTime<Utc>) -> BTreeMap<&'static str, BTreeSet<String>> {
-    let api = |c: &Cred| c.kind != "service_token";
+    let api = |c: &Cred| matches!(c.kind, "user_token" | "account_token");
     let rules: Vec<(&'static str, Rule<'_>)> = vec![
         (
             "cred-expiring-soon",
@@ -157,12 +206,15 @@ fn expected(creds: &[Cred], now: DateTime<Utc>) -> BTreeMap<&'static str, BTreeS
         ),
         (
             "service-token-no-expiry",
-            Box::new(move |c: &Cred| !api(c) && c.active && c.expires.is_none()),
+            Box::new(move |c: &Cred| c.kind == "service_token" && c.active && c.expires.is_none()),
         ),
         (
             "cred-never-used",
             Box::new(|c: &Cred| {
-                c.active && c.last_used.is_none() && c.created < now - Duration::days(30)
+                c.usage
+                    && c.active
+                    && c.last_used.is_none()
+                    && c.created.is_some_and(|t| t < now - Duration::days(30))
             }),
         ),
         (
@@ -279,7 +331,14 @@ fn the_benchmark_finds_what_each_rule_says_on_the_simulator() {
         .iter()
         .zip(exp["fixes"].as_array().unwrap())
     {
-        let fix = fix.as_str().unwrap();
+        // Certificates are renewed where they were issued: no statement of cfql's fixes them.
+        let Some(fix) = fix.as_str() else {
+            assert!(
+                row["kind"].as_str().unwrap().ends_with("_certificate"),
+                "{row}"
+            );
+            continue;
+        };
         match (
             row["kind"].as_str().unwrap(),
             row["scope"].as_str().unwrap(),

@@ -6,6 +6,7 @@ mod common;
 mod audit_logs;
 mod benchmark;
 mod budget;
+mod certificates;
 mod check;
 mod cli;
 mod dml;

@@ -24,6 +24,15 @@ impl Spec {
         Ok(Self { doc })
     }
 
+    /// Loads a slice kept in this repository (`tests/openapi/NAME.json`).
+    pub fn in_repo(name: &str) -> Self {
+        let path = format!("{}/tests/openapi/{name}.json", env!("CARGO_MANIFEST_DIR"));
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+        Self {
+            doc: serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}")),
+        }
+    }
+
     fn resolve(&self, r: &str) -> Option<&Value> {
         let name = r.strip_prefix("#/components/schemas/")?;
         self.doc["components"]["schemas"].get(name)

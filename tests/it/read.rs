@@ -556,17 +556,22 @@ fn catalog_aliases_views_and_information_schema() {
         assert_eq!(
             listed,
             [
+                "access.certificates",
                 "access.service_tokens",
                 "accounts.accounts",
                 "accounts.audit_logs",
+                "accounts.mtls_certificates",
                 "accounts.permission_groups",
                 "accounts.tokens",
+                "accounts.tunnels",
                 "audit.credentials",
                 "audit.permissions",
                 "audit.token_usage",
                 "user.permission_groups",
                 "user.tokens",
                 "user.tokens_verify",
+                "zones.client_certificates",
+                "zones.origin_ca_certificates",
                 "zones.zones",
             ],
             "each table once, under its canonical name (aliases resolve but are not listed)"
@@ -586,9 +591,27 @@ fn catalog_aliases_views_and_information_schema() {
         let b = s.sql("SELECT kind, count(*) AS n FROM cloudflare.audit.credentials GROUP BY kind ORDER BY kind").await.unwrap();
         assert_eq!(
             strings(&b, "kind"),
-            vec!["account_token", "service_token", "user_token"]
+            vec![
+                "access_certificate",
+                "account_token",
+                "mtls_certificate",
+                "service_token",
+                "user_token"
+            ]
         );
-        assert_eq!(strings(&b, "n"), vec!["6", "8", "10"]);
+        let mut per_kind = Vec::new();
+        for t in [
+            "cloudflare.access.certificates",
+            "cloudflare.accounts.mtls_certificates",
+        ] {
+            let b = s.sql(&format!("SELECT count(*) FROM {t}")).await.unwrap();
+            per_kind.push(scalar(&b));
+        }
+        let (certs, mtls) = (per_kind[0].clone(), per_kind[1].clone());
+        assert_eq!(
+            strings(&b, "n"),
+            vec![certs.as_str(), "6", mtls.as_str(), "8", "10"]
+        );
         let v = s
             .sql("SELECT id, status FROM cloudflare.user.tokens_verify")
             .await

@@ -819,7 +819,9 @@ fn show_and_describe() {
                 "cloudflare.accounts.accounts",
                 "cloudflare.accounts.tokens",
                 "cloudflare.accounts.permission_groups",
-                "cloudflare.accounts.audit_logs"
+                "cloudflare.accounts.audit_logs",
+                "cloudflare.accounts.mtls_certificates",
+                "cloudflare.accounts.tunnels"
             ]
         );
         let b = s
