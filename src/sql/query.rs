@@ -83,14 +83,22 @@ fn friendly(e: DataFusionError) -> Error {
             valid_fields,
         } = se.as_ref()
     {
+        // `t.id` where `t` has no `id` (but another table does): name and suggest with
+        // qualifiers, or the message would read "unknown column 'id'; did you mean id?".
+        let wanted = field.flat_name();
+        let qualified: Vec<String> = valid_fields.iter().map(|c| c.flat_name()).collect();
+        let suggestion = match &field.relation {
+            Some(_) => closest(&wanted, qualified.iter().map(String::as_str)),
+            None => closest(&field.name, valid_fields.iter().map(|c| c.name.as_str())),
+        }
+        .filter(|s| *s != wanted)
+        .map(str::to_string);
         let mut columns: Vec<String> = valid_fields.iter().map(|c| c.name.clone()).collect();
-        let suggestion =
-            closest(&field.name, columns.iter().map(String::as_str)).map(str::to_string);
         columns.sort();
         columns.dedup();
         return Error::UnknownColumn {
             context: None,
-            column: field.name.clone(),
+            column: wanted,
             suggestion,
             columns,
         };

@@ -1010,3 +1010,28 @@ fn json_functions_and_casts_agree_with_the_column() {
         );
     })
 }
+
+/// An unknown column written with its table's alias is named (and corrected) with it: a
+/// message never suggests the very name it says is unknown.
+#[test]
+fn a_qualified_unknown_column_is_named_with_its_alias() {
+    on_runtime(async {
+        let sim = sim_with(3).await;
+        let s = session(&sim).await;
+        let e = s
+            .sql("SELECT t.nme FROM cloudflare.user.tokens t")
+            .await
+            .unwrap_err()
+            .to_string();
+        assert_contains!(e, "unknown column 't.nme'; did you mean t.name?");
+        let e = s
+            .sql(
+                "SELECT t.id FROM cloudflare.audit.permissions p \
+                 JOIN cloudflare.user.tokens t ON t.idd = p.token_id",
+            )
+            .await
+            .unwrap_err()
+            .to_string();
+        assert_contains!(e, "unknown column 't.idd'; did you mean t.id?");
+    })
+}
