@@ -118,6 +118,13 @@ impl GenericStore {
     }
 }
 
+impl GenericStore {
+    /// The object `id` of `table` in `scope`.
+    fn object(&self, table: &str, scope: &str, id: &str) -> Option<&Value> {
+        self.tables.get(table)?.get(scope)?.get(id)
+    }
+}
+
 fn hour(t: DateTime<Utc>) -> DateTime<Utc> {
     DateTime::from_timestamp(t.timestamp() / 3600 * 3600, 0).unwrap_or(t)
 }
@@ -401,10 +408,7 @@ async fn get_object(
     let scope = scope_of(&st, &route, &c, &p)?;
     let id = id_of(&route, &p);
     st.generic
-        .tables
-        .get(&route.table)
-        .and_then(|t| t.get(&scope))
-        .and_then(|store| store.get(&id))
+        .object(&route.table, &scope, &id)
         .map(|o| ok(o.clone()))
         .ok_or_else(not_found)
 }
@@ -442,13 +446,7 @@ async fn tunnel_token(
     let mut st = lock(&s);
     let scope = scope_of(&st, &route, &c, &p)?;
     let id = id_of(&route, &p);
-    let exists = st
-        .generic
-        .tables
-        .get(&route.table)
-        .and_then(|t| t.get(&scope))
-        .is_some_and(|store| store.get(&id).is_some());
-    if !exists {
+    if st.generic.object(&route.table, &scope, &id).is_none() {
         return Err(not_found());
     }
     Ok(ok(json!(format!("eyJ{}", st.ids.token_secret()))))

@@ -177,9 +177,10 @@ fn run_statement(
     for (k, v) in &meta.vars {
         session.default_var(k, v);
     }
+    let statement = session.statement(&st.text);
     let is_query = matches!(
-        session.statement(&st.text),
-        Ok(CfqlStatement::Query(ref q)) if matches!(**q, Statement::Query(_))
+        &statement,
+        Ok(CfqlStatement::Query(q)) if matches!(**q, Statement::Query(_))
     );
     if is_query && !selection.wants(&meta) {
         return None;
@@ -191,7 +192,7 @@ fn run_statement(
     if let Err(e) = parsed {
         return control(Status::Error(format!("{fallback}: {e}")));
     }
-    let is_control = match session.statement(&st.text) {
+    let is_control = match statement {
         Err(e) => return control(Status::Error(super::render(&e))),
         Ok(s) if s.is_write() || matches!(s, CfqlStatement::ExplainWrite(_)) => {
             return control(Status::Error(
