@@ -249,3 +249,55 @@ fn unused_write_permissions_is_a_check_control_on_the_demo() {
     assert_eq!(v[0]["status"], "alarm", "{out}");
     assert!(out.contains("backup-job"), "{out}");
 }
+
+/// `token_usage` counts exactly the calls that a token the test created made: three reads
+/// and one create of service tokens, through a session of its own.
+#[test]
+fn token_usage_counts_the_calls_of_a_token_the_test_created() {
+    on_runtime(async {
+        let sim = sim_with(5).await;
+        let s = session(&sim).await;
+        let account = sim.account_ids()[0].clone();
+        let policies = serde_json::json!([{"effect": "allow",
+            "resources": {format!("com.cloudflare.api.account.{account}"): "*"},
+            "permission_groups": [{"id": "e086da7e2179491d91ee5f35b3ca210a", "name": "Access: Service Tokens Write"}]}]);
+        let b = s
+            .sql(&format!(
+                "INSERT INTO cloudflare.accounts.tokens (account_id, name, policies) \
+                 VALUES ('{account}', 'usage-probe', '{policies}') RETURNING id, value"
+            ))
+            .await
+            .unwrap();
+        let (id, value) = (
+            strings(&b, "id")[0].clone(),
+            strings(&b, "value")[0].clone(),
+        );
+        let mut c = cfql::Config::new(sim.base_url()).with_api_token(value);
+        c.cache_ttl = std::time::Duration::ZERO;
+        let t = cfql::Session::new(c).await.unwrap();
+        for _ in 0..3 {
+            t.sql(&format!(
+                "SELECT count(*) FROM cloudflare.access.service_tokens WHERE account_id = '{account}'"
+            ))
+            .await
+            .unwrap();
+        }
+        t.sql(&format!(
+            "INSERT INTO cloudflare.access.service_tokens (account_id, name) VALUES ('{account}', 'made-by-probe')"
+        ))
+        .await
+        .unwrap();
+        let u = s
+            .sql(&format!(
+                "SELECT token_name, account_id, method, action_type, calls FROM cloudflare.audit.token_usage \
+                 WHERE day >= current_date - 1 AND token_id = '{id}' AND product = 'access' ORDER BY method"
+            ))
+            .await
+            .unwrap();
+        assert_eq!(strings(&u, "method"), vec!["GET", "POST"]);
+        assert_eq!(strings(&u, "action_type"), vec!["view", "create"]);
+        assert_eq!(strings(&u, "calls"), vec!["3", "1"]);
+        assert_eq!(strings(&u, "token_name"), vec!["usage-probe"; 2]);
+        assert_eq!(strings(&u, "account_id"), vec![account.clone(); 2]);
+    })
+}
