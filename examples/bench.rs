@@ -1,7 +1,7 @@
 //! Benchmarks, printed as figures (not a test). Everything talks to a simulator on 127.0.0.1.
 //!
 //! Run: cargo run --release --example bench   (`-- wire`: figure 7 alone; `-- audits`: figure 6;
-//! `-- copy`: figure 8; `-- permissions`: figure 9)
+//! `-- copy`: figure 8; `-- permissions`: figure 9; `-- connections`: figure 10)
 //!
 //! 1. Memory: `SELECT *` over 100,000 tokens served by a simulator in a child process,
 //!    so the peak RSS printed is the engine's alone (measured first, in a fresh process).
@@ -22,6 +22,11 @@
 //!    `audit.credentials` over 10,000 user tokens read by a PostgreSQL client as
 //!    `COPY (...) TO STDOUT` (text and binary, as psycopg's copy() and connectorx read)
 //!    and as a plain SELECT, the API answers cached, best of 5 each.
+//! 10. Several credentials (`-- connections`, alone): `audit.credentials` over 3
+//!     credentials x 200 accounts each (one account shared), each credential under its own
+//!     rate rule (200 calls per 1 s window, scaled so each credential's audit needs four
+//!     windows), against the same audit over one credential x 200 accounts: wall times,
+//!     calls against the minimum, responses 429.
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
@@ -90,6 +95,11 @@ async fn main() {
     // `bench permissions`: figure 9 alone.
     if args.get(1).map(String::as_str) == Some("permissions") {
         permissions_scan().await;
+        return;
+    }
+    // `bench connections`: figure 10 alone.
+    if args.get(1).map(String::as_str) == Some("connections") {
+        several_credentials().await;
         return;
     }
     // `bench audits`: figure 6 alone.
@@ -252,6 +262,71 @@ async fn org_scale() {
         wall.as_secs_f64(),
         bound.as_secs_f64(),
         wall.as_secs_f64() / bound.as_secs_f64()
+    );
+}
+
+/// 10. One audit over 3 credentials x 200 accounts against 1 x 200, each credential with
+///     its own budget (see the module comment).
+async fn several_credentials() {
+    let (limit, window) = (200usize, Duration::from_secs(1));
+    let sql = "SELECT kind, connection, count(*) FROM cloudflare.audit.credentials GROUP BY kind, connection";
+    let mut walls = Vec::new();
+    for users in [1usize, 3] {
+        let sim = Simulator::start(SimOptions {
+            seed: SeedOptions {
+                users,
+                tokens: 5,
+                accounts: 200 * users,
+                account_tokens: 1,
+                service_tokens: 1,
+                ..SeedOptions::default()
+            },
+            rate_limit: limit,
+            rate_window: window,
+            latency_ms: 5,
+            ..SimOptions::default()
+        })
+        .await
+        .unwrap();
+        let configs: Vec<(String, Config)> = (1..=users)
+            .map(|n| {
+                let mut c =
+                    Config::new(sim.base_url()).with_api_token(sim.admin_token_of(n).unwrap());
+                c.rate_limit = limit as u32;
+                c.rate_window = window;
+                (format!("user{n}"), c)
+            })
+            .collect();
+        let session = Session::with_connections(configs).await.unwrap();
+        let t = Instant::now();
+        let b = session.sql(sql).await.expect("audit");
+        let wall = t.elapsed();
+        let calls = sim.total_requests() as u64;
+        // Per credential: its user tokens (1 page) and its accounts (listed once, cached);
+        // per account, read once: tokens, service tokens, Access and mTLS certificates.
+        let listings: u64 = (1..=users)
+            .map(|n| 1 + (sim.accounts_of(n).len() as u64).div_ceil(50))
+            .sum();
+        let minimum = listings + 4 * sim.account_ids().len() as u64;
+        let refused = sim
+            .requests()
+            .iter()
+            .filter(|r| r.status == Some(429))
+            .count();
+        println!(
+            "\n## {users} credential(s) x 200 accounts, {limit} calls per {} s window each",
+            window.as_secs()
+        );
+        println!(
+            "rows: {}, calls made: {calls} (minimum {minimum}), responses 429: {refused}, wall: {:.2} s",
+            b.iter().map(|b| b.num_rows()).sum::<usize>(),
+            wall.as_secs_f64()
+        );
+        walls.push(wall.as_secs_f64());
+    }
+    println!(
+        "\n3 credentials against 1: wall ratio {:.2} (goal: within 1.3)",
+        walls[1] / walls[0]
     );
 }
 

@@ -13,25 +13,22 @@ use datafusion::catalog::{CatalogProvider, SchemaProvider, TableProvider};
 use datafusion::error::{DataFusionError, Result as DfResult};
 use datafusion::prelude::SessionContext;
 
-use crate::engine::Engine;
+use crate::connections::Connections;
 use crate::error::Result;
 use crate::provider::CATALOG;
 use crate::table::ResourceTable;
 use crate::table::dml::DmlGuard;
 
 /// Registers the `cloudflare` catalog (tables and views) into `ctx`.
-pub fn register_catalog(ctx: &SessionContext, engine: &Arc<Engine>) -> Result<()> {
+pub fn register_catalog(ctx: &SessionContext, connections: &Arc<Connections>) -> Result<()> {
     let catalog = Arc::new(ServiceCatalog::default());
     let mut schemas = Vec::new();
-    for svc in engine.registry.services() {
+    let registry = &connections.primary().registry;
+    for svc in registry.services() {
         let schema = Arc::new(ServiceSchema::default());
-        for resource in engine
-            .registry
-            .resources()
-            .filter(|r| r.service == svc.service)
-        {
+        for resource in registry.resources().filter(|r| r.service == svc.service) {
             let table: Arc<dyn TableProvider> =
-                Arc::new(ResourceTable::new(engine.clone(), resource.clone()));
+                Arc::new(ResourceTable::new(connections.clone(), resource.clone()));
             schema.add(&resource.spec.name, &resource.spec.aliases, table);
         }
         catalog.add(&svc.service, &svc.aliases, schema.clone());

@@ -131,10 +131,12 @@ impl Default for Config {
     }
 }
 
-/// One profile of `~/.config/cfql/config.toml`.
-#[derive(Debug, Default, Deserialize)]
+/// One profile of `~/.config/cfql/config.toml`: a credential with its settings, or an
+/// aggregate (`profiles = ["prod", "staging-*"]`, with at most `fanout_errors`).
+#[derive(Debug, Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Profile {
+    profiles: Option<Vec<String>>,
     api_token: Option<String>,
     email: Option<String>,
     api_key: Option<String>,
@@ -274,6 +276,73 @@ impl Config {
         Ok(c)
     }
 
+    /// The connections `names` select in the config file (default
+    /// `~/.config/cfql/config.toml`), each named after its profile, in order: a name is a
+    /// profile, an aggregate profile (`profiles = [...]`, expanded in its order) or a
+    /// pattern (`*` any run of characters, `?` one: every matching non-aggregate profile,
+    /// sorted). A profile reached twice is one connection. No name is [`Config::load`]'s
+    /// profile (`default`, which may be an aggregate). With one connection the environment
+    /// overrides the profile as in [`Config::load`]; with several it is not read (which
+    /// credential would `CLOUDFLARE_API_TOKEN` replace?).
+    pub fn load_connections(
+        names: &[String],
+        file: Option<&Path>,
+    ) -> Result<Vec<(String, Config)>> {
+        let path = file.map(Path::to_path_buf).or_else(default_config_path);
+        let text = match &path {
+            Some(p) if p.exists() || file.is_some() => {
+                std::fs::read_to_string(p).map_err(|source| Error::Io {
+                    path: p.clone(),
+                    source,
+                })?
+            }
+            _ => String::new(),
+        };
+        let path = path.unwrap_or_else(|| PathBuf::from("config.toml"));
+        let profiles: HashMap<String, Profile> = toml::from_str(&text)
+            .map_err(|e| Error::Config(format!("{}: {}", path.display(), e.message())))?;
+        let is_aggregate = |n: &str| profiles.get(n).is_some_and(|p| p.profiles.is_some());
+        if names.len() <= 1
+            && !names
+                .first()
+                .is_some_and(|n| is_aggregate(n) || is_pattern(n))
+        {
+            let default_aggregate = names.is_empty() && is_aggregate("default");
+            if !default_aggregate {
+                let name = names.first().map(String::as_str);
+                let config = Self::load(name, file)?;
+                return Ok(vec![(name.unwrap_or("default").to_string(), config)]);
+            }
+        }
+        let wanted = if names.is_empty() {
+            vec!["default".to_string()]
+        } else {
+            names.to_vec()
+        };
+        let mut picked: Vec<(String, Option<String>)> = Vec::new();
+        for n in &wanted {
+            expand(&profiles, n, None, &path, &mut picked, 0)?;
+        }
+        if picked.is_empty() {
+            return Err(Error::Config(format!(
+                "{}: no profile matches {}",
+                path.display(),
+                wanted.join(", ")
+            )));
+        }
+        picked
+            .into_iter()
+            .map(|(name, fanout)| {
+                let mut p = profiles[&name].clone();
+                p.fanout_errors = fanout.or(p.fanout_errors);
+                let mut c = Self::default();
+                c.apply_profile(p, &path)
+                    .map_err(|e| Error::Config(format!("profile '{name}': {e}")))?;
+                Ok((name, c))
+            })
+            .collect()
+    }
+
     /// Configuration from a profile of the config file (default `~/.config/cfql/config.toml`,
     /// profile `default` when it exists), with the environment overriding it.
     pub fn load(profile: Option<&str>, file: Option<&Path>) -> Result<Self> {
@@ -298,6 +367,12 @@ impl Config {
     }
 
     fn apply_profile(&mut self, p: Profile, path: &Path) -> Result<()> {
+        if p.profiles.is_some() {
+            return Err(Error::Config(format!(
+                "{}: this profile aggregates others (profiles = [...]); it is used by naming it with --profile, not as one credential",
+                path.display()
+            )));
+        }
         if let Some(t) = p.api_token {
             self.credentials = Some(Credentials::ApiToken(t));
         } else if let (Some(email), Some(key)) = (p.email, p.api_key) {
@@ -366,6 +441,88 @@ impl Config {
         }
         if let Some(a) = get("CLOUDFLARE_ACCOUNT_ID") {
             self.account_id = Some(a);
+        }
+    }
+}
+
+/// Whether a profile name is a pattern (`*`, `?`).
+fn is_pattern(name: &str) -> bool {
+    name.contains(['*', '?'])
+}
+
+/// Whether `name` matches `pattern` (`*` any run of characters, `?` one character).
+fn matches(pattern: &[char], name: &[char]) -> bool {
+    match (pattern.first(), name.first()) {
+        (None, None) => true,
+        (Some('*'), _) => {
+            matches(&pattern[1..], name) || (!name.is_empty() && matches(pattern, &name[1..]))
+        }
+        (Some('?'), Some(_)) => matches(&pattern[1..], &name[1..]),
+        (Some(p), Some(n)) if p == n => matches(&pattern[1..], &name[1..]),
+        _ => false,
+    }
+}
+
+/// Adds the credential profiles `name` stands for to `picked` (each once, in order), with
+/// the `fanout_errors` of the aggregate that named them.
+fn expand(
+    profiles: &HashMap<String, Profile>,
+    name: &str,
+    fanout: Option<String>,
+    path: &Path,
+    picked: &mut Vec<(String, Option<String>)>,
+    depth: usize,
+) -> Result<()> {
+    if depth > 8 {
+        return Err(Error::Config(format!(
+            "{}: profiles aggregate each other in a loop (through '{name}')",
+            path.display()
+        )));
+    }
+    let mut add = |n: &str, f: Option<String>| {
+        if !picked.iter().any(|(p, _)| p == n) {
+            picked.push((n.to_string(), f));
+        }
+    };
+    if is_pattern(name) {
+        let pattern: Vec<char> = name.chars().collect();
+        let mut hits: Vec<&String> = profiles
+            .iter()
+            .filter(|(n, p)| {
+                p.profiles.is_none() && matches(&pattern, &n.chars().collect::<Vec<_>>())
+            })
+            .map(|(n, _)| n)
+            .collect();
+        hits.sort();
+        for n in hits {
+            add(n, fanout.clone());
+        }
+        return Ok(());
+    }
+    let Some(p) = profiles.get(name) else {
+        let mut known: Vec<_> = profiles.keys().cloned().collect();
+        known.sort();
+        return Err(Error::Config(format!(
+            "profile '{name}' is not in {} (profiles there: {})",
+            path.display(),
+            if known.is_empty() {
+                "none".into()
+            } else {
+                known.join(", ")
+            }
+        )));
+    };
+    match &p.profiles {
+        None => {
+            add(name, fanout);
+            Ok(())
+        }
+        Some(members) => {
+            let own = p.fanout_errors.clone().or(fanout);
+            for m in members {
+                expand(profiles, m, own.clone(), path, picked, depth + 1)?;
+            }
+            Ok(())
         }
     }
 }

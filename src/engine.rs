@@ -63,8 +63,12 @@ pub enum ScopeSource {
     Missing(Error),
 }
 
-/// The engine of one session.
+/// The engine of one connection (one credential): its client, API budget, cache and
+/// own-token check. A session reads through one or several (see [`crate::connections`]).
 pub struct Engine {
+    /// The connection's name: the profile it came from, or `default` (what the
+    /// `connection` column of its rows says).
+    pub name: String,
     /// HTTP client.
     pub client: Arc<Client>,
     /// Manifests.
@@ -82,22 +86,42 @@ pub struct Engine {
 impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Engine")
+            .field("name", &self.name)
             .field("client", &self.client)
             .finish_non_exhaustive()
     }
 }
 
 impl Engine {
-    /// An engine for `config`.
+    /// An engine for `config`, named `default`.
     pub fn new(config: Config) -> Result<Arc<Self>> {
-        config.check().map_err(Error::Config)?;
-        let registry = Arc::new(Registry::embedded()?);
+        Self::named(
+            "default",
+            config,
+            Arc::new(Registry::embedded()?),
+            Default::default(),
+        )
+    }
+
+    /// The engine of connection `name`, sharing the manifests and the count of writes in
+    /// flight with the session's other connections.
+    pub fn named(
+        name: &str,
+        config: Config,
+        registry: Arc<Registry>,
+        writes: crate::cancel::InFlight,
+    ) -> Result<Arc<Self>> {
+        config.check().map_err(|e| match name {
+            "default" => Error::Config(e),
+            _ => Error::Config(format!("connection '{name}': {e}")),
+        })?;
         let client = Client::new(&config)?;
         Ok(Arc::new(Self {
+            name: name.to_string(),
             client,
             registry,
             config,
-            writes: Default::default(),
+            writes,
             verified: tokio::sync::Mutex::new(HashMap::new()),
         }))
     }
@@ -404,7 +428,7 @@ impl Engine {
         match self.config.fanout_errors {
             FanoutErrors::Warn => {
                 for c in causes {
-                    notes.add(format!("warning: {table}: skipped {c}"));
+                    notes.add(format!("warning: {table}: skipped {c}; {ROWS_MISSING}"));
                 }
                 Ok(())
             }
@@ -417,6 +441,10 @@ impl Engine {
         }
     }
 }
+
+/// What every warning about rows left out of an answer (a scope skipped, a connection
+/// failed) says, so that a reader of notes (`cfql check`) can tell a partial answer.
+pub const ROWS_MISSING: &str = "their rows are missing";
 
 /// "N scope(s): cause (e.g. a, b, c)" per distinct cause, most frequent first.
 fn group_by_cause(failures: &[(String, Error)]) -> Vec<String> {

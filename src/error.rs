@@ -306,6 +306,17 @@ pub enum Error {
         /// What is wrong.
         message: String,
     },
+    /// One connection (credential) of several failed; the statement was stopped rather than
+    /// return the other connections' rows alone.
+    #[error(
+        "connection '{name}' failed: {source}\n(the statement was stopped rather than return the other connections' rows alone; WHERE connection <> '{name}' leaves it out, and fanout_errors = \"warn\" on the aggregate profile returns the others' rows with a warning)"
+    )]
+    Connection {
+        /// The connection (profile) name.
+        name: String,
+        /// What failed.
+        source: Box<Error>,
+    },
     /// No credential is configured, and a call was about to be made.
     #[error(
         "no Cloudflare credential: set CLOUDFLARE_API_TOKEN (or CLOUDFLARE_EMAIL and CLOUDFLARE_API_KEY), or a profile with api_token"
@@ -659,6 +670,10 @@ impl Error {
                 why: why.clone(),
             },
             Error::NoCredential => Error::NoCredential,
+            Error::Connection { name, source } => Error::Connection {
+                name: name.clone(),
+                source: Box::new(source.duplicate()),
+            },
             // A fan-out's grouped failure reaches the caller through DataFusion's shared
             // errors: it keeps its kind (it is not a configuration error).
             Error::FanOut {

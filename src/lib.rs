@@ -23,6 +23,7 @@ mod catalog;
 #[cfg(feature = "cli")]
 pub mod cli;
 mod config;
+mod connections;
 mod convert;
 mod engine;
 mod error;
@@ -55,7 +56,7 @@ pub use error::{
     ApiMessage, Error, RejectedRow, Result, RowOutcome, RowState, Rows, SetAction, WriteDetail,
 };
 pub use output::{Output, WriteSummary};
-pub use session::{Session, register};
+pub use session::{Session, register, register_connections};
 pub use sql::parse::MAX_OPERATORS;
 
 /// Splitting a `.sql` script into statements, as the CLI runs them.

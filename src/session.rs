@@ -14,6 +14,7 @@ use datafusion::sql::sqlparser::ast::Statement;
 use crate::cancel::Cancel;
 use crate::catalog::register_catalog;
 use crate::config::Config;
+use crate::connections::Connections;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::notes::{Notes, Progress, ProgressFn};
@@ -49,7 +50,10 @@ struct Flags {
 /// ```
 pub struct Session {
     ctx: SessionContext,
+    /// The first connection: the session's settings and manifests.
     engine: Arc<Engine>,
+    /// Every connection (credential) the session reads through.
+    connections: Arc<Connections>,
     flags: Mutex<Flags>,
     vars: Mutex<HashMap<String, String>>,
     /// Where this session's scans report pages (in its context's config too).
@@ -84,7 +88,17 @@ impl std::fmt::Debug for Session {
 /// # Ok(()) }
 /// ```
 pub fn register(ctx: &SessionContext, config: Config) -> Result<()> {
-    let engine = Engine::new(config)?;
+    register_connections(ctx, vec![("default".to_string(), config)])
+}
+
+/// [`register`] over several credentials: `connections` are (name, configuration) pairs,
+/// each with its own API budget, cache and token; every table gets a `connection` column
+/// naming the one a row was read through (see the README's "Several credentials").
+pub fn register_connections(
+    ctx: &SessionContext,
+    connections: Vec<(String, Config)>,
+) -> Result<()> {
+    let connections = Connections::new(connections)?;
     {
         let state = ctx.state_ref();
         let mut state = state.write();
@@ -96,13 +110,24 @@ pub fn register(ctx: &SessionContext, config: Config) -> Result<()> {
         state.config_mut().options_mut().sql_parser.dialect =
             datafusion::config::Dialect::PostgreSQL;
     }
-    register_catalog(ctx, &engine)
+    register_catalog(ctx, &connections)
 }
 
 impl Session {
     /// A session for `config`. Nothing is called until a statement runs.
     pub async fn new(config: Config) -> Result<Self> {
-        Self::on(Engine::new(config)?)
+        Self::on(Connections::single(Engine::new(config)?))
+    }
+
+    /// A session over several credentials: `connections` are (name, configuration) pairs,
+    /// read side by side, each with its own API budget, cache and token. Every table and
+    /// view has a `connection` column; `WHERE connection = 'x'` reads through `x` alone.
+    /// Objects several connections see are one row (read through the first of them); a
+    /// connection that fails fails the statement naming it (see the README's "Several
+    /// credentials"). The first connection's settings (secrets file, audit log, dry run,
+    /// variables) are the session's.
+    pub async fn with_connections(connections: Vec<(String, Config)>) -> Result<Self> {
+        Self::on(Connections::new(connections)?)
     }
 
     /// Another session on this one's engine: the same HTTP client, API budget, response
@@ -111,10 +136,11 @@ impl Session {
     /// (`SET cfql.dry_run`, `SET cfql.allow_unfiltered_writes`) and template variables,
     /// starting from the configuration's. `SET cfql.cache_ttl` sets the shared cache's.
     pub fn fork(&self) -> Result<Self> {
-        Self::on(self.engine.clone())
+        Self::on(self.connections.clone())
     }
 
-    fn on(engine: Arc<Engine>) -> Result<Self> {
+    fn on(connections: Arc<Connections>) -> Result<Self> {
+        let engine = connections.primary().clone();
         let progress = Arc::new(Progress::default());
         let mut cfg = SessionConfig::new()
             .with_information_schema(true)
@@ -148,7 +174,7 @@ impl Session {
             Arc::new(crate::pg_to_char::udf()),
         )?;
         let ctx = SessionContext::new_with_state(state);
-        register_catalog(&ctx, &engine)?;
+        register_catalog(&ctx, &connections)?;
         let flags = Flags {
             dry_run: engine.config.dry_run,
             allow_unfiltered: engine.config.allow_unfiltered_writes,
@@ -157,6 +183,7 @@ impl Session {
         Ok(Self {
             ctx,
             engine,
+            connections,
             flags: Mutex::new(flags),
             vars: Mutex::new(vars),
             progress,
@@ -178,6 +205,7 @@ impl Session {
         Self {
             ctx: SessionContext::new_with_state(state),
             engine: self.engine.clone(),
+            connections: self.connections.clone(),
             flags: Mutex::new(Flags {
                 dry_run: config.dry_run,
                 allow_unfiltered: config.allow_unfiltered_writes,
@@ -228,6 +256,14 @@ impl Session {
     #[cfg_attr(not(feature = "cli"), allow(dead_code))] // used by the CLI only
     pub(crate) fn engine(&self) -> &Arc<Engine> {
         &self.engine
+    }
+
+    /// API calls made and calls the cache answered so far, over every connection.
+    #[cfg_attr(not(feature = "cli"), allow(dead_code))] // used by the CLI only
+    pub(crate) fn calls_and_hits(&self) -> (u64, u64) {
+        self.connections.all().iter().fold((0, 0), |(c, h), e| {
+            (c + e.client.calls_made(), h + e.client.cache_hits())
+        })
     }
 
     /// The manifests.
@@ -307,7 +343,7 @@ impl Session {
         text: &str,
         cancel: &Cancel,
     ) -> Result<Output> {
-        let _statement = self.engine.client.budget.begin_statement();
+        let _statements = self.begin_statement();
         let notes = Notes::collected();
         let ctx = self.statement_context(&stmt, &notes);
         // Boxed: a statement's future (planning a parsed tree, a write's reads) is large,
@@ -360,7 +396,7 @@ impl Session {
     /// boundary, stopped at once by `cancel`.
     #[cfg_attr(not(feature = "serve"), allow(dead_code))] // used by the server only
     pub(crate) async fn execute_plan(&self, plan: LogicalPlan, cancel: &Cancel) -> Result<Output> {
-        let _statement = self.engine.client.budget.begin_statement();
+        let _statements = self.begin_statement();
         let notes = Notes::collected();
         let ctx = self.noted_context(&notes);
         let run = async {
@@ -370,6 +406,15 @@ impl Session {
         let mut out = stopped_by(cancel, run).await?;
         out.warnings.extend(notes.take());
         Ok(out)
+    }
+
+    /// A statement's boundary in every connection's API budget.
+    fn begin_statement(&self) -> Vec<crate::budget::StatementGuard<'_>> {
+        self.connections
+            .all()
+            .iter()
+            .map(|e| e.client.budget.begin_statement())
+            .collect()
     }
 
     /// Says who runs this session's statements (the server's client, `user@address`):
@@ -434,7 +479,7 @@ impl Session {
             cancel: cancel.clone(),
             describe_only: matches!(mode, Mode::Describe | Mode::DescribeDryRun),
         };
-        WriteContext::new(ctx, &self.engine, opts)
+        WriteContext::new(ctx, &self.connections, opts)
     }
 
     async fn run(
@@ -508,9 +553,9 @@ impl Session {
                             "expected whole seconds (0 turns the cache off), got '{value}'"
                         ),
                     })?;
-            self.engine
-                .client
-                .set_cache_ttl(std::time::Duration::from_secs(secs));
+            for e in self.connections.all() {
+                e.client.set_cache_ttl(std::time::Duration::from_secs(secs));
+            }
             return Ok(secs.to_string());
         }
         let on = match value {

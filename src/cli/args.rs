@@ -64,9 +64,12 @@ pub struct Cli {
     pub audit_log: Option<PathBuf>,
 
     /// Profile of ~/.config/cfql/config.toml (credentials, base URL, account, limits).
-    /// Example: --profile prod
+    /// Give it several times, or name an aggregate profile (profiles = [...]) or a
+    /// pattern, to read through several credentials at once: every table then has a
+    /// `connection` column naming the profile each row came through.
+    /// Example: --profile prod --profile staging
     #[arg(long, value_name = "NAME", global = true)]
-    pub profile: Option<String>,
+    pub profile: Vec<String>,
 
     /// Config file instead of ~/.config/cfql/config.toml.
     /// Example: --config ./cfql.toml --profile ci
@@ -282,6 +285,13 @@ pub struct SimArgs {
     /// Access service tokens per account.
     #[arg(long, default_value_t = 8, value_name = "N")]
     pub service_tokens: usize,
+
+    /// Users, each with their own credential and user tokens: account i belongs to user
+    /// i mod N, and the first account is shared with the second user. Each user's
+    /// credential is printed as a ready profile.
+    /// Example: cfql sim --users 3 --accounts 30
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub users: usize,
     /// Latency added to every request, in milliseconds.
     #[arg(long, default_value_t = 0, value_name = "N")]
     pub latency_ms: u64,

@@ -150,6 +150,7 @@ async fn run_sim(a: &SimArgs) -> ExitCode {
             accounts: a.accounts,
             account_tokens: a.account_tokens,
             service_tokens: a.service_tokens,
+            users: a.users.max(1),
         },
         latency_ms: a.latency_ms,
         faults: a.faults.clone().unwrap_or_default(),
@@ -180,6 +181,22 @@ async fn run_sim(a: &SimArgs) -> ExitCode {
         sim.api_key()
     );
     println!("  accounts: {}", sim.account_ids().join(", "));
+    if sim.users() > 1 {
+        println!(
+            "  {} users; as profiles of ~/.config/cfql/config.toml:",
+            sim.users()
+        );
+        for n in 1..=sim.users() {
+            println!(
+                "    [user{n}]\n    api_token = \"{}\"\n    base_url = \"{}\"\n    # accounts: {}",
+                sim.admin_token_of(n).unwrap_or_default(),
+                sim.base_url(),
+                sim.accounts_of(n).len()
+            );
+        }
+        let all: Vec<String> = (1..=sim.users()).map(|n| format!("\"user{n}\"")).collect();
+        println!("    [all]\n    profiles = [{}]", all.join(", "));
+    }
     println!("  request log: http://{}/__sim/requests", sim.addr());
     println!("(these are the simulator's own sample credentials; Ctrl-C stops it)");
     let _ = std::io::stdout().flush();
@@ -188,8 +205,17 @@ async fn run_sim(a: &SimArgs) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-fn build_config(cli: &Cli) -> Result<Config, Error> {
-    let mut c = Config::load(cli.profile.as_deref(), cli.config.as_deref())?;
+/// The connections the flags select (`--profile`, repeated or aggregate), each with the
+/// flags applied.
+fn build_configs(cli: &Cli) -> Result<Vec<(String, Config)>, Error> {
+    Config::load_connections(&cli.profile, cli.config.as_deref())?
+        .into_iter()
+        .map(|(name, c)| Ok((name, apply_flags(cli, c)?)))
+        .collect()
+}
+
+/// The flags that override a profile, applied to one connection.
+fn apply_flags(cli: &Cli, mut c: Config) -> Result<Config, Error> {
     if let Some(u) = &cli.base_url {
         c.base_url = u.clone();
     }
@@ -224,7 +250,7 @@ fn build_config(cli: &Cli) -> Result<Config, Error> {
 }
 
 fn run_client(rt: &tokio::runtime::Runtime, cli: Cli, sources: Vec<Source>) -> ExitCode {
-    let mut config = match build_config(&cli) {
+    let mut configs = match build_configs(&cli) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("error: {e}");
@@ -261,14 +287,14 @@ fn run_client(rt: &tokio::runtime::Runtime, cli: Cli, sources: Vec<Source>) -> E
     }
     let interactive = sources.is_empty() && std::io::stdin().is_terminal();
     let _sim = if cli.demo {
-        match start_demo(rt, &mut config, interactive) {
+        match start_demo(rt, &mut configs, interactive) {
             Ok(sim) => Some(sim),
             Err(code) => return code,
         }
     } else {
         None
     };
-    let session = match rt.block_on(Session::new(config)) {
+    let session = match rt.block_on(Session::with_connections(configs)) {
         Ok(s) => Arc::new(s),
         Err(e) => {
             eprintln!("error: {e}");
@@ -351,7 +377,7 @@ fn read_scripts(sources: &[Source]) -> Result<Vec<(String, String)>, ExitCode> {
 /// Starts the embedded simulator with its sample data and points `config` at it.
 fn start_demo(
     rt: &tokio::runtime::Runtime,
-    config: &mut Config,
+    configs: &mut [(String, Config)],
     interactive: bool,
 ) -> Result<Simulator, ExitCode> {
     let opts = SimOptions {
@@ -361,13 +387,16 @@ fn start_demo(
             accounts: 3,
             account_tokens: 8,
             service_tokens: 6,
+            users: 1,
         },
         ..SimOptions::default()
     };
     match rt.block_on(Simulator::start(opts)) {
         Ok(sim) => {
-            config.base_url = sim.base_url();
-            config.credentials = Some(crate::Credentials::ApiToken(sim.admin_token()));
+            for (_, config) in configs.iter_mut() {
+                config.base_url = sim.base_url();
+                config.credentials = Some(crate::Credentials::ApiToken(sim.admin_token()));
+            }
             if interactive {
                 eprintln!(
                     "demo: the embedded simulator with sample data at {}",

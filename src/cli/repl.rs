@@ -405,10 +405,7 @@ fn run_one(
     timing: bool,
 ) {
     let start = Instant::now();
-    let (calls_before, hits_before) = (
-        session.engine().client.calls_made(),
-        session.engine().client.cache_hits(),
-    );
+    let (calls_before, hits_before) = session.calls_and_hits();
     let cancel = crate::Cancel::new();
     // Ctrl-C cancels the statement but never drops it: a write must keep the answers of
     // the calls it already sent (their secrets), so the statement is awaited to its end.
@@ -432,11 +429,8 @@ fn run_one(
     let mut out = std::io::stdout().lock();
     printer.print(&mut out, result, "statement");
     if timing {
-        let client = &session.engine().client;
-        let (calls, hits) = (
-            client.calls_made() - calls_before,
-            client.cache_hits() - hits_before,
-        );
+        let (calls_now, hits_now) = session.calls_and_hits();
+        let (calls, hits) = (calls_now - calls_before, hits_now - hits_before);
         eprintln!(
             "time: {:.3}s, {calls} API call(s), {hits} served from cache",
             start.elapsed().as_secs_f64()

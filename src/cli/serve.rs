@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use super::args::{Cli, ServeArgs};
-use super::{EXIT_FAILED, EXIT_USAGE, build_config, render, start_demo};
+use super::{EXIT_FAILED, EXIT_USAGE, build_configs, render, start_demo};
 use crate::Session;
 use crate::serve::{DATABASE, ServeOptions, Server, TlsFiles};
 
@@ -22,21 +22,21 @@ pub(super) fn run(rt: &tokio::runtime::Runtime, cli: &Cli, a: &ServeArgs) -> Exi
             return ExitCode::from(EXIT_USAGE);
         }
     };
-    let mut config = match build_config(cli) {
+    let mut configs = match build_configs(cli) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("error: {}", render(&e));
             return ExitCode::from(EXIT_USAGE);
         }
     };
-    if a.allow_writes && config.secrets_file.is_none() {
+    if a.allow_writes && configs[0].1.secrets_file.is_none() {
         eprintln!(
             "error: --allow-writes needs --secrets-file FILE: a client that goes away mid-result would take the only copy of the secrets it was being sent"
         );
         return ExitCode::from(EXIT_USAGE);
     }
     let _sim = if cli.demo {
-        match start_demo(rt, &mut config, false) {
+        match start_demo(rt, &mut configs, false) {
             Ok(sim) => Some(sim),
             Err(code) => return code,
         }
@@ -44,7 +44,7 @@ pub(super) fn run(rt: &tokio::runtime::Runtime, cli: &Cli, a: &ServeArgs) -> Exi
         None
     };
     let server = rt.block_on(async {
-        let session = Session::new(config).await?;
+        let session = Session::with_connections(configs).await?;
         Server::bind(session, &opts).await
     });
     let server = match server {

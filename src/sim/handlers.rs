@@ -132,18 +132,19 @@ pub(super) fn authorize(st: &SimState, caller: &Caller, owner: &Owner) -> Result
         )
     };
     match (owner, caller) {
-        (Owner::User, Caller::AccountToken(..)) => Err(denied()),
-        (Owner::User, _) => Ok(()),
+        (Owner::User(u), c) if SimState::user_of(c) == Some(*u) => Ok(()),
+        (Owner::User(_), _) => Err(denied()),
         (Owner::Account(a), _) if st.accounts.get(a).is_none() => Err(denied()),
-        (Owner::Account(a), Caller::AccountToken(own, _)) if own != a => Err(denied()),
+        (Owner::Account(a), c) if !st.sees_account(c, a) => Err(denied()),
         (Owner::Account(_), _) => Ok(()),
     }
 }
 
-fn owner_of(p: &HashMap<String, String>) -> Owner {
+/// Whose tokens a path names: an account's, or the calling user's (`/user/tokens`).
+fn owner_of(c: &Caller, p: &HashMap<String, String>) -> Owner {
     match p.get("account_id") {
         Some(a) => Owner::Account(a.clone()),
-        None => Owner::User,
+        None => Owner::User(SimState::user_of(c).unwrap_or(usize::MAX)),
     }
 }
 
@@ -154,7 +155,7 @@ fn lock_tokens<'a>(
     p: &HashMap<String, String>,
 ) -> Result<(MutexGuard<'a, SimState>, Owner), Response> {
     let st = lock(s);
-    let owner = owner_of(p);
+    let owner = owner_of(c, p);
     authorize(&st, c, &owner)?;
     Ok((st, owner))
 }
@@ -365,7 +366,7 @@ pub async fn create_token(
     let (mut st, owner) = lock_tokens(&s, &c, &p)?;
     let f = validate_token_body(&body, &mut st.ids, false)?;
     let (quota, whose) = match owner {
-        Owner::User => (USER_TOKEN_QUOTA, "per user"),
+        Owner::User(_) => (USER_TOKEN_QUOTA, "per user"),
         Owner::Account(_) => (ACCOUNT_TOKEN_QUOTA, "per account"),
     };
     if st
@@ -478,9 +479,9 @@ pub async fn verify_token(
     Path(p): Params,
 ) -> Result<Response, Response> {
     let st = lock(&s);
-    let owner = owner_of(&p);
+    let owner = owner_of(&c, &p);
     let (tok_owner, id) = match &c {
-        Caller::UserToken(id) => (Owner::User, id.clone()),
+        Caller::UserToken(u, id) => (Owner::User(*u), id.clone()),
         Caller::AccountToken(a, id) => (Owner::Account(a.clone()), id.clone()),
         Caller::GlobalKey => {
             return Err(error(
@@ -499,7 +500,7 @@ pub async fn verify_token(
     }
     let now = st.now();
     let tok = match &owner {
-        Owner::User => st.user.tokens.get(&id),
+        Owner::User(u) => st.users.get(*u).and_then(|s| s.tokens.get(&id)),
         Owner::Account(a) => st.account_tokens.get(a).and_then(|s| s.tokens.get(&id)),
     };
     let Some(tok) = tok else {
@@ -524,7 +525,7 @@ pub async fn permission_groups(
 ) -> Result<Response, Response> {
     let q = query_map(&q);
     let st = lock(&s);
-    authorize(&st, &c, &owner_of(&p))?;
+    authorize(&st, &c, &owner_of(&c, &p))?;
     let rows: Vec<Value> = all_permission_groups()
         .filter(|g| q.get("name").is_none_or(|n| g.name == n))
         .filter(|g| {
@@ -562,6 +563,7 @@ pub async fn list_accounts(
             .collect(),
         None => st.accounts.ids().to_vec(),
     };
+    let ids: Vec<String> = ids.into_iter().filter(|a| st.sees_account(&c, a)).collect();
     let rows = page
         .slice(&ids)
         .into_iter()
@@ -588,10 +590,7 @@ pub async fn list_zones(
     let q = query_map(&q);
     let page = paging(&q, 20, 5, 50)?;
     let st = lock(&s);
-    let visible = |account: &str| match &c {
-        Caller::AccountToken(owner, ..) => owner == account,
-        _ => true,
-    };
+    let visible = |account: &str| st.sees_account(&c, account);
     let wanted = |key: &str, value: &Value| {
         q.get(key)
             .is_none_or(|w| value.as_str().is_some_and(|v| v.eq_ignore_ascii_case(w)))
@@ -628,9 +627,10 @@ pub async fn get_zone(
     let id = p.get("zone_id").cloned().unwrap_or_default();
     let found = st.accounts.values().find_map(|a| {
         let i = a.zones.iter().position(|z| *z == id)?;
-        match &c {
-            Caller::AccountToken(owner, ..) if *owner != a.id => None,
-            _ => a.zone_json(i),
+        if st.sees_account(&c, &a.id) {
+            a.zone_json(i)
+        } else {
+            None
         }
     });
     match found {

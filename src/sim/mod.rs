@@ -140,6 +140,39 @@ impl Simulator {
         self.st().admin_secret.clone()
     }
 
+    /// The admin token of user `n` (from 1; `SeedOptions::users` of them), `None` past
+    /// the last user.
+    pub fn admin_token_of(&self, n: usize) -> Option<String> {
+        self.st().admin_secrets.get(n.checked_sub(1)?).cloned()
+    }
+
+    /// How many users the simulator plays.
+    pub fn users(&self) -> usize {
+        self.st().users.len()
+    }
+
+    /// The accounts user `n` (from 1) is a member of, in creation order.
+    pub fn accounts_of(&self, n: usize) -> Vec<String> {
+        let st = self.st();
+        let Some(u) = n.checked_sub(1) else {
+            return Vec::new();
+        };
+        self.account_ids
+            .iter()
+            .filter(|a| st.members.get(*a).is_some_and(|m| m.contains(&u)))
+            .cloned()
+            .collect()
+    }
+
+    /// Revokes user `n`'s admin token (from 1): its calls then fail with 401, as a
+    /// revoked credential's do.
+    pub fn revoke_admin_of(&self, n: usize) -> bool {
+        let Some(secret) = self.admin_token_of(n) else {
+            return false;
+        };
+        self.st().secrets.remove(&secret).is_some()
+    }
+
     /// Email of the global key.
     pub fn email(&self) -> String {
         self.st().email.clone()
@@ -210,7 +243,7 @@ impl Simulator {
     /// Deletes a user token behind the API's back (a change made by someone else while
     /// a listing is read).
     pub fn delete_user_token(&self, id: &str) -> bool {
-        self.st().user.tokens.remove(id).is_some()
+        self.st().users[0].tokens.remove(id).is_some()
     }
 
     /// Sets the latency added to every request.
@@ -231,12 +264,12 @@ impl Simulator {
 
     /// Number of user-owned tokens (expired included).
     pub fn user_token_count(&self) -> usize {
-        self.st().user.tokens.len()
+        self.st().users[0].tokens.len()
     }
 
     /// Ids of user-owned tokens in creation order.
     pub fn user_token_ids(&self) -> Vec<String> {
-        self.st().user.tokens.ids().to_vec()
+        self.st().users[0].tokens.ids().to_vec()
     }
 
     /// Ids of the account-level service tokens of an account.

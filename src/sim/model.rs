@@ -16,8 +16,8 @@ pub fn ts(t: &DateTime<Utc>) -> String {
 /// Who owns an API token: the user, or an account (account-owned tokens).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Owner {
-    /// A token under `/user/tokens`.
-    User,
+    /// A token under `/user/tokens` of user `n` (0 is the first; `--users` adds more).
+    User(usize),
     /// A token under `/accounts/{account_id}/tokens`.
     Account(String),
 }

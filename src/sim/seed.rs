@@ -22,6 +22,10 @@ pub struct SeedOptions {
     pub account_tokens: usize,
     /// Access service tokens per account (each zone gets a further one or two).
     pub service_tokens: usize,
+    /// Users, each with their own credential and `tokens` user tokens. Account `i`
+    /// belongs to user `i % users`, and the first account is shared with the second user
+    /// (so that one account is seen through two credentials).
+    pub users: usize,
 }
 
 impl Default for SeedOptions {
@@ -32,6 +36,7 @@ impl Default for SeedOptions {
             accounts: 3,
             account_tokens: 5,
             service_tokens: 8,
+            users: 1,
         }
     }
 }
@@ -93,8 +98,10 @@ impl IdGen {
 
 /// Everything the simulator starts with.
 pub struct SeedData {
-    /// User-owned tokens; the first is the admin token.
-    pub user_tokens: Vec<Token>,
+    /// User-owned tokens of each user; the first of each is that user's admin token.
+    pub user_tokens: Vec<Vec<Token>>,
+    /// The users who are members of each account.
+    pub members: std::collections::HashMap<String, Vec<usize>>,
     /// Accounts, with account-owned tokens and service tokens.
     pub accounts: Vec<(Account, Vec<Token>, Vec<ServiceToken>)>,
     /// Zone-level service tokens: (zone id, tokens).
@@ -165,16 +172,33 @@ pub fn generate(opts: &SeedOptions, now: DateTime<Utc>) -> SeedData {
         .first()
         .map(|a| a.0.zones.clone())
         .unwrap_or_default();
-    let mut user_tokens = Vec::with_capacity(opts.tokens);
-    for i in 0..opts.tokens {
-        let mut t = sample_token(&mut ids, anchor, i, None, &first_zones);
-        if i == 0 {
-            make_admin(&mut t, &mut ids);
+    let users = opts.users.max(1);
+    let mut user_tokens = Vec::with_capacity(users);
+    for u in 0..users {
+        let mut tokens = Vec::with_capacity(opts.tokens);
+        for i in 0..opts.tokens {
+            let mut t = sample_token(&mut ids, anchor, i, None, &first_zones);
+            if i == 0 {
+                make_admin(&mut t, &mut ids);
+                if u > 0 {
+                    t.name = format!("cfql-sim admin (user {})", u + 1);
+                }
+            }
+            tokens.push(t);
         }
-        user_tokens.push(t);
+        user_tokens.push(tokens);
+    }
+    let mut members = std::collections::HashMap::new();
+    for (i, (a, _, _)) in accounts.iter().enumerate() {
+        let mut m = vec![i % users];
+        if i == 0 && users > 1 {
+            m.push(1);
+        }
+        members.insert(a.id.clone(), m);
     }
     SeedData {
         user_tokens,
+        members,
         accounts,
         zone_service_tokens,
         email,

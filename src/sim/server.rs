@@ -152,7 +152,8 @@ async fn gate(
         Ok(c) => c,
         Err((status, code, message)) => return error(status, code, message),
     };
-    let entry = RecordedRequest::new(&method, &path, &route, &query, &bytes, auth);
+    let mut entry = RecordedRequest::new(&method, &path, &route, &query, &bytes, auth);
+    entry.caller = caller.label();
     let seq = lock(&state).log.push(entry);
     let (audit_caller, audit_path) = (caller.clone(), path.clone());
     // A request received is carried out and logged even if its client goes away while it

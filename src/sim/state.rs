@@ -19,10 +19,21 @@ use super::store::{OrderedStore, TokenStore};
 pub enum Caller {
     /// The user's global key (`X-Auth-Email` + `X-Auth-Key`).
     GlobalKey,
-    /// A user-owned API token.
-    UserToken(String),
+    /// A user-owned API token: (user, token id).
+    UserToken(usize, String),
     /// An account-owned API token: (account id, token id).
     AccountToken(String, String),
+}
+
+impl Caller {
+    /// Who the caller is, for the request log: users are numbered from 1.
+    pub fn label(&self) -> String {
+        match self {
+            Caller::GlobalKey => "user 1 global key".into(),
+            Caller::UserToken(u, id) => format!("user {} token {id}", u + 1),
+            Caller::AccountToken(a, id) => format!("account {a} token {id}"),
+        }
+    }
 }
 
 /// How a request authenticated (never the credential itself).
@@ -63,6 +74,9 @@ pub struct RecordedRequest {
     pub arrived_ms: u64,
     /// When it was answered (or dropped), on the same clock.
     pub answered_ms: Option<u64>,
+    /// Who made it ([`Caller::label`]: `user 2 token <id>`, `account <id> token <id>`,
+    /// `global key`), never the credential itself.
+    pub caller: String,
 }
 
 /// Milliseconds since the first call in this process: the request log's clock, so tests
@@ -107,6 +121,7 @@ impl RecordedRequest {
             dropped: false,
             arrived_ms: clock_ms(),
             answered_ms: None,
+            caller: String::new(),
         }
     }
 }
@@ -238,8 +253,12 @@ impl RateLimit {
 
 /// Everything the simulator knows.
 pub struct SimState {
-    /// User-owned tokens.
-    pub user: TokenStore,
+    /// User-owned tokens, per user (one user unless `--users`).
+    pub users: Vec<TokenStore>,
+    /// The users who are members of each account (every account has at least one).
+    pub members: HashMap<String, Vec<usize>>,
+    /// Each user's admin token secret (the first of their tokens).
+    pub admin_secrets: Vec<String>,
     /// Accounts.
     pub accounts: OrderedStore<Account>,
     /// Account-owned tokens per account id.
@@ -285,6 +304,7 @@ impl SimState {
     pub fn new(seed: SeedData, faults: FaultSpec, rate: RateLimit, latency_ms: u64) -> Self {
         let SeedData {
             user_tokens,
+            members,
             accounts,
             zone_service_tokens,
             email,
@@ -292,11 +312,16 @@ impl SimState {
             ids,
         } = seed;
         let mut secrets = HashMap::new();
-        let admin_secret = user_tokens
-            .first()
-            .map(|t| t.secret.clone())
-            .unwrap_or_default();
-        let user = token_store(user_tokens, Owner::User, &mut secrets);
+        let admin_secrets: Vec<String> = user_tokens
+            .iter()
+            .map(|ts| ts.first().map(|t| t.secret.clone()).unwrap_or_default())
+            .collect();
+        let admin_secret = admin_secrets.first().cloned().unwrap_or_default();
+        let users: Vec<TokenStore> = user_tokens
+            .into_iter()
+            .enumerate()
+            .map(|(u, ts)| token_store(ts, Owner::User(u), &mut secrets))
+            .collect();
         let mut acc_store = OrderedStore::default();
         let mut account_tokens = HashMap::new();
         let mut account_services = HashMap::new();
@@ -316,7 +341,9 @@ impl SimState {
             .map(|(z, svcs)| (z, OrderedStore::of(svcs, |s| s.id.clone())))
             .collect();
         let mut st = Self {
-            user,
+            users,
+            members,
+            admin_secrets,
             accounts: acc_store,
             account_tokens,
             account_services,
@@ -349,7 +376,7 @@ impl SimState {
         };
         let (token_id, token_name, kind) = match c {
             Caller::GlobalKey => (None, None, "user"),
-            Caller::UserToken(id) => (Some(id.clone()), named(Some(&self.user), id), "user"),
+            Caller::UserToken(u, id) => (Some(id.clone()), named(self.users.get(*u), id), "user"),
             Caller::AccountToken(a, id) => (
                 Some(id.clone()),
                 named(self.account_tokens.get(a), id),
@@ -451,6 +478,24 @@ impl SimState {
         }
     }
 
+    /// The user a caller acts as (`None` for an account-owned token).
+    pub fn user_of(c: &Caller) -> Option<usize> {
+        match c {
+            Caller::GlobalKey => Some(0),
+            Caller::UserToken(u, _) => Some(*u),
+            Caller::AccountToken(..) => None,
+        }
+    }
+
+    /// Whether `c` may see account `a`: a member user, or a token the account owns.
+    pub fn sees_account(&self, c: &Caller, a: &str) -> bool {
+        match (c, Self::user_of(c)) {
+            (Caller::AccountToken(own, _), _) => own == a,
+            (_, Some(u)) => self.members.get(a).is_some_and(|m| m.contains(&u)),
+            _ => false,
+        }
+    }
+
     /// The simulator's current time.
     pub fn now(&self) -> DateTime<Utc> {
         Utc::now() + self.clock_offset
@@ -459,7 +504,7 @@ impl SimState {
     /// The token store of an owner, if the owner exists.
     pub fn tokens_of(&mut self, owner: &Owner) -> Option<&mut TokenStore> {
         match owner {
-            Owner::User => Some(&mut self.user),
+            Owner::User(u) => self.users.get_mut(*u),
             Owner::Account(a) => self.account_tokens.get_mut(a),
         }
     }
@@ -480,7 +525,7 @@ impl SimState {
         }
         tok.last_used_on = Some(now);
         Ok(match owner {
-            Owner::User => Caller::UserToken(id),
+            Owner::User(u) => Caller::UserToken(u, id),
             Owner::Account(a) => Caller::AccountToken(a, id),
         })
     }

@@ -158,6 +158,16 @@ pub fn describe(reg: &Registry, parts: &[String], extended: bool) -> Result<Reco
         }
         rows.push(row);
     }
+    let mut row = vec![
+        crate::connections::CONNECTION_COLUMN.to_string(),
+        "text".to_string(),
+        "connection (WHERE connection = ... / IN / LIKE picks the credentials read, before any call)".to_string(),
+    ];
+    if extended {
+        row.push(String::new());
+        row.push("The connection (profile) the row was read through: `default` or the profile's name; with several, an object they share is one row, read through the first of them".to_string());
+    }
+    rows.push(row);
     if extended {
         text_batch(
             &["column", "type", "key", "writable_by", "description"],

@@ -87,7 +87,7 @@ impl ResourceTable {
         self.refuse_unfiltered("DELETE", &filters)?;
         if let Some(pins) = pushdown::pins_only(&self.resource.spec, &filters)
             && let Some(ids) = &pins.ids
-            && let Some(calls) = pinned_calls(&self.engine, &target, ids, &pins.scopes).await?
+            && let Some(calls) = pinned_calls(&self.connections, &target, ids, &pins.scopes).await?
         {
             return Ok(self.write_plan(target, Calls::Planned(calls)));
         }
@@ -192,7 +192,7 @@ impl ResourceTable {
             target.resource.qualified_name()
         );
         Arc::new(WriteExec::new(
-            self.engine.clone(),
+            self.connections.clone(),
             target,
             calls,
             produce,

@@ -4,9 +4,11 @@
 
 use std::collections::HashSet;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
+use datafusion::arrow::array::{ArrayRef, StringArray};
 use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::error::Result as DfResult;
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
@@ -27,6 +29,7 @@ use tokio::sync::mpsc::Sender;
 
 use super::convert::rows_to_batch;
 use super::pushdown::ScanPlan;
+use crate::config::FanoutErrors;
 use crate::engine::{Engine, ScopeBinding, ScopeSource};
 use crate::error::{Error, Result};
 use crate::listing::Page;
@@ -47,17 +50,45 @@ impl fmt::Debug for ApiScanExec {
     }
 }
 
+/// The connections one scan reads through.
+#[derive(Clone)]
+pub struct ScanConnections {
+    /// Those the WHERE lets through, in order.
+    pub active: Vec<Arc<Engine>>,
+    /// Configured in all (EXPLAIN names the active ones when there is more than one).
+    pub configured: usize,
+    /// The connection the planner asks (scopes, the default account) when none is active.
+    pub primary: Arc<Engine>,
+    /// What a failing connection does when several are read.
+    pub policy: FanoutErrors,
+}
+
+/// Where the `connection` column goes in the scan's output, and the schema of the rest.
+#[derive(Clone)]
+pub struct ConnectionColumn {
+    /// Its position in the output, when projected.
+    pub at: Option<usize>,
+    /// The output's schema without it (what the API's rows are converted to).
+    pub inner: SchemaRef,
+}
+
 impl ApiScanExec {
-    /// A scan of `resource` returning `cols` (matching `schema`).
+    /// A scan of `resource` returning `cols` (matching `schema`, which has the
+    /// `connection` column where `connection.at` says).
     pub fn new(
-        engine: Arc<Engine>,
+        via: ScanConnections,
         resource: Resource,
         plan: ScanPlan,
         cols: Vec<ColumnSpec>,
-        schema: SchemaRef,
+        (schema, connection): (SchemaRef, ConnectionColumn),
         limit: Option<usize>,
     ) -> Result<Self> {
-        let description = describe(&engine, &resource, &plan, limit)?;
+        let engine = via.active.first().unwrap_or(&via.primary).clone();
+        let mut description = describe(&engine, &resource, &plan, limit)?;
+        if via.configured > 1 {
+            let names: Vec<&str> = via.active.iter().map(|e| e.name.as_str()).collect();
+            description.push_str(&format!(", connections=[{}]", names.join(", ")));
+        }
         let props = Arc::new(PlanProperties::new(
             EquivalenceProperties::new(schema.clone()),
             Partitioning::UnknownPartitioning(1),
@@ -67,7 +98,8 @@ impl ApiScanExec {
         let calls = Calls::default();
         Ok(Self {
             job: ScanJob {
-                engine,
+                via,
+                connection,
                 resource,
                 plan,
                 cols,
@@ -324,7 +356,8 @@ impl ExecutionPlan for ApiScanExec {
 /// Everything a scan needs at run time.
 #[derive(Clone)]
 struct ScanJob {
-    engine: Arc<Engine>,
+    via: ScanConnections,
+    connection: ConnectionColumn,
     resource: Resource,
     plan: ScanPlan,
     cols: Vec<ColumnSpec>,
@@ -356,15 +389,24 @@ impl Calls {
 /// Where a scan's batches go; `false` once the consumer stopped reading.
 type Tx = Sender<DfResult<datafusion::arrow::record_batch::RecordBatch>>;
 
-/// What one scan is reading: its method, its scopes, and the failures so far.
+/// What one connection's part of a scan is reading: its method, its scopes, and the
+/// failures so far.
 struct Reading {
+    engine: Arc<Engine>,
     method: MethodSpec,
     scopes: Vec<ScopeBinding>,
     /// Failures of single scopes of a fan-out are collected (the policy decides at the
     /// end); any other failure ends the scan at once.
     fanned: bool,
     failures: Vec<(String, Error)>,
+    /// Pages held back instead of sent: an unscoped read through one of several
+    /// connections, whose objects another connection may also return. They are sent once
+    /// every connection is read, in the connections' order, each object once.
+    held: Option<Held>,
 }
+
+/// Pages of one connection held back: (rows, scope, endpoint).
+type Held = Arc<Mutex<Vec<(Vec<serde_json::Value>, ScopeBinding, String)>>>;
 
 impl ScanJob {
     async fn run(self, tx: Tx) -> Result<()> {
@@ -374,49 +416,246 @@ impl ScanJob {
             .method(Verb::Select, by_id)
             .cloned()
             .expect("checked when planning");
-        let source = self.engine.scope_source(
+        let Some(first) = self.via.active.first().cloned() else {
+            return Ok(()); // the WHERE on `connection` leaves none: no call, no row
+        };
+        let source = first.scope_source(
             &self.resource,
             &method,
             &self.plan.scopes,
             &self.plan.opted_in,
         );
-        let fanned = matches!(source, ScopeSource::FanOut(_));
         if let Some(note) = unread_scope_note(&self.resource, &method, &source, &self.plan) {
             self.notes.add(note);
         }
-        let scopes = self
-            .engine
+        let fanned = matches!(source, ScopeSource::FanOut(_));
+        if self.via.configured == 1 {
+            let scopes = self.scopes_of(&first, &method).await?;
+            let reading = Reading::new(first, &method, scopes, fanned, None);
+            return self.read(reading, by_id, &tx).await;
+        }
+        self.run_several(&method, fanned, by_id, &tx).await
+    }
+
+    /// The scan through each active connection side by side (each has its own budget):
+    /// every connection's scopes first, each scope then read through the first connection
+    /// that has it, every unscoped object kept from the first connection that returns it.
+    async fn run_several(
+        &self,
+        method: &MethodSpec,
+        fanned: bool,
+        by_id: bool,
+        tx: &Tx,
+    ) -> Result<()> {
+        let engines = self.via.active.clone();
+        let found = futures::future::join_all(engines.iter().map(|e| async move {
+            let scopes = self.scopes_of(e, method).await?;
+            self.mark_visible(e, scopes).await
+        }))
+        .await;
+        let (mut failed, mut per_engine) = (Vec::new(), Vec::new());
+        for (engine, f) in engines.iter().zip(found) {
+            match f {
+                Ok(scopes) => per_engine.push((engine.clone(), scopes)),
+                Err(e) => failed.push((engine.name.clone(), e)),
+            }
+        }
+        let (owners, shared) = owners_of(&per_engine);
+        let mut held: Vec<(Arc<Engine>, Held)> = Vec::new();
+        let readings: Vec<Reading> = per_engine
+            .into_iter()
+            .enumerate()
+            .map(|(i, (engine, scopes))| {
+                let mine: Vec<ScopeBinding> = scopes
+                    .into_iter()
+                    .map(|(s, _)| s)
+                    .filter(|s| owners.get(&scope_key(s)).is_none_or(|o| *o == i))
+                    .collect();
+                let hold = mine.iter().all(is_unscoped).then(Held::default);
+                if let Some(h) = &hold {
+                    held.push((engine.clone(), h.clone()));
+                }
+                Reading::new(engine, method, mine, fanned, hold)
+            })
+            .collect();
+        if shared > 0 {
+            self.notes.add(format!(
+                "note: {}: {shared} scope(s) seen through several connections were read once, through the first that sees them (its name is in the connection column)",
+                self.resource.qualified_name()
+            ));
+        }
+        let mut runs: futures::stream::FuturesUnordered<_> = readings
+            .into_iter()
+            .map(|r| async move {
+                let name = r.engine.name.clone();
+                (name, self.read(r, by_id, tx).await)
+            })
+            .collect();
+        while let Some((name, r)) = runs.next().await {
+            if let Err(e) = r {
+                if self.via.policy == FanoutErrors::Fail {
+                    return Err(connection_failed(name, e));
+                }
+                failed.push((name, e));
+            }
+        }
+        drop(runs);
+        self.connection_outcome(failed)?;
+        self.send_held(held, tx).await
+    }
+
+    /// The held pages, connection by connection in order, each object (by id) once: the
+    /// first connection that returned it names it.
+    async fn send_held(&self, held: Vec<(Arc<Engine>, Held)>, tx: &Tx) -> Result<()> {
+        let id = self.resource.spec.id.as_ref().map(|i| i.column.clone());
+        let mut seen: HashSet<String> = HashSet::new();
+        for (engine, pages) in held {
+            let pages = std::mem::take(&mut *pages.lock().unwrap_or_else(|p| p.into_inner()));
+            for (mut rows, scope, endpoint) in pages {
+                if let Some(id) = &id {
+                    rows.retain(|r| match r.get(id).and_then(|v| v.as_str()) {
+                        Some(v) => seen.insert(v.to_string()),
+                        None => true,
+                    });
+                }
+                let batch = self.batch(&engine, rows, &scope, &endpoint)?;
+                if tx.send(Ok(batch)).await.is_err() {
+                    return Ok(());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends the batch of `rows` (or holds them, see [`Reading::held`]); `false` once the
+    /// consumer stopped reading.
+    async fn emit(
+        &self,
+        reading: &Reading,
+        rows: Vec<serde_json::Value>,
+        scope: &ScopeBinding,
+        endpoint: &str,
+        tx: &Tx,
+    ) -> Result<bool> {
+        if let Some(held) = &reading.held {
+            let mut h = held.lock().unwrap_or_else(|p| p.into_inner());
+            h.push((rows, scope.clone(), endpoint.to_string()));
+            return Ok(true);
+        }
+        let batch = self.batch(&reading.engine, rows, scope, endpoint)?;
+        Ok(tx.send(Ok(batch)).await.is_ok())
+    }
+
+    /// Connections that failed: the statement fails naming the first, or (every profile
+    /// says `fanout_errors = "warn"`) each is a warning and the others' rows stand.
+    fn connection_outcome(&self, failed: Vec<(String, Error)>) -> Result<()> {
+        let table = self.resource.qualified_name();
+        for (name, e) in failed {
+            if self.via.policy == FanoutErrors::Fail {
+                return Err(connection_failed(name, e));
+            }
+            self.notes.add(format!(
+                "warning: {table}: connection '{name}' failed ({}); {}",
+                e.cause(),
+                crate::engine::ROWS_MISSING
+            ));
+        }
+        Ok(())
+    }
+
+    /// The scopes this scan reads through `engine` (listing its accounts for a fan-out).
+    async fn scopes_of(&self, engine: &Engine, method: &MethodSpec) -> Result<Vec<ScopeBinding>> {
+        engine
             .resolve_scopes(
                 &self.resource,
-                &method,
+                method,
                 &self.plan.scopes,
                 &self.plan.opted_in,
                 &self.notes,
             )
-            .await?;
+            .await
+    }
+
+    /// Each scope with whether `engine` sees it: a scope the WHERE pins is seen when the
+    /// connection's fan-out listing (its accounts, its zones) has it, so that several
+    /// connections do not all ask for one account and fail where they are not members.
+    async fn mark_visible(
+        &self,
+        engine: &Engine,
+        scopes: Vec<ScopeBinding>,
+    ) -> Result<Vec<(ScopeBinding, bool)>> {
+        let spec = &self.resource.spec;
+        let mut marked = Vec::with_capacity(scopes.len());
+        for s in scopes {
+            let pinned = s.values.iter().find_map(|(c, v)| Some((c, v.as_ref()?)));
+            let source = pinned.and_then(|(c, v)| Some((spec.scope(c)?.fanout.clone()?, v)));
+            let visible = match source {
+                Some((source, value)) if !self.plan.scopes.is_empty() => engine
+                    .list_ids(&source, &self.notes)
+                    .await?
+                    .iter()
+                    .any(|id| id == value),
+                _ => true,
+            };
+            marked.push((s, visible));
+        }
+        Ok(marked)
+    }
+
+    /// One connection's part: its scopes, by id or by listing.
+    async fn read(&self, mut reading: Reading, by_id: bool, tx: &Tx) -> Result<()> {
         let per_scope = if by_id {
             self.plan.ids.as_ref().map_or(0, Vec::len)
         } else {
             1
         };
         let table = self.resource.qualified_name();
-        self.engine
+        reading
+            .engine
             .client
             .budget
-            .forecast(&table, (scopes.len() * per_scope) as u64);
-        let mut reading = Reading {
-            method,
-            scopes,
-            fanned,
-            failures: Vec::new(),
-        };
+            .forecast(&table, (reading.scopes.len() * per_scope) as u64);
         if by_id {
-            self.get_by_id(&mut reading, &tx).await?;
+            self.get_by_id(&mut reading, tx).await?;
         } else {
-            self.list(&mut reading, &tx).await?;
+            self.list(&mut reading, tx).await?;
         }
-        self.engine
-            .fanout_outcome(&table, reading.failures, reading.scopes.len(), &self.notes)
+        let total = reading.scopes.len();
+        reading
+            .engine
+            .fanout_outcome(&table, reading.failures, total, &self.notes)
+    }
+
+    /// The batch of `rows` read through `engine` in `scope`, with the `connection`
+    /// column filled.
+    fn batch(
+        &self,
+        engine: &Engine,
+        rows: Vec<serde_json::Value>,
+        scope: &ScopeBinding,
+        endpoint: &str,
+    ) -> Result<RecordBatch> {
+        let inner = rows_to_batch(
+            &self.connection.inner,
+            &self.cols,
+            &rows,
+            &scope.values,
+            "GET",
+            endpoint,
+        )?;
+        let Some(at) = self.connection.at else {
+            return Ok(inner);
+        };
+        let mut columns: Vec<ArrayRef> = inner.columns().to_vec();
+        let name = engine.name.as_str();
+        columns.insert(
+            at,
+            Arc::new(StringArray::from(vec![name; inner.num_rows()])),
+        );
+        let options = datafusion::arrow::record_batch::RecordBatchOptions::new()
+            .with_row_count(Some(inner.num_rows()));
+        RecordBatch::try_new_with_options(self.schema.clone(), columns, &options)
+            .map_err(|e| Error::Config(format!("connection column: {e}")))
     }
 
     /// One GET per pinned id in every scope, concurrently; a 404 is no row.
@@ -427,11 +666,15 @@ impl ScanJob {
             .iter()
             .flat_map(|s| ids.iter().map(move |id| (s.clone(), id.clone())))
             .collect();
-        let (engine, resource, method) = (&self.engine, &self.resource, &reading.method);
+        let engine = reading.engine.clone();
+        let (resource, method) = (&self.resource, &reading.method);
         let mut results = stream::iter(jobs)
-            .map(|(scope, id)| async move {
-                let r = engine.get_one(resource, method, &scope, &id).await;
-                (scope, id, r)
+            .map(|(scope, id)| {
+                let engine = engine.clone();
+                async move {
+                    let r = engine.get_one(resource, method, &scope, &id).await;
+                    (scope, id, r)
+                }
             })
             .buffer_unordered(engine.config.concurrency.max(1));
         while let Some((scope, id, r)) = results.next().await {
@@ -439,15 +682,7 @@ impl ScanJob {
                 Ok(Some((obj, cached))) => {
                     self.calls.add(cached);
                     let path = Engine::fill_path(resource, method, &scope, Some(&id)).unwrap_or(id);
-                    let batch = rows_to_batch(
-                        &self.schema,
-                        &self.cols,
-                        &[obj],
-                        &scope.values,
-                        "GET",
-                        &path,
-                    )?;
-                    if tx.send(Ok(batch)).await.is_err() {
+                    if !self.emit(reading, vec![obj], &scope, &path, tx).await? {
                         return Ok(());
                     }
                 }
@@ -465,7 +700,8 @@ impl ScanJob {
         let streams = reading.scopes.iter().map(|scope| {
             let scope = scope.clone();
             let filters = super::pushdown::list_query(&self.resource.spec, &self.plan);
-            self.engine
+            reading
+                .engine
                 .list_pages(&self.resource, &reading.method, &scope, filters, self.limit)
                 .map(move |r| (scope.clone(), r))
                 .boxed()
@@ -497,23 +733,87 @@ impl ScanJob {
             notes.into_iter().for_each(|n| self.notes.add(n));
             pages += 1;
             rows_sent += rows.len() as u64;
-            let batch = rows_to_batch(
-                &self.schema,
-                &self.cols,
-                &rows,
-                &scope.values,
-                "GET",
-                &endpoint,
-            )?;
             if let Some(p) = &self.progress {
                 p.report(&table, pages, rows_sent);
             }
-            if tx.send(Ok(batch)).await.is_err()
+            if !self.emit(reading, rows, &scope, &endpoint, tx).await?
                 || self.limit.is_some_and(|l| rows_sent >= l as u64)
             {
                 return Ok(());
             }
         }
         Ok(())
+    }
+}
+
+impl Reading {
+    fn new(
+        engine: Arc<Engine>,
+        method: &MethodSpec,
+        scopes: Vec<ScopeBinding>,
+        fanned: bool,
+        held: Option<Held>,
+    ) -> Self {
+        Self {
+            engine,
+            method: method.clone(),
+            scopes,
+            fanned,
+            failures: Vec::new(),
+            held,
+        }
+    }
+}
+
+/// A connection's scopes, each with whether the connection sees it.
+type MarkedScopes = Vec<(ScopeBinding, bool)>;
+
+/// A scope's identity across connections: its path prefix and query parameters.
+type ScopeKey = (String, Vec<(String, String)>);
+
+fn is_unscoped(s: &ScopeBinding) -> bool {
+    s.prefix.is_empty() && s.query.is_empty()
+}
+
+fn scope_key(s: &ScopeBinding) -> ScopeKey {
+    (s.prefix.clone(), s.query.clone())
+}
+
+/// Which connection (index) reads each scope: the first that sees it, else (none sees it)
+/// the first that has it, so the API says what is wrong with it. Unscoped reads have no
+/// owner: every connection reads them, and their rows are kept once by id. Also how many
+/// scopes more than one connection sees.
+fn owners_of(
+    per_engine: &[(Arc<Engine>, MarkedScopes)],
+) -> (std::collections::HashMap<ScopeKey, usize>, usize) {
+    let mut owners = std::collections::HashMap::new();
+    let mut shared = 0;
+    for want_visible in [true, false] {
+        for (i, (_, scopes)) in per_engine.iter().enumerate() {
+            for (s, visible) in scopes {
+                if s.prefix.is_empty() && s.query.is_empty() || *visible != want_visible {
+                    continue;
+                }
+                match owners.entry(scope_key(s)) {
+                    std::collections::hash_map::Entry::Vacant(v) => {
+                        v.insert(i);
+                    }
+                    std::collections::hash_map::Entry::Occupied(_) if want_visible => shared += 1,
+                    std::collections::hash_map::Entry::Occupied(_) => {}
+                }
+            }
+        }
+    }
+    (owners, shared)
+}
+
+/// A connection's failure, named (unless it already is).
+fn connection_failed(name: String, e: Error) -> Error {
+    match e {
+        e @ Error::Connection { .. } => e,
+        e => Error::Connection {
+            name,
+            source: Box::new(e),
+        },
     }
 }

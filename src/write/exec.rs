@@ -26,8 +26,8 @@ use tokio::sync::mpsc;
 
 use super::{Calls, Finished, PlannedCall, RowPlan, Target, plan, run};
 use crate::cancel::Cancel;
+use crate::connections::Connections;
 use crate::convert::{schema_of, text_batch, text_schema};
-use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::notes::{Notes, Origin};
 use crate::provider::ColumnSpec;
@@ -53,7 +53,7 @@ pub(crate) struct WriteExec {
 }
 
 struct Job {
-    engine: Arc<Engine>,
+    connections: Arc<Connections>,
     target: Target,
     /// Calls planned before the plan runs; taken by the one run.
     planned: Mutex<Option<Vec<PlannedCall>>>,
@@ -79,7 +79,7 @@ impl WriteExec {
     /// The write of `calls` on `target`. `statement` goes to the audit log; `cancel`
     /// stops it from starting calls.
     pub(crate) fn new(
-        engine: Arc<Engine>,
+        connections: Arc<Connections>,
         target: Target,
         calls: Calls,
         produce: Produce,
@@ -102,7 +102,7 @@ impl WriteExec {
             Boundedness::Bounded,
         ));
         let job = Job {
-            engine,
+            connections,
             target,
             planned: Mutex::new(planned),
             rows,
@@ -205,7 +205,7 @@ impl ExecutionPlan for WriteExec {
         }
         let (tx, rx) = mpsc::unbounded_channel();
         let (job, input) = (self.job.clone(), self.input.clone());
-        let busy = job.engine.writes.enter();
+        let busy = job.connections.primary().writes.enter();
         // Detached on purpose: see the module comment.
         tokio::spawn(async move {
             let _busy = busy;
@@ -260,7 +260,7 @@ impl Job {
             (Some(calls), _, _) => calls,
             (None, Some(rows), Some(input)) => {
                 let batches = self.read(input, ctx, sink).await?;
-                plan::calls_from_rows(&self.engine, &self.target, rows, &batches)?
+                plan::calls_from_rows(&self.connections, &self.target, rows, &batches)?
             }
             _ => return Err(Error::Config("a write plan runs once".into())),
         };
@@ -279,7 +279,7 @@ impl Job {
             _ => (self.target.resource.spec.columns.clone(), false),
         };
         let run = run::Run {
-            engine: &self.engine,
+            engine: self.connections.primary(),
             target: &self.target,
             statement: &self.statement,
             origin,

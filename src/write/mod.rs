@@ -79,6 +79,9 @@ pub(crate) struct PlannedCall {
     /// The object as read before the call (UPDATE, DELETE): the result row is this,
     /// overlaid with the answer.
     pub(crate) prior: Map<String, Value>,
+    /// The connection (credential) that makes the call: the one the row was read through,
+    /// or the one the statement names.
+    pub(crate) via: Arc<crate::engine::Engine>,
 }
 
 /// Where a write's calls come from.

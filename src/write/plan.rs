@@ -3,12 +3,14 @@
 //! refuses the whole statement, with every problem of every row in one error.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use datafusion::arrow::record_batch::RecordBatch;
 use serde_json::{Map, Value};
 
 use super::coerce::coerce;
 use super::{PlannedCall, RowPlan, Target, set_column};
+use crate::connections::{CONNECTION_COLUMN, Connections};
 use crate::convert::{batch_rows, batch_values, row_object, value_text};
 use crate::engine::{Engine, ScopeBinding, ScopeSource, scope_binding};
 use crate::error::{Error, RejectedRow, Result, SetAction};
@@ -18,26 +20,48 @@ use crate::provider::{ColumnSpec, ColumnType, MethodSpec, Resource};
 
 /// The calls of every row of `batches`, or the error naming every row that is not valid.
 pub(super) fn calls_from_rows(
-    engine: &Engine,
+    connections: &Connections,
     target: &Target,
     plan: &RowPlan,
     batches: &[RecordBatch],
 ) -> Result<Vec<PlannedCall>> {
+    let what = statement_name(target);
+    // Each row goes through the connection it names (as read, or as given).
+    let via = |row: usize, named: Option<&Value>, id: Option<String>| {
+        let name = named.and_then(Value::as_str);
+        connections.pick(name, &what).map_err(|e| RejectedRow {
+            row,
+            id,
+            problems: vec![e.to_string()],
+        })
+    };
     let planned: Vec<std::result::Result<PlannedCall, RejectedRow>> = match plan {
         RowPlan::Insert { columns } => batch_values(batches)
             .iter()
             .enumerate()
-            .map(|(i, values)| insert_call(engine, target, columns, i + 1, values))
+            .map(|(i, values)| {
+                let at = columns.iter().position(|c| c == CONNECTION_COLUMN);
+                let engine = via(i + 1, at.map(|k| &values[k]), None)?;
+                insert_call(&engine, target, columns, i + 1, values)
+            })
             .collect(),
         RowPlan::Update { assigned } => batch_rows(batches)
             .iter()
             .enumerate()
-            .map(|(i, row)| update_call(engine, target, assigned, i + 1, row))
+            .map(|(i, row)| {
+                let engine = via(i + 1, row.get(CONNECTION_COLUMN), None)?;
+                update_call(&engine, target, assigned, i + 1, row)
+            })
             .collect(),
         RowPlan::Delete => batch_rows(batches)
             .iter()
             .enumerate()
-            .filter_map(|(i, row)| delete_row(engine, target, i + 1, row))
+            .filter_map(
+                |(i, row)| match via(i + 1, row.get(CONNECTION_COLUMN), None) {
+                    Ok(engine) => delete_row(&engine, target, i + 1, row),
+                    Err(e) => Some(Err(e)),
+                },
+            )
             .collect(),
     };
     let (calls, rejected): (Vec<_>, Vec<_>) =
@@ -75,7 +99,7 @@ pub(crate) fn statement_name(target: &Target) -> String {
 
 /// The create call of one source row: its body (every value checked), its scope.
 fn insert_call(
-    engine: &Engine,
+    engine: &Arc<Engine>,
     target: &Target,
     columns: &[String],
     row: usize,
@@ -112,6 +136,7 @@ fn insert_call(
         scope,
         request,
         prior: Map::new(),
+        via: engine.clone(),
     })
 }
 
@@ -125,6 +150,9 @@ fn create_body(
     let (resource, method) = (&target.resource, &target.method);
     let (mut body, mut scope_row, mut problems) = (Map::new(), Map::new(), Vec::new());
     for (c, v) in columns.iter().zip(values).filter(|(_, v)| !v.is_null()) {
+        if c == CONNECTION_COLUMN {
+            continue; // which credential creates it, not a field of the object
+        }
         if resource.spec.scope(c).is_some() {
             scope_row.insert(c.clone(), Value::String(value_text(v)));
         } else if !method.body.contains(c) {
@@ -165,7 +193,7 @@ fn create_check(resource: &Resource, body: &Map<String, Value>, scope: &ScopeBin
 
 /// The PUT of one row as read: the whole object, with the assigned fields replaced.
 fn update_call(
-    engine: &Engine,
+    engine: &Arc<Engine>,
     target: &Target,
     assigned: &[String],
     row: usize,
@@ -218,12 +246,13 @@ fn update_call(
         scope,
         request,
         prior: current,
+        via: engine.clone(),
     })
 }
 
 /// The DELETE of one row as read; a row without an id has nothing to delete.
 fn delete_row(
-    engine: &Engine,
+    engine: &Arc<Engine>,
     target: &Target,
     row: usize,
     read: &Map<String, Value>,
@@ -240,12 +269,13 @@ fn delete_row(
         problems: vec![e.to_string()],
     };
     let call = scope_of_row(engine, resource, &target.method, read)
-        .and_then(|scope| delete_call(target, row, &id, &scope, current.clone()))
+        .and_then(|scope| delete_call(engine, target, row, &id, &scope, current.clone()))
         .map_err(reject);
     Some(call)
 }
 
 fn delete_call(
+    via: &Arc<Engine>,
     target: &Target,
     row: usize,
     id: &str,
@@ -261,22 +291,25 @@ fn delete_call(
         scope: scope.clone(),
         request,
         prior,
+        via: via.clone(),
     })
 }
 
 /// The DELETEs of a WHERE that pins the ids (and at most one scope value) and says nothing
 /// else (`table::pushdown::pins_only` tells): no list call is needed. `None` when the
 /// scopes are not pinned to one value; then the rows are read first, since the shortcut
-/// must never match more than the WHERE.
+/// must never match more than the WHERE. `None` too under several connections: which
+/// one holds the object is known only by reading it.
 pub(crate) async fn pinned_calls(
-    engine: &Engine,
+    connections: &Connections,
     target: &Target,
     ids: &[String],
     scopes: &BTreeMap<String, Vec<String>>,
 ) -> Result<Option<Vec<PlannedCall>>> {
-    if scopes.len() > 1 || scopes.values().any(|v| v.len() > 1) {
+    if connections.is_several() || scopes.len() > 1 || scopes.values().any(|v| v.len() > 1) {
         return Ok(None);
     }
+    let engine = connections.primary();
     // A call by id that cannot check the scope the WHERE names would act on an object of
     // another scope: read the scope's rows first.
     if !scopes.is_empty() && target.resource.spec.scope_blind(&target.method) {
@@ -303,6 +336,7 @@ pub(crate) async fn pinned_calls(
     {
         for id in ids {
             calls.push(delete_call(
+                engine,
                 target,
                 calls.len() + 1,
                 id,

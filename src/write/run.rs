@@ -4,6 +4,7 @@
 //! statement reports what took effect, what may have, and what was never sent.
 
 use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
 
 use futures::StreamExt;
 use futures::stream;
@@ -21,6 +22,8 @@ use crate::provider::{ColumnSpec, Verb};
 
 /// One write's run: where its calls go and where their outcomes go.
 pub(super) struct Run<'a> {
+    /// The first connection: the session's settings (secrets file, audit log, concurrency).
+    /// Each call goes through its own (`PlannedCall::via`).
     pub(super) engine: &'a Engine,
     pub(super) target: &'a Target,
     /// The statement text, for the audit log.
@@ -56,22 +59,23 @@ impl Run<'_> {
             &recorder,
             stream_rows.then_some(self.sink),
         );
-        let (own, others) = split_own_token(self.engine, self.target, calls).await;
+        let (own, others) = split_own_tokens(self.target, calls).await;
         self.run_concurrently(others, &mut tally).await;
-        if let Some(call) = own {
-            let result = call_unless_cancelled(self.engine, &call, self.cancel).await;
-            tally.own_token_outcome(self.engine, &call, &result);
+        // Each connection's own token last (after every other call of every connection).
+        for call in own {
+            let result = call_unless_cancelled(&call, self.cancel).await;
+            tally.own_token_outcome(&call.via, &call, &result);
             tally.record(call, result);
         }
-        tally.finish(self.engine, self.notes, self.cancel.is_cancelled())
+        tally.finish(self.notes, self.cancel.is_cancelled())
     }
 
     async fn run_concurrently(&self, calls: Vec<PlannedCall>, tally: &mut Tally<'_>) {
         let conc = self.engine.config.concurrency.max(1);
-        let (engine, cancel) = (self.engine, self.cancel);
+        let cancel = self.cancel;
         let mut results = stream::iter(calls)
             .map(|c| async move {
-                let r = call_unless_cancelled(engine, &c, cancel).await;
+                let r = call_unless_cancelled(&c, cancel).await;
                 (c, r)
             })
             .buffer_unordered(conc);
@@ -113,9 +117,33 @@ fn dedupe(calls: Vec<PlannedCall>, notes: &Notes) -> Vec<PlannedCall> {
     kept
 }
 
-/// Takes out the call on the token this session authenticates with, so that it runs
-/// after every other call has returned (rolling or deleting it first would make the
-/// others fail with 401).
+/// Takes out the calls on the tokens the connections authenticate with, so that each
+/// runs after every other call has returned (rolling or deleting one first would make the
+/// others of its connection fail with 401).
+async fn split_own_tokens(
+    target: &Target,
+    calls: Vec<PlannedCall>,
+) -> (Vec<PlannedCall>, Vec<PlannedCall>) {
+    let mut by_connection: Vec<(Arc<Engine>, Vec<PlannedCall>)> = Vec::new();
+    for c in calls {
+        match by_connection
+            .iter_mut()
+            .find(|(e, _)| Arc::ptr_eq(e, &c.via))
+        {
+            Some((_, group)) => group.push(c),
+            None => by_connection.push((c.via.clone(), vec![c])),
+        }
+    }
+    let (mut own, mut others) = (Vec::new(), Vec::new());
+    for (engine, group) in by_connection {
+        let (mine, rest) = split_own_token(&engine, target, group).await;
+        own.extend(mine);
+        others.extend(rest);
+    }
+    (own, others)
+}
+
+/// [`split_own_tokens`] for the calls of one connection.
 async fn split_own_token(
     engine: &Engine,
     target: &Target,
@@ -139,11 +167,7 @@ async fn split_own_token(
     (own.pop(), others)
 }
 
-async fn call_unless_cancelled(
-    engine: &Engine,
-    call: &PlannedCall,
-    cancel: &Cancel,
-) -> Result<ApiResponse> {
+async fn call_unless_cancelled(call: &PlannedCall, cancel: &Cancel) -> Result<ApiResponse> {
     if cancel.is_cancelled() {
         return Err(Error::Cancelled {
             what: format!(
@@ -153,5 +177,5 @@ async fn call_unless_cancelled(
             ),
         });
     }
-    engine.client.call_with(&call.request, Some(cancel)).await
+    call.via.client.call_with(&call.request, Some(cancel)).await
 }

@@ -2,8 +2,8 @@
 //! the secrets file before the next outcome), its result row (sent on at once), and at the
 //! end the account of what took effect, what may have, and what was never sent.
 
-use std::collections::BTreeSet;
 use std::path::Path;
+use std::sync::Arc;
 
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
@@ -44,7 +44,8 @@ pub(super) struct Tally<'a> {
     failures: Vec<Error>,
     warnings: Vec<String>,
     /// Collections the calls may have changed.
-    touched: BTreeSet<String>,
+    /// Paths written, per connection (each has its own cache).
+    touched: Vec<(Arc<Engine>, String)>,
 }
 
 impl<'a> Tally<'a> {
@@ -68,7 +69,7 @@ impl<'a> Tally<'a> {
             outcomes: Vec::new(),
             failures: Vec::new(),
             warnings: Vec::new(),
-            touched: Default::default(),
+            touched: Vec::new(),
         }
     }
 
@@ -84,7 +85,8 @@ impl<'a> Tally<'a> {
             // Whatever the outcome, the call may have changed the resource: a later read
             // in this session must not be answered from the cache (forgotten in `finish`,
             // once per collection, before the statement returns).
-            self.touched.insert(collection_path(self.target, &call));
+            self.touched
+                .push((call.via.clone(), collection_path(self.target, &call)));
             if let Err(w) = self
                 .recorder
                 .audit(&call, result.as_ref().map(|r| r.status))
@@ -191,13 +193,8 @@ impl<'a> Tally<'a> {
 
     /// Forgets what the calls may have changed, and tells what took effect: `Ok` when
     /// every call did, else the error that carries every outcome and every row.
-    pub(super) fn finish(
-        mut self,
-        engine: &Engine,
-        notes: &Notes,
-        cancelled: bool,
-    ) -> Result<Finished> {
-        for path in &self.touched {
+    pub(super) fn finish(mut self, notes: &Notes, cancelled: bool) -> Result<Finished> {
+        for (engine, path) in &self.touched {
             engine.client.invalidate(path);
         }
         self.rows.sort_by_key(|(row, _)| *row);

@@ -9,6 +9,7 @@ mod budget;
 mod certificates;
 mod check;
 mod cli;
+mod connections;
 mod dml;
 mod hardening;
 mod openapi;

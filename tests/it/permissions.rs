@@ -242,7 +242,7 @@ fn describe_documents_the_view() {
         "DESCRIBE EXTENDED cloudflare.audit.permissions",
     ]));
     assert_eq!(code, 0, "{err}");
-    assert_eq!(out.lines().count(), 22, "21 columns and a header: {out}");
+    assert_eq!(out.lines().count(), 23, "22 columns and a header: {out}");
     assert!(
         out.contains("access,text,view column,,\"Derived from the group's name"),
         "{out}"

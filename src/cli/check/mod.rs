@@ -208,7 +208,14 @@ fn run_statement(
         Ok(_) if !is_control => return None,
         Ok(o) => {
             let notes = o.warnings.clone();
-            let status = if o.num_rows() == 0 {
+            // A partial answer (fanout_errors = "warn": a scope or a connection left out)
+            // cannot say a control passed, nor that its findings are all there is.
+            let missing = notes
+                .iter()
+                .find(|n| n.contains(crate::engine::ROWS_MISSING));
+            let status = if let Some(m) = missing {
+                Status::Error(format!("the answer is partial: {m}"))
+            } else if o.num_rows() == 0 {
                 Status::Ok
             } else {
                 Status::Alarm(o)

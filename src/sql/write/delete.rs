@@ -66,7 +66,7 @@ pub async fn delete(cx: &WriteContext<'_>, del: &ast::Delete) -> Result<Output> 
     if shortcut
         && let Some(pins) = where_of(&logical).and_then(|f| pins_only(&target.resource.spec, &f))
         && let Some(ids) = &pins.ids
-        && let Some(calls) = pinned_calls(cx.engine, &target, ids, &pins.scopes).await?
+        && let Some(calls) = pinned_calls(cx.connections, &target, ids, &pins.scopes).await?
     {
         return cx.run(target, Calls::Planned(calls), &returning).await;
     }

@@ -4,6 +4,7 @@ use datafusion::sql::sqlparser::ast::{self, Expr};
 use serde_json::{Map, Value, json};
 
 use super::{Returning, WriteContext};
+use crate::connections::CONNECTION_COLUMN;
 use crate::convert::{batch_values, value_text};
 use crate::engine::Engine;
 use crate::error::{Error, Result};
@@ -52,13 +53,22 @@ async fn param_values(cx: &WriteContext<'_>, e: &Expr) -> Result<Vec<Value>> {
 /// EXEC of a lifecycle method; a subquery param runs it once per value.
 pub async fn exec(cx: &WriteContext<'_>, ex: &ExecStatement) -> Result<Output> {
     let (resource, method) = exec_method(&cx.engine.registry, ex)?;
+    let statement = format!("EXEC {}.{}", resource.qualified_name(), method.name);
+    // Before any read: under several connections the EXEC must say which one acts.
+    if !ex.params.iter().any(|(n, _)| n == CONNECTION_COLUMN) {
+        cx.connections.pick(None, &statement)?;
+    }
     let params = Params::read(cx, &resource, &method, ex).await?;
     params.check_required(&resource, &method)?;
     let base_body = json_body(cx, ex).await?;
     let mut calls = Vec::new();
     for row in 0..params.rows() {
+        let named = params.pick(CONNECTION_COLUMN, row);
+        let engine = cx
+            .connections
+            .pick(named.as_ref().and_then(Value::as_str), &statement)?;
         calls.push(plan_call(
-            cx.engine, &resource, &method, &params, row, &base_body,
+            &engine, &resource, &method, &params, row, &base_body,
         )?);
     }
     let target = Target {
@@ -177,6 +187,7 @@ impl Params {
     ) -> Result<()> {
         let spec = &resource.spec;
         let known = Some(canonical) == self.id_param.as_ref()
+            || canonical == CONNECTION_COLUMN
             || spec.scope(canonical).is_some()
             || method.body.contains(canonical)
             || method.optional.contains(canonical);
@@ -266,7 +277,7 @@ async fn json_body(cx: &WriteContext<'_>, ex: &ExecStatement) -> Result<Map<Stri
 
 /// The call of one row: its scope, id (never NULL), path and body.
 fn plan_call(
-    engine: &Engine,
+    engine: &std::sync::Arc<Engine>,
     resource: &Resource,
     method: &MethodSpec,
     params: &Params,
@@ -308,6 +319,7 @@ fn plan_call(
         scope,
         request,
         prior: Map::new(),
+        via: engine.clone(),
     })
 }
 

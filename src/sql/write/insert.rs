@@ -102,6 +102,8 @@ fn settable_columns(target: &Target, ins: &ast::Insert) -> Result<Vec<String>> {
         .iter()
         .chain(resource.spec.scopes.iter().map(|s| &s.column))
         .cloned()
+        // Which credential creates the row (several connections): not a field of it.
+        .chain([crate::connections::CONNECTION_COLUMN.to_string()])
         .collect();
     if let Some(c) = columns.iter().find(|c| !allowed.contains(c)) {
         return Err(not_settable(resource, c, allowed));

@@ -26,6 +26,7 @@ use futures::StreamExt;
 use super::build::PickRows;
 use super::query;
 use crate::cancel::Cancel;
+use crate::connections::Connections;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::output::Output;
@@ -39,7 +40,10 @@ use returning::{Returning, result_columns};
 /// call back into the `Session`.
 pub struct WriteContext<'a> {
     ctx: &'a SessionContext,
+    /// The first connection (manifests, settings).
     engine: &'a Arc<Engine>,
+    /// Every connection: each call goes through the one its row names.
+    connections: &'a Arc<Connections>,
     opts: WriteOptions,
 }
 
@@ -59,9 +63,18 @@ pub struct WriteOptions {
 }
 
 impl<'a> WriteContext<'a> {
-    /// A context for writes run by a session with `ctx` and `engine`.
-    pub fn new(ctx: &'a SessionContext, engine: &'a Arc<Engine>, opts: WriteOptions) -> Self {
-        Self { ctx, engine, opts }
+    /// A context for writes run by a session with `ctx` and `connections`.
+    pub fn new(
+        ctx: &'a SessionContext,
+        connections: &'a Arc<Connections>,
+        opts: WriteOptions,
+    ) -> Self {
+        Self {
+            ctx,
+            engine: connections.primary(),
+            connections,
+            opts,
+        }
     }
 
     fn resolve(&self, parts: &[String]) -> Result<Resource> {
@@ -103,7 +116,7 @@ impl<'a> WriteContext<'a> {
             Produce::Rows(result_columns(&target, returning)?)
         };
         let exec = WriteExec::new(
-            self.engine.clone(),
+            self.connections.clone(),
             target,
             calls,
             produce,
