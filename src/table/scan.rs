@@ -87,7 +87,10 @@ impl ApiScanExec {
         let mut description = describe(&engine, &resource, &plan, limit)?;
         if via.configured > 1 {
             let names: Vec<&str> = via.active.iter().map(|e| e.name.as_str()).collect();
-            description.push_str(&format!(", connections=[{}]", names.join(", ")));
+            description.push_str(&format!(
+                " per connection, connections=[{}] (side by side, each with its own budget)",
+                names.join(", ")
+            ));
         }
         let props = Arc::new(PlanProperties::new(
             EquivalenceProperties::new(schema.clone()),

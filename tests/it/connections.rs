@@ -467,3 +467,62 @@ fn serve_answers_over_every_connection_with_the_same_column() {
     assert_eq!(String::from_utf8_lossy(&out.stdout), "u1|4\nu2|4\nu3|4\n");
     drop(rt);
 }
+
+#[test]
+fn dml_through_register_routes_by_connection_and_hostile_names_match_nothing() {
+    on_runtime(async {
+        let sim = sim_opts(seed()).await;
+        let ctx = cfql::datafusion::prelude::SessionContext::new();
+        let named = ["a", "b", "c"]
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.to_string(), user(&sim, i + 1)))
+            .collect();
+        cfql::register_connections(&ctx, named).unwrap();
+        let count = |sql: String| {
+            let ctx = ctx.clone();
+            async move {
+                let b = ctx.sql(&sql).await.unwrap().collect().await.unwrap();
+                scalar(&b)
+            }
+        };
+        // A name an attacker would choose is a value compared, never SQL: no connection
+        // matches, no call is made, nothing is deleted.
+        for hostile in [r"\' OR true --", "a' OR '1'='1", "%", "a\u{0}"] {
+            let total = sim.total_requests();
+            let lit = hostile.replace('\'', "''");
+            let n = count(format!(
+                "DELETE FROM cloudflare.user.tokens WHERE name = 'ci-deploy' AND connection = '{lit}'"
+            ))
+            .await;
+            assert_eq!(n, "0", "{hostile}");
+            assert_eq!(sim.total_requests(), total, "{hostile}: no call");
+        }
+        let from = last_seq(&sim);
+        let n = count(
+            "DELETE FROM cloudflare.user.tokens WHERE name = 'ci-deploy' AND connection = 'b'"
+                .into(),
+        )
+        .await;
+        assert_eq!(n, "1");
+        let deletes: Vec<String> = sim
+            .requests()
+            .into_iter()
+            .filter(|r| r.seq > from && r.method == "DELETE")
+            .map(|r| r.caller.split(" token").next().unwrap().to_string())
+            .collect();
+        assert_eq!(deletes, ["user 2"]);
+        let left =
+            count("SELECT count(*) FROM cloudflare.user.tokens WHERE name = 'ci-deploy'".into())
+                .await;
+        assert_eq!(left, "2", "a's and c's are still there");
+        let e = ctx
+            .sql("UPDATE cloudflare.user.tokens SET connection = 'a' WHERE name = 'ci-deploy'")
+            .await;
+        let e = match e {
+            Ok(df) => df.collect().await.unwrap_err().to_string(),
+            Err(e) => e.to_string(),
+        };
+        assert_contains!(e, "connection");
+    });
+}
