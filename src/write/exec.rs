@@ -129,7 +129,8 @@ impl WriteExec {
     }
 }
 
-const DRY_RUN_COLUMNS: [&str; 4] = ["row", "method", "path", "body"];
+/// What a dry run lists of each call; `connection` is the credential that would make it.
+const DRY_RUN_COLUMNS: [&str; 5] = ["row", "method", "path", "body", "connection"];
 
 impl DisplayAs for WriteExec {
     fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
@@ -339,6 +340,7 @@ fn dry_run_batch(calls: &[PlannedCall]) -> Result<RecordBatch> {
                     .as_ref()
                     .map(|b| b.to_string())
                     .unwrap_or_default(),
+                c.via.name.clone(),
             ]
         })
         .collect();

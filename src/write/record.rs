@@ -72,6 +72,7 @@ impl Recorder {
             "time": Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true),
             "statement": self.statement,
             "client": self.origin,
+            "connection": call.via.name,
             "method": call.request.method.as_str(),
             "path": call.request.path,
             "status": match outcome { Ok(s) => json!(s), Err(e) => json!(e.http_status()) },
@@ -94,6 +95,7 @@ impl Recorder {
         &self,
         resource: &Resource,
         obj: &Map<String, Value>,
+        connection: &str,
     ) -> std::io::Result<bool> {
         let Some((_, file)) = &self.secrets else {
             return Ok(false);
@@ -113,6 +115,9 @@ impl Recorder {
             "table": resource.qualified_name(),
             "id": obj.get(resource.spec.id_column()),
             "name": resource.spec.label.as_deref().and_then(|l| obj.get(l)),
+            // Whose credential it is (several connections: a user token belongs to the
+            // user of the connection that created or rolled it).
+            "connection": connection,
         });
         for s in &resource.spec.scopes {
             if let Some(v) = obj.get(&s.column).filter(|v| !v.is_null()) {

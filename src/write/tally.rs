@@ -102,7 +102,12 @@ impl<'a> Tally<'a> {
                     .and_then(Value::as_str)
                     .map(str::to_string)
                     .or(call.id.clone());
-                self.keep_row(call.row, id.as_deref(), obj, &call.scope.values);
+                self.keep_row(
+                    call.row,
+                    id.as_deref(),
+                    obj,
+                    (&call.scope.values, &call.via.name),
+                );
                 self.outcomes.push(RowOutcome {
                     row: call.row,
                     id,
@@ -132,10 +137,13 @@ impl<'a> Tally<'a> {
         row: usize,
         id: Option<&str>,
         obj: Map<String, Value>,
-        scope: &[(String, Option<String>)],
+        (scope, connection): (&[(String, Option<String>)], &str),
     ) {
         let label = format!("row {row} ({})", id.unwrap_or("no id"));
-        if let Err(e) = self.recorder.save_secrets(&self.target.resource, &obj) {
+        if let Err(e) = self
+            .recorder
+            .save_secrets(&self.target.resource, &obj, connection)
+        {
             self.warnings.push(format!("warning: the secret of {label} was NOT written to the secrets file: {e}; it is in the result"));
         }
         let value = Value::Object(obj);

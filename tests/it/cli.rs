@@ -310,7 +310,7 @@ fn rotation_script_secrets_reach_stdout_and_file_never_stderr() {
     ]));
     assert_eq!(code, 0, "{err}");
     assert!(
-        out.starts_with("row,method,path,body\n") && out.contains("PUT,/user/tokens/"),
+        out.starts_with("row,method,path,body,connection\n") && out.contains("PUT,/user/tokens/"),
         "{out}"
     );
     assert_contains!(err, "dry run");

@@ -251,6 +251,14 @@ fn an_update_across_two_connections_writes_each_row_through_its_own_credential()
             .unwrap();
         let ids = strings(&b, "id");
         assert_eq!(ids.len(), 2);
+        // A dry run names the credential each call would go through.
+        let listed = s
+            .sql("EXPLAIN UPDATE cloudflare.user.tokens SET name = 'ci-deploy-2' WHERE name = 'ci-deploy' AND connection IN ('a', 'c')")
+            .await
+            .unwrap();
+        let mut via = strings(&listed, "connection");
+        via.sort();
+        assert_eq!(via, ["a", "c"]);
         let from = last_seq(&sim);
         let out = s
             .execute("UPDATE cloudflare.user.tokens SET name = 'ci-deploy-2' WHERE name = 'ci-deploy' AND connection IN ('a', 'c') RETURNING id")
@@ -282,7 +290,13 @@ fn an_update_across_two_connections_writes_each_row_through_its_own_credential()
 fn exec_and_insert_under_two_connections_must_name_one_before_any_call() {
     on_runtime(async {
         let sim = sim_opts(seed()).await;
-        let s = abc(&sim, |_| {}).await;
+        let dir = tempfile::tempdir().unwrap();
+        let (secrets, audit) = (dir.path().join("s.jsonl"), dir.path().join("a.jsonl"));
+        let s = abc(&sim, |c| {
+            c.secrets_file = Some(secrets.clone());
+            c.audit_log = Some(audit.clone());
+        })
+        .await;
         let b = s
             .sql("SELECT id FROM cloudflare.user.tokens WHERE name = 'ci-deploy' AND connection = 'b'")
             .await
@@ -325,6 +339,17 @@ fn exec_and_insert_under_two_connections_must_name_one_before_any_call() {
             .unwrap();
         assert_eq!(rows(&out.batches), 1);
         assert_eq!(callers(&sim, from), ["user 2"]);
+        // The secrets file and the audit log say whose credential it is.
+        let last = |p: &std::path::Path| -> serde_json::Value {
+            let text = std::fs::read_to_string(p).unwrap();
+            serde_json::from_str(text.lines().last().unwrap()).unwrap()
+        };
+        let secret = last(&secrets);
+        assert_eq!(
+            (secret["id"].as_str(), secret["connection"].as_str()),
+            (Some(id.as_str()), Some("b"))
+        );
+        assert_eq!(last(&audit)["connection"], "b");
     });
 }
 
