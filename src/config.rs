@@ -258,19 +258,7 @@ impl Config {
         let name = profile.unwrap_or("default");
         match profiles.remove(name) {
             Some(p) => c.apply_profile(p, path)?,
-            None if profile.is_some() => {
-                let mut known: Vec<_> = profiles.keys().cloned().collect();
-                known.sort();
-                return Err(Error::Config(format!(
-                    "profile '{name}' is not in {} (profiles there: {})",
-                    path.display(),
-                    if known.is_empty() {
-                        "none".into()
-                    } else {
-                        known.join(", ")
-                    }
-                )));
-            }
+            None if profile.is_some() => return Err(unknown_profile(name, &profiles, path)),
             None => {}
         }
         Ok(c)
@@ -445,6 +433,21 @@ impl Config {
     }
 }
 
+/// The error for a profile `name` that the file at `path` does not have, listing those it has.
+fn unknown_profile(name: &str, profiles: &HashMap<String, Profile>, path: &Path) -> Error {
+    let mut known: Vec<_> = profiles.keys().cloned().collect();
+    known.sort();
+    Error::Config(format!(
+        "profile '{name}' is not in {} (profiles there: {})",
+        path.display(),
+        if known.is_empty() {
+            "none".into()
+        } else {
+            known.join(", ")
+        }
+    ))
+}
+
 /// Whether a profile name is a pattern (`*`, `?`).
 fn is_pattern(name: &str) -> bool {
     name.contains(['*', '?'])
@@ -500,17 +503,7 @@ fn expand(
         return Ok(());
     }
     let Some(p) = profiles.get(name) else {
-        let mut known: Vec<_> = profiles.keys().cloned().collect();
-        known.sort();
-        return Err(Error::Config(format!(
-            "profile '{name}' is not in {} (profiles there: {})",
-            path.display(),
-            if known.is_empty() {
-                "none".into()
-            } else {
-                known.join(", ")
-            }
-        )));
+        return Err(unknown_profile(name, profiles, path));
     };
     match &p.profiles {
         None => {

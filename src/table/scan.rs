@@ -463,6 +463,13 @@ impl ScanJob {
                 Err(e) => failed.push((engine.name.clone(), e)),
             }
         }
+        // A connection that failed to list its scopes fails the statement before the others
+        // read anything (unless every profile says warn).
+        if self.via.policy == FanoutErrors::Fail
+            && let Some((name, e)) = failed.pop()
+        {
+            return Err(connection_failed(name, e));
+        }
         let (owners, shared) = owners_of(&per_engine);
         let mut held: Vec<(Arc<Engine>, Held)> = Vec::new();
         let readings: Vec<Reading> = per_engine

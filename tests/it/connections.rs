@@ -65,6 +65,19 @@ fn callers(sim: &Simulator, from: u64) -> Vec<String> {
     users
 }
 
+/// A config file with profiles u1, u2 and u3 (the simulator's three users), then `more`.
+fn profiles(sim: &Simulator, more: &str) -> String {
+    let mut text = String::new();
+    for n in 1..=3 {
+        text.push_str(&format!(
+            "[u{n}]\napi_token = \"{}\"\nbase_url = \"{}\"\n",
+            sim.admin_token_of(n).unwrap(),
+            sim.base_url()
+        ));
+    }
+    text + more
+}
+
 fn last_seq(sim: &Simulator) -> u64 {
     sim.requests().last().map_or(0, |r| r.seq)
 }
@@ -358,21 +371,12 @@ fn profiles_given_twice_or_by_an_aggregate_read_through_each_in_the_cli() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let sim = rt.block_on(sim_opts(seed()));
     let home = tempfile::tempdir().unwrap();
-    let profile = |n: usize| {
-        format!(
-            "[u{n}]\napi_token = \"{}\"\nbase_url = \"{}\"\n",
-            sim.admin_token_of(n).unwrap(),
-            sim.base_url()
-        )
-    };
     let file = home.path().join("cfql.toml");
     std::fs::write(
         &file,
-        format!(
-            "{}{}{}[all]\nprofiles = [\"u*\"]\n[two]\nprofiles = [\"u3\", \"u1\"]\n",
-            profile(1),
-            profile(2),
-            profile(3)
+        profiles(
+            &sim,
+            "[all]\nprofiles = [\"u*\"]\n[two]\nprofiles = [\"u3\", \"u1\"]\n",
         ),
     )
     .unwrap();
@@ -425,11 +429,9 @@ fn profiles_given_twice_or_by_an_aggregate_read_through_each_in_the_cli() {
     sim.revoke_admin_of(3);
     std::fs::write(
         home.path().join("cfql.toml"),
-        format!(
-            "{}{}{}[all]\nprofiles = [\"u*\"]\nfanout_errors = \"warn\"\n",
-            profile(1),
-            profile(2),
-            profile(3)
+        profiles(
+            &sim,
+            "[all]\nprofiles = [\"u*\"]\nfanout_errors = \"warn\"\n",
         ),
     )
     .unwrap();
@@ -459,16 +461,11 @@ fn serve_answers_over_every_connection_with_the_same_column() {
     let sim = rt.block_on(sim_opts(seed()));
     let home = tempfile::tempdir().unwrap();
     let file = home.path().join("cfql.toml");
-    let mut text = String::new();
-    for n in 1..=3 {
-        text.push_str(&format!(
-            "[u{n}]\napi_token = \"{}\"\nbase_url = \"{}\"\n",
-            sim.admin_token_of(n).unwrap(),
-            sim.base_url()
-        ));
-    }
-    text.push_str("[all]\nprofiles = [\"u1\", \"u2\", \"u3\"]\n");
-    std::fs::write(&file, text).unwrap();
+    std::fs::write(
+        &file,
+        profiles(&sim, "[all]\nprofiles = [\"u1\", \"u2\", \"u3\"]\n"),
+    )
+    .unwrap();
     let served = crate::serve_limits::Process::start(
         &["--config", file.to_str().unwrap(), "--profile", "all"],
         &[],
