@@ -382,43 +382,26 @@ fn profiles_given_twice_or_by_an_aggregate_read_through_each_in_the_cli() {
     .unwrap();
     let file = file.to_str().unwrap();
     let sql = "SELECT connection, count(*) AS n FROM cloudflare.user.tokens GROUP BY connection ORDER BY connection";
-    let (code, out, err) = run(cfql(home.path()).args([
-        "--config",
-        file,
-        "--profile",
-        "all",
-        "--format",
-        "csv",
-        "-c",
-        sql,
-    ]));
+    // `cfql --config FILE --profile P ... --format csv -c SQL`.
+    let csv = |profiles: &[&str], sql: &str| {
+        let mut c = cfql(home.path());
+        c.args(["--config", file]);
+        for p in profiles {
+            c.args(["--profile", p]);
+        }
+        run(c.args(["--format", "csv", "-c", sql]))
+    };
+    let (code, out, err) = csv(&["all"], sql);
     assert_eq!(code, 0, "{err}");
     assert_eq!(out, "connection,n\nu1,3\nu2,3\nu3,3\n");
-    let (code, out, err) = run(cfql(home.path()).args([
-        "--config",
-        file,
-        "--profile",
-        "u2",
-        "--profile",
-        "two",
-        "--format",
-        "csv",
-        "-c",
-        sql,
-    ]));
+    let (code, out, err) = csv(&["u2", "two"], sql);
     assert_eq!(code, 0, "{err}");
     assert_eq!(out, "connection,n\nu1,3\nu2,3\nu3,3\n");
     // One profile: its name is the connection.
-    let (code, out, err) = run(cfql(home.path()).args([
-        "--config",
-        file,
-        "--profile",
-        "u2",
-        "--format",
-        "csv",
-        "-c",
+    let (code, out, err) = csv(
+        &["u2"],
         "SELECT DISTINCT connection FROM cloudflare.user.tokens",
-    ]));
+    );
     assert_eq!(code, 0, "{err}");
     assert_eq!(out, "connection\nu2\n");
     let (code, _, err) =
